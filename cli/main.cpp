@@ -1,0 +1,47 @@
+// The one DataFlow binary. Sub-commands live in *_command.cc.
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+
+#ifndef DATAFLOW_VERSION
+#define DATAFLOW_VERSION "0.0.0"
+#endif
+
+namespace df::cli {
+void print_error(const std::string& message) {
+  std::fprintf(stderr, "dataflow: %s\n", message.c_str());
+}
+}  // namespace df::cli
+
+int main(int argc, char** argv) {
+  using namespace df::cli;
+  CLI::App app{"DataFlow: stateful stream pipelines, exactly once, in one small binary."};
+  app.name("dataflow");
+  app.set_version_flag("--version", DATAFLOW_VERSION);
+  app.require_subcommand(1);
+  auto exec_args = std::make_shared<ExecArgs>();
+  auto validate_args = std::make_shared<ValidateArgs>();
+  add_exec_command(app, exec_args);
+  add_validate_command(app, validate_args);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  try {
+    if (app.got_subcommand("exec")) return run_exec(*exec_args);
+    if (app.got_subcommand("validate")) return run_validate(*validate_args);
+  } catch (const std::exception& e) {
+    print_error(std::string("internal error: ") + e.what());
+    return kExitRuntimeFailure;
+  }
+  return kExitUsage;
+}

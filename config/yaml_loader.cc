@@ -1,0 +1,155 @@
+#include "config/yaml_loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace df::config {
+
+namespace {
+
+SourceLocation location_of(const YAML::Mark& mark, const std::string& file) {
+  if (mark.is_null()) return SourceLocation{file, 0, 0};
+  return SourceLocation{file, mark.line + 1, mark.column + 1};
+}
+
+Status convert(const YAML::Node& node, const std::string& file, const LoadOptions& options,
+               ConfigValue& out, Diagnostics& diags) {
+  SourceLocation loc = location_of(node.Mark(), file);
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      out = ConfigValue::null(loc);
+      return Status::OK();
+    case YAML::NodeType::Scalar: {
+      bool quoted = node.Tag() == "!";
+      std::string text = node.Scalar();
+      if (options.substitute_env) {
+        auto r = substitute_env(text, loc);
+        if (!r.ok()) {
+          diags.error(loc, r.status().message());
+        } else {
+          text = std::move(r).value();
+        }
+      }
+      // YAML's own null spellings, when unquoted, are null.
+      if (!quoted && (text == "~" || text == "null" || text == "Null" || text == "NULL")) {
+        out = ConfigValue::null(loc);
+      } else {
+        out = ConfigValue::scalar(std::move(text), loc, quoted);
+      }
+      return Status::OK();
+    }
+    case YAML::NodeType::Sequence: {
+      std::vector<ConfigValue> items;
+      items.reserve(node.size());
+      for (const auto& child : node) {
+        ConfigValue v;
+        DF_RETURN_IF_ERROR(convert(child, file, options, v, diags));
+        items.push_back(std::move(v));
+      }
+      out = ConfigValue::sequence(std::move(items), loc);
+      return Status::OK();
+    }
+    case YAML::NodeType::Map: {
+      std::vector<ConfigValue::Entry> entries;
+      std::set<std::string> seen;
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar()) {
+          diags.error(location_of(kv.first.Mark(), file), "map keys must be plain names");
+          continue;
+        }
+        std::string key = kv.first.Scalar();
+        if (!seen.insert(key).second) {
+          diags.error(location_of(kv.first.Mark(), file), "duplicate key '" + key + "'");
+          continue;
+        }
+        ConfigValue v;
+        DF_RETURN_IF_ERROR(convert(kv.second, file, options, v, diags));
+        entries.emplace_back(std::move(key), std::move(v));
+      }
+      out = ConfigValue::map(std::move(entries), loc);
+      return Status::OK();
+    }
+  }
+  return Status::internal("unknown YAML node type");
+}
+
+}  // namespace
+
+Result<std::string> substitute_env(std::string_view text, const SourceLocation& loc) {
+  if (text.find('$') == std::string_view::npos) return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    if (text.compare(i, 3, "$${") == 0) {
+      out += "${";
+      i += 3;
+      continue;
+    }
+    if (text.compare(i, 2, "${") != 0) {
+      out.push_back(text[i++]);
+      continue;
+    }
+    size_t close = text.find('}', i + 2);
+    if (close == std::string_view::npos) {
+      return Status::invalid("unterminated '${' in '" + std::string(text) + "'");
+    }
+    std::string_view body = text.substr(i + 2, close - i - 2);
+    std::string_view name = body;
+    std::optional<std::string_view> fallback;
+    if (size_t d = body.find(":-"); d != std::string_view::npos) {
+      name = body.substr(0, d);
+      fallback = body.substr(d + 2);
+    }
+    if (name.empty()) return Status::invalid("empty variable name in '${" + std::string(body) + "}'");
+    std::string var(name);
+    const char* value = std::getenv(var.c_str());
+    if (value && (*value || !fallback)) {
+      out += value;
+    } else if (fallback) {
+      out += *fallback;
+    } else {
+      (void)loc;
+      return Status::invalid("environment variable " + var +
+                             " is not set (write ${" + var + ":-default} to give a default)");
+    }
+    i = close + 1;
+  }
+  return out;
+}
+
+Result<ConfigValue> parse_yaml(std::string_view text, const std::string& file,
+                               const LoadOptions& options) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    SourceLocation loc = location_of(e.mark, file);
+    std::string where = loc.to_string();
+    return Status::invalid((where.empty() ? "" : where + ": ") + "invalid YAML: " + e.msg);
+  }
+  Diagnostics diags;
+  ConfigValue out;
+  DF_RETURN_IF_ERROR(convert(root, file, options, out, diags));
+  DF_RETURN_IF_ERROR(diags.to_status());
+  return out;
+}
+
+Result<ConfigValue> load_yaml_file(const std::string& path, const LoadOptions& options) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::io_error("cannot read " + path + ": " + std::strerror(errno));
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return parse_yaml(buf.str(), path, options);
+}
+
+}  // namespace df::config

@@ -1,0 +1,29 @@
+// Loads YAML (or JSON, a subset of it) into a located ConfigValue tree.
+//
+// Every scalar keeps its file:line:column; `${VAR}` and `${VAR:-default}` in
+// scalars are replaced from the environment (an unset VAR without a default
+// is an error naming it). Duplicate keys in a map are errors. Stateless and
+// thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "engine/core/config_value.h"
+#include "engine/core/status.h"
+
+namespace df::config {
+
+struct LoadOptions {
+  bool substitute_env = true;
+};
+
+// Parses `text`; `file` is used only in locations and messages.
+Result<ConfigValue> parse_yaml(std::string_view text, const std::string& file,
+                               const LoadOptions& options = {});
+// Reads and parses a file. A missing or unreadable file is an IoError with one sentence.
+Result<ConfigValue> load_yaml_file(const std::string& path, const LoadOptions& options = {});
+// Replaces ${VAR} / ${VAR:-default}; `$${` escapes a literal "${".
+Result<std::string> substitute_env(std::string_view text, const SourceLocation& loc);
+
+}  // namespace df::config

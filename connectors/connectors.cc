@@ -1,0 +1,21 @@
+#include "connectors/connectors.h"
+
+#include <memory>
+
+#include "connectors/file_sink.h"
+#include "connectors/file_source.h"
+#include "connectors/generator_source.h"
+#include "connectors/stdout_sink.h"
+
+namespace df::connectors {
+
+void register_connectors(df::runtime::NodeRegistry& registry) {
+  using runtime::NodeRole;
+  registry.add(NodeRole::kSource, "file", std::make_unique<FileSourceFactory>());
+  registry.add(NodeRole::kSource, "generator", std::make_unique<GeneratorSourceFactory>());
+  registry.add(NodeRole::kSink, "file", std::make_unique<FileSinkFactory>());
+  registry.add(NodeRole::kSink, "stdout", std::make_unique<StdoutSinkFactory>());
+  registry.add(NodeRole::kSink, "blackhole", std::make_unique<BlackholeSinkFactory>());
+}
+
+}  // namespace df::connectors

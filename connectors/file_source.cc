@@ -1,0 +1,309 @@
+#include "connectors/file_source.h"
+
+#include <fcntl.h>
+#include <glob.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "connectors/format/csv.h"
+#include "connectors/format/json.h"
+#include "connectors/options.h"
+
+namespace df::connectors {
+
+namespace {
+
+constexpr size_t kChunkBytes = 1u << 20;
+// produce() reads at most this many chunks, so one call stays bounded even when
+// lines are long or most of them are bad.
+constexpr int kMaxReadsPerProduce = 2;
+// A record longer than this is skipped rather than buffered.
+constexpr size_t kMaxRecordBytes = 64u << 20;
+
+bool is_glob(std::string_view path) { return path.find_first_of("*?[") != std::string_view::npos; }
+
+// Sorted regular files matching `pattern`.
+std::vector<std::string> expand_glob(const std::string& pattern) {
+  std::vector<std::string> out;
+  glob_t g{};
+  if (::glob(pattern.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {
+    for (size_t i = 0; i < g.gl_pathc; ++i) {
+      struct stat st {};
+      if (::stat(g.gl_pathv[i], &st) == 0 && S_ISREG(st.st_mode)) out.emplace_back(g.gl_pathv[i]);
+    }
+  }
+  ::globfree(&g);
+  // Byte order, not the locale's, so every subtask and every host agree.
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A file read in chunks; the unconsumed bytes stay contiguous.
+class ChunkedFile {
+ public:
+  ChunkedFile() = default;
+  ChunkedFile(const ChunkedFile&) = delete;
+  ChunkedFile& operator=(const ChunkedFile&) = delete;
+  ~ChunkedFile() { close(); }
+
+  Status open(const std::string& path) {
+    close();
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return Status::io_error("cannot open " + path + ": " + std::strerror(errno));
+    path_ = path;
+    buf_.clear();
+    pos_ = 0;
+    eof_ = false;
+    return Status::OK();
+  }
+  bool is_open() const { return fd_ >= 0; }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  std::string_view data() const { return std::string_view(buf_).substr(pos_); }
+  void consume(size_t n) { pos_ += n; }
+  bool eof() const { return eof_; }
+
+  // Appends up to one chunk; sets eof() at the end of the file.
+  Status fill() {
+    if (pos_ > 0) {
+      buf_.erase(0, pos_);
+      pos_ = 0;
+    }
+    size_t old = buf_.size();
+    buf_.resize(old + kChunkBytes);
+    ssize_t n;
+    do {
+      n = ::read(fd_, buf_.data() + old, kChunkBytes);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      buf_.resize(old);
+      return Status::io_error("cannot read " + path_ + ": " + std::strerror(errno));
+    }
+    buf_.resize(old + static_cast<size_t>(n));
+    if (n == 0) eof_ = true;
+    return Status::OK();
+  }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+  std::string buf_;
+  size_t pos_ = 0;
+  bool eof_ = false;
+};
+
+struct FileSourceConfig {
+  std::string path;                // as written in the pipeline
+  std::vector<std::string> files;  // what to read, in order
+  Format format = Format::kJson;
+  CsvOptions csv;
+  SchemaPtr schema;
+};
+
+class FileSource final : public runtime::SourceOperator {
+ public:
+  FileSource(std::shared_ptr<const FileSourceConfig> cfg, int subtask, int parallelism)
+      : cfg_(std::move(cfg)), builder_(cfg_->schema), csv_parser_(cfg_->csv.delimiter) {
+    for (size_t i = static_cast<size_t>(subtask); i < cfg_->files.size();
+         i += static_cast<size_t>(parallelism)) {
+      files_.push_back(cfg_->files[i]);
+    }
+    if (cfg_->format == Format::kJson) {
+      json_.emplace(cfg_->schema);
+    } else {
+      csv_.emplace(cfg_->schema, cfg_->csv);
+    }
+  }
+
+  Status open(runtime::OperatorContext& ctx) override {
+    ctx_ = &ctx;
+    batch_size_ = std::max<size_t>(1, ctx.batch_size());
+    return Status::OK();
+  }
+
+  Result<runtime::SourceProgress> produce(runtime::Output& out) override {
+    if (ctx_->stop_requested()) {
+      emit(out);
+      file_.close();
+      return runtime::SourceProgress::exhausted();
+    }
+    int reads = 0;
+    while (builder_.num_rows() < batch_size_) {
+      if (!file_.is_open()) {
+        if (next_file_ >= files_.size()) break;
+        DF_RETURN_IF_ERROR(file_.open(files_[next_file_]));
+        line_ = 1;
+        skipping_ = false;
+        header_pending_ = csv_ && cfg_->csv.header;
+      }
+      Step step = csv_ ? next_csv_record() : next_json_line();
+      if (step == Step::kNeedData) {
+        if (reads == kMaxReadsPerProduce) return runtime::SourceProgress::more();
+        DF_RETURN_IF_ERROR(file_.fill());
+        ++reads;
+      } else if (step == Step::kFileDone) {
+        file_.close();
+        ++next_file_;
+      }
+    }
+    emit(out);
+    if (!file_.is_open() && next_file_ >= files_.size()) {
+      return runtime::SourceProgress::exhausted();
+    }
+    return runtime::SourceProgress::more();
+  }
+
+  Status close() override {
+    file_.close();
+    return Status::OK();
+  }
+
+ private:
+  enum class Step { kProgress, kNeedData, kFileDone };
+
+  const std::string& current() const { return files_[next_file_]; }
+
+  void data_error(size_t line, const std::string& why) {
+    ctx_->report_data_error(current() + ":" + std::to_string(line) + ": " + why);
+  }
+
+  void emit(runtime::Output& out) {
+    if (builder_.num_rows() > 0) out.emit(builder_.finish());
+  }
+
+  Step next_json_line() {
+    std::string_view data = file_.data();
+    size_t nl = data.find('\n');
+    if (skipping_) {  // the rest of an over-long line
+      file_.consume(nl == std::string_view::npos ? data.size() : nl + 1);
+      if (nl == std::string_view::npos) return file_.eof() ? Step::kFileDone : Step::kNeedData;
+      skipping_ = false;
+      ++line_;
+      return Step::kProgress;
+    }
+    if (nl == std::string_view::npos) {
+      if (!file_.eof()) {
+        if (data.size() <= kMaxRecordBytes) return Step::kNeedData;
+        data_error(line_, "line longer than " + std::to_string(kMaxRecordBytes) + " bytes");
+        file_.consume(data.size());
+        skipping_ = true;
+        return Step::kNeedData;
+      }
+      if (data.empty()) return Step::kFileDone;
+      nl = data.size();  // the last line has no newline
+    }
+    std::string_view line = data.substr(0, nl);
+    file_.consume(std::min(nl + 1, data.size()));
+    size_t lineno = line_++;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return Step::kProgress;
+    Status s = json_->decode(line, builder_);
+    if (!s.ok()) data_error(lineno, s.message());
+    return Step::kProgress;
+  }
+
+  Step next_csv_record() {
+    std::string_view data = file_.data();
+    size_t consumed = 0;
+    auto outcome = csv_parser_.next(data, file_.eof(), record_, consumed);
+    if (outcome == CsvRecordParser::Outcome::kEnd) return Step::kFileDone;
+    if (outcome == CsvRecordParser::Outcome::kNeedMore) {
+      if (data.size() <= kMaxRecordBytes) return Step::kNeedData;
+      // Without a line structure to resynchronise on, skip the rest of the file.
+      data_error(line_, "record longer than " + std::to_string(kMaxRecordBytes) +
+                            " bytes; the rest of the file is skipped");
+      return Step::kFileDone;
+    }
+    file_.consume(consumed);
+    size_t lineno = line_;
+    line_ += record_.newlines();
+    if (record_.blank()) return Step::kProgress;
+    if (header_pending_) {
+      header_pending_ = false;
+      Status s = csv_->set_header(record_);
+      if (!s.ok()) data_error(lineno, s.message());
+      return Step::kProgress;
+    }
+    Status s = csv_->decode(record_, builder_);
+    if (!s.ok()) data_error(lineno, s.message());
+    return Step::kProgress;
+  }
+
+  std::shared_ptr<const FileSourceConfig> cfg_;
+  std::vector<std::string> files_;  // this subtask's share
+  runtime::OperatorContext* ctx_ = nullptr;
+  size_t batch_size_ = 1024;
+  BatchBuilder builder_;
+  std::optional<JsonRowDecoder> json_;
+  std::optional<CsvRowDecoder> csv_;
+  CsvRecordParser csv_parser_;
+  CsvRecord record_;
+  ChunkedFile file_;
+  size_t next_file_ = 0;
+  size_t line_ = 1;
+  bool skipping_ = false;
+  bool header_pending_ = false;
+};
+
+class PreparedFileSource final : public runtime::PreparedNode {
+ public:
+  explicit PreparedFileSource(std::shared_ptr<const FileSourceConfig> cfg) : cfg_(std::move(cfg)) {}
+  SchemaPtr output_schema() const override { return cfg_->schema; }
+  std::unique_ptr<runtime::SourceOperator> make_source(int subtask,
+                                                       int parallelism) const override {
+    return std::make_unique<FileSource>(cfg_, subtask, std::max(1, parallelism));
+  }
+  bool chainable() const override { return false; }
+  std::string describe() const override {
+    return "file " + cfg_->path + " (" + std::string(format_name(cfg_->format)) + ")";
+  }
+
+ private:
+  std::shared_ptr<const FileSourceConfig> cfg_;
+};
+
+}  // namespace
+
+runtime::PreparedNodePtr FileSourceFactory::prepare(const runtime::NodeSpec& spec,
+                                                    const std::vector<SchemaPtr>& inputs,
+                                                    OptionReader& opts) const {
+  (void)spec;
+  (void)inputs;
+  size_t errors_before = opts.diags().size();
+  auto cfg = std::make_shared<FileSourceConfig>();
+  auto path = opts.string("path", true);
+  Format fallback = path && path->ends_with(".csv") ? Format::kCsv : Format::kJson;
+  auto format = read_format(opts, fallback);
+  auto csv = read_csv_options(opts);
+  cfg->schema = read_schema(opts, true);
+  if (auto follow = opts.boolean("follow"); follow && *follow) {
+    report_option(opts, "follow", "only false is supported: the file source is bounded");
+  }
+  if (path) {
+    if (path->empty()) {
+      report_option(opts, "path", "must not be empty");
+    } else if (is_glob(*path)) {
+      cfg->files = expand_glob(*path);
+      if (cfg->files.empty()) report_option(opts, "path", "no file matches '" + *path + "'");
+    } else {
+      // Opened (and reported if missing) when the run starts: the file may be
+      // written between validation and the run.
+      cfg->files.push_back(*path);
+    }
+  }
+  if (opts.diags().size() != errors_before || !path || !format || !csv || !cfg->schema) {
+    return nullptr;
+  }
+  cfg->path = *path;
+  cfg->format = *format;
+  cfg->csv = *csv;
+  return std::make_shared<PreparedFileSource>(std::move(cfg));
+}
+
+}  // namespace df::connectors

@@ -1,0 +1,67 @@
+// JSON lines: decoding one JSON object into one row, and encoding rows as
+// JSON objects (DESIGN.md §6). Shared by the file connectors and, later, Kafka.
+//
+// Threading: a decoder or encoder belongs to one task (it keeps scratch
+// buffers); make one per subtask. Both are cheap to construct.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/core/batch.h"
+#include "engine/core/schema.h"
+#include "engine/core/status.h"
+
+namespace df::connectors {
+
+// Decodes JSON objects into rows of a fixed schema. Only the schema's fields
+// are taken; a missing field or a JSON null is null; extra fields are ignored.
+// Conversions: int64 from JSON integers (or a double with no fraction), double
+// from any number, bool from true/false, string from JSON strings, timestamp
+// from integer milliseconds or an RFC 3339 string. Anything else is a data
+// error for the whole record.
+class JsonRowDecoder {
+ public:
+  explicit JsonRowDecoder(SchemaPtr schema);
+  ~JsonRowDecoder();
+  JsonRowDecoder(const JsonRowDecoder&) = delete;
+  JsonRowDecoder& operator=(const JsonRowDecoder&) = delete;
+
+  const SchemaPtr& schema() const { return schema_; }
+
+  // Appends one row decoded from `text` (one JSON object, surrounding
+  // whitespace allowed) to `out`, whose schema must be this decoder's. On
+  // error nothing is appended and a DataError says why (no location: the
+  // caller knows the file and line or the partition and offset).
+  Status decode(std::string_view text, BatchBuilder& out);
+
+ private:
+  struct Impl;
+  SchemaPtr schema_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Encodes rows as JSON objects, fields in schema order: timestamps as RFC 3339
+// UTC with milliseconds, doubles in shortest round-trip form (NaN and
+// infinities as null), strings escaped, nulls as null.
+class JsonRowEncoder {
+ public:
+  explicit JsonRowEncoder(SchemaPtr schema);
+
+  // Appends physical row `row` of `batch` as one object, without a newline.
+  void append_row(const Batch& batch, size_t row, std::string& out) const;
+  // Appends every alive row of `batch`, one object per line ("...}\n").
+  void append_batch(const Batch& batch, std::string& out) const;
+
+ private:
+  SchemaPtr schema_;
+  std::vector<std::string> keys_;  // `"name":` per field, pre-escaped
+};
+
+// Appends `v` in the shortest form that reads back to the same double.
+// Non-finite values are not handled here (callers decide: JSON null, CSV empty).
+void append_double(double v, std::string& out);
+
+}  // namespace df::connectors

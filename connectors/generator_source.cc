@@ -1,0 +1,210 @@
+#include "connectors/generator_source.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <optional>
+
+#include "connectors/options.h"
+#include "operators/expr/expr.h"
+
+namespace df::connectors {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct GeneratorConfig {
+  std::optional<uint64_t> count;  // nullopt = unbounded
+  double rate = 0;                // rows/s over all subtasks; 0 = unlimited
+  uint64_t seed = 0;
+  SchemaPtr input_schema;  // {i: int64}
+  SchemaPtr output_schema;
+  std::vector<std::string> names;
+  std::vector<expr::CompiledExprPtr> exprs;
+};
+
+class GeneratorSource final : public runtime::SourceOperator {
+ public:
+  GeneratorSource(std::shared_ptr<const GeneratorConfig> cfg, int subtask, int parallelism)
+      : cfg_(std::move(cfg)),
+        first_(static_cast<uint64_t>(subtask)),
+        stride_(static_cast<uint64_t>(parallelism)) {
+    if (cfg_->count) {
+      total_ = *cfg_->count > first_ ? (*cfg_->count - first_ + stride_ - 1) / stride_ : 0;
+    }
+    rate_ = cfg_->rate / static_cast<double>(stride_);
+  }
+
+  Status open(runtime::OperatorContext& ctx) override {
+    ctx_ = &ctx;
+    batch_size_ = std::max<size_t>(1, ctx.batch_size());
+    if (rate_ > 0) {
+      // Emit at least ~10 ms worth of rows at a time so high rates still make
+      // full batches; a low rate emits row by row.
+      min_chunk_ = std::clamp(rate_ / 100.0, 1.0, static_cast<double>(batch_size_));
+      tokens_ = min_chunk_;
+    }
+    return Status::OK();
+  }
+
+  Result<runtime::SourceProgress> produce(runtime::Output& out) override {
+    if (ctx_->stop_requested()) return runtime::SourceProgress::exhausted();
+    uint64_t n = batch_size_;
+    if (total_) {
+      if (next_ >= *total_) return runtime::SourceProgress::exhausted();
+      n = std::min<uint64_t>(n, *total_ - next_);
+    }
+    if (rate_ > 0) {
+      Clock::time_point now = Clock::now();
+      if (last_refill_ != Clock::time_point{}) {
+        double elapsed = std::chrono::duration<double>(now - last_refill_).count();
+        tokens_ = std::min(static_cast<double>(batch_size_), tokens_ + elapsed * rate_);
+      }
+      last_refill_ = now;
+      double need = std::min(min_chunk_, static_cast<double>(n));
+      if (tokens_ < need) {
+        auto delay = std::chrono::duration<double>((need - tokens_) / rate_);
+        return runtime::SourceProgress::wait_until(
+            now + std::chrono::duration_cast<Clock::duration>(delay) + std::chrono::microseconds(1));
+      }
+      n = std::min<uint64_t>(n, static_cast<uint64_t>(tokens_));
+      tokens_ -= static_cast<double>(n);
+    }
+    emit_rows(n, out);
+    next_ += n;
+    if (total_ && next_ >= *total_) return runtime::SourceProgress::exhausted();
+    return runtime::SourceProgress::more();
+  }
+
+ private:
+  void emit_rows(uint64_t n, runtime::Output& out) {
+    auto ids = Column::make(TypeId::kInt64, n);
+    int64_t* data = ids->mutable_int64_data();
+    for (uint64_t r = 0; r < n; ++r) {
+      data[r] = static_cast<int64_t>(first_ + (next_ + r) * stride_);
+    }
+    ColumnPtr id_col = ids;
+    Batch input(cfg_->input_schema, {id_col}, n);
+    expr::EvalContext ectx;
+    ectx.seed = cfg_->seed;
+    ectx.row_ids = id_col.get();
+    std::vector<ColumnPtr> cols;
+    cols.reserve(cfg_->exprs.size());
+    for (size_t f = 0; f < cfg_->exprs.size(); ++f) {
+      cols.push_back(cfg_->exprs[f]->evaluate(input, ectx));
+      // A bad row yields null (SQL semantics); count and log it like any data error.
+      for (const auto& e : ectx.errors) {
+        ctx_->report_data_error("field '" + cfg_->names[f] + "' at i=" +
+                                std::to_string(data[e.row]) + ": " + e.message);
+      }
+      for (uint64_t k = ectx.errors.size(); k < ectx.data_errors; ++k) {
+        ctx_->report_data_error("field '" + cfg_->names[f] + "': more evaluation errors");
+      }
+      ectx.clear_errors();
+    }
+    out.emit(Batch::make(cfg_->output_schema, std::move(cols), n));
+  }
+
+  std::shared_ptr<const GeneratorConfig> cfg_;
+  const uint64_t first_;
+  const uint64_t stride_;
+  std::optional<uint64_t> total_;  // rows of this subtask; nullopt = unbounded
+  uint64_t next_ = 0;              // rows of this subtask emitted so far
+  runtime::OperatorContext* ctx_ = nullptr;
+  size_t batch_size_ = 1024;
+  // Token bucket (rows), refilled at rate_ per second up to one batch.
+  double rate_ = 0;
+  double min_chunk_ = 1;
+  double tokens_ = 0;
+  Clock::time_point last_refill_{};
+};
+
+class PreparedGenerator final : public runtime::PreparedNode {
+ public:
+  explicit PreparedGenerator(std::shared_ptr<const GeneratorConfig> cfg) : cfg_(std::move(cfg)) {}
+  SchemaPtr output_schema() const override { return cfg_->output_schema; }
+  std::unique_ptr<runtime::SourceOperator> make_source(int subtask,
+                                                       int parallelism) const override {
+    return std::make_unique<GeneratorSource>(cfg_, subtask, std::max(1, parallelism));
+  }
+  bool chainable() const override { return false; }
+  std::string describe() const override {
+    std::string d = "generator ";
+    d += cfg_->count ? std::to_string(*cfg_->count) + " rows" : "unbounded";
+    if (cfg_->rate > 0) {
+      std::string r = std::to_string(cfg_->rate);
+      r.erase(r.find_last_not_of('0') + 1);
+      if (!r.empty() && r.back() == '.') r.pop_back();
+      d += " at " + r + " rows/s";
+    }
+    d += ", seed " + std::to_string(cfg_->seed);
+    return d;
+  }
+
+ private:
+  std::shared_ptr<const GeneratorConfig> cfg_;
+};
+
+}  // namespace
+
+runtime::PreparedNodePtr GeneratorSourceFactory::prepare(const runtime::NodeSpec& spec,
+                                                         const std::vector<SchemaPtr>& inputs,
+                                                         OptionReader& opts) const {
+  (void)spec;
+  (void)inputs;
+  size_t errors_before = opts.diags().size();
+  auto cfg = std::make_shared<GeneratorConfig>();
+  if (auto count = opts.int64("count")) {
+    if (*count < 0) {
+      report_option(opts, "count", "must not be negative");
+    } else {
+      cfg->count = static_cast<uint64_t>(*count);
+    }
+  }
+  if (auto rate = opts.float64("rate")) {
+    if (!(*rate >= 0) || !std::isfinite(*rate)) {
+      report_option(opts, "rate", "must be a number of rows per second >= 0");
+    } else {
+      cfg->rate = *rate;
+    }
+  }
+  if (auto seed = opts.int64("seed")) cfg->seed = static_cast<uint64_t>(*seed);
+
+  cfg->input_schema = make_schema({Field{"i", TypeId::kInt64}});
+  std::vector<Field> out_fields;
+  if (const ConfigValue* fields = opts.require("fields")) {
+    if (!fields->is_map() || fields->entries().empty()) {
+      report_option(opts, "fields", "expected a map of field names to expressions");
+    } else {
+      for (const auto& [name, text] : fields->entries()) {
+        if (!text.is_scalar()) {
+          opts.diags().error(text.location(), opts.what() + " field '" + name +
+                                                  "': expected an expression, got " +
+                                                  std::string(text.kind_name()));
+          continue;
+        }
+        auto compiled = expr::compile(text.scalar_text(), *cfg->input_schema, text.location());
+        if (!compiled.ok()) {
+          // compile() reports one located problem per line.
+          std::string_view m = compiled.status().message();
+          while (!m.empty()) {
+            size_t nl = m.find('\n');
+            opts.diags().error({}, std::string(m.substr(0, nl)) + " (in " + opts.what() +
+                                       " field '" + name + "')");
+            m = nl == std::string_view::npos ? std::string_view{} : m.substr(nl + 1);
+          }
+          continue;
+        }
+        out_fields.push_back(Field{name, (*compiled)->result_type()});
+        cfg->names.push_back(name);
+        cfg->exprs.push_back(std::move(compiled).value());
+      }
+    }
+  }
+  if (opts.diags().size() != errors_before) return nullptr;
+  cfg->output_schema = make_schema(std::move(out_fields));
+  return std::make_shared<PreparedGenerator>(std::move(cfg));
+}
+
+}  // namespace df::connectors

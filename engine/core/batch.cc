@@ -1,0 +1,82 @@
+#include "engine/core/batch.h"
+
+#include <stdexcept>
+
+namespace df {
+
+Batch::Batch(SchemaPtr schema, std::vector<ColumnPtr> columns, size_t num_rows,
+             SelectionPtr selection, ColumnPtr event_time)
+    : schema_(std::move(schema)),
+      columns_(std::move(columns)),
+      num_rows_(num_rows),
+      selection_(std::move(selection)),
+      event_time_(std::move(event_time)) {
+  if (columns_.size() != schema_->size()) {
+    throw std::logic_error("Batch: " + std::to_string(columns_.size()) + " columns for schema " +
+                           schema_->to_string());
+  }
+  for (const auto& c : columns_) {
+    if (c->size() != num_rows_) throw std::logic_error("Batch: column length differs from num_rows");
+  }
+  if (event_time_ && event_time_->size() != num_rows_) {
+    throw std::logic_error("Batch: event-time column length differs from num_rows");
+  }
+}
+
+BatchPtr Batch::with_columns(SchemaPtr schema, std::vector<ColumnPtr> columns) const {
+  return make(std::move(schema), std::move(columns), num_rows_, selection_, event_time_);
+}
+
+BatchPtr Batch::with_selection(SelectionPtr selection) const {
+  return make(schema_, columns_, num_rows_, std::move(selection), event_time_);
+}
+
+BatchPtr Batch::with_event_time(ColumnPtr event_time) const {
+  return make(schema_, columns_, num_rows_, selection_, std::move(event_time));
+}
+
+static ColumnPtr gather(const Column& src, const Batch& b, size_t begin, size_t end) {
+  ColumnBuilder out(src.type(), end - begin);
+  for (size_t k = begin; k < end; ++k) out.append_from(src, b.row_at(k));
+  return out.finish();
+}
+
+BatchPtr Batch::slice(size_t begin, size_t end) const {
+  std::vector<ColumnPtr> cols;
+  cols.reserve(columns_.size());
+  for (const auto& c : columns_) cols.push_back(gather(*c, *this, begin, end));
+  ColumnPtr et = event_time_ ? gather(*event_time_, *this, begin, end) : nullptr;
+  return make(schema_, std::move(cols), end - begin, nullptr, std::move(et));
+}
+
+BatchPtr Batch::compact() const { return slice(0, active_rows()); }
+
+size_t Batch::memory_bytes() const {
+  size_t n = sizeof(Batch);
+  for (const auto& c : columns_) n += c->memory_bytes();
+  if (event_time_) n += event_time_->memory_bytes();
+  if (selection_) n += selection_->capacity() * sizeof(uint32_t);
+  return n;
+}
+
+BatchBuilder::BatchBuilder(SchemaPtr schema, size_t reserve)
+    : schema_(std::move(schema)), reserve_(reserve) {
+  builders_.reserve(schema_->size());
+  for (const auto& f : schema_->fields()) builders_.emplace_back(f.type, reserve_);
+}
+
+void BatchBuilder::append_row(const std::vector<Value>& row) {
+  for (size_t i = 0; i < builders_.size(); ++i) builders_[i].append_value(row[i]);
+  ++rows_;
+}
+
+BatchPtr BatchBuilder::finish() {
+  std::vector<ColumnPtr> cols;
+  cols.reserve(builders_.size());
+  for (auto& b : builders_) cols.push_back(b.finish());
+  size_t n = rows_;
+  rows_ = 0;
+  return Batch::make(schema_, std::move(cols), n);
+}
+
+}  // namespace df

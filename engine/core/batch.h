@@ -1,0 +1,105 @@
+// Batch: up to batch_size rows of a stream, stored column by column.
+//
+// Immutable once built and shared by BatchPtr (ref-counted) on fan-out, so any
+// number of threads may read it. A filter never copies: it returns a batch that
+// shares the columns and carries a selection vector naming the physical rows
+// still alive. Operators must visit rows through active_rows()/row_at() (or
+// for_each_row) and never assume the physical rows are all alive.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/core/column.h"
+#include "engine/core/schema.h"
+
+namespace df {
+
+using Selection = std::vector<uint32_t>;  // ascending physical row indexes
+using SelectionPtr = std::shared_ptr<const Selection>;
+
+class Batch;
+using BatchPtr = std::shared_ptr<const Batch>;
+
+class Batch {
+ public:
+  // `columns` match `schema` field by field, each of `num_rows` slots.
+  // `event_time` is an optional int64 column (ms) of the same length.
+  Batch(SchemaPtr schema, std::vector<ColumnPtr> columns, size_t num_rows,
+        SelectionPtr selection = nullptr, ColumnPtr event_time = nullptr);
+
+  static BatchPtr make(SchemaPtr schema, std::vector<ColumnPtr> columns, size_t num_rows,
+                       SelectionPtr selection = nullptr, ColumnPtr event_time = nullptr) {
+    return std::make_shared<const Batch>(std::move(schema), std::move(columns), num_rows,
+                                         std::move(selection), std::move(event_time));
+  }
+
+  const SchemaPtr& schema() const { return schema_; }
+  size_t num_columns() const { return columns_.size(); }
+  const ColumnPtr& column(size_t i) const { return columns_[i]; }
+  const std::vector<ColumnPtr>& columns() const { return columns_; }
+  const ColumnPtr& event_time() const { return event_time_; }
+
+  // Physical rows (the length of every column).
+  size_t num_rows() const { return num_rows_; }
+  // nullptr when every physical row is alive.
+  const Selection* selection() const { return selection_.get(); }
+  const SelectionPtr& selection_ptr() const { return selection_; }
+  // Rows alive after filtering.
+  size_t active_rows() const { return selection_ ? selection_->size() : num_rows_; }
+  // Physical index of the k-th alive row.
+  size_t row_at(size_t k) const { return selection_ ? (*selection_)[k] : k; }
+
+  template <typename F>
+  void for_each_row(F&& f) const {
+    if (selection_) {
+      for (uint32_t r : *selection_) f(static_cast<size_t>(r));
+    } else {
+      for (size_t r = 0; r < num_rows_; ++r) f(r);
+    }
+  }
+
+  // Same rows with other columns (same length) — e.g. the output of a map.
+  BatchPtr with_columns(SchemaPtr schema, std::vector<ColumnPtr> columns) const;
+  // Same columns, narrower selection (must be a subset of the current one).
+  BatchPtr with_selection(SelectionPtr selection) const;
+  BatchPtr with_event_time(ColumnPtr event_time) const;
+  // A dense copy holding only the alive rows (selection dropped).
+  BatchPtr compact() const;
+  // Copies the alive rows [begin, end) (in active-row numbering) densely.
+  BatchPtr slice(size_t begin, size_t end) const;
+
+  size_t memory_bytes() const;
+
+ private:
+  SchemaPtr schema_;
+  std::vector<ColumnPtr> columns_;
+  size_t num_rows_;
+  SelectionPtr selection_;
+  ColumnPtr event_time_;
+};
+
+// Builds a batch row by row; for sources and tests. Not thread-safe.
+class BatchBuilder {
+ public:
+  explicit BatchBuilder(SchemaPtr schema, size_t reserve = 0);
+
+  const SchemaPtr& schema() const { return schema_; }
+  size_t num_rows() const { return rows_; }
+  ColumnBuilder& column(size_t i) { return builders_[i]; }
+  // Call after appending exactly one value to every column.
+  void finish_row() { ++rows_; }
+  // Appends a whole row of values (nulls allowed).
+  void append_row(const std::vector<Value>& row);
+  // Freezes the rows so far into a batch and starts over.
+  BatchPtr finish();
+
+ private:
+  SchemaPtr schema_;
+  size_t reserve_;
+  std::vector<ColumnBuilder> builders_;
+  size_t rows_ = 0;
+};
+
+}  // namespace df

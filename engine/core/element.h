@@ -1,0 +1,32 @@
+// The elements that flow along a stream edge.
+#pragma once
+
+#include <cstdint>
+#include <variant>
+
+#include "engine/core/batch.h"
+
+namespace df {
+
+// No row with an event time <= timestamp_ms will follow on this edge.
+struct Watermark {
+  int64_t timestamp_ms;
+};
+
+// Checkpoint barrier n: every element before it belongs to checkpoint n.
+struct Barrier {
+  uint64_t checkpoint_id;
+};
+
+// The producer of this edge has finished; nothing follows.
+struct EndOfStream {};
+
+using StreamElement = std::variant<BatchPtr, Watermark, Barrier, EndOfStream>;
+
+// Rows an element weighs in a bounded channel (0 for control elements).
+inline size_t element_rows(const StreamElement& e) {
+  if (auto b = std::get_if<BatchPtr>(&e)) return (*b)->active_rows();
+  return 0;
+}
+
+}  // namespace df

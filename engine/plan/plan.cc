@@ -1,0 +1,486 @@
+#include "engine/plan/plan.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <regex>
+
+#include "connectors/connectors.h"
+#include "operators/operators.h"
+
+namespace df::plan {
+
+namespace {
+
+using runtime::NodeRole;
+
+// A node as declared, before its factory has seen it.
+struct Decl {
+  std::string id;
+  std::string type;
+  NodeRole role;
+  const ConfigValue* node;
+  const runtime::NodeFactory* factory = nullptr;
+  std::vector<std::string> input_names;
+  SourceLocation inputs_location;
+  std::optional<int> parallelism;
+  std::unique_ptr<OptionReader> options;
+};
+
+const char* section_of(NodeRole role) {
+  switch (role) {
+    case NodeRole::kSource: return "sources";
+    case NodeRole::kTransform: return "transforms";
+    case NodeRole::kSink: return "sinks";
+  }
+  return "";
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string s;
+  for (const auto& i : items) {
+    if (!s.empty()) s += ", ";
+    s += i;
+  }
+  return s;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// " (did you mean 'x'?)" when a known name is close to `name`.
+std::string suggestion(const std::string& name, const std::vector<std::string>& known) {
+  const std::string* best = nullptr;
+  size_t best_d = 3;
+  for (const auto& k : known) {
+    size_t d = edit_distance(name, k);
+    if (d < best_d) {
+      best_d = d;
+      best = &k;
+    }
+  }
+  return best ? " (did you mean '" + *best + "'?)" : "";
+}
+
+void read_settings(OptionReader& top, PipelineSettings& s, Diagnostics& diags) {
+  static const std::regex kName("[a-z0-9-]{1,63}");
+  if (auto name = top.string("name", /*required=*/true)) {
+    if (!std::regex_match(*name, kName)) {
+      diags.error(top.get("name")->location(),
+                  "pipeline name '" + *name + "' must be 1-63 characters of a-z, 0-9 and '-'");
+    }
+    s.name = *name;
+  }
+  if (auto p = top.int64("parallelism")) {
+    if (*p < 1 || *p > 1024) {
+      diags.error(top.get("parallelism")->location(), "parallelism must be between 1 and 1024");
+    } else {
+      s.parallelism = static_cast<int>(*p);
+    }
+  }
+  top.allow("description");
+  top.allow("version");
+  if (const ConfigValue* ck = top.get("checkpoint")) {
+    OptionReader r(*ck, "checkpoint", diags);
+    s.checkpoint_interval = r.duration("interval");
+    if (auto d = r.string("delivery")) {
+      if (*d != "at_least_once" && *d != "exactly_once") {
+        diags.error(r.get("delivery")->location(),
+                    "checkpoint delivery must be at_least_once or exactly_once, got '" + *d + "'");
+      } else {
+        s.delivery = *d;
+      }
+    }
+    r.duration("timeout");
+    r.int64("retained");
+    r.finish();
+  }
+  if (const ConfigValue* dl = top.get("dead_letter")) {
+    OptionReader r(*dl, "dead_letter", diags);
+    if (auto sink = r.string("sink", /*required=*/true)) s.dead_letter_sink = *sink;
+    if (auto rate = r.float64("max_rate")) {
+      if (*rate < 0 || *rate > 1) {
+        diags.error(r.get("max_rate")->location(), "dead_letter max_rate must be between 0 and 1");
+      } else {
+        s.dead_letter_max_rate = *rate;
+      }
+    }
+    r.finish();
+  }
+}
+
+// Reads one section (sources, transforms or sinks) into decls.
+void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry& registry,
+                  std::vector<Decl>& decls, Diagnostics& diags) {
+  const char* section = section_of(role);
+  const ConfigValue* list = top.get(section);
+  if (!list || list->is_null()) {
+    if (role != NodeRole::kTransform) {
+      diags.error(top.node().location(), std::string("the pipeline needs at least one ") +
+                                             (role == NodeRole::kSource ? "source" : "sink") +
+                                             " under '" + section + "'");
+    }
+    return;
+  }
+  if (!list->is_sequence()) {
+    diags.error(list->location(), std::string("'") + section + "' must be a list of nodes");
+    return;
+  }
+  const std::string role_name(runtime::node_role_name(role));
+  for (const ConfigValue& item : list->items()) {
+    if (!item.is_map()) {
+      diags.error(item.location(), "each entry of '" + std::string(section) + "' must be a map");
+      continue;
+    }
+    Decl d{.role = role, .node = &item};
+    const ConfigValue* id = item.find("id");
+    const ConfigValue* type = item.find("type");
+    d.id = id && id->is_scalar() ? id->scalar_text() : "";
+    d.type = type && type->is_scalar() ? type->scalar_text() : "";
+    std::string what = role_name + (d.id.empty() ? "" : " '" + d.id + "'") +
+                       (d.type.empty() ? "" : " (" + d.type + ")");
+    d.options = std::make_unique<OptionReader>(item, what, diags);
+    OptionReader& r = *d.options;
+    static const std::regex kId("[A-Za-z0-9_-]{1,63}");
+    if (!r.string("id", true)) {
+      // reported by the reader
+    } else if (!std::regex_match(d.id, kId)) {
+      diags.error(id->location(), "id '" + d.id + "' must be 1-63 characters of A-Z, a-z, 0-9, '_' and '-'");
+    }
+    if (r.string("type", true)) {
+      d.factory = registry.find(role, d.type);
+      if (!d.factory) {
+        auto known = registry.types(role);
+        diags.error(type->location(), "unknown " + role_name + " type '" + d.type + "'" +
+                                          suggestion(d.type, known) + " (known: " + join(known) + ")");
+      }
+    }
+    if (role != NodeRole::kSource) {
+      const ConfigValue* input = r.get("input");
+      const ConfigValue* inputs = r.get("inputs");
+      if (input && inputs) {
+        diags.error(inputs->location(), what + " takes 'input' or 'inputs', not both");
+      } else if (!input && !inputs) {
+        diags.error(item.location(), what + " needs 'input' (or 'inputs' for several)");
+      } else {
+        const ConfigValue* v = input ? input : inputs;
+        auto names = v->as_string_list();
+        if (!names.ok() || names->empty()) {
+          diags.error(v->location(), what + " 'input' must name a node or list node ids");
+        } else {
+          d.input_names = std::move(names).value();
+          d.inputs_location = v->location();
+        }
+      }
+    }
+    if (auto p = r.int64("parallelism")) {
+      if (*p < 1 || *p > 1024) {
+        diags.error(r.get("parallelism")->location(), what + " parallelism must be between 1 and 1024");
+      } else {
+        d.parallelism = static_cast<int>(*p);
+      }
+    }
+    decls.push_back(std::move(d));
+  }
+}
+
+}  // namespace
+
+const runtime::NodeRegistry& builtin_registry() {
+  static const runtime::NodeRegistry registry = [] {
+    runtime::NodeRegistry r;
+    operators::register_operators(r);
+    connectors::register_connectors(r);
+    return r;
+  }();
+  return registry;
+}
+
+Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
+                                               const runtime::NodeRegistry& registry,
+                                               const PlanOptions& options) {
+  Diagnostics diags;
+  if (!document.is_map()) {
+    diags.error(document.location(),
+                "a pipeline file must be a map with name, sources, transforms and sinks");
+    return diags.to_status();
+  }
+  auto plan = std::make_shared<Plan>();
+  OptionReader top(document, "the pipeline", diags);
+  read_settings(top, plan->settings, diags);
+  if (options.parallelism_override > 0) plan->settings.parallelism = options.parallelism_override;
+
+  std::vector<Decl> decls;
+  for (NodeRole role : {NodeRole::kSource, NodeRole::kTransform, NodeRole::kSink}) {
+    read_section(top, role, registry, decls, diags);
+  }
+  top.finish();
+
+  // Ids: unique, then inputs resolved.
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < decls.size(); ++i) {
+    if (decls[i].id.empty()) continue;
+    auto [it, inserted] = index.emplace(decls[i].id, i);
+    if (!inserted) {
+      const ConfigValue* id = decls[i].node->find("id");
+      diags.error(id->location(), "duplicate id '" + decls[i].id + "' (first defined at " +
+                                      decls[it->second].node->find("id")->location().to_string() + ")");
+    }
+  }
+  std::vector<std::string> known_ids;
+  for (const auto& [id, i] : index) known_ids.push_back(id);
+  std::vector<std::vector<size_t>> inputs(decls.size());
+  std::vector<std::vector<size_t>> consumers(decls.size());
+  std::vector<bool> broken(decls.size(), false);  // a node that cannot be prepared
+  for (size_t i = 0; i < decls.size(); ++i) {
+    const Decl& d = decls[i];
+    if (!d.factory) broken[i] = true;
+    for (const auto& name : d.input_names) {
+      auto it = index.find(name);
+      if (it == index.end()) {
+        diags.error(d.inputs_location, d.options->what() + " reads unknown input '" + name + "'" +
+                                           suggestion(name, known_ids));
+        broken[i] = true;
+      } else if (decls[it->second].role == NodeRole::kSink) {
+        diags.error(d.inputs_location,
+                    d.options->what() + " reads '" + name + "', which is a sink and has no output");
+        broken[i] = true;
+      } else if (it->second == i) {
+        diags.error(d.inputs_location, d.options->what() + " reads its own output");
+        broken[i] = true;
+      } else {
+        inputs[i].push_back(it->second);
+        consumers[it->second].push_back(i);
+      }
+    }
+  }
+  if (!plan->settings.dead_letter_sink.empty()) {
+    auto it = index.find(plan->settings.dead_letter_sink);
+    if (it == index.end() || decls[it->second].role != NodeRole::kSink) {
+      diags.error(top.node().find("dead_letter")->location(),
+                  "dead_letter sink '" + plan->settings.dead_letter_sink + "' is not a sink of this pipeline");
+    }
+  }
+
+  // Topological order (Kahn); what remains sits on or behind a cycle.
+  std::vector<size_t> indegree(decls.size());
+  for (size_t i = 0; i < decls.size(); ++i) indegree[i] = inputs[i].size();
+  std::vector<size_t> order;
+  for (size_t i = 0; i < decls.size(); ++i) {
+    if (indegree[i] == 0) order.push_back(i);
+  }
+  for (size_t k = 0; k < order.size(); ++k) {
+    for (size_t c : consumers[order[k]]) {
+      if (--indegree[c] == 0) order.push_back(c);
+    }
+  }
+  if (order.size() != decls.size()) {
+    // Report each cycle once, walking inputs from a node left over.
+    std::vector<int> reported(decls.size(), 0);
+    for (size_t start = 0; start < decls.size(); ++start) {
+      if (indegree[start] == 0 || reported[start]) continue;
+      std::vector<size_t> path;
+      std::vector<int> pos(decls.size(), -1);
+      size_t n = start;
+      while (pos[n] < 0 && !reported[n]) {
+        pos[n] = static_cast<int>(path.size());
+        path.push_back(n);
+        size_t next = n;
+        for (size_t in : inputs[n]) {
+          if (indegree[in] != 0) {
+            next = in;
+            break;
+          }
+        }
+        if (next == n) break;
+        n = next;
+      }
+      if (pos[n] >= 0 && !reported[n]) {
+        std::vector<size_t> cycle(path.begin() + pos[n], path.end());
+        std::reverse(cycle.begin(), cycle.end());  // upstream first
+        std::string text;
+        for (size_t c : cycle) text += decls[c].id + " -> ";
+        text += decls[cycle.front()].id;
+        diags.error(decls[cycle.front()].node->location(), "cycle: " + text);
+        for (size_t c : cycle) reported[c] = 1;
+      }
+      for (size_t p : path) reported[p] = std::max(reported[p], 1);
+    }
+    for (size_t i = 0; i < decls.size(); ++i) {
+      if (indegree[i] != 0) broken[i] = true;
+    }
+  }
+  // Sinks that no source reaches.
+  {
+    std::vector<bool> reached(decls.size(), false);
+    std::vector<size_t> stack;
+    for (size_t i = 0; i < decls.size(); ++i) {
+      if (decls[i].role == NodeRole::kSource) {
+        reached[i] = true;
+        stack.push_back(i);
+      }
+    }
+    while (!stack.empty()) {
+      size_t n = stack.back();
+      stack.pop_back();
+      for (size_t c : consumers[n]) {
+        if (!reached[c]) {
+          reached[c] = true;
+          stack.push_back(c);
+        }
+      }
+    }
+    for (size_t i = 0; i < decls.size(); ++i) {
+      if (decls[i].role == NodeRole::kSink && !reached[i] && !decls[i].id.empty()) {
+        diags.error(decls[i].node->location(),
+                    "sink '" + decls[i].id + "' is not reachable from any source");
+      }
+    }
+  }
+
+  // Prepare every node whose inputs prepared, in topological order.
+  std::vector<LogicalNode> nodes(decls.size());
+  std::vector<bool> attempted(decls.size(), false);
+  for (size_t i : order) {
+    Decl& d = decls[i];
+    LogicalNode& n = nodes[i];
+    n.id = d.id;
+    n.type = d.type;
+    n.role = d.role;
+    n.location = d.node->location();
+    n.inputs = inputs[i];
+    n.parallelism = options.parallelism_override > 0 ? options.parallelism_override
+                                                     : d.parallelism.value_or(plan->settings.parallelism);
+    bool inputs_ok = std::all_of(inputs[i].begin(), inputs[i].end(),
+                                 [&](size_t in) { return nodes[in].output_schema != nullptr; });
+    if (broken[i] || !inputs_ok) continue;
+    runtime::NodeSpec spec{.id = d.id,
+                           .type = d.type,
+                           .role = d.role,
+                           .config = d.node,
+                           .inputs = d.input_names,
+                           .parallelism = n.parallelism,
+                           .batch_size = options.batch_size,
+                           .pipeline_name = plan->settings.name};
+    std::vector<SchemaPtr> input_schemas;
+    for (size_t in : inputs[i]) input_schemas.push_back(nodes[in].output_schema);
+    attempted[i] = true;
+    n.prepared = d.factory->prepare(spec, input_schemas, *d.options);
+    if (!n.prepared) continue;
+    n.output_schema = n.prepared->output_schema();
+    if (auto max = n.prepared->max_parallelism(); max && n.parallelism > *max) {
+      if (d.parallelism && *d.parallelism > *max) {
+        diags.error(d.node->location(), d.options->what() + " runs with parallelism at most " +
+                                            std::to_string(*max));
+      }
+      n.parallelism = *max;
+    }
+  }
+  for (size_t i = 0; i < decls.size(); ++i) {
+    if (attempted[i]) decls[i].options->finish();
+  }
+  if (!diags.empty()) return diags.to_status();
+
+  // Logical nodes in topological order, inputs renumbered.
+  std::vector<size_t> position(decls.size());
+  for (size_t k = 0; k < order.size(); ++k) position[order[k]] = k;
+  for (size_t i : order) {
+    LogicalNode n = std::move(nodes[i]);
+    for (auto& in : n.inputs) in = position[in];
+    plan->nodes.push_back(std::move(n));
+  }
+  std::vector<size_t> consumer_count(plan->nodes.size(), 0);
+  for (const auto& n : plan->nodes) {
+    for (size_t in : n.inputs) ++consumer_count[in];
+  }
+
+  // Physical plan: chain 1:1 nodes into their single input's task.
+  runtime::PhysicalPlan& phys = plan->physical;
+  phys.pipeline_name = plan->settings.name;
+  std::vector<size_t> vertex_of(plan->nodes.size());
+  for (size_t i = 0; i < plan->nodes.size(); ++i) {
+    const LogicalNode& n = plan->nodes[i];
+    bool chain = false;
+    if (n.role != NodeRole::kSource && n.inputs.size() == 1) {
+      const LogicalNode& up = plan->nodes[n.inputs[0]];
+      chain = consumer_count[n.inputs[0]] == 1 && up.parallelism == n.parallelism &&
+              n.prepared->chainable() &&
+              n.prepared->input_partitioning().kind == runtime::InputPartitioning::Kind::kAny;
+    }
+    runtime::PlanNode pn{n.id, n.type, n.role, n.prepared};
+    if (chain) {
+      vertex_of[i] = vertex_of[n.inputs[0]];
+      phys.vertices[vertex_of[i]].chain.push_back(std::move(pn));
+      continue;
+    }
+    vertex_of[i] = phys.vertices.size();
+    runtime::PhysicalVertex v;
+    v.chain.push_back(std::move(pn));
+    v.parallelism = n.parallelism;
+    phys.vertices.push_back(std::move(v));
+    auto part = n.prepared->input_partitioning();
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const LogicalNode& up = plan->nodes[n.inputs[k]];
+      runtime::PhysicalEdge e;
+      e.from = vertex_of[n.inputs[k]];
+      e.to = vertex_of[i];
+      e.to_input = k;
+      switch (part.kind) {
+        case runtime::InputPartitioning::Kind::kHash:
+          e.partitioning = runtime::Partitioning::kHash;
+          e.hash_fields = part.key_fields;
+          break;
+        case runtime::InputPartitioning::Kind::kBroadcast:
+          e.partitioning = runtime::Partitioning::kBroadcast;
+          break;
+        case runtime::InputPartitioning::Kind::kAny:
+          e.partitioning = up.parallelism == n.parallelism ? runtime::Partitioning::kForward
+                                                           : runtime::Partitioning::kRebalance;
+          break;
+      }
+      phys.edges.push_back(std::move(e));
+    }
+  }
+  return std::shared_ptr<const Plan>(std::move(plan));
+}
+
+std::string Plan::describe() const {
+  std::string s = "pipeline " + settings.name + " (parallelism " +
+                  std::to_string(settings.parallelism) + ")\n";
+  for (const auto& n : nodes) {
+    s += "  " + std::string(runtime::node_role_name(n.role)) + " " + n.id + " (" + n.type + ")";
+    if (!n.inputs.empty()) {
+      s += " <- ";
+      for (size_t k = 0; k < n.inputs.size(); ++k) s += (k ? ", " : "") + nodes[n.inputs[k]].id;
+    }
+    if (n.parallelism != settings.parallelism) s += " x" + std::to_string(n.parallelism);
+    std::string d = n.prepared->describe();
+    if (!d.empty()) s += ": " + d;
+    if (n.output_schema) s += "\n      " + n.output_schema->to_string();
+    s += "\n";
+  }
+  s += "tasks:\n";
+  for (size_t v = 0; v < physical.vertices.size(); ++v) {
+    const auto& vert = physical.vertices[v];
+    s += "  [" + std::to_string(v + 1) + "] " + vert.name() + " x" + std::to_string(vert.parallelism);
+    for (const auto& e : physical.edges) {
+      if (e.to != v) continue;
+      static const char* kNames[] = {"forward", "rebalance", "hash", "broadcast"};
+      s += " <- [" + std::to_string(e.from + 1) + "] " + kNames[static_cast<int>(e.partitioning)];
+    }
+    s += "\n";
+  }
+  return s;
+}
+
+}  // namespace df::plan

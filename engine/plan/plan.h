@@ -1,0 +1,69 @@
+// engine/plan: a pipeline document (DESIGN §6) -> validated logical DAG ->
+// physical plan (parallelism, exchanges, chains) that the Scheduler runs.
+//
+// build_plan() checks everything it can before anything runs and reports every
+// problem at once, each with file:line:column: unknown top-level keys, missing
+// or duplicate ids, unknown node types, dangling inputs, cycles, sinks that no
+// source reaches, and each node's own option, field and type errors.
+// Stateless and thread-safe; the returned Plan is immutable.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/core/config_value.h"
+#include "engine/core/status.h"
+#include "engine/runtime/node_factory.h"
+#include "engine/runtime/physical_plan.h"
+
+namespace df::plan {
+
+// Pipeline-level settings from the file (DESIGN §6).
+struct PipelineSettings {
+  std::string name;
+  int parallelism = 1;
+  std::optional<Millis> checkpoint_interval;
+  std::string delivery = "at_least_once";  // or exactly_once
+  std::string dead_letter_sink;            // empty: none
+  double dead_letter_max_rate = 0.01;
+  std::optional<size_t> batch_size;        // performance override
+};
+
+// One node of the logical DAG.
+struct LogicalNode {
+  std::string id;
+  std::string type;
+  runtime::NodeRole role = runtime::NodeRole::kTransform;
+  SourceLocation location;
+  std::vector<size_t> inputs;  // indexes into Plan::nodes
+  int parallelism = 1;
+  runtime::PreparedNodePtr prepared;
+  SchemaPtr output_schema;  // nullptr for sinks
+};
+
+struct Plan {
+  PipelineSettings settings;
+  std::vector<LogicalNode> nodes;  // topological order
+  runtime::PhysicalPlan physical;
+  // Human-readable plan for `dataflow validate`.
+  std::string describe() const;
+};
+
+struct PlanOptions {
+  size_t batch_size = 1024;
+  // Overrides the file's parallelism for every node (e.g. a CLI flag); 0 = keep.
+  int parallelism_override = 0;
+};
+
+// The registry with every built-in operator and connector.
+const runtime::NodeRegistry& builtin_registry();
+
+// `document` is the parsed pipeline file. On failure: InvalidArgument whose
+// message lists every problem, one "file:line:col: message" per line.
+Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
+                                               const runtime::NodeRegistry& registry,
+                                               const PlanOptions& options = {});
+
+}  // namespace df::plan

@@ -1,0 +1,126 @@
+// The interfaces operator and connector authors implement.
+//
+// The scheduler owns every Operator/SourceOperator instance (one per subtask)
+// and calls it from one worker thread at a time, never concurrently, so an
+// instance needs no locking of its own state. Instances must never block a
+// worker thread: blocking I/O goes to OperatorContext::io() and the operator
+// reports can_accept()/drained() == false until the I/O side calls
+// OperatorContext::wake().
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "engine/core/batch.h"
+#include "engine/core/element.h"
+#include "engine/core/status.h"
+
+namespace df::runtime {
+
+// Runs blocking work (file writes, pipe writes, uploads) off the worker pool.
+// Thread-safe. Jobs posted with the same `strand` key run one at a time in
+// posting order.
+class IoExecutor {
+ public:
+  virtual ~IoExecutor() = default;
+  virtual void post(uint64_t strand, std::function<void()> job) = 0;
+};
+
+// What a running subtask may ask of the engine. Owned by the scheduler and
+// valid from open() until close() returns.
+class OperatorContext {
+ public:
+  virtual ~OperatorContext() = default;
+  virtual const std::string& node_id() const = 0;
+  virtual int subtask() const = 0;
+  virtual int parallelism() const = 0;
+  // Preferred rows per emitted batch (performance.batch_size).
+  virtual size_t batch_size() const = 0;
+  // Thread-safe, callable from any thread: schedule this task again. Used
+  // after can_accept()/drained() turn true, or when an async source has data.
+  virtual void wake() = 0;
+  // Counts one bad record (decode error, bad cast, ...) against this node and
+  // logs the message, rate-limited. The record is skipped.
+  virtual void report_data_error(std::string_view message) = 0;
+  // A unique strand key for this subtask's ordered I/O.
+  virtual uint64_t io_strand() const = 0;
+  virtual IoExecutor& io() = 0;
+  // True once the run was asked to stop gracefully: sources should end.
+  virtual bool stop_requested() const = 0;
+};
+
+// Where an operator puts what it produces. Only valid inside the call that
+// received it (process, on_watermark, finish, produce).
+class Output {
+ public:
+  virtual ~Output() = default;
+  virtual void emit(BatchPtr batch) = 0;
+  virtual void emit_watermark(Watermark wm) = 0;
+};
+
+// A transform or a sink; one instance per subtask.
+class Operator {
+ public:
+  virtual ~Operator() = default;
+  virtual Status open(OperatorContext& ctx) {
+    (void)ctx;
+    return Status::OK();
+  }
+  // One batch that arrived on input `input` (the position in the node's inputs).
+  virtual Status process(size_t input, const BatchPtr& batch, Output& out) = 0;
+  // The combined watermark (minimum over inputs) advanced. Default: forward.
+  virtual Status on_watermark(Watermark wm, Output& out) {
+    out.emit_watermark(wm);
+    return Status::OK();
+  }
+  // Every input has ended: emit what is left and start any final flush.
+  virtual Status finish(Output& out) {
+    (void)out;
+    return Status::OK();
+  }
+  // External backpressure (e.g. a sink's I/O backlog is full): while false the
+  // task is not scheduled; call ctx.wake() when it turns true.
+  virtual bool can_accept() const { return true; }
+  // After finish(): false while asynchronous work is still pending; call
+  // ctx.wake() when it completes. The run ends only when all are drained.
+  virtual bool drained() const { return true; }
+  // Last call; report any error the asynchronous work met.
+  virtual Status close() { return Status::OK(); }
+};
+
+struct SourceProgress {
+  enum class State {
+    kMore,       // call produce() again when the output has room
+    kWait,       // nothing now: call again at wake_at, or earlier on ctx.wake()
+    kExhausted,  // a bounded source reached its end; never called again
+  };
+  State state = State::kMore;
+  std::chrono::steady_clock::time_point wake_at{};
+
+  static SourceProgress more() { return {State::kMore, {}}; }
+  static SourceProgress exhausted() { return {State::kExhausted, {}}; }
+  static SourceProgress wait_until(std::chrono::steady_clock::time_point t) {
+    return {State::kWait, t};
+  }
+  // Wait for ctx.wake() only.
+  static SourceProgress wait() { return {State::kWait, std::chrono::steady_clock::time_point::max()}; }
+};
+
+// A source subtask; one instance per subtask.
+class SourceOperator {
+ public:
+  virtual ~SourceOperator() = default;
+  virtual Status open(OperatorContext& ctx) {
+    (void)ctx;
+    return Status::OK();
+  }
+  // Emits at most about one batch (ctx.batch_size() rows) and returns. Must
+  // not block. Returns an error to fail the run.
+  virtual Result<SourceProgress> produce(Output& out) = 0;
+  virtual Status close() { return Status::OK(); }
+};
+
+}  // namespace df::runtime

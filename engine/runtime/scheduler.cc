@@ -1,0 +1,1006 @@
+// The Scheduler: tasks, their prepare/work steps, and the run's lifecycle.
+//
+// Shape (ClickHouse Processors style, on a TBB arena):
+// - One Task per (vertex, subtask). A Task is a Wakeable with an atomic state
+//   idle -> scheduled -> running (-> running+dirty) -> idle | scheduled | done.
+//   wake() moves idle to scheduled and enqueues the task into the arena; a
+//   wake while running only sets "dirty", and the running thread re-prepares
+//   before it goes idle. So a wake is never lost and a task never runs on two
+//   threads at once.
+// - A run of a task is a loop of prepare() (O(1): looks at channels, flags and
+//   can_accept()/drained(); never calls into operator work) and work() (one
+//   unit: one input element, one produce(), one finish() or the close). The
+//   loop stops when prepare() says there is nothing to do (the task goes idle
+//   and waits for a wake) or when the quantum is used up (the task re-enqueues
+//   itself at the back of the arena's FIFO, so other tasks get their turn).
+// - Nobody waits on a worker: a full output channel, an operator that cannot
+//   accept, a source with nothing to read — each just ends the run of the
+//   task; channels, operators (ctx.wake()) and the timer wake it again.
+#include "engine/runtime/scheduler.h"
+
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include <algorithm>
+#include <climits>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "engine/core/log.h"
+#include "engine/runtime/channel.h"
+#include "engine/runtime/hashing.h"
+#include "engine/runtime/io_pool.h"
+#include "engine/runtime/timer.h"
+
+namespace df::runtime {
+
+const NodeMetrics* RunMetrics::find(const std::string& id) const {
+  for (const auto& n : nodes) {
+    if (n->id == id) return n.get();
+  }
+  return nullptr;
+}
+
+// Named (not anonymous) so the Task class, which Scheduler::Impl holds, may
+// use these types without -Wsubobject-linkage; nothing outside this file
+// refers to it.
+namespace scheduler_internal {
+
+using Clock = std::chrono::steady_clock;
+
+// Fairness budget of one run of a task: whichever comes first.
+constexpr int kMaxUnitsPerRun = 64;
+constexpr auto kQuantum = std::chrono::microseconds(1000);
+// report_data_error(): at most this many log lines per node per second.
+constexpr int kDataErrorLogsPerSecond = 5;
+
+// TBB caps its worker threads process-wide at hardware_concurrency - 1 unless
+// a global_control raises the cap; without it an arena of 4 workers on a
+// 2-core machine silently runs on 1 thread. The cap only grows, and the
+// control object lives for the rest of the process (global_control takes the
+// minimum of all live instances, so it must not be replaced by a smaller one).
+void ensure_tbb_worker_cap(int workers) {
+  static std::mutex mu;
+  static tbb::global_control* control = nullptr;
+  static size_t current = 0;
+  const size_t want = static_cast<size_t>(workers) + 1;
+  const size_t hw = std::max(1u, std::thread::hardware_concurrency());
+  std::lock_guard<std::mutex> lock(mu);
+  if (want <= std::max(current, hw)) return;
+  delete control;
+  control = new tbb::global_control(tbb::global_control::max_allowed_parallelism, want);
+  current = want;
+}
+
+// Allows a few events per second; the rest are counted as suppressed.
+class RateLimiter {
+ public:
+  // Returns true when this event may be logged; `suppressed` gets how many
+  // events were dropped since the last allowed one.
+  bool allow(uint64_t& suppressed) {
+    const int64_t sec = std::chrono::duration_cast<std::chrono::seconds>(
+                            Clock::now().time_since_epoch())
+                            .count();
+    int64_t w = window_.load(std::memory_order_relaxed);
+    if (w != sec && window_.compare_exchange_strong(w, sec, std::memory_order_relaxed)) {
+      count_.store(0, std::memory_order_relaxed);
+    }
+    if (count_.fetch_add(1, std::memory_order_relaxed) < kDataErrorLogsPerSecond) {
+      suppressed = suppressed_.exchange(0, std::memory_order_relaxed);
+      return true;
+    }
+    suppressed_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+
+ private:
+  std::atomic<int64_t> window_{-1};
+  std::atomic<int> count_{0};
+  std::atomic<uint64_t> suppressed_{0};
+};
+
+// Per plan node, shared by its subtasks.
+struct NodeInfo {
+  const PlanNode* node = nullptr;
+  NodeMetrics* metrics = nullptr;
+  std::string label;  // "node 'eur' (map)"
+  int parallelism = 1;
+  // Watermark seen by each subtask; NodeMetrics::watermark_ms is their min.
+  std::unique_ptr<std::atomic<int64_t>[]> subtask_wm;
+  RateLimiter log_limiter;
+
+  void set_watermark(int subtask, int64_t wm) {
+    subtask_wm[static_cast<size_t>(subtask)].store(wm, std::memory_order_relaxed);
+    int64_t low = INT64_MAX;
+    for (int i = 0; i < parallelism; ++i) {
+      low = std::min(low, subtask_wm[static_cast<size_t>(i)].load(std::memory_order_relaxed));
+    }
+    metrics->watermark_ms.store(low, std::memory_order_relaxed);
+  }
+};
+
+class Task;
+
+}  // namespace scheduler_internal
+
+using scheduler_internal::NodeInfo;
+using scheduler_internal::Task;
+using scheduler_internal::Clock;
+
+class Scheduler::Impl {
+ public:
+  Impl(const PhysicalPlan& plan, RunOptions options);
+  ~Impl();
+
+  Status run();
+  void request_stop();
+  void cancel();
+  ChannelStats channel_stats() const;
+
+  // --- Used by tasks. ---
+  void enqueue(Task* task);
+  void task_done() { done_tasks_.fetch_add(1, std::memory_order_acq_rel); }
+  // Records the first error and aborts the run.
+  void fail(Status status);
+  bool aborted() const { return aborted_.load(std::memory_order_acquire); }
+  bool stop_requested() const { return stop_requested_.load(std::memory_order_acquire); }
+  IoExecutor& io() { return *io_; }
+  Timer& timer() { return *timer_; }
+  const RunOptions& options() const { return options_; }
+
+  PhysicalPlan plan_;
+  RunOptions options_;
+  RunMetrics metrics_;
+  std::vector<std::unique_ptr<NodeInfo>> nodes_;  // plan order: vertex by vertex, chain order
+  std::vector<size_t> vertex_first_node_;         // index into nodes_ of chain.front()
+
+ private:
+  Status build();
+  void release_inflight();
+  void close_leftovers();
+
+  std::vector<std::unique_ptr<Channel>> channels_;
+  std::vector<std::unique_ptr<Task>> tasks_;
+  std::vector<Task*> source_tasks_;
+  tbb::task_arena arena_;
+  std::unique_ptr<IoPool> io_;
+  std::unique_ptr<Timer> timer_;
+
+  // Published (release) once tasks_, channels_ and the arena are ready.
+  std::atomic<bool> started_{false};
+  std::atomic<bool> ran_{false};
+  std::atomic<bool> aborted_{false};
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> stop_requested_{false};
+  // Once set, enqueue() drops wakes: the run is over or being torn down.
+  std::atomic<bool> stopping_{false};
+  // Enqueued-but-unfinished task runs. run() returns only at zero, so no
+  // arena job can touch a task after teardown.
+  std::atomic<size_t> inflight_{0};
+  std::atomic<size_t> done_tasks_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Status first_error_;  // guarded by mu_
+};
+
+namespace scheduler_internal {
+
+// One subtask of one vertex: its chain of operators, input and output
+// channels, and the prepare/work state machine. Runs on one worker at a time.
+class Task final : public Wakeable {
+ public:
+  Task(Scheduler::Impl& impl, size_t vertex, int subtask);
+  ~Task() override;
+
+  // Sticky wake; thread-safe (see the file comment).
+  void wake() override;
+  // A wake from the task's own operators (ctx.wake()): also ends a source's wait.
+  void wake_from_operator() {
+    source_wake_pending_.store(true, std::memory_order_release);
+    wake();
+  }
+  // Called by the arena job; the state is kScheduled.
+  void run();
+
+  bool is_source() const { return nodes_.front().src != nullptr; }
+  void close_leftovers();
+
+  // --- Build-time wiring (before the run starts). ---
+  Status make_operators();
+  void add_input(Channel* ch, size_t input) { inputs_.push_back(InChannel{ch, input}); }
+  struct OutEdge {
+    Partitioning kind = Partitioning::kRebalance;
+    std::vector<size_t> hash_fields;
+    std::vector<Channel*> channels;  // indexed by downstream subtask (one for forward)
+    size_t next = 0;                 // rebalance: round-robin cursor
+  };
+  OutEdge& add_output(const PhysicalEdge& e) {
+    OutEdge o;
+    o.kind = e.partitioning;
+    o.hash_fields = e.hash_fields;
+    o.next = static_cast<size_t>(subtask_);  // spread the first batches of subtasks
+    outs_.push_back(std::move(o));
+    return outs_.back();
+  }
+
+ private:
+  enum class State : uint8_t { kIdle, kScheduled, kRunning, kRunningDirty, kDone };
+  enum class Phase : uint8_t { kOpen, kRunning, kFinishing, kDraining, kDone };
+  enum class Prep : uint8_t { kNeedData, kPortFull, kWaiting, kReady, kFinished };
+  enum class Next : uint8_t { kIdle, kYield, kDone };
+
+  // Feeds the node k+1 of the chain, or the output channels after the last.
+  class ChainOutput final : public Output {
+   public:
+    ChainOutput(Task* task, size_t k) : task_(task), k_(k) {}
+    void emit(BatchPtr batch) override { task_->emit(k_, std::move(batch)); }
+    void emit_watermark(Watermark wm) override { task_->emit_watermark(k_, wm); }
+
+   private:
+    Task* task_;
+    size_t k_;
+  };
+
+  struct NodeSlot {
+    NodeInfo* info = nullptr;
+    std::unique_ptr<SourceOperator> src;  // node 0 of a source vertex
+    std::unique_ptr<Operator> op;         // every other node
+    std::unique_ptr<OperatorContext> ctx;
+    std::unique_ptr<ChainOutput> out;
+    bool opened = false;
+    bool closed = false;
+  };
+
+  struct InChannel {
+    Channel* ch;
+    size_t input;  // position in chain.front()'s inputs
+    int64_t wm = INT64_MIN;
+    bool ended = false;
+    bool blocked = false;  // delivered the barrier being aligned
+  };
+
+  Next step();
+  Prep prepare();
+  void work();
+  bool outputs_full();
+  bool can_accept_from(size_t k) const;
+  void begin_finishing();
+  void handle(size_t in, StreamElement&& e);
+  void on_barrier(size_t in, uint64_t id);
+  void maybe_complete_alignment();
+  void update_combined_watermark();
+  void deliver(size_t k, size_t input, const BatchPtr& batch);
+  void emit(size_t k, BatchPtr batch);
+  void emit_watermark(size_t k, Watermark wm);
+  void fan_out(const BatchPtr& batch);
+  void broadcast(const StreamElement& e);
+  // Runs one operator call, turning a bad Status or an exception into the
+  // task's error, named after node k.
+  template <typename F>
+  void invoke(size_t k, F&& f);
+  void record_error(size_t k, Status s);
+
+  Scheduler::Impl& impl_;
+  const size_t vertex_;
+  const int subtask_;
+  std::atomic<State> state_{State::kIdle};
+
+  std::vector<NodeSlot> nodes_;
+  std::vector<InChannel> inputs_;
+  std::vector<OutEdge> outs_;
+  size_t ended_inputs_ = 0;
+  size_t next_input_ = 0;  // round-robin over inputs
+  int64_t combined_wm_ = INT64_MIN;
+  // Barrier alignment: the checkpoint id being aligned and how many inputs
+  // delivered it. A blocked input is not read until the barrier completes.
+  std::optional<uint64_t> aligning_;
+  size_t blocked_inputs_ = 0;
+
+  Phase phase_ = Phase::kOpen;
+  size_t finish_index_ = 0;
+  Status error_;
+  bool in_backpressure_ = false;
+
+  // Sources: kWait bookkeeping. The pending flag is cleared before produce()
+  // so that a ctx.wake() during produce() ends the wait it returns.
+  bool source_waiting_ = false;
+  Clock::time_point source_wake_at_{};
+  std::atomic<bool> source_wake_pending_{false};
+
+  // Hash partitioning scratch, reused across batches.
+  std::vector<uint64_t> hashes_;
+  std::vector<Selection> parts_;
+};
+
+class NodeContext final : public OperatorContext {
+ public:
+  NodeContext(Scheduler::Impl& impl, Task& task, NodeInfo& info, int subtask, uint64_t strand)
+      : impl_(impl), task_(task), info_(info), subtask_(subtask), strand_(strand) {}
+
+  const std::string& node_id() const override { return info_.node->id; }
+  int subtask() const override { return subtask_; }
+  int parallelism() const override { return info_.parallelism; }
+  size_t batch_size() const override { return impl_.options().batch_size; }
+  void wake() override { task_.wake_from_operator(); }
+  void report_data_error(std::string_view message) override {
+    info_.metrics->data_errors.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    if (!info_.log_limiter.allow(suppressed)) return;
+    std::string line = info_.label;
+    line += ": bad record skipped: ";
+    line += message;
+    if (suppressed > 0) {
+      line += " (";
+      line += std::to_string(suppressed);
+      line += " similar messages suppressed)";
+    }
+    log_warn("runtime", line);
+  }
+  uint64_t io_strand() const override { return strand_; }
+  IoExecutor& io() override { return impl_.io(); }
+  bool stop_requested() const override { return impl_.stop_requested(); }
+
+ private:
+  Scheduler::Impl& impl_;
+  Task& task_;
+  NodeInfo& info_;
+  const int subtask_;
+  const uint64_t strand_;
+};
+
+// ---------------------------------------------------------------------------
+// Task
+
+Task::Task(Scheduler::Impl& impl, size_t vertex, int subtask)
+    : impl_(impl), vertex_(vertex), subtask_(subtask) {}
+
+Task::~Task() = default;
+
+Status Task::make_operators() {
+  const PhysicalVertex& v = impl_.plan_.vertices[vertex_];
+  const size_t first = impl_.vertex_first_node_[vertex_];
+  nodes_.resize(v.chain.size());
+  for (size_t k = 0; k < v.chain.size(); ++k) {
+    const PlanNode& pn = v.chain[k];
+    NodeSlot& slot = nodes_[k];
+    slot.info = impl_.nodes_[first + k].get();
+    if (!pn.prepared) return Status::internal(slot.info->label + ": the plan has no prepared node");
+    try {
+      if (k == 0 && pn.role == NodeRole::kSource) {
+        slot.src = pn.prepared->make_source(subtask_, v.parallelism);
+        if (!slot.src) return Status::internal(slot.info->label + ": the factory made no source");
+      } else {
+        if (pn.role == NodeRole::kSource) {
+          return Status::internal(slot.info->label + ": a source must start its chain");
+        }
+        slot.op = pn.prepared->make_operator(subtask_, v.parallelism);
+        if (!slot.op) return Status::internal(slot.info->label + ": the factory made no operator");
+      }
+    } catch (const std::exception& e) {
+      return Status::internal(slot.info->label + ": exception while creating: " + e.what());
+    }
+    const uint64_t strand = (static_cast<uint64_t>(first + k) << 20) | static_cast<uint64_t>(subtask_);
+    slot.ctx = std::make_unique<NodeContext>(impl_, *this, *slot.info, subtask_, strand);
+    slot.out = std::make_unique<ChainOutput>(this, k);
+  }
+  return Status::OK();
+}
+
+void Task::wake() {
+  State s = state_.load(std::memory_order_acquire);
+  for (;;) {
+    switch (s) {
+      case State::kIdle:
+        if (state_.compare_exchange_weak(s, State::kScheduled, std::memory_order_acq_rel)) {
+          impl_.enqueue(this);
+          return;
+        }
+        break;  // s reloaded by the failed CAS
+      case State::kRunning:
+        if (state_.compare_exchange_weak(s, State::kRunningDirty, std::memory_order_acq_rel)) {
+          return;
+        }
+        break;
+      case State::kScheduled:      // will prepare anyway
+      case State::kRunningDirty:   // already marked
+      case State::kDone:
+        return;
+    }
+  }
+}
+
+void Task::run() {
+  state_.store(State::kRunning, std::memory_order_release);
+  for (;;) {
+    Next next = Next::kDone;
+    try {
+      next = step();
+    } catch (const std::exception& e) {
+      // Operator calls are guarded by invoke(); this is the engine itself
+      // (e.g. bad_alloc while partitioning).
+      impl_.fail(Status::internal(nodes_.back().info->label + ": " + e.what()));
+    } catch (...) {
+      impl_.fail(Status::internal(nodes_.back().info->label + ": unknown exception"));
+    }
+    switch (next) {
+      case Next::kYield:
+        state_.store(State::kScheduled, std::memory_order_release);
+        impl_.enqueue(this);
+        return;
+      case Next::kDone:
+        state_.store(State::kDone, std::memory_order_release);
+        impl_.task_done();
+        return;
+      case Next::kIdle: {
+        State expected = State::kRunning;
+        if (state_.compare_exchange_strong(expected, State::kIdle, std::memory_order_acq_rel)) {
+          return;  // from here on another thread may run this task
+        }
+        // A wake arrived while we ran: look again before parking.
+        state_.store(State::kRunning, std::memory_order_release);
+        break;
+      }
+    }
+  }
+}
+
+Task::Next Task::step() {
+  const Clock::time_point deadline = Clock::now() + kQuantum;
+  for (int unit = 0;; ++unit) {
+    if (impl_.aborted()) return Next::kDone;
+    switch (prepare()) {
+      case Prep::kFinished:
+        return Next::kDone;
+      case Prep::kNeedData:
+      case Prep::kPortFull:
+      case Prep::kWaiting:
+        return Next::kIdle;
+      case Prep::kReady:
+        break;
+    }
+    if (unit >= kMaxUnitsPerRun || (unit > 0 && Clock::now() >= deadline)) return Next::kYield;
+    work();
+    if (!error_.ok()) {
+      impl_.fail(error_);
+      return Next::kDone;
+    }
+  }
+}
+
+bool Task::outputs_full() {
+  for (const OutEdge& o : outs_) {
+    for (const Channel* ch : o.channels) {
+      if (ch->full()) {
+        if (!in_backpressure_) {
+          in_backpressure_ = true;
+          nodes_.back().info->metrics->backpressure_events.fetch_add(1, std::memory_order_relaxed);
+        }
+        return true;
+      }
+    }
+  }
+  in_backpressure_ = false;
+  return false;
+}
+
+bool Task::can_accept_from(size_t k) const {
+  for (size_t i = k; i < nodes_.size(); ++i) {
+    if (nodes_[i].op && !nodes_[i].op->can_accept()) return false;
+  }
+  return true;
+}
+
+Task::Prep Task::prepare() {
+  switch (phase_) {
+    case Phase::kOpen:
+      return Prep::kReady;
+    case Phase::kRunning:
+      if (outputs_full()) return Prep::kPortFull;
+      if (is_source()) {
+        if (impl_.stop_requested()) return Prep::kReady;  // work() ends the source
+        if (!can_accept_from(1)) return Prep::kWaiting;
+        if (source_waiting_) {
+          if (source_wake_pending_.exchange(false, std::memory_order_acq_rel) ||
+              Clock::now() >= source_wake_at_) {
+            source_waiting_ = false;
+            return Prep::kReady;
+          }
+          return Prep::kWaiting;
+        }
+        return Prep::kReady;
+      }
+      if (!can_accept_from(0)) return Prep::kWaiting;
+      if (ended_inputs_ == inputs_.size()) return Prep::kReady;  // work() starts finishing
+      for (const InChannel& in : inputs_) {
+        if (!in.blocked && !in.ended && !in.ch->empty()) return Prep::kReady;
+      }
+      return Prep::kNeedData;
+    case Phase::kFinishing:
+      if (outputs_full()) return Prep::kPortFull;
+      if (!can_accept_from(finish_index_ + 1)) return Prep::kWaiting;
+      return Prep::kReady;
+    case Phase::kDraining:
+      for (const NodeSlot& n : nodes_) {
+        if (n.op && !n.op->drained()) return Prep::kWaiting;
+      }
+      return Prep::kReady;
+    case Phase::kDone:
+      return Prep::kFinished;
+  }
+  return Prep::kFinished;
+}
+
+void Task::work() {
+  switch (phase_) {
+    case Phase::kOpen:
+      for (size_t k = 0; k < nodes_.size() && error_.ok(); ++k) {
+        NodeSlot& n = nodes_[k];
+        n.opened = true;  // close() is owed even when open() fails half-way
+        if (n.src) {
+          invoke(k, [&] { return n.src->open(*n.ctx); });
+        } else {
+          invoke(k, [&] { return n.op->open(*n.ctx); });
+        }
+      }
+      phase_ = Phase::kRunning;
+      return;
+
+    case Phase::kRunning:
+      if (is_source()) {
+        if (impl_.stop_requested()) {
+          begin_finishing();
+          return;
+        }
+        source_wake_pending_.store(false, std::memory_order_release);
+        std::optional<SourceProgress> progress;
+        invoke(0, [&]() -> Status {
+          Result<SourceProgress> r = nodes_[0].src->produce(*nodes_[0].out);
+          if (!r.ok()) return r.status();
+          progress = *r;
+          return Status::OK();
+        });
+        if (!progress) return;  // error recorded
+        switch (progress->state) {
+          case SourceProgress::State::kMore:
+            break;
+          case SourceProgress::State::kWait:
+            source_waiting_ = true;
+            source_wake_at_ = progress->wake_at;
+            if (source_wake_at_ != Clock::time_point::max()) {
+              impl_.timer().schedule(source_wake_at_, this);
+            }
+            break;
+          case SourceProgress::State::kExhausted:
+            begin_finishing();
+            break;
+        }
+        return;
+      }
+      if (ended_inputs_ == inputs_.size()) {
+        begin_finishing();
+        return;
+      }
+      for (size_t tries = 0; tries < inputs_.size(); ++tries) {
+        const size_t i = next_input_;
+        next_input_ = (next_input_ + 1) % inputs_.size();
+        InChannel& in = inputs_[i];
+        if (in.blocked || in.ended) continue;
+        StreamElement e;
+        if (in.ch->pop(e)) {
+          handle(i, std::move(e));
+          return;
+        }
+      }
+      return;
+
+    case Phase::kFinishing:
+      if (finish_index_ < nodes_.size()) {
+        const size_t k = finish_index_++;
+        invoke(k, [&] { return nodes_[k].op->finish(*nodes_[k].out); });
+      } else {
+        phase_ = Phase::kDraining;
+      }
+      return;
+
+    case Phase::kDraining:
+      for (size_t k = 0; k < nodes_.size() && error_.ok(); ++k) {
+        NodeSlot& n = nodes_[k];
+        n.closed = true;
+        invoke(k, [&] { return n.src ? n.src->close() : n.op->close(); });
+      }
+      // After a failed close the rest are closed by the teardown.
+      if (error_.ok()) broadcast(EndOfStream{});
+      phase_ = Phase::kDone;
+      return;
+
+    case Phase::kDone:
+      return;
+  }
+}
+
+void Task::begin_finishing() {
+  phase_ = Phase::kFinishing;
+  finish_index_ = is_source() ? 1 : 0;
+}
+
+void Task::handle(size_t in, StreamElement&& e) {
+  if (auto* b = std::get_if<BatchPtr>(&e)) {
+    if (*b && (*b)->active_rows() > 0) deliver(0, inputs_[in].input, *b);
+  } else if (auto* wm = std::get_if<Watermark>(&e)) {
+    inputs_[in].wm = std::max(inputs_[in].wm, wm->timestamp_ms);
+    update_combined_watermark();
+  } else if (auto* barrier = std::get_if<Barrier>(&e)) {
+    on_barrier(in, barrier->checkpoint_id);
+  } else {
+    inputs_[in].ended = true;
+    ++ended_inputs_;
+    // An ended input no longer holds back the watermark or an alignment.
+    update_combined_watermark();
+    maybe_complete_alignment();
+  }
+}
+
+void Task::on_barrier(size_t in, uint64_t id) {
+  if (aligning_ && *aligning_ != id) {
+    // A channel is FIFO and sources inject barriers in id order, so a
+    // different id mid-alignment means a broken producer.
+    record_error(0, Status::internal("barrier " + std::to_string(id) + " arrived while aligning " +
+                                     std::to_string(*aligning_)));
+    return;
+  }
+  aligning_ = id;
+  inputs_[in].blocked = true;
+  ++blocked_inputs_;
+  maybe_complete_alignment();
+}
+
+void Task::maybe_complete_alignment() {
+  if (!aligning_ || blocked_inputs_ + ended_inputs_ < inputs_.size()) return;
+  // Every live input delivered the barrier: this is where the chain's state
+  // snapshot will be taken (checkpointing); for now the barrier just moves on.
+  broadcast(Barrier{*aligning_});
+  for (InChannel& in : inputs_) in.blocked = false;
+  blocked_inputs_ = 0;
+  aligning_.reset();
+}
+
+void Task::update_combined_watermark() {
+  int64_t low = INT64_MAX;
+  for (const InChannel& in : inputs_) {
+    if (!in.ended) low = std::min(low, in.wm);
+  }
+  // All inputs ended: finish() takes over; no synthetic +inf watermark.
+  if (low == INT64_MAX || low <= combined_wm_) return;
+  combined_wm_ = low;
+  nodes_[0].info->set_watermark(subtask_, low);
+  invoke(0, [&] { return nodes_[0].op->on_watermark(Watermark{low}, *nodes_[0].out); });
+}
+
+void Task::deliver(size_t k, size_t input, const BatchPtr& batch) {
+  NodeMetrics& m = *nodes_[k].info->metrics;
+  m.rows_in.fetch_add(batch->active_rows(), std::memory_order_relaxed);
+  m.batches_in.fetch_add(1, std::memory_order_relaxed);
+  invoke(k, [&] { return nodes_[k].op->process(input, batch, *nodes_[k].out); });
+}
+
+void Task::emit(size_t k, BatchPtr batch) {
+  // After an error nothing more moves; the run is being aborted.
+  if (!error_.ok() || !batch || batch->active_rows() == 0) return;
+  nodes_[k].info->metrics->rows_out.fetch_add(batch->active_rows(), std::memory_order_relaxed);
+  if (k + 1 < nodes_.size()) {
+    deliver(k + 1, 0, batch);
+  } else {
+    fan_out(batch);
+  }
+}
+
+void Task::emit_watermark(size_t k, Watermark wm) {
+  if (!error_.ok()) return;
+  if (k == 0 && nodes_[0].src) nodes_[0].info->set_watermark(subtask_, wm.timestamp_ms);
+  if (k + 1 < nodes_.size()) {
+    nodes_[k + 1].info->set_watermark(subtask_, wm.timestamp_ms);
+    invoke(k + 1, [&] { return nodes_[k + 1].op->on_watermark(wm, *nodes_[k + 1].out); });
+  } else {
+    broadcast(wm);
+  }
+}
+
+void Task::fan_out(const BatchPtr& batch) {
+  for (OutEdge& o : outs_) {
+    const size_t n = o.channels.size();
+    switch (o.kind) {
+      case Partitioning::kForward:
+        o.channels[0]->push(batch);
+        break;
+      case Partitioning::kBroadcast:
+        for (Channel* ch : o.channels) ch->push(batch);
+        break;
+      case Partitioning::kRebalance:
+        o.channels[o.next % n]->push(batch);
+        o.next = (o.next + 1) % n;
+        break;
+      case Partitioning::kHash: {
+        if (n == 1) {
+          o.channels[0]->push(batch);
+          break;
+        }
+        hash_rows(*batch, o.hash_fields, hashes_);
+        parts_.resize(n);
+        for (Selection& p : parts_) p.clear();
+        const size_t rows = batch->active_rows();
+        for (size_t r = 0; r < rows; ++r) {
+          parts_[subtask_for_hash(hashes_[r], n)].push_back(static_cast<uint32_t>(batch->row_at(r)));
+        }
+        for (size_t j = 0; j < n; ++j) {
+          if (parts_[j].empty()) continue;
+          if (parts_[j].size() == rows) {
+            o.channels[j]->push(batch);  // every row goes here: share as is
+          } else {
+            // Rows are visited in ascending physical order, so each part is a
+            // valid (ascending, subset) selection over the same columns.
+            o.channels[j]->push(batch->with_selection(std::make_shared<const Selection>(parts_[j])));
+          }
+        }
+        break;
+      }
+    }
+  }
+}
+
+void Task::broadcast(const StreamElement& e) {
+  for (OutEdge& o : outs_) {
+    for (Channel* ch : o.channels) ch->push(e);
+  }
+}
+
+template <typename F>
+void Task::invoke(size_t k, F&& f) {
+  if (!error_.ok()) return;
+  try {
+    Status s = f();
+    if (!s.ok()) record_error(k, std::move(s));
+  } catch (const std::exception& e) {
+    record_error(k, Status::internal(std::string("exception: ") + e.what()));
+  } catch (...) {
+    record_error(k, Status::internal("unknown exception"));
+  }
+}
+
+void Task::record_error(size_t k, Status s) {
+  if (error_.ok()) error_ = s.with_context(nodes_[k].info->label);
+}
+
+void Task::close_leftovers() {
+  for (NodeSlot& n : nodes_) {
+    if (!n.opened || n.closed) continue;
+    n.closed = true;
+    try {
+      Status s = n.src ? n.src->close() : n.op->close();
+      if (!s.ok()) log_debug("runtime", n.info->label + ": close after abort: " + s.to_string());
+    } catch (const std::exception& e) {
+      log_debug("runtime", n.info->label + ": close after abort threw: " + e.what());
+    } catch (...) {
+      log_debug("runtime", n.info->label + ": close after abort threw");
+    }
+  }
+}
+
+}  // namespace scheduler_internal
+
+// ---------------------------------------------------------------------------
+// Scheduler::Impl
+
+Scheduler::Impl::Impl(const PhysicalPlan& plan, RunOptions options)
+    : plan_(plan), options_(options) {
+  if (options_.workers < 1) options_.workers = 1;
+  if (options_.io_threads < 1) options_.io_threads = 1;
+  if (options_.batch_size < 1) options_.batch_size = 1;
+  if (options_.buffer_size < 1) options_.buffer_size = 1;
+  for (const PhysicalVertex& v : plan_.vertices) {
+    vertex_first_node_.push_back(nodes_.size());
+    for (const PlanNode& pn : v.chain) {
+      auto m = std::make_unique<NodeMetrics>();
+      m->id = pn.id;
+      m->type = pn.type;
+      auto info = std::make_unique<NodeInfo>();
+      info->node = &pn;
+      info->metrics = m.get();
+      info->label = "node '" + pn.id + "' (" + pn.type + ")";
+      info->parallelism = std::max(1, v.parallelism);
+      info->subtask_wm = std::make_unique<std::atomic<int64_t>[]>(static_cast<size_t>(info->parallelism));
+      for (int i = 0; i < info->parallelism; ++i) info->subtask_wm[static_cast<size_t>(i)].store(INT64_MIN);
+      metrics_.nodes.push_back(std::move(m));
+      nodes_.push_back(std::move(info));
+    }
+  }
+  metrics_.started = Clock::now();
+}
+
+Scheduler::Impl::~Impl() {
+  // run() joined everything it started; tasks and channels die here, after
+  // the arena has no job left that points at them.
+  tasks_.clear();
+  channels_.clear();
+}
+
+Status Scheduler::Impl::build() {
+  const size_t nv = plan_.vertices.size();
+  if (nv == 0) return Status::invalid("the plan has no vertices");
+  std::vector<size_t> task_base(nv);
+  for (size_t v = 0; v < nv; ++v) {
+    const PhysicalVertex& vx = plan_.vertices[v];
+    if (vx.chain.empty()) return Status::internal("vertex " + std::to_string(v) + " has an empty chain");
+    if (vx.parallelism < 1) {
+      return Status::invalid("vertex '" + vx.name() + "' has parallelism " +
+                             std::to_string(vx.parallelism));
+    }
+    task_base[v] = tasks_.size();
+    for (int s = 0; s < vx.parallelism; ++s) {
+      tasks_.push_back(std::make_unique<Task>(*this, v, s));
+      DF_RETURN_IF_ERROR(tasks_.back()->make_operators());
+      if (tasks_.back()->is_source()) source_tasks_.push_back(tasks_.back().get());
+    }
+  }
+  for (const PhysicalEdge& e : plan_.edges) {
+    if (e.from >= nv || e.to >= nv) return Status::internal("a plan edge names a missing vertex");
+    const PhysicalVertex& from = plan_.vertices[e.from];
+    const PhysicalVertex& to = plan_.vertices[e.to];
+    if (to.chain.front().role == NodeRole::kSource) {
+      return Status::internal("vertex '" + to.name() + "' starts with a source but has an input");
+    }
+    if (e.partitioning == Partitioning::kForward && from.parallelism != to.parallelism) {
+      return Status::internal("forward edge '" + from.name() + "' => '" + to.name() +
+                              "' joins different parallelisms");
+    }
+    for (int p = 0; p < from.parallelism; ++p) {
+      Task* producer = tasks_[task_base[e.from] + static_cast<size_t>(p)].get();
+      Task::OutEdge& out = producer->add_output(e);
+      for (int c = 0; c < to.parallelism; ++c) {
+        if (e.partitioning == Partitioning::kForward && p != c) continue;
+        Task* consumer = tasks_[task_base[e.to] + static_cast<size_t>(c)].get();
+        auto ch = std::make_unique<Channel>(options_.buffer_size, options_.backpressure_threshold);
+        ch->connect(producer, consumer);
+        out.channels.push_back(ch.get());
+        consumer->add_input(ch.get(), e.to_input);
+        channels_.push_back(std::move(ch));
+      }
+    }
+  }
+  return Status::OK();
+}
+
+Status Scheduler::Impl::run() {
+  if (ran_.exchange(true)) return Status::internal("Scheduler::run() may be called only once");
+  metrics_.started = Clock::now();
+  if (Status s = build(); !s.ok()) {
+    stopping_.store(true);
+    return s;
+  }
+  scheduler_internal::ensure_tbb_worker_cap(options_.workers);
+  // No slot reserved for this thread: it only waits, all `workers` slots
+  // are for arena workers.
+  arena_.initialize(options_.workers, 0);
+  io_ = std::make_unique<IoPool>(options_.io_threads);
+  timer_ = std::make_unique<Timer>();
+  started_.store(true, std::memory_order_release);
+
+  for (auto& t : tasks_) t->wake();  // every task prepares once (opens its operators)
+
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] {
+      return (done_tasks_.load() == tasks_.size() || aborted_.load()) && inflight_.load() == 0;
+    });
+    // From now on wakes are dropped. A wake that raced past the flag is
+    // counted in inflight_ (enqueue() increments before it checks), so wait
+    // for it too.
+    stopping_.store(true);
+    cv_.wait(lock, [&] { return inflight_.load() == 0; });
+  }
+  // Let outstanding I/O finish (jobs capture operators), then stop the
+  // timer; both may still call wake(), which is now a no-op.
+  io_->shutdown();
+  timer_->stop();
+  close_leftovers();
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!first_error_.ok()) return first_error_;
+  if (cancelled_.load()) return Status::cancelled("the run was cancelled");
+  return Status::OK();
+}
+
+void Scheduler::Impl::close_leftovers() {
+  for (auto& t : tasks_) t->close_leftovers();
+}
+
+void Scheduler::Impl::enqueue(Task* task) {
+  inflight_.fetch_add(1);
+  if (stopping_.load()) {
+    release_inflight();
+    return;
+  }
+  arena_.enqueue([this, task] {
+    task->run();
+    release_inflight();
+  });
+}
+
+void Scheduler::Impl::release_inflight() {
+  size_t v = inflight_.load();
+  for (;;) {
+    if (v == 1) {
+      // Possibly the last: decrement under the lock so run() cannot see zero,
+      // return and destroy us between our decrement and our notify.
+      std::lock_guard<std::mutex> lock(mu_);
+      if (inflight_.fetch_sub(1) == 1) cv_.notify_all();
+      return;
+    }
+    if (inflight_.compare_exchange_weak(v, v - 1)) return;
+  }
+}
+
+void Scheduler::Impl::fail(Status status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_error_.ok() && !aborted_.load()) {
+      first_error_ = std::move(status);
+      log_error("runtime", "run failed: " + first_error_.to_string());
+    }
+    aborted_.store(true);
+  }
+  cv_.notify_all();
+}
+
+void Scheduler::Impl::cancel() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!aborted_.load()) cancelled_.store(true);
+    aborted_.store(true);
+  }
+  cv_.notify_all();
+}
+
+void Scheduler::Impl::request_stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  // Sources parked on a wait must look again; sources parked on a full output
+  // will be woken by the drain. Before the start, the first prepare sees it.
+  if (!started_.load(std::memory_order_acquire)) return;
+  for (Task* t : source_tasks_) t->wake_from_operator();
+}
+
+ChannelStats Scheduler::Impl::channel_stats() const {
+  ChannelStats st;
+  st.capacity_rows = options_.buffer_size;
+  if (!started_.load(std::memory_order_acquire)) return st;
+  st.channels = channels_.size();
+  for (const auto& ch : channels_) {
+    const size_t r = ch->rows();
+    st.buffered_rows += r;
+    st.max_channel_rows = std::max(st.max_channel_rows, r);
+    st.high_water_rows = std::max(st.high_water_rows, ch->high_water_rows());
+    st.threshold_rows = ch->threshold_rows();
+  }
+  return st;
+}
+
+// ---------------------------------------------------------------------------
+// Scheduler
+
+Scheduler::Scheduler(const PhysicalPlan& plan, RunOptions options)
+    : impl_(std::make_unique<Impl>(plan, options)) {}
+
+Scheduler::~Scheduler() = default;
+
+Status Scheduler::run() { return impl_->run(); }
+void Scheduler::request_stop() { impl_->request_stop(); }
+void Scheduler::cancel() { impl_->cancel(); }
+const RunMetrics& Scheduler::metrics() const { return impl_->metrics_; }
+ChannelStats Scheduler::channel_stats() const { return impl_->channel_stats(); }
+
+}  // namespace df::runtime

@@ -1,0 +1,44 @@
+#include "operators/expr_options.h"
+
+namespace df::operators {
+
+SourceLocation expression_origin(const ConfigValue& scalar) {
+  SourceLocation loc = scalar.location();
+  if (scalar.quoted() && loc.column > 0) loc.column += 1;
+  return loc;
+}
+
+expr::CompiledExprPtr compile_option(const ConfigValue& value, const Schema& schema,
+                                     const std::string& what, Diagnostics& diags) {
+  if (!value.is_scalar()) {
+    diags.error(value.location(), what + " must be an expression, got " +
+                                      std::string(value.kind_name()));
+    return nullptr;
+  }
+  auto compiled = expr::compile(value.scalar_text(), schema, expression_origin(value));
+  if (!compiled.ok()) {
+    // One diagnostic per line: the messages already carry their locations.
+    const std::string& m = compiled.status().message();
+    size_t start = 0;
+    while (start < m.size()) {
+      size_t end = m.find('\n', start);
+      if (end == std::string::npos) end = m.size();
+      diags.error(SourceLocation{}, m.substr(start, end - start));
+      start = end + 1;
+    }
+    return nullptr;
+  }
+  return std::move(compiled).value();
+}
+
+void report_eval_errors(expr::EvalContext& eval, runtime::OperatorContext& ctx) {
+  if (eval.data_errors == 0) return;
+  for (const auto& e : eval.errors) ctx.report_data_error(e.message);
+  // Errors beyond the kept sample are counted with the first message.
+  for (uint64_t i = eval.errors.size(); i < eval.data_errors; ++i) {
+    ctx.report_data_error(eval.errors.empty() ? "expression error" : eval.errors.front().message);
+  }
+  eval.clear_errors();
+}
+
+}  // namespace df::operators

@@ -1,0 +1,25 @@
+// Helpers shared by operators that read expressions from their options.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/core/config_value.h"
+#include "engine/runtime/operator.h"
+#include "operators/expr/expr.h"
+
+namespace df::operators {
+
+// Where the text of a scalar starts: YAML marks a quoted scalar at its quote.
+SourceLocation expression_origin(const ConfigValue& scalar);
+
+// Compiles the scalar at `value` against `schema`; errors go to `diags`.
+// Returns nullptr on error.
+expr::CompiledExprPtr compile_option(const ConfigValue& value, const Schema& schema,
+                                     const std::string& what, Diagnostics& diags);
+
+// Hands the per-row errors an evaluation recorded to the runtime (counted and
+// logged there), then clears them.
+void report_eval_errors(expr::EvalContext& eval, runtime::OperatorContext& ctx);
+
+}  // namespace df::operators

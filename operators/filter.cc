@@ -1,0 +1,79 @@
+// filter: keeps the rows where `where` is true (null counts as false).
+// Never copies: the output shares the input's columns with a narrower
+// selection vector.
+#include "operators/stateless.h"
+
+namespace df::operators {
+
+namespace {
+
+class FilterOperator final : public runtime::Operator {
+ public:
+  explicit FilterOperator(expr::CompiledExprPtr predicate) : predicate_(std::move(predicate)) {}
+
+  Status open(runtime::OperatorContext& ctx) override {
+    ctx_ = &ctx;
+    return Status::OK();
+  }
+
+  Status process(size_t, const BatchPtr& batch, runtime::Output& out) override {
+    ColumnPtr keep = predicate_->evaluate(*batch, eval_);
+    report_eval_errors(eval_, *ctx_);
+    SelectionPtr selection = expr::select_true(*batch, *keep);
+    if (selection->empty()) return Status::OK();
+    if (selection->size() == batch->active_rows()) {
+      out.emit(batch);
+    } else {
+      out.emit(batch->with_selection(std::move(selection)));
+    }
+    return Status::OK();
+  }
+
+ private:
+  expr::CompiledExprPtr predicate_;
+  expr::EvalContext eval_;
+  runtime::OperatorContext* ctx_ = nullptr;
+};
+
+class PreparedFilter final : public runtime::PreparedNode {
+ public:
+  PreparedFilter(SchemaPtr schema, expr::CompiledExprPtr predicate)
+      : schema_(std::move(schema)), predicate_(std::move(predicate)) {}
+  SchemaPtr output_schema() const override { return schema_; }
+  std::unique_ptr<runtime::Operator> make_operator(int, int) const override {
+    return std::make_unique<FilterOperator>(predicate_);
+  }
+  std::string describe() const override { return "where " + predicate_->to_string(); }
+
+ private:
+  SchemaPtr schema_;
+  expr::CompiledExprPtr predicate_;
+};
+
+class FilterFactory final : public runtime::NodeFactory {
+ public:
+  runtime::PreparedNodePtr prepare(const runtime::NodeSpec& spec,
+                                   const std::vector<SchemaPtr>& inputs,
+                                   OptionReader& opts) const override {
+    const std::string what = "filter '" + spec.id + "'";
+    if (!require_single_input(spec, inputs, opts)) return nullptr;
+    const ConfigValue* where = opts.require("where");
+    if (!where) return nullptr;
+    auto predicate = compile_option(*where, *inputs[0], what + " 'where'", opts.diags());
+    if (!predicate) return nullptr;
+    if (predicate->result_type() != TypeId::kBool) {
+      opts.diags().error(where->location(), what + ": 'where' must be a condition (bool), got " +
+                                                std::string(type_name(predicate->result_type())));
+      return nullptr;
+    }
+    return std::make_shared<PreparedFilter>(inputs[0], std::move(predicate));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<runtime::NodeFactory> make_filter_factory() {
+  return std::make_unique<FilterFactory>();
+}
+
+}  // namespace df::operators

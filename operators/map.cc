@@ -1,0 +1,166 @@
+// map: builds each output row from expressions over the input row.
+//   select: {name: expr, ...}   the output has exactly these fields, in order
+//   set:    {name: expr, ...}   adds fields or overwrites existing ones
+//   drop:   [name, ...]         removes fields
+// A field passed through unchanged shares the input column (no copy), and the
+// output keeps the input's selection vector, so map after filter copies nothing.
+#include <algorithm>
+
+#include "operators/stateless.h"
+
+namespace df::operators {
+
+namespace {
+
+// One output column: either an input column passed through or an expression.
+struct OutputColumn {
+  std::string name;
+  std::optional<size_t> passthrough;
+  expr::CompiledExprPtr expr;
+};
+
+class MapOperator final : public runtime::Operator {
+ public:
+  MapOperator(SchemaPtr schema, std::shared_ptr<const std::vector<OutputColumn>> columns)
+      : schema_(std::move(schema)), columns_(std::move(columns)) {}
+
+  Status open(runtime::OperatorContext& ctx) override {
+    ctx_ = &ctx;
+    return Status::OK();
+  }
+
+  Status process(size_t, const BatchPtr& batch, runtime::Output& out) override {
+    std::vector<ColumnPtr> cols;
+    cols.reserve(columns_->size());
+    for (const auto& c : *columns_) {
+      cols.push_back(c.passthrough ? batch->column(*c.passthrough) : c.expr->evaluate(*batch, eval_));
+    }
+    report_eval_errors(eval_, *ctx_);
+    out.emit(batch->with_columns(schema_, std::move(cols)));
+    return Status::OK();
+  }
+
+ private:
+  SchemaPtr schema_;
+  std::shared_ptr<const std::vector<OutputColumn>> columns_;
+  expr::EvalContext eval_;
+  runtime::OperatorContext* ctx_ = nullptr;
+};
+
+class PreparedMap final : public runtime::PreparedNode {
+ public:
+  PreparedMap(SchemaPtr schema, std::shared_ptr<const std::vector<OutputColumn>> columns)
+      : schema_(std::move(schema)), columns_(std::move(columns)) {}
+  SchemaPtr output_schema() const override { return schema_; }
+  std::unique_ptr<runtime::Operator> make_operator(int, int) const override {
+    return std::make_unique<MapOperator>(schema_, columns_);
+  }
+  std::string describe() const override {
+    std::string d;
+    for (const auto& c : *columns_) {
+      if (!d.empty()) d += ", ";
+      d += c.name;
+      if (c.expr) d += " = " + c.expr->to_string();
+    }
+    return d;
+  }
+
+ private:
+  SchemaPtr schema_;
+  std::shared_ptr<const std::vector<OutputColumn>> columns_;
+};
+
+// A bare field name (possibly quoted) that names an input field.
+std::optional<size_t> as_field_reference(const ConfigValue& v, const Schema& schema) {
+  if (!v.is_scalar()) return std::nullopt;
+  std::string t = v.scalar_text();
+  auto b = t.find_first_not_of(" \t");
+  auto e = t.find_last_not_of(" \t");
+  if (b == std::string::npos) return std::nullopt;
+  return schema.index_of(t.substr(b, e - b + 1));
+}
+
+class MapFactory final : public runtime::NodeFactory {
+ public:
+  runtime::PreparedNodePtr prepare(const runtime::NodeSpec& spec,
+                                   const std::vector<SchemaPtr>& inputs,
+                                   OptionReader& opts) const override {
+    const std::string what = "map '" + spec.id + "'";
+    if (!require_single_input(spec, inputs, opts)) return nullptr;
+    const Schema& in = *inputs[0];
+    Diagnostics& diags = opts.diags();
+    const ConfigValue* select = opts.get("select");
+    const ConfigValue* set = opts.get("set");
+    const ConfigValue* drop = opts.get("drop");
+    if (!select && !set && !drop) {
+      diags.error(opts.node().location(), what + " needs 'select', 'set' or 'drop'");
+      return nullptr;
+    }
+    if (select && (set || drop)) {
+      diags.error(select->location(), what + " takes either 'select' or 'set'/'drop', not both");
+      return nullptr;
+    }
+    size_t errors_before = diags.size();
+    std::vector<OutputColumn> out;
+    auto add_exprs = [&](const ConfigValue& m, const char* key) {
+      if (!m.is_map()) {
+        diags.error(m.location(), what + " '" + key + "' must be a map of name: expression");
+        return;
+      }
+      for (const auto& [name, value] : m.entries()) {
+        OutputColumn col{name, as_field_reference(value, in), nullptr};
+        if (!col.passthrough) {
+          col.expr = compile_option(value, in, what + " field '" + name + "'", diags);
+          if (!col.expr) continue;
+        }
+        auto existing = std::find_if(out.begin(), out.end(),
+                                     [&](const OutputColumn& c) { return c.name == name; });
+        if (existing != out.end()) {
+          *existing = std::move(col);
+        } else {
+          out.push_back(std::move(col));
+        }
+      }
+    };
+    if (select) {
+      add_exprs(*select, "select");
+    } else {
+      for (size_t i = 0; i < in.size(); ++i) out.push_back({in.field(i).name, i, nullptr});
+      if (set) add_exprs(*set, "set");
+      if (drop) {
+        auto names = drop->as_string_list();
+        if (!names.ok()) {
+          diags.error(drop->location(), what + " 'drop' must be a list of field names");
+        } else {
+          for (const auto& name : *names) {
+            auto it = std::find_if(out.begin(), out.end(),
+                                   [&](const OutputColumn& c) { return c.name == name; });
+            if (it == out.end()) {
+              diags.error(drop->location(), what + " cannot drop unknown field '" + name +
+                                                "' (fields: " + in.to_string() + ")");
+            } else {
+              out.erase(it);
+            }
+          }
+        }
+      }
+    }
+    if (diags.size() != errors_before) return nullptr;
+    if (out.empty()) {
+      diags.error(opts.node().location(), what + " leaves no fields");
+      return nullptr;
+    }
+    std::vector<Field> fields;
+    for (const auto& c : out) {
+      fields.push_back({c.name, c.passthrough ? in.field(*c.passthrough).type : c.expr->result_type()});
+    }
+    return std::make_shared<PreparedMap>(make_schema(std::move(fields)),
+                                         std::make_shared<const std::vector<OutputColumn>>(std::move(out)));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<runtime::NodeFactory> make_map_factory() { return std::make_unique<MapFactory>(); }
+
+}  // namespace df::operators

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite:
+#   1. Release build, every test (unit + integration against the real binary);
+#   2. ASan+UBSan build, unit tests;  3. TSan build, unit tests.
+# Set DATAFLOW_SKIP_SANITIZERS=1 to run only step 1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+start=$(date +%s)
+
+run_ctest() {  # dir label...
+  local dir=$1; shift
+  (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600 "$@")
+}
+
+echo "== Release build and full suite"
+scripts/build.sh Release
+run_ctest build
+
+if [ "${DATAFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
+  echo "== ASan+UBSan build, unit tests"
+  scripts/build.sh Asan --target unit_tests
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_ctest build-asan -L unit
+
+  echo "== TSan build, unit tests"
+  scripts/build.sh Tsan --target unit_tests
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp" \
+    run_ctest build-tsan -L unit
+fi
+echo "== all tests passed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,105 @@
+// The command line contract (DESIGN §7): help, exit codes, one-sentence
+// errors, graceful stop on SIGINT/SIGTERM, and the shipped examples.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+
+#include "tests/support/subprocess.h"
+
+namespace fs = std::filesystem;
+
+namespace df::test {
+namespace {
+
+ProcessResult dataflow(std::vector<std::string> args, const std::string& cwd = "") {
+  args.insert(args.begin(), DATAFLOW_BIN);
+  return run_process(args, cwd, std::chrono::seconds(60));
+}
+
+TEST(Cli, HelpOnEveryCommand) {
+  auto top = dataflow({"--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_NE(top.out.find("exec"), std::string::npos);
+  EXPECT_NE(top.out.find("validate"), std::string::npos);
+  for (const char* cmd : {"exec", "validate"}) {
+    auto r = dataflow({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find("pipeline"), std::string::npos) << cmd << ": " << r.out;
+  }
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(dataflow({}).exit_code, 2);
+  EXPECT_EQ(dataflow({"frobnicate"}).exit_code, 2);
+  EXPECT_EQ(dataflow({"exec"}).exit_code, 2);
+  auto r = dataflow({"exec", "x.yaml", "--workers", "0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--workers"), std::string::npos) << r.err;
+}
+
+TEST(Cli, MissingFileIsInvalidInputInOneSentence) {
+  TempDir tmp;
+  auto r = dataflow({"exec", "nope.yaml"}, tmp.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "dataflow: cannot read nope.yaml: No such file or directory\n");
+}
+
+TEST(Cli, BrokenYamlNamesTheLine) {
+  TempDir tmp;
+  write_file(tmp.path() + "/p.yaml", "name: x\nsources:\n  - id: a\n    type: [generator\n");
+  auto r = dataflow({"validate", "p.yaml"}, tmp.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("p.yaml:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("invalid YAML"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ShippedExamplesValidateAndRun) {
+  TempDir tmp;
+  fs::copy(fs::path(DATAFLOW_SOURCE_DIR) / "config", fs::path(tmp.path()) / "config",
+           fs::copy_options::recursive);
+  int seen = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(tmp.path()) / "config/examples")) {
+    if (e.path().extension() != ".yaml") continue;
+    ++seen;
+    std::string rel = "config/examples/" + e.path().filename().string();
+    auto v = dataflow({"validate", rel}, tmp.path());
+    EXPECT_EQ(v.exit_code, 0) << rel << "\n" << v.err;
+    auto x = dataflow({"exec", rel, "--no-progress"}, tmp.path());
+    EXPECT_EQ(x.exit_code, 0) << rel << "\n" << x.err;
+    EXPECT_NE(x.err.find("finished"), std::string::npos) << x.err;
+  }
+  EXPECT_GE(seen, 3);
+}
+
+TEST(Cli, DemoExampleShowsItsRows) {
+  TempDir tmp;
+  fs::copy(fs::path(DATAFLOW_SOURCE_DIR) / "config", fs::path(tmp.path()) / "config",
+           fs::copy_options::recursive);
+  auto r = dataflow({"exec", "config/examples/demo.yaml", "--no-progress"}, tmp.path());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"price_eur\":"), std::string::npos);
+  EXPECT_NE(r.err.find("gen 1000000 out"), std::string::npos) << r.err;
+}
+
+// An endless generator stops cleanly, with its summary, on the first signal.
+void expect_graceful_stop(int sig) {
+  TempDir tmp;
+  write_file(tmp.path() + "/p.yaml",
+             "name: endless\nsources:\n  - {id: gen, type: generator, fields: {x: \"i\"}}\n"
+             "sinks:\n  - {id: sink, type: blackhole, input: gen}\n");
+  Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp.path(), tmp.path() + "/err");
+  // Let it run a moment (bounded), then stop it.
+  child.read_for(std::chrono::milliseconds(700), 1);
+  child.send_signal(sig);
+  ProcessResult r = child.wait(std::chrono::seconds(20));
+  EXPECT_FALSE(r.timed_out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("pipeline endless finished"), std::string::npos) << r.err;
+}
+
+TEST(Cli, SigintDrainsAndExitsZero) { expect_graceful_stop(SIGINT); }
+TEST(Cli, SigtermDrainsAndExitsZero) { expect_graceful_stop(SIGTERM); }
+
+}  // namespace
+}  // namespace df::test
