@@ -67,7 +67,8 @@ class PartWriter {
     inprogress_ = (fs::path(dir_) / ("." + name + ".inprogress")).string();
     committed_ = (fs::path(dir_) / (name + ext_)).string();
     fd_ = ::open(inprogress_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) return Status::io_error("cannot create " + inprogress_ + ": " + std::strerror(errno));
+    if (fd_ < 0)
+      return Status::io_error("cannot create " + inprogress_ + ": " + std::strerror(errno));
     return Status::OK();
   }
 

@@ -66,7 +66,8 @@ class GeneratorSource final : public runtime::SourceOperator {
       if (tokens_ < need) {
         auto delay = std::chrono::duration<double>((need - tokens_) / rate_);
         return runtime::SourceProgress::wait_until(
-            now + std::chrono::duration_cast<Clock::duration>(delay) + std::chrono::microseconds(1));
+            now + std::chrono::duration_cast<Clock::duration>(delay) +
+            std::chrono::microseconds(1));
       }
       n = std::min<uint64_t>(n, static_cast<uint64_t>(tokens_));
       tokens_ -= static_cast<double>(n);
@@ -95,8 +96,8 @@ class GeneratorSource final : public runtime::SourceOperator {
       cols.push_back(cfg_->exprs[f]->evaluate(input, ectx));
       // A bad row yields null (SQL semantics); count and log it like any data error.
       for (const auto& e : ectx.errors) {
-        ctx_->report_data_error("field '" + cfg_->names[f] + "' at i=" +
-                                std::to_string(data[e.row]) + ": " + e.message);
+        ctx_->report_data_error("field '" + cfg_->names[f] +
+                                "' at i=" + std::to_string(data[e.row]) + ": " + e.message);
       }
       for (uint64_t k = ectx.errors.size(); k < ectx.data_errors; ++k) {
         ctx_->report_data_error("field '" + cfg_->names[f] + "': more evaluation errors");

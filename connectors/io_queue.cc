@@ -15,9 +15,9 @@ struct IoQueue::State {
   std::atomic<size_t> jobs{0};
   std::atomic<bool> failed{false};
   std::atomic<bool> finishing{false};
-  std::mutex mu;                               // guards error and ctx
-  Status error;                                // first failure
-  runtime::OperatorContext* ctx = nullptr;     // null once closed
+  std::mutex mu;                            // guards error and ctx
+  Status error;                             // first failure
+  runtime::OperatorContext* ctx = nullptr;  // null once closed
 
   void wake() {
     std::lock_guard lock(mu);

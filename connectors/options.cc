@@ -45,8 +45,8 @@ SchemaPtr read_schema(OptionReader& opts, bool required) {
     std::optional<TypeId> id;
     if (type.is_scalar()) id = parse_type_name(type.scalar_text());
     if (!id) {
-      std::string got = type.is_scalar() ? "'" + type.scalar_text() + "'"
-                                         : std::string(type.kind_name());
+      std::string got =
+          type.is_scalar() ? "'" + type.scalar_text() + "'" : std::string(type.kind_name());
       opts.diags().error(type.location(),
                          opts.what() + " schema field '" + name + "': unknown type " + got +
                              " (expected bool, int64, double, string or timestamp)");

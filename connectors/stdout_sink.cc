@@ -20,9 +20,8 @@ Status FdSink::process(size_t input, const BatchPtr& batch, runtime::Output& out
   encoder_.append_batch(*batch, data);
   if (data.empty()) return Status::OK();
   size_t n = data.size();
-  io_.post(n, [fd = fd_, name = name_, data = std::move(data)] {
-    return write_all(fd, data, name);
-  });
+  io_.post(n,
+           [fd = fd_, name = name_, data = std::move(data)] { return write_all(fd, data, name); });
   return Status::OK();
 }
 

@@ -105,9 +105,8 @@ bool iequals(std::string_view a, std::string_view b) {
 
 Status convert(const Field& f, std::string_view text, Value& out) {
   auto bad = [&] {
-    return Status::data_error("field '" + f.name + "': expected " +
-                              std::string(type_name(f.type)) + ", got '" + std::string(text) +
-                              "'");
+    return Status::data_error("field '" + f.name + "': expected " + std::string(type_name(f.type)) +
+                              ", got '" + std::string(text) + "'");
   };
   switch (f.type) {
     case TypeId::kBool:
@@ -138,7 +137,9 @@ Status convert(const Field& f, std::string_view text, Value& out) {
       out = Value::float64(d);
       return Status::OK();
     }
-    case TypeId::kString: out = Value::string(std::string(text)); return Status::OK();
+    case TypeId::kString:
+      out = Value::string(std::string(text));
+      return Status::OK();
     case TypeId::kTimestamp: {
       int64_t v;
       if (parse_int(text, v)) {
@@ -230,13 +231,21 @@ void CsvRowEncoder::append_row(const Batch& batch, size_t row, std::string& out)
     const Column& col = *batch.column(c);
     if (col.is_null(row)) continue;
     switch (col.type()) {
-      case TypeId::kBool: out += col.bool_at(row) ? "true" : "false"; break;
-      case TypeId::kInt64: out += std::to_string(col.int64_at(row)); break;
+      case TypeId::kBool:
+        out += col.bool_at(row) ? "true" : "false";
+        break;
+      case TypeId::kInt64:
+        out += std::to_string(col.int64_at(row));
+        break;
       case TypeId::kDouble:
         if (std::isfinite(col.double_at(row))) append_double(col.double_at(row), out);
         break;
-      case TypeId::kString: append_text(col.string_at(row), out); break;
-      case TypeId::kTimestamp: append_timestamp(col.int64_at(row), out); break;
+      case TypeId::kString:
+        append_text(col.string_at(row), out);
+        break;
+      case TypeId::kTimestamp:
+        append_timestamp(col.int64_at(row), out);
+        break;
     }
   }
   out += '\n';

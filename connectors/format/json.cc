@@ -33,14 +33,21 @@ Status type_mismatch(const Field& f, std::string_view got) {
 std::string_view json_kind(simdjson::dom::element_type t) {
   using T = simdjson::dom::element_type;
   switch (t) {
-    case T::ARRAY: return "an array";
-    case T::OBJECT: return "an object";
+    case T::ARRAY:
+      return "an array";
+    case T::OBJECT:
+      return "an object";
     case T::INT64:
-    case T::UINT64: return "an integer";
-    case T::DOUBLE: return "a number";
-    case T::STRING: return "a string";
-    case T::BOOL: return "a boolean";
-    case T::NULL_VALUE: return "null";
+    case T::UINT64:
+      return "an integer";
+    case T::DOUBLE:
+      return "a number";
+    case T::STRING:
+      return "a string";
+    case T::BOOL:
+      return "a boolean";
+    case T::NULL_VALUE:
+      return "null";
   }
   return "a value";
 }
@@ -56,8 +63,11 @@ bool integral_double(double d, int64_t& out) {
 Status read_integer(const Field& f, simdjson::dom::element v, int64_t& out) {
   using T = simdjson::dom::element_type;
   switch (v.type()) {
-    case T::INT64: out = v.get_int64().value_unsafe(); return Status::OK();
-    case T::UINT64: return Status::data_error("field '" + f.name + "': integer out of range");
+    case T::INT64:
+      out = v.get_int64().value_unsafe();
+      return Status::OK();
+    case T::UINT64:
+      return Status::data_error("field '" + f.name + "': integer out of range");
     case T::DOUBLE: {
       double d = v.get_double().value_unsafe();
       if (integral_double(d, out)) return Status::OK();
@@ -65,7 +75,8 @@ Status read_integer(const Field& f, simdjson::dom::element v, int64_t& out) {
       append_double(d, text);
       return type_mismatch(f, text);
     }
-    default: return type_mismatch(f, json_kind(v.type()));
+    default:
+      return type_mismatch(f, json_kind(v.type()));
   }
 }
 
@@ -81,7 +92,9 @@ Status read_field(const Field& f, simdjson::dom::element v, Slot& slot) {
       if (t != T::BOOL) return type_mismatch(f, json_kind(t));
       slot.b = v.get_bool().value_unsafe();
       break;
-    case TypeId::kInt64: DF_RETURN_IF_ERROR(read_integer(f, v, slot.i)); break;
+    case TypeId::kInt64:
+      DF_RETURN_IF_ERROR(read_integer(f, v, slot.i));
+      break;
     case TypeId::kDouble:
       if (t == T::INT64) {
         slot.d = static_cast<double>(v.get_int64().value_unsafe());
@@ -164,11 +177,19 @@ Status JsonRowDecoder::decode(std::string_view text, BatchBuilder& out) {
       continue;
     }
     switch (schema_->field(i).type) {
-      case TypeId::kBool: col.append_bool(s.b); break;
+      case TypeId::kBool:
+        col.append_bool(s.b);
+        break;
       case TypeId::kInt64:
-      case TypeId::kTimestamp: col.append_int64(s.i); break;
-      case TypeId::kDouble: col.append_double(s.d); break;
-      case TypeId::kString: col.append_string(s.s); break;
+      case TypeId::kTimestamp:
+        col.append_int64(s.i);
+        break;
+      case TypeId::kDouble:
+        col.append_double(s.d);
+        break;
+      case TypeId::kString:
+        col.append_string(s.s);
+        break;
     }
   }
   out.finish_row();
@@ -202,7 +223,9 @@ void JsonRowEncoder::append_row(const Batch& batch, size_t row, std::string& out
       continue;
     }
     switch (col.type()) {
-      case TypeId::kBool: out += col.bool_at(row) ? "true" : "false"; break;
+      case TypeId::kBool:
+        out += col.bool_at(row) ? "true" : "false";
+        break;
       case TypeId::kInt64: {
         char buf[24];
         auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), col.int64_at(row));
@@ -219,7 +242,9 @@ void JsonRowEncoder::append_row(const Batch& batch, size_t row, std::string& out
         }
         break;
       }
-      case TypeId::kString: append_json_string(col.string_at(row), out); break;
+      case TypeId::kString:
+        append_json_string(col.string_at(row), out);
+        break;
       case TypeId::kTimestamp:
         out += '"';
         append_timestamp(col.int64_at(row), out);

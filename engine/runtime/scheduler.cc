@@ -24,12 +24,22 @@
 #include <algorithm>
 #include <climits>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <utility>
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define DF_TSAN_RELEASE(addr) __tsan_release(addr)
+#define DF_TSAN_ACQUIRE(addr) __tsan_acquire(addr)
+#else
+#define DF_TSAN_RELEASE(addr) ((void)(addr))
+#define DF_TSAN_ACQUIRE(addr) ((void)(addr))
+#endif
 
 #include "engine/core/log.h"
 #include "engine/runtime/channel.h"
@@ -126,16 +136,12 @@ struct NodeInfo {
 
 class Task;
 
-}  // namespace scheduler_internal
-
-using scheduler_internal::NodeInfo;
-using scheduler_internal::Task;
-using scheduler_internal::Clock;
-
-class Scheduler::Impl {
+// The run: what Scheduler::Impl is (Impl is private to Scheduler, so the
+// tasks name this class instead).
+class Engine {
  public:
-  Impl(const PhysicalPlan& plan, RunOptions options);
-  ~Impl();
+  Engine(const PhysicalPlan& plan, RunOptions options);
+  ~Engine();
 
   Status run();
   void request_stop();
@@ -187,15 +193,17 @@ class Scheduler::Impl {
   std::mutex mu_;
   std::condition_variable cv_;
   Status first_error_;  // guarded by mu_
-};
 
-namespace scheduler_internal {
+  // Tasks waiting for a worker, oldest first; one arena job per entry.
+  std::mutex run_queue_mu_;
+  std::deque<Task*> run_queue_;
+};
 
 // One subtask of one vertex: its chain of operators, input and output
 // channels, and the prepare/work state machine. Runs on one worker at a time.
 class Task final : public Wakeable {
  public:
-  Task(Scheduler::Impl& impl, size_t vertex, int subtask);
+  Task(Engine& impl, size_t vertex, int subtask);
   ~Task() override;
 
   // Sticky wake; thread-safe (see the file comment).
@@ -286,7 +294,7 @@ class Task final : public Wakeable {
   void invoke(size_t k, F&& f);
   void record_error(size_t k, Status s);
 
-  Scheduler::Impl& impl_;
+  Engine& impl_;
   const size_t vertex_;
   const int subtask_;
   std::atomic<State> state_{State::kIdle};
@@ -320,7 +328,7 @@ class Task final : public Wakeable {
 
 class NodeContext final : public OperatorContext {
  public:
-  NodeContext(Scheduler::Impl& impl, Task& task, NodeInfo& info, int subtask, uint64_t strand)
+  NodeContext(Engine& impl, Task& task, NodeInfo& info, int subtask, uint64_t strand)
       : impl_(impl), task_(task), info_(info), subtask_(subtask), strand_(strand) {}
 
   const std::string& node_id() const override { return info_.node->id; }
@@ -347,7 +355,7 @@ class NodeContext final : public OperatorContext {
   bool stop_requested() const override { return impl_.stop_requested(); }
 
  private:
-  Scheduler::Impl& impl_;
+  Engine& impl_;
   Task& task_;
   NodeInfo& info_;
   const int subtask_;
@@ -357,7 +365,7 @@ class NodeContext final : public OperatorContext {
 // ---------------------------------------------------------------------------
 // Task
 
-Task::Task(Scheduler::Impl& impl, size_t vertex, int subtask)
+Task::Task(Engine& impl, size_t vertex, int subtask)
     : impl_(impl), vertex_(vertex), subtask_(subtask) {}
 
 Task::~Task() = default;
@@ -416,7 +424,10 @@ void Task::wake() {
 }
 
 void Task::run() {
-  state_.store(State::kRunning, std::memory_order_release);
+  // Acquire: synchronizes with the wake (or yield) that scheduled this run and
+  // through it with the previous run of the task, wherever that ran. TBB's
+  // queue orders them too, but this keeps the hand-off in our own atomics.
+  state_.exchange(State::kRunning, std::memory_order_acq_rel);
   for (;;) {
     Next next = Next::kDone;
     try {
@@ -791,12 +802,10 @@ void Task::close_leftovers() {
   }
 }
 
-}  // namespace scheduler_internal
-
 // ---------------------------------------------------------------------------
-// Scheduler::Impl
+// Engine
 
-Scheduler::Impl::Impl(const PhysicalPlan& plan, RunOptions options)
+Engine::Engine(const PhysicalPlan& plan, RunOptions options)
     : plan_(plan), options_(options) {
   if (options_.workers < 1) options_.workers = 1;
   if (options_.io_threads < 1) options_.io_threads = 1;
@@ -822,14 +831,14 @@ Scheduler::Impl::Impl(const PhysicalPlan& plan, RunOptions options)
   metrics_.started = Clock::now();
 }
 
-Scheduler::Impl::~Impl() {
+Engine::~Engine() {
   // run() joined everything it started; tasks and channels die here, after
   // the arena has no job left that points at them.
   tasks_.clear();
   channels_.clear();
 }
 
-Status Scheduler::Impl::build() {
+Status Engine::build() {
   const size_t nv = plan_.vertices.size();
   if (nv == 0) return Status::invalid("the plan has no vertices");
   std::vector<size_t> task_base(nv);
@@ -875,7 +884,7 @@ Status Scheduler::Impl::build() {
   return Status::OK();
 }
 
-Status Scheduler::Impl::run() {
+Status Engine::run() {
   if (ran_.exchange(true)) return Status::internal("Scheduler::run() may be called only once");
   metrics_.started = Clock::now();
   if (Status s = build(); !s.ok()) {
@@ -915,23 +924,42 @@ Status Scheduler::Impl::run() {
   return Status::OK();
 }
 
-void Scheduler::Impl::close_leftovers() {
+void Engine::close_leftovers() {
   for (auto& t : tasks_) t->close_leftovers();
 }
 
-void Scheduler::Impl::enqueue(Task* task) {
+void Engine::enqueue(Task* task) {
   inflight_.fetch_add(1);
   if (stopping_.load()) {
     release_inflight();
     return;
   }
-  arena_.enqueue([this, task] {
-    task->run();
+  // The task goes into our own FIFO and the arena job only says "run the
+  // next one". Two reasons: the run queue is strictly first-in first-out
+  // whatever TBB's queue does (fairness: a yielding task goes to the back),
+  // and every hand-off of a task between threads passes through our mutex,
+  // which ThreadSanitizer can see (the Debian libtbb is not instrumented).
+  {
+    std::lock_guard<std::mutex> lock(run_queue_mu_);
+    run_queue_.push_back(task);
+  }
+  // TBB's queue orders this enqueue before the job runs, but it is not
+  // instrumented: tell ThreadSanitizer (no-op in other builds).
+  DF_TSAN_RELEASE(&run_queue_);
+  arena_.enqueue([this] {
+    DF_TSAN_ACQUIRE(&run_queue_);
+    Task* next = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(run_queue_mu_);
+      next = run_queue_.front();  // one job per queued task: never empty here
+      run_queue_.pop_front();
+    }
+    next->run();
     release_inflight();
   });
 }
 
-void Scheduler::Impl::release_inflight() {
+void Engine::release_inflight() {
   size_t v = inflight_.load();
   for (;;) {
     if (v == 1) {
@@ -945,7 +973,7 @@ void Scheduler::Impl::release_inflight() {
   }
 }
 
-void Scheduler::Impl::fail(Status status) {
+void Engine::fail(Status status) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (first_error_.ok() && !aborted_.load()) {
@@ -957,7 +985,7 @@ void Scheduler::Impl::fail(Status status) {
   cv_.notify_all();
 }
 
-void Scheduler::Impl::cancel() {
+void Engine::cancel() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!aborted_.load()) cancelled_.store(true);
@@ -966,7 +994,7 @@ void Scheduler::Impl::cancel() {
   cv_.notify_all();
 }
 
-void Scheduler::Impl::request_stop() {
+void Engine::request_stop() {
   stop_requested_.store(true, std::memory_order_release);
   // Sources parked on a wait must look again; sources parked on a full output
   // will be woken by the drain. Before the start, the first prepare sees it.
@@ -974,7 +1002,7 @@ void Scheduler::Impl::request_stop() {
   for (Task* t : source_tasks_) t->wake_from_operator();
 }
 
-ChannelStats Scheduler::Impl::channel_stats() const {
+ChannelStats Engine::channel_stats() const {
   ChannelStats st;
   st.capacity_rows = options_.buffer_size;
   if (!started_.load(std::memory_order_acquire)) return st;
@@ -989,8 +1017,15 @@ ChannelStats Scheduler::Impl::channel_stats() const {
   return st;
 }
 
+}  // namespace scheduler_internal
+
 // ---------------------------------------------------------------------------
 // Scheduler
+
+class Scheduler::Impl final : public scheduler_internal::Engine {
+ public:
+  using Engine::Engine;
+};
 
 Scheduler::Scheduler(const PhysicalPlan& plan, RunOptions options)
     : impl_(std::make_unique<Impl>(plan, options)) {}

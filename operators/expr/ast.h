@@ -64,7 +64,6 @@ enum class Func : uint8_t {
 };
 
 const char* op_symbol(Op op);
-const char* func_name(Func f);
 inline bool is_comparison(Op op) { return op >= Op::kEq && op <= Op::kGe; }
 inline bool is_arithmetic(Op op) { return op <= Op::kMod; }
 

@@ -8,27 +8,6 @@
 
 namespace df::expr::internal {
 
-const char* op_symbol(Op op) {
-  switch (op) {
-    case Op::kAdd: return "+";
-    case Op::kSub: return "-";
-    case Op::kMul: return "*";
-    case Op::kDiv: return "/";
-    case Op::kMod: return "%";
-    case Op::kNeg: return "-";
-    case Op::kEq: return "=";
-    case Op::kNe: return "!=";
-    case Op::kLt: return "<";
-    case Op::kLe: return "<=";
-    case Op::kGt: return ">";
-    case Op::kGe: return ">=";
-    case Op::kAnd: return "and";
-    case Op::kOr: return "or";
-    case Op::kNot: return "not";
-  }
-  return "?";
-}
-
 namespace {
 
 struct FuncInfo {
@@ -39,12 +18,12 @@ struct FuncInfo {
 };
 
 constexpr FuncInfo kFunctions[] = {
-    {"if", Func::kIf, 3, 3},          {"coalesce", Func::kCoalesce, 1, SIZE_MAX},
-    {"lower", Func::kLower, 1, 1},    {"upper", Func::kUpper, 1, 1},
-    {"length", Func::kLength, 1, 1},  {"concat", Func::kConcat, 1, SIZE_MAX},
-    {"substr", Func::kSubstr, 2, 3},  {"abs", Func::kAbs, 1, 1},
-    {"round", Func::kRound, 1, 2},    {"floor", Func::kFloor, 1, 1},
-    {"ceil", Func::kCeil, 1, 1},      {"rand", Func::kRand, 0, 0},
+    {"if", Func::kIf, 3, 3},         {"coalesce", Func::kCoalesce, 1, SIZE_MAX},
+    {"lower", Func::kLower, 1, 1},   {"upper", Func::kUpper, 1, 1},
+    {"length", Func::kLength, 1, 1}, {"concat", Func::kConcat, 1, SIZE_MAX},
+    {"substr", Func::kSubstr, 2, 3}, {"abs", Func::kAbs, 1, 1},
+    {"round", Func::kRound, 1, 2},   {"floor", Func::kFloor, 1, 1},
+    {"ceil", Func::kCeil, 1, 1},     {"rand", Func::kRand, 0, 0},
 };
 
 const FuncInfo* find_function(std::string_view name) {
@@ -80,26 +59,33 @@ class Binder {
     // Bind every child even after one fails so independent errors are all reported.
     for (auto& c : n.args) ok = visit(c) && ok;
     if (!ok) return false;
-    n.constant = std::all_of(n.args.begin(), n.args.end(),
-                             [](const NodePtr& c) { return c->constant; });
+    n.constant =
+        std::all_of(n.args.begin(), n.args.end(), [](const NodePtr& c) { return c->constant; });
     switch (n.kind) {
       case NodeKind::kLiteral:
         n.type = n.literal.type();
         n.constant = true;
         return true;
-      case NodeKind::kField: return bind_field(n);
-      case NodeKind::kUnary: return bind_unary(n);
-      case NodeKind::kBinary: return bind_binary(n);
-      case NodeKind::kIsNull: n.type = TypeId::kBool; return true;
+      case NodeKind::kField:
+        return bind_field(n);
+      case NodeKind::kUnary:
+        return bind_unary(n);
+      case NodeKind::kBinary:
+        return bind_binary(n);
+      case NodeKind::kIsNull:
+        n.type = TypeId::kBool;
+        return true;
       case NodeKind::kIn:
-      case NodeKind::kBetween: return bind_list_compare(n);
+      case NodeKind::kBetween:
+        return bind_list_compare(n);
       case NodeKind::kLike:
         n.type = TypeId::kBool;
         if (!coerce(n.args[0], TypeId::kString) || !coerce(n.args[1], TypeId::kString)) {
           return error(n.pos, operands_error("like", n.args[0]->type, n.args[1]->type));
         }
         return true;
-      case NodeKind::kCall: return bind_call(n);
+      case NodeKind::kCall:
+        return bind_call(n);
       case NodeKind::kCast: {
         Node& arg = *n.args[0];
         n.type = n.cast_to;
@@ -316,11 +302,8 @@ class Binder {
       n.type = TypeId::kInt64;
       return true;
     }
-    std::string msg = operands_error(sym, lt, rt);
-    if (n.op == Op::kAdd && (lt == TypeId::kString || rt == TypeId::kString)) {
-      msg += " (use concat() to join strings)";
-    }
-    return error(n.pos, msg);
+    // Strings are joined with concat(), never with '+'.
+    return error(n.pos, operands_error(sym, lt, rt));
   }
 
   bool bind_list_compare(Node& n) {
@@ -365,8 +348,8 @@ class Binder {
       } else {
         want = std::to_string(f->min_args) + " or " + std::to_string(f->max_args) + " arguments";
       }
-      return error(n.pos, "function '" + n.name + "' takes " + want + ", got " +
-                              std::to_string(argc));
+      return error(n.pos,
+                   "function '" + n.name + "' takes " + want + ", got " + std::to_string(argc));
     }
     switch (f->func) {
       case Func::kIf: {

@@ -147,14 +147,30 @@ std::vector<Token> lex(std::string_view s) {
     Tok k;
     size_t len = 1;
     switch (c) {
-      case '(': k = Tok::kLParen; break;
-      case ')': k = Tok::kRParen; break;
-      case ',': k = Tok::kComma; break;
-      case '+': k = Tok::kPlus; break;
-      case '-': k = Tok::kMinus; break;
-      case '*': k = Tok::kStar; break;
-      case '/': k = Tok::kSlash; break;
-      case '%': k = Tok::kPercent; break;
+      case '(':
+        k = Tok::kLParen;
+        break;
+      case ')':
+        k = Tok::kRParen;
+        break;
+      case ',':
+        k = Tok::kComma;
+        break;
+      case '+':
+        k = Tok::kPlus;
+        break;
+      case '-':
+        k = Tok::kMinus;
+        break;
+      case '*':
+        k = Tok::kStar;
+        break;
+      case '/':
+        k = Tok::kSlash;
+        break;
+      case '%':
+        k = Tok::kPercent;
+        break;
       case '=':
         k = Tok::kEq;
         if (two('=')) len = 2;
@@ -213,17 +229,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Words that cannot be used as bare field names (backquote them instead).
-bool is_reserved(std::string_view w) {
-  static constexpr std::string_view kWords[] = {"and",  "or",      "not",  "is",
-                                                "null", "in",      "like", "between",
-                                                "true", "false",   "as"};
-  for (auto k : kWords) {
-    if (iequals(w, k)) return true;
-  }
-  return false;
-}
-
 struct ParseError {
   size_t offset;
   std::string message;
@@ -267,10 +272,14 @@ class Parser {
   }
   static std::string describe(const Token& t) {
     switch (t.kind) {
-      case Tok::kEnd: return "end of expression";
-      case Tok::kString: return "string '" + t.text + "'";
-      case Tok::kQuotedIdent: return "`" + t.text + "`";
-      default: return "'" + t.text + "'";
+      case Tok::kEnd:
+        return "end of expression";
+      case Tok::kString:
+        return "string '" + t.text + "'";
+      case Tok::kQuotedIdent:
+        return "`" + t.text + "`";
+      default:
+        return "'" + t.text + "'";
     }
   }
 
@@ -281,7 +290,9 @@ class Parser {
     n->text = std::string(text_.substr(begin, prev_end_ - begin));
     return n;
   }
-  void finish(Node& n, size_t begin) { n.text = std::string(text_.substr(begin, prev_end_ - begin)); }
+  void finish(Node& n, size_t begin) {
+    n.text = std::string(text_.substr(begin, prev_end_ - begin));
+  }
 
   NodePtr binary(Op op, size_t pos, size_t begin, NodePtr l, NodePtr r) {
     auto n = make(NodeKind::kBinary, pos, begin);
@@ -331,13 +342,20 @@ class Parser {
 
   std::optional<Op> comparison_op(Tok t) const {
     switch (t) {
-      case Tok::kEq: return Op::kEq;
-      case Tok::kNe: return Op::kNe;
-      case Tok::kLt: return Op::kLt;
-      case Tok::kLe: return Op::kLe;
-      case Tok::kGt: return Op::kGt;
-      case Tok::kGe: return Op::kGe;
-      default: return std::nullopt;
+      case Tok::kEq:
+        return Op::kEq;
+      case Tok::kNe:
+        return Op::kNe;
+      case Tok::kLt:
+        return Op::kLt;
+      case Tok::kLe:
+        return Op::kLe;
+      case Tok::kGt:
+        return Op::kGt;
+      case Tok::kGe:
+        return Op::kGe;
+      default:
+        return std::nullopt;
     }
   }
 
@@ -428,7 +446,7 @@ class Parser {
   }
 
   // Parses "a, b, c)" after an opening parenthesis; `what` names the list in errors.
-  bool parse_list(std::vector<NodePtr>& out, const char* what) {
+  bool parse_list(std::vector<NodePtr>& out, const std::string& what) {
     if (peek().kind == Tok::kRParen) {
       next();
       return true;
@@ -445,7 +463,7 @@ class Parser {
         next();
         return true;
       }
-      fail(peek(), "expected ',' or ')' in " + std::string(what) + ", got " + describe(peek()));
+      fail(peek(), "expected ',' or ')' in " + what + ", got " + describe(peek()));
       return false;
     }
   }
@@ -527,7 +545,8 @@ class Parser {
     const size_t begin = t.begin;
     switch (t.kind) {
       case Tok::kInt:
-      case Tok::kFloat: return number(next(), begin, false);
+      case Tok::kFloat:
+        return number(next(), begin, false);
       case Tok::kString: {
         std::string s = next().text;
         auto n = make(NodeKind::kLiteral, begin, begin);
@@ -550,8 +569,10 @@ class Parser {
         next();
         return inner;
       }
-      case Tok::kIdent: break;
-      default: return fail(t, "unexpected " + describe(t));
+      case Tok::kIdent:
+        break;
+      default:
+        return fail(t, "unexpected " + describe(t));
     }
     if (iequals(t.text, "true") || iequals(t.text, "false")) {
       const bool v = iequals(t.text, "true");
@@ -579,7 +600,7 @@ class Parser {
       finish(*n, begin);
       return n;
     }
-    if (is_reserved(t.text)) {
+    if (is_reserved_word(t.text)) {
       return fail(t, "unexpected keyword '" + t.text + "' (quote a field with this name as `" +
                          t.text + "`)");
     }
@@ -623,6 +644,16 @@ class Parser {
 };
 
 }  // namespace
+
+// Words that cannot be used as bare field names (backquote them instead).
+bool is_reserved_word(std::string_view w) {
+  static constexpr std::string_view kWords[] = {"and",  "or",      "not",  "is",    "null", "in",
+                                                "like", "between", "true", "false", "as"};
+  for (auto k : kWords) {
+    if (iequals(w, k)) return true;
+  }
+  return false;
+}
 
 NodePtr parse(std::string_view text, const Locator& locator, Diagnostics& diags) {
   std::vector<Token> tokens = lex(text);

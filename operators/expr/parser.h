@@ -30,6 +30,9 @@ class Locator {
 // Parses the whole text into an unbound tree. Syntax errors stop at the first
 // one (what follows a syntax error is rarely meaningful) and are reported via
 // `diags` with their location; the result is then null.
+// Keywords that a bare field name cannot be (backquote such fields: `and`).
+bool is_reserved_word(std::string_view word);
+
 NodePtr parse(std::string_view text, const Locator& locator, Diagnostics& diags);
 
 }  // namespace df::expr::internal

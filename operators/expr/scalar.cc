@@ -134,7 +134,8 @@ uint64_t splitmix64(uint64_t x) {
 }
 
 double rand_at(uint64_t seed, uint64_t row_id, uint32_t site) {
-  const uint64_t h = splitmix64(splitmix64(seed ^ (uint64_t{site} * 0xD1B54A32D192ED03ULL)) ^ row_id);
+  const uint64_t h =
+      splitmix64(splitmix64(seed ^ (uint64_t{site} * 0xD1B54A32D192ED03ULL)) ^ row_id);
   return unit_double(splitmix64(h));
 }
 

@@ -32,8 +32,6 @@ std::string_view utf8_substr(std::string_view s, int64_t start, int64_t len);
 // rand(): a uniform double in [0, 1) that is a pure function of its inputs.
 uint64_t splitmix64(uint64_t x);
 double rand_at(uint64_t seed, uint64_t row_id, uint32_t site);
-inline double unit_double(uint64_t bits) {
-  return static_cast<double>(bits >> 11) * 0x1.0p-53;
-}
+inline double unit_double(uint64_t bits) { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
 
 }  // namespace df::expr::internal

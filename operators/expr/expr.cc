@@ -1,0 +1,71 @@
+#include "operators/expr/expr.h"
+
+#include <stdexcept>
+#include <utility>
+
+#include "operators/expr/ast.h"
+#include "operators/expr/binder.h"
+#include "operators/expr/eval.h"
+#include "operators/expr/parser.h"
+
+namespace df::expr {
+namespace {
+
+// Owns the bound tree; everything is computed at compile time, so evaluate()
+// only reads and is safe to call concurrently.
+class CompiledExprImpl final : public CompiledExpr {
+ public:
+  CompiledExprImpl(internal::NodePtr root, std::vector<std::string> fields)
+      : root_(std::move(root)), fields_(std::move(fields)), text_(internal::to_string(*root_)) {}
+
+  TypeId result_type() const override { return root_->type; }
+  bool is_constant() const override { return root_->constant; }
+  ColumnPtr evaluate(const Batch& batch, EvalContext& ctx) const override {
+    return internal::evaluate(*root_, batch, ctx);
+  }
+  std::string to_string() const override { return text_; }
+  const std::vector<std::string>& referenced_fields() const override { return fields_; }
+
+ private:
+  internal::NodePtr root_;
+  std::vector<std::string> fields_;
+  std::string text_;
+};
+
+}  // namespace
+
+Result<CompiledExprPtr> compile(std::string_view text, const Schema& schema,
+                                const SourceLocation& origin) {
+  const internal::Locator locator(text, origin);
+  Diagnostics diags;
+  internal::NodePtr root = internal::parse(text, locator, diags);
+  if (!root) return diags.to_status();
+  internal::BindInfo info;
+  if (!internal::bind(root, schema, locator, diags, info)) return diags.to_status();
+  return CompiledExprPtr(
+      std::make_shared<CompiledExprImpl>(std::move(root), std::move(info.referenced_fields)));
+}
+
+SelectionPtr select_true(const Batch& batch, const Column& predicate) {
+  if (predicate.type() != TypeId::kBool || predicate.size() < batch.num_rows()) {
+    throw std::logic_error("select_true: predicate must be a bool column of the batch's length");
+  }
+  const uint8_t* v = predicate.bool_data();
+  const uint8_t* valid = predicate.validity();
+  auto out = std::make_shared<Selection>();
+  out->reserve(batch.active_rows());
+  if (valid) {
+    batch.for_each_row([&](size_t r) {
+      if (valid[r] && v[r]) out->push_back(static_cast<uint32_t>(r));
+    });
+  } else {
+    batch.for_each_row([&](size_t r) {
+      if (v[r]) out->push_back(static_cast<uint32_t>(r));
+    });
+  }
+  // Nothing filtered out of an already-filtered batch: share its selection.
+  if (batch.selection() && out->size() == batch.active_rows()) return batch.selection_ptr();
+  return out;
+}
+
+}  // namespace df::expr

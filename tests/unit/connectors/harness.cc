@@ -1,0 +1,187 @@
+#include "tests/unit/connectors/harness.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace df::testing {
+
+namespace fs = std::filesystem;
+
+ThreadIoExecutor::ThreadIoExecutor() : thread_([this] { run(); }) {}
+
+ThreadIoExecutor::~ThreadIoExecutor() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void ThreadIoExecutor::post(uint64_t strand, std::function<void()> job) {
+  (void)strand;  // one thread: every strand is ordered
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+}
+
+void ThreadIoExecutor::run() {
+  while (true) {
+    std::function<void()> job;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stop requested and nothing left
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job();
+  }
+}
+
+void FakeContext::wake() {
+  wakes_.fetch_add(1);
+  std::lock_guard lock(mu_);
+  cv_.notify_all();
+}
+
+void FakeContext::report_data_error(std::string_view message) {
+  std::lock_guard lock(mu_);
+  errors_.emplace_back(message);
+}
+
+std::vector<std::string> FakeContext::data_errors() const {
+  std::lock_guard lock(mu_);
+  return errors_;
+}
+
+bool FakeContext::wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock lock(mu_);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    cv_.wait_for(lock, std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path_ = fs::temp_directory_path() /
+          ("df-connectors-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string TempDir::write(const std::string& name, const std::string& text) const {
+  fs::path p = path_ / name;
+  fs::create_directories(p.parent_path());
+  std::ofstream f(p, std::ios::binary);
+  f << text;
+  return p.string();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> list_dir(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+ConfigValue scalar(std::string text, int line, int col) {
+  return ConfigValue::scalar(std::move(text), SourceLocation{"pipe.yaml", line, col});
+}
+
+ConfigValue map(std::vector<ConfigValue::Entry> entries, int line, int col) {
+  return ConfigValue::map(std::move(entries), SourceLocation{"pipe.yaml", line, col});
+}
+
+runtime::PreparedNodePtr prepare(const runtime::NodeFactory& factory, runtime::NodeRole role,
+                                 const ConfigValue& config, Diagnostics& diags,
+                                 std::vector<SchemaPtr> inputs) {
+  runtime::NodeSpec spec;
+  const ConfigValue* id = config.find("id");
+  const ConfigValue* type = config.find("type");
+  spec.id = id ? id->scalar_text() : "node";
+  spec.type = type ? type->scalar_text() : "?";
+  spec.role = role;
+  spec.config = &config;
+  std::string what =
+      std::string(runtime::node_role_name(role)) + " '" + spec.id + "' (" + spec.type + ")";
+  OptionReader opts(config, what, diags);
+  for (const char* k : {"id", "type", "input", "inputs", "parallelism"}) opts.allow(k);
+  auto node = factory.prepare(spec, inputs, opts);
+  opts.finish();
+  return node;
+}
+
+std::vector<std::vector<Value>> rows_of(const std::vector<BatchPtr>& batches) {
+  std::vector<std::vector<Value>> rows;
+  for (const auto& b : batches) {
+    b->for_each_row([&](size_t r) {
+      std::vector<Value> row;
+      for (size_t c = 0; c < b->num_columns(); ++c) row.push_back(b->column(c)->value_at(r));
+      rows.push_back(std::move(row));
+    });
+  }
+  return rows;
+}
+
+Status run_source(runtime::SourceOperator& src, FakeContext& ctx, CollectOutput& out,
+                  int max_calls) {
+  DF_RETURN_IF_ERROR(src.open(ctx));
+  for (int i = 0; i < max_calls; ++i) {
+    auto p = src.produce(out);
+    if (!p.ok()) {
+      src.close().ignore();
+      return p.status();
+    }
+    if (p->state == runtime::SourceProgress::State::kExhausted) return src.close();
+    if (p->state == runtime::SourceProgress::State::kWait) {
+      std::this_thread::sleep_until(p->wake_at);
+    }
+  }
+  ADD_FAILURE() << "source did not finish within " << max_calls << " produce() calls";
+  return Status::internal("source did not finish");
+}
+
+Status run_sink(runtime::Operator& sink, FakeContext& ctx, const std::vector<BatchPtr>& batches,
+                std::chrono::milliseconds timeout) {
+  CollectOutput out;
+  DF_RETURN_IF_ERROR(sink.open(ctx));
+  for (const auto& b : batches) {
+    if (!ctx.wait_until([&] { return sink.can_accept(); }, timeout)) {
+      return Status::internal("sink stayed full");
+    }
+    Status s = sink.process(0, b, out);
+    if (!s.ok()) {
+      sink.close().ignore();
+      return s;
+    }
+  }
+  DF_RETURN_IF_ERROR(sink.finish(out));
+  if (!ctx.wait_until([&] { return sink.drained(); }, timeout)) {
+    return Status::internal("sink did not drain");
+  }
+  return sink.close();
+}
+
+}  // namespace df::testing

@@ -1,0 +1,123 @@
+// Test harness for connectors: a fake OperatorContext whose IoExecutor runs
+// jobs on a real thread, an Output that collects, temp dirs, ConfigValue
+// builders, and loops that drive sources and sinks the way the scheduler would.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/core/batch.h"
+#include "engine/core/config_value.h"
+#include "engine/runtime/node_factory.h"
+#include "engine/runtime/operator.h"
+
+namespace df::testing {
+
+// Runs jobs in posting order on one thread (so every strand is ordered).
+class ThreadIoExecutor final : public runtime::IoExecutor {
+ public:
+  ThreadIoExecutor();
+  ~ThreadIoExecutor() override;
+  void post(uint64_t strand, std::function<void()> job) override;
+
+ private:
+  void run();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+class FakeContext final : public runtime::OperatorContext {
+ public:
+  explicit FakeContext(int subtask = 0, int parallelism = 1, size_t batch_size = 1024)
+      : subtask_(subtask), parallelism_(parallelism), batch_size_(batch_size) {}
+
+  const std::string& node_id() const override { return id_; }
+  int subtask() const override { return subtask_; }
+  int parallelism() const override { return parallelism_; }
+  size_t batch_size() const override { return batch_size_; }
+  void wake() override;
+  void report_data_error(std::string_view message) override;
+  uint64_t io_strand() const override { return 7; }
+  runtime::IoExecutor& io() override { return io_; }
+  bool stop_requested() const override { return stop_.load(); }
+
+  void request_stop() { stop_.store(true); }
+  int wakes() const { return wakes_.load(); }
+  // Waits until `pred` holds, re-checking on every wake() (and every 10 ms).
+  bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+  std::vector<std::string> data_errors() const;
+
+ private:
+  std::string id_ = "test";
+  int subtask_;
+  int parallelism_;
+  size_t batch_size_;
+  std::atomic<int> wakes_{0};
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> errors_;
+  ThreadIoExecutor io_;  // last: joined first, while the rest is still alive
+};
+
+class CollectOutput final : public runtime::Output {
+ public:
+  void emit(BatchPtr batch) override { batches.push_back(std::move(batch)); }
+  void emit_watermark(Watermark wm) override { watermarks.push_back(wm); }
+  std::vector<BatchPtr> batches;
+  std::vector<Watermark> watermarks;
+};
+
+// A fresh directory under the system temp dir, removed with its contents.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  // Writes `text` to `name` (creating parent dirs) and returns its path.
+  std::string write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string read_file(const std::string& path);
+// Names of the regular files in `dir`, sorted (hidden ones included).
+std::vector<std::string> list_dir(const std::filesystem::path& dir);
+
+// ConfigValue builders. Scalars get the location pipe.yaml:<line>:<col>.
+ConfigValue scalar(std::string text, int line = 1, int col = 1);
+ConfigValue map(std::vector<ConfigValue::Entry> entries, int line = 1, int col = 1);
+
+// Prepares a node with `factory`, as the plan does: id/type/input/parallelism
+// allowed, finish() called. Diagnostics go to `diags`.
+runtime::PreparedNodePtr prepare(const runtime::NodeFactory& factory, runtime::NodeRole role,
+                                 const ConfigValue& config, Diagnostics& diags,
+                                 std::vector<SchemaPtr> inputs = {});
+
+// All alive rows of `batches` as values.
+std::vector<std::vector<Value>> rows_of(const std::vector<BatchPtr>& batches);
+
+// Drives a source until exhausted, honouring waits (sleeps, as the scheduler
+// would); fails the test after `max_calls` produce() calls.
+Status run_source(runtime::SourceOperator& src, FakeContext& ctx, CollectOutput& out,
+                  int max_calls = 100000);
+
+// Drives a sink: open, process every batch (waiting while !can_accept()),
+// finish, wait for drained(), close. Returns the first error.
+Status run_sink(runtime::Operator& sink, FakeContext& ctx, const std::vector<BatchPtr>& batches,
+                std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+}  // namespace df::testing

@@ -1,0 +1,164 @@
+// filter, map and union through their factories, as the planner uses them.
+#include <gtest/gtest.h>
+
+#include "config/yaml_loader.h"
+#include "operators/operators.h"
+#include "tests/support/operator_harness.h"
+
+namespace df::operators {
+namespace {
+
+using runtime::NodeRole;
+
+SchemaPtr bids_schema() {
+  return make_schema({{"id", TypeId::kInt64}, {"name", TypeId::kString}, {"price", TypeId::kDouble}});
+}
+
+BatchPtr bids() {
+  BatchBuilder b(bids_schema());
+  b.append_row({Value::int64(1), Value::string("ann"), Value::float64(10)});
+  b.append_row({Value::int64(2), Value::null(TypeId::kString), Value::float64(2000)});
+  b.append_row({Value::int64(3), Value::string("cid"), Value::null(TypeId::kDouble)});
+  b.append_row({Value::int64(4), Value::string("dee"), Value::float64(1500)});
+  return b.finish();
+}
+
+struct Built {
+  ConfigValue doc;
+  Diagnostics diags;
+  runtime::PreparedNodePtr node;
+};
+
+// Prepares one transform from YAML text against the given input schemas.
+std::unique_ptr<Built> prepare(const std::string& yaml, std::vector<SchemaPtr> inputs) {
+  auto built = std::make_unique<Built>();
+  auto doc = config::parse_yaml(yaml, "t.yaml");
+  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
+  built->doc = std::move(doc).value();
+  runtime::NodeRegistry registry;
+  register_operators(registry);
+  runtime::NodeSpec spec;
+  spec.id = built->doc.find("id")->scalar_text();
+  spec.type = built->doc.find("type")->scalar_text();
+  spec.config = &built->doc;
+  for (size_t i = 0; i < inputs.size(); ++i) spec.inputs.push_back("in" + std::to_string(i));
+  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
+  for (const char* k : {"id", "type", "input", "inputs"}) opts.allow(k);
+  const runtime::NodeFactory* f = registry.find(NodeRole::kTransform, spec.type);
+  EXPECT_NE(f, nullptr);
+  built->node = f->prepare(spec, inputs, opts);
+  opts.finish();
+  return built;
+}
+
+std::vector<std::string> run(const runtime::PreparedNode& node, const std::vector<BatchPtr>& in,
+                             test::FakeContext& ctx, BatchPtr* last = nullptr) {
+  auto op = node.make_operator(0, 1);
+  EXPECT_TRUE(op->open(ctx).ok());
+  test::CollectingOutput out;
+  for (size_t i = 0; i < in.size(); ++i) EXPECT_TRUE(op->process(i, in[i], out).ok());
+  EXPECT_TRUE(op->finish(out).ok());
+  EXPECT_TRUE(op->close().ok());
+  if (last && !out.batches.empty()) *last = out.batches.back();
+  return out.rows();
+}
+
+TEST(Filter, KeepsTrueRowsWithoutCopying) {
+  auto b = prepare("{id: f, type: filter, input: in0, where: \"price > 100\"}", {bids_schema()});
+  ASSERT_TRUE(b->diags.empty()) << b->diags.to_status().message();
+  test::FakeContext ctx;
+  BatchPtr input = bids();
+  BatchPtr out;
+  EXPECT_EQ(run(*b->node, {input}, ctx, &out), (std::vector<std::string>{"2|null|2000", "4|dee|1500"}));
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->column(0).get(), input->column(0).get());  // shared, not copied
+  EXPECT_NE(out->selection(), nullptr);
+  EXPECT_EQ(b->node->output_schema()->to_string(), bids_schema()->to_string());
+}
+
+TEST(Filter, RejectsNonBooleanAndUnknownFields) {
+  auto b = prepare("{id: f, type: filter, input: in0, where: \"price * 2\"}", {bids_schema()});
+  EXPECT_EQ(b->node, nullptr);
+  ASSERT_EQ(b->diags.size(), 1u);
+  EXPECT_NE(b->diags.items()[0].to_string().find("must be a condition (bool), got double"),
+            std::string::npos) << b->diags.items()[0].to_string();
+  auto u = prepare("{id: f, type: filter, input: in0, where: \"prise > 1\"}", {bids_schema()});
+  EXPECT_EQ(u->node, nullptr);
+  ASSERT_FALSE(u->diags.empty());
+  EXPECT_NE(u->diags.items()[0].to_string().find("t.yaml:1:43"), std::string::npos)
+      << u->diags.items()[0].to_string();
+}
+
+TEST(Map, SelectBuildsANewSchemaAndSharesPassthroughColumns) {
+  auto b = prepare(
+      "{id: m, type: map, input: in0, select: {who: name, id: id, eur: \"price * 0.5\"}}",
+      {bids_schema()});
+  ASSERT_TRUE(b->diags.empty()) << b->diags.to_status().message();
+  EXPECT_EQ(b->node->output_schema()->to_string(), "{who: string, id: int64, eur: double}");
+  test::FakeContext ctx;
+  BatchPtr input = bids();
+  BatchPtr out;
+  EXPECT_EQ(run(*b->node, {input}, ctx, &out),
+            (std::vector<std::string>{"ann|1|5", "null|2|1000", "cid|3|null", "dee|4|750"}));
+  EXPECT_EQ(out->column(0).get(), input->column(1).get());
+}
+
+TEST(Map, SetOverwritesAndAddsDropRemoves) {
+  auto b = prepare(
+      "{id: m, type: map, input: in0, set: {price: \"coalesce(price, 0) + 1\", big: \"price > 100\"},"
+      " drop: [name]}",
+      {bids_schema()});
+  ASSERT_TRUE(b->diags.empty()) << b->diags.to_status().message();
+  EXPECT_EQ(b->node->output_schema()->to_string(), "{id: int64, price: double, big: bool}");
+  test::FakeContext ctx;
+  EXPECT_EQ(run(*b->node, {bids()}, ctx),
+            (std::vector<std::string>{"1|11|false", "2|2001|true", "3|1|null", "4|1501|true"}));
+}
+
+TEST(Map, KeepsTheFilterSelection) {
+  auto f = prepare("{id: f, type: filter, input: in0, where: \"id % 2 = 0\"}", {bids_schema()});
+  auto m = prepare("{id: m, type: map, input: in0, select: {id: id, twice: \"id * 2\"}}", {bids_schema()});
+  test::FakeContext ctx;
+  BatchPtr filtered;
+  run(*f->node, {bids()}, ctx, &filtered);
+  ASSERT_TRUE(filtered);
+  EXPECT_EQ(run(*m->node, {filtered}, ctx), (std::vector<std::string>{"2|4", "4|8"}));
+}
+
+TEST(Map, DataErrorsBecomeNullAndAreReported) {
+  auto b = prepare("{id: m, type: map, input: in0, select: {q: \"id / (id - 2)\"}}", {bids_schema()});
+  ASSERT_TRUE(b->diags.empty()) << b->diags.to_status().message();
+  test::FakeContext ctx;
+  EXPECT_EQ(run(*b->node, {bids()}, ctx), (std::vector<std::string>{"-1", "null", "3", "2"}));
+  ASSERT_EQ(ctx.errors.size(), 1u);
+  EXPECT_NE(ctx.errors[0].find("division by zero"), std::string::npos) << ctx.errors[0];
+}
+
+TEST(Map, ReportsEveryProblem) {
+  auto b = prepare(
+      "{id: m, type: map, input: in0, set: {x: \"nope + 1\"}, drop: [ghost], colour: red}",
+      {bids_schema()});
+  EXPECT_EQ(b->node, nullptr);
+  std::string all = b->diags.to_status().message();
+  EXPECT_NE(all.find("unknown field 'nope'"), std::string::npos) << all;
+  EXPECT_NE(all.find("cannot drop unknown field 'ghost'"), std::string::npos) << all;
+  EXPECT_NE(all.find("unknown option 'colour'"), std::string::npos) << all;
+  auto both = prepare("{id: m, type: map, input: in0, select: {a: id}, drop: [id]}", {bids_schema()});
+  EXPECT_NE(both->diags.to_status().message().find("either 'select' or 'set'/'drop'"), std::string::npos);
+}
+
+TEST(Union, PassesEveryInputThroughAndChecksSchemas) {
+  auto b = prepare("{id: u, type: union, inputs: [in0, in1]}", {bids_schema(), bids_schema()});
+  ASSERT_TRUE(b->diags.empty());
+  EXPECT_FALSE(b->node->chainable());
+  test::FakeContext ctx;
+  EXPECT_EQ(run(*b->node, {bids(), bids()}, ctx).size(), 8u);
+  auto other = make_schema({{"id", TypeId::kInt64}});
+  auto bad = prepare("{id: u, type: union, inputs: [in0, in1]}", {bids_schema(), other});
+  EXPECT_EQ(bad->node, nullptr);
+  EXPECT_NE(bad->diags.to_status().message().find("input 'in1' has schema {id: int64}"),
+            std::string::npos) << bad->diags.to_status().message();
+}
+
+}  // namespace
+}  // namespace df::operators
