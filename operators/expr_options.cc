@@ -15,20 +15,7 @@ expr::CompiledExprPtr compile_option(const ConfigValue& value, const Schema& sch
                                       std::string(value.kind_name()));
     return nullptr;
   }
-  auto compiled = expr::compile(value.scalar_text(), schema, expression_origin(value));
-  if (!compiled.ok()) {
-    // One diagnostic per line: the messages already carry their locations.
-    const std::string& m = compiled.status().message();
-    size_t start = 0;
-    while (start < m.size()) {
-      size_t end = m.find('\n', start);
-      if (end == std::string::npos) end = m.size();
-      diags.error(SourceLocation{}, m.substr(start, end - start));
-      start = end + 1;
-    }
-    return nullptr;
-  }
-  return std::move(compiled).value();
+  return expr::compile(value.scalar_text(), schema, expression_origin(value), diags);
 }
 
 void report_eval_errors(expr::EvalContext& eval, runtime::OperatorContext& ctx) {

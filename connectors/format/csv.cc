@@ -103,7 +103,7 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-Status convert(const Field& f, std::string_view text, Value& out) {
+Status convert(const Field& f, std::string_view text, CsvRowDecoder::Slot& out) {
   auto bad = [&] {
     return Status::data_error("field '" + f.name + "': expected " + std::string(type_name(f.type)) +
                               ", got '" + std::string(text) + "'");
@@ -111,9 +111,9 @@ Status convert(const Field& f, std::string_view text, Value& out) {
   switch (f.type) {
     case TypeId::kBool:
       if (iequals(text, "true") || text == "1") {
-        out = Value::boolean(true);
+        out.b = true;
       } else if (iequals(text, "false") || text == "0") {
-        out = Value::boolean(false);
+        out.b = false;
       } else {
         return bad();
       }
@@ -122,10 +122,10 @@ Status convert(const Field& f, std::string_view text, Value& out) {
       int64_t v;
       double d;
       if (parse_int(text, v)) {
-        out = Value::int64(v);
+        out.i = v;
       } else if (parse_double(text, d) && std::isfinite(d) && d == std::trunc(d) &&
                  d >= -9223372036854775808.0 && d < 9223372036854775808.0) {
-        out = Value::int64(static_cast<int64_t>(d));
+        out.i = static_cast<int64_t>(d);
       } else {
         return bad();
       }
@@ -134,21 +134,21 @@ Status convert(const Field& f, std::string_view text, Value& out) {
     case TypeId::kDouble: {
       double d;
       if (!parse_double(text, d)) return bad();
-      out = Value::float64(d);
+      out.d = d;
       return Status::OK();
     }
     case TypeId::kString:
-      out = Value::string(std::string(text));
+      out.s = text;
       return Status::OK();
     case TypeId::kTimestamp: {
       int64_t v;
       if (parse_int(text, v)) {
-        out = Value::timestamp(v);
+        out.i = v;
         return Status::OK();
       }
       auto ts = parse_timestamp(text);
       if (!ts.ok()) return Status::data_error("field '" + f.name + "': " + ts.status().message());
-      out = Value::timestamp(*ts);
+      out.i = *ts;
       return Status::OK();
     }
   }
@@ -161,7 +161,7 @@ CsvRowDecoder::CsvRowDecoder(SchemaPtr schema, CsvOptions options)
     : schema_(std::move(schema)), options_(options), width_(schema_->size()) {
   position_.resize(schema_->size());
   for (size_t i = 0; i < schema_->size(); ++i) position_[i] = i;
-  values_.resize(schema_->size());
+  slots_.resize(schema_->size());
 }
 
 Status CsvRowDecoder::set_header(const CsvRecord& header) {
@@ -187,15 +187,41 @@ Status CsvRowDecoder::decode(const CsvRecord& rec, BatchBuilder& out) {
   }
   for (size_t f = 0; f < schema_->size(); ++f) {
     const Field& field = schema_->field(f);
-    values_[f] = Value::null(field.type);
+    Slot& slot = slots_[f];
+    slot.set = false;
     if (!position_[f]) continue;
     size_t c = *position_[f];
     std::string_view text = rec.field(c);
     // Only a quoted "" is an empty string; an empty field is null for every type.
     if (text.empty() && !(rec.quoted(c) && field.type == TypeId::kString)) continue;
-    DF_RETURN_IF_ERROR(convert(field, text, values_[f]));
+    DF_RETURN_IF_ERROR(convert(field, text, slot));
+    slot.set = true;
   }
-  out.append_row(values_);
+  // Every field converted: only now append, so a bad record leaves no trace.
+  for (size_t f = 0; f < schema_->size(); ++f) {
+    const Slot& slot = slots_[f];
+    ColumnBuilder& col = out.column(f);
+    if (!slot.set) {
+      col.append_null();
+      continue;
+    }
+    switch (schema_->field(f).type) {
+      case TypeId::kBool:
+        col.append_bool(slot.b);
+        break;
+      case TypeId::kInt64:
+      case TypeId::kTimestamp:
+        col.append_int64(slot.i);
+        break;
+      case TypeId::kDouble:
+        col.append_double(slot.d);
+        break;
+      case TypeId::kString:
+        col.append_string(slot.s);
+        break;
+    }
+  }
+  out.finish_row();
   return Status::OK();
 }
 

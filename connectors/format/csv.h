@@ -84,6 +84,15 @@ class CsvRowDecoder {
   CsvRowDecoder(SchemaPtr schema, CsvOptions options);
 
   const CsvOptions& options() const { return options_; }
+
+  // One converted field of the record being decoded (s points into it).
+  struct Slot {
+    bool set = false;  // false: null
+    bool b = false;
+    int64_t i = 0;
+    double d = 0;
+    std::string_view s;
+  };
   // With options().header: call with the first record of each file/stream.
   Status set_header(const CsvRecord& header);
   // Appends one row to `out`, or nothing and a DataError saying why.
@@ -94,7 +103,7 @@ class CsvRowDecoder {
   CsvOptions options_;
   size_t width_;                                 // fields a record must have
   std::vector<std::optional<size_t>> position_;  // schema field -> record column
-  std::vector<Value> values_;                    // scratch: one decoded row
+  std::vector<Slot> slots_;                      // scratch: one decoded row
 };
 
 // Writes rows as CSV lines (LF), values quoted only when needed; nulls empty,

@@ -26,6 +26,16 @@ void Diagnostics::append(const Diagnostics& other) {
   items_.insert(items_.end(), other.items_.begin(), other.items_.end());
 }
 
+void Diagnostics::sort_by_location() {
+  std::stable_sort(items_.begin(), items_.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    const SourceLocation& x = a.location;
+    const SourceLocation& y = b.location;
+    if (x.file != y.file) return x.file < y.file;
+    if (x.line != y.line) return x.line < y.line;
+    return x.column < y.column;
+  });
+}
+
 Status Diagnostics::to_status() const {
   if (items_.empty()) return Status::OK();
   std::string m;

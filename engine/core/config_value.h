@@ -43,6 +43,8 @@ class Diagnostics {
   bool empty() const { return items_.empty(); }
   size_t size() const { return items_.size(); }
   const std::vector<Diagnostic>& items() const { return items_; }
+  // Orders the diagnostics as they appear in their files (stable).
+  void sort_by_location();
   // InvalidArgument listing every diagnostic, one per line; OK when empty.
   Status to_status() const;
 

@@ -18,8 +18,8 @@ using runtime::NodeRole;
 struct Decl {
   std::string id;
   std::string type;
-  NodeRole role;
-  const ConfigValue* node;
+  NodeRole role = NodeRole::kSource;
+  const ConfigValue* node = nullptr;
   const runtime::NodeFactory* factory = nullptr;
   std::vector<std::string> input_names;
   SourceLocation inputs_location;
@@ -142,7 +142,9 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
       diags.error(item.location(), "each entry of '" + std::string(section) + "' must be a map");
       continue;
     }
-    Decl d{.role = role, .node = &item};
+    Decl d;
+    d.role = role;
+    d.node = &item;
     const ConfigValue* id = item.find("id");
     const ConfigValue* type = item.find("type");
     d.id = id && id->is_scalar() ? id->scalar_text() : "";
@@ -364,14 +366,15 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     bool inputs_ok = std::all_of(inputs[i].begin(), inputs[i].end(),
                                  [&](size_t in) { return nodes[in].output_schema != nullptr; });
     if (broken[i] || !inputs_ok) continue;
-    runtime::NodeSpec spec{.id = d.id,
-                           .type = d.type,
-                           .role = d.role,
-                           .config = d.node,
-                           .inputs = d.input_names,
-                           .parallelism = n.parallelism,
-                           .batch_size = options.batch_size,
-                           .pipeline_name = plan->settings.name};
+    runtime::NodeSpec spec;
+    spec.id = d.id;
+    spec.type = d.type;
+    spec.role = d.role;
+    spec.config = d.node;
+    spec.inputs = d.input_names;
+    spec.parallelism = n.parallelism;
+    spec.batch_size = options.batch_size;
+    spec.pipeline_name = plan->settings.name;
     std::vector<SchemaPtr> input_schemas;
     for (size_t in : inputs[i]) input_schemas.push_back(nodes[in].output_schema);
     attempted[i] = true;
@@ -389,7 +392,10 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
   for (size_t i = 0; i < decls.size(); ++i) {
     if (attempted[i]) decls[i].options->finish();
   }
-  if (!diags.empty()) return diags.to_status();
+  if (!diags.empty()) {
+    diags.sort_by_location();
+    return diags.to_status();
+  }
 
   // Logical nodes in topological order, inputs renumbered.
   std::vector<size_t> position(decls.size());

@@ -113,7 +113,8 @@ inline uint64_t hash_row(const Batch& b, const std::vector<size_t>& fields, size
 
 // Key hashes of every alive row, in active-row order (out[k] belongs to
 // b.row_at(k)). Column at a time, so the type switch runs once per column.
-inline void hash_rows(const Batch& b, const std::vector<size_t>& fields, std::vector<uint64_t>& out) {
+inline void hash_rows(const Batch& b, const std::vector<size_t>& fields,
+                      std::vector<uint64_t>& out) {
   const size_t n = b.active_rows();
   out.assign(n, kRowHashSeed);
   for (size_t f : fields) {

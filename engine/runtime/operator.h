@@ -106,7 +106,9 @@ struct SourceProgress {
     return {State::kWait, t};
   }
   // Wait for ctx.wake() only.
-  static SourceProgress wait() { return {State::kWait, std::chrono::steady_clock::time_point::max()}; }
+  static SourceProgress wait() {
+    return {State::kWait, std::chrono::steady_clock::time_point::max()};
+  }
 };
 
 // A source subtask; one instance per subtask.

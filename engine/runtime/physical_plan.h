@@ -29,15 +29,15 @@ struct PhysicalVertex {
 };
 
 enum class Partitioning {
-  kForward,     // subtask i -> subtask i (equal parallelism)
-  kRebalance,   // round-robin by batch
-  kHash,        // by hash of key fields (rows of a batch are split)
-  kBroadcast,   // every downstream subtask
+  kForward,    // subtask i -> subtask i (equal parallelism)
+  kRebalance,  // round-robin by batch
+  kHash,       // by hash of key fields (rows of a batch are split)
+  kBroadcast,  // every downstream subtask
 };
 
 struct PhysicalEdge {
-  size_t from = 0;   // vertex index; rows are the output of its chain.back()
-  size_t to = 0;     // vertex index
+  size_t from = 0;      // vertex index; rows are the output of its chain.back()
+  size_t to = 0;        // vertex index
   size_t to_input = 0;  // input position at chain.front() of `to`
   Partitioning partitioning = Partitioning::kRebalance;
   std::vector<size_t> hash_fields;  // kHash: field indexes in the edge's schema

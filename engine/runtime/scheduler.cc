@@ -93,9 +93,8 @@ class RateLimiter {
   // Returns true when this event may be logged; `suppressed` gets how many
   // events were dropped since the last allowed one.
   bool allow(uint64_t& suppressed) {
-    const int64_t sec = std::chrono::duration_cast<std::chrono::seconds>(
-                            Clock::now().time_since_epoch())
-                            .count();
+    const int64_t sec =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
     int64_t w = window_.load(std::memory_order_relaxed);
     if (w != sec && window_.compare_exchange_strong(w, sec, std::memory_order_relaxed)) {
       count_.store(0, std::memory_order_relaxed);
@@ -393,7 +392,8 @@ Status Task::make_operators() {
     } catch (const std::exception& e) {
       return Status::internal(slot.info->label + ": exception while creating: " + e.what());
     }
-    const uint64_t strand = (static_cast<uint64_t>(first + k) << 20) | static_cast<uint64_t>(subtask_);
+    const uint64_t strand =
+        (static_cast<uint64_t>(first + k) << 20) | static_cast<uint64_t>(subtask_);
     slot.ctx = std::make_unique<NodeContext>(impl_, *this, *slot.info, subtask_, strand);
     slot.out = std::make_unique<ChainOutput>(this, k);
   }
@@ -415,8 +415,8 @@ void Task::wake() {
           return;
         }
         break;
-      case State::kScheduled:      // will prepare anyway
-      case State::kRunningDirty:   // already marked
+      case State::kScheduled:     // will prepare anyway
+      case State::kRunningDirty:  // already marked
       case State::kDone:
         return;
     }
@@ -746,7 +746,8 @@ void Task::fan_out(const BatchPtr& batch) {
         for (Selection& p : parts_) p.clear();
         const size_t rows = batch->active_rows();
         for (size_t r = 0; r < rows; ++r) {
-          parts_[subtask_for_hash(hashes_[r], n)].push_back(static_cast<uint32_t>(batch->row_at(r)));
+          parts_[subtask_for_hash(hashes_[r], n)].push_back(
+              static_cast<uint32_t>(batch->row_at(r)));
         }
         for (size_t j = 0; j < n; ++j) {
           if (parts_[j].empty()) continue;
@@ -755,7 +756,8 @@ void Task::fan_out(const BatchPtr& batch) {
           } else {
             // Rows are visited in ascending physical order, so each part is a
             // valid (ascending, subset) selection over the same columns.
-            o.channels[j]->push(batch->with_selection(std::make_shared<const Selection>(parts_[j])));
+            o.channels[j]->push(
+                batch->with_selection(std::make_shared<const Selection>(parts_[j])));
           }
         }
         break;
@@ -805,8 +807,7 @@ void Task::close_leftovers() {
 // ---------------------------------------------------------------------------
 // Engine
 
-Engine::Engine(const PhysicalPlan& plan, RunOptions options)
-    : plan_(plan), options_(options) {
+Engine::Engine(const PhysicalPlan& plan, RunOptions options) : plan_(plan), options_(options) {
   if (options_.workers < 1) options_.workers = 1;
   if (options_.io_threads < 1) options_.io_threads = 1;
   if (options_.batch_size < 1) options_.batch_size = 1;
@@ -822,8 +823,10 @@ Engine::Engine(const PhysicalPlan& plan, RunOptions options)
       info->metrics = m.get();
       info->label = "node '" + pn.id + "' (" + pn.type + ")";
       info->parallelism = std::max(1, v.parallelism);
-      info->subtask_wm = std::make_unique<std::atomic<int64_t>[]>(static_cast<size_t>(info->parallelism));
-      for (int i = 0; i < info->parallelism; ++i) info->subtask_wm[static_cast<size_t>(i)].store(INT64_MIN);
+      info->subtask_wm =
+          std::make_unique<std::atomic<int64_t>[]>(static_cast<size_t>(info->parallelism));
+      for (int i = 0; i < info->parallelism; ++i)
+        info->subtask_wm[static_cast<size_t>(i)].store(INT64_MIN);
       metrics_.nodes.push_back(std::move(m));
       nodes_.push_back(std::move(info));
     }
@@ -844,7 +847,8 @@ Status Engine::build() {
   std::vector<size_t> task_base(nv);
   for (size_t v = 0; v < nv; ++v) {
     const PhysicalVertex& vx = plan_.vertices[v];
-    if (vx.chain.empty()) return Status::internal("vertex " + std::to_string(v) + " has an empty chain");
+    if (vx.chain.empty())
+      return Status::internal("vertex " + std::to_string(v) + " has an empty chain");
     if (vx.parallelism < 1) {
       return Status::invalid("vertex '" + vx.name() + "' has parallelism " +
                              std::to_string(vx.parallelism));

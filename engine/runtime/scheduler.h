@@ -25,10 +25,10 @@
 namespace df::runtime {
 
 struct RunOptions {
-  int workers = 2;                       // runtime.workers
-  size_t batch_size = 1024;              // performance.batch_size (rows)
-  size_t buffer_size = 8192;             // performance.buffer_size: rows per channel
-  double backpressure_threshold = 0.8;   // performance.backpressure_threshold
+  int workers = 2;                      // runtime.workers
+  size_t batch_size = 1024;             // performance.batch_size (rows)
+  size_t buffer_size = 8192;            // performance.buffer_size: rows per channel
+  double backpressure_threshold = 0.8;  // performance.backpressure_threshold
   int io_threads = 2;
 };
 

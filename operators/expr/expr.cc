@@ -34,16 +34,22 @@ class CompiledExprImpl final : public CompiledExpr {
 
 }  // namespace
 
+CompiledExprPtr compile(std::string_view text, const Schema& schema, const SourceLocation& origin,
+                        Diagnostics& diags) {
+  const internal::Locator locator(text, origin);
+  internal::NodePtr root = internal::parse(text, locator, diags);
+  if (!root) return nullptr;
+  internal::BindInfo info;
+  if (!internal::bind(root, schema, locator, diags, info)) return nullptr;
+  return std::make_shared<CompiledExprImpl>(std::move(root), std::move(info.referenced_fields));
+}
+
 Result<CompiledExprPtr> compile(std::string_view text, const Schema& schema,
                                 const SourceLocation& origin) {
-  const internal::Locator locator(text, origin);
   Diagnostics diags;
-  internal::NodePtr root = internal::parse(text, locator, diags);
-  if (!root) return diags.to_status();
-  internal::BindInfo info;
-  if (!internal::bind(root, schema, locator, diags, info)) return diags.to_status();
-  return CompiledExprPtr(
-      std::make_shared<CompiledExprImpl>(std::move(root), std::move(info.referenced_fields)));
+  CompiledExprPtr compiled = compile(text, schema, origin, diags);
+  if (!compiled) return diags.to_status();
+  return compiled;
 }
 
 SelectionPtr select_true(const Batch& batch, const Column& predicate) {

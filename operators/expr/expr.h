@@ -75,6 +75,9 @@ using CompiledExprPtr = std::shared_ptr<const CompiledExpr>;
 // with messages "file:line:col: ..." (every error found, one per line).
 Result<CompiledExprPtr> compile(std::string_view text, const Schema& schema,
                                 const SourceLocation& origin = {});
+// The same, adding each problem to `diags` with its location; nullptr on error.
+CompiledExprPtr compile(std::string_view text, const Schema& schema, const SourceLocation& origin,
+                        Diagnostics& diags);
 
 // Boolean predicate helper for filters: the alive rows where `predicate`
 // (a bool column from evaluate) is true; null counts as false.

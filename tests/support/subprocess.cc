@@ -28,7 +28,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& cwd, int ou
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     dup2(devnull, 0);
     dup2(out_fd, 1);
     dup2(err_fd, 2);
@@ -54,7 +54,7 @@ void fill_status(int status, ProcessResult& r) {
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& cwd,
                           std::chrono::milliseconds timeout) {
   int out[2], err[2];
-  if (pipe(out) != 0 || pipe(err) != 0) throw std::runtime_error("pipe failed");
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   pid_t pid = spawn(argv, cwd, out[1], err[1]);
   close(out[1]);
   close(err[1]);
@@ -95,8 +95,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::strin
 Child::Child(const std::vector<std::string>& argv, const std::string& cwd, const std::string& err_path)
     : err_path_(err_path) {
   int out[2];
-  if (pipe(out) != 0) throw std::runtime_error("pipe failed");
-  int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (err < 0) throw std::runtime_error("cannot open " + err_path);
   pid_ = spawn(argv, cwd, out[1], err);
   close(out[1]);

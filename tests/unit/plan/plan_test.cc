@@ -109,8 +109,8 @@ sinks:
   - {id: t, type: blackhole, input: s}
   - {id: u, type: blackhole}
 )");
-  EXPECT_NE(e.find("p.yaml:4:9: duplicate id 'a' (first defined at p.yaml:3:9)"), std::string::npos) << e;
-  EXPECT_NE(e.find("p.yaml:6:33: transform 'x' (filter) reads unknown input 'ghost'"), std::string::npos) << e;
+  EXPECT_NE(e.find("p.yaml:4:10: duplicate id 'a' (first defined at p.yaml:3:10)"), std::string::npos) << e;
+  EXPECT_NE(e.find("p.yaml:6:34: transform 'x' (filter) reads unknown input 'ghost'"), std::string::npos) << e;
   EXPECT_NE(e.find("cycle: z -> y -> z"), std::string::npos) << e;
   EXPECT_NE(e.find("unknown transform type 'fliter' (did you mean 'filter'?)"), std::string::npos) << e;
   EXPECT_NE(e.find("reads 's', which is a sink and has no output"), std::string::npos) << e;

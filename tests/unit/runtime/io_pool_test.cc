@@ -55,7 +55,8 @@ TEST(IoPoolTest, DifferentStrandsRunInParallel) {
       }
       // Wait (bounded) for the other strand's job to be inside too.
       const auto end = std::chrono::steady_clock::now() + 5s;
-      while (arrived.load() < 2 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(1ms);
+      while (arrived.load() < 2 && std::chrono::steady_clock::now() < end)
+        std::this_thread::sleep_for(1ms);
       inside.fetch_sub(1);
     });
   }

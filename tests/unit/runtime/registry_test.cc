@@ -8,7 +8,8 @@ namespace {
 
 class NullFactory final : public NodeFactory {
  public:
-  PreparedNodePtr prepare(const NodeSpec&, const std::vector<SchemaPtr>&, OptionReader&) const override {
+  PreparedNodePtr prepare(const NodeSpec&, const std::vector<SchemaPtr>&,
+                          OptionReader&) const override {
     return nullptr;
   }
 };

@@ -13,8 +13,8 @@ namespace df::runtime {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::CollectSink;
 using testing::collect;
+using testing::CollectSink;
 using testing::counting;
 using testing::eventually;
 using testing::PlanBuilder;
@@ -100,12 +100,12 @@ TEST(SchedulerTest, ChainRunsAsOneTaskWithoutChannels) {
   auto src = std::make_shared<SourceStats>();
   auto sink = std::make_shared<SinkState>();
   PlanBuilder pb;
-  pb.vertex({testing::source_node("src", counting(src, kRows, 64)),
-             testing::op_node("a", "map", testing::add_one()),
-             testing::op_node("b", "map", testing::add_one()),
-             testing::op_node("c", "map", testing::add_one()),
-             testing::sink_node("out", collect(sink))},
-            1);
+  pb.vertex(
+      {testing::source_node("src", counting(src, kRows, 64)),
+       testing::op_node("a", "map", testing::add_one()),
+       testing::op_node("b", "map", testing::add_one()),
+       testing::op_node("c", "map", testing::add_one()), testing::sink_node("out", collect(sink))},
+      1);
   Scheduler sched(pb.plan, opts(2));
   ASSERT_TRUE(run_bounded(sched).ok());
   EXPECT_EQ(sched.channel_stats().channels, 0u);
@@ -159,10 +159,10 @@ TEST(SchedulerTest, FanInMergesTwoSources) {
   PlanBuilder pb;
   size_t a = pb.vertex({testing::source_node("a", counting(s1, kRows, 100))}, 1);
   size_t b = pb.vertex({testing::source_node("b", counting(s2, kRows, 70))}, 2);
-  size_t u = pb.vertex({testing::op_node("u", "union",
-                                         [](int, int) { return std::make_unique<testing::Union>(); }),
-                        testing::sink_node("out", collect(sink))},
-                       2);
+  size_t u = pb.vertex(
+      {testing::op_node("u", "union", [](int, int) { return std::make_unique<testing::Union>(); }),
+       testing::sink_node("out", collect(sink))},
+      2);
   pb.edge(a, u, Partitioning::kRebalance, 0);
   pb.edge(b, u, Partitioning::kForward, 1);
   Scheduler sched(pb.plan, opts(2));
@@ -186,7 +186,8 @@ TEST(SchedulerTest, HashPartitioningKeepsEqualKeysTogether) {
   std::set<int64_t> all;
   int used = 0;
   for (int i = 0; i < 3; ++i) {
-    for (int64_t key : sink->keys[i]) EXPECT_TRUE(all.insert(key).second) << "key " << key << " on two subtasks";
+    for (int64_t key : sink->keys[i])
+      EXPECT_TRUE(all.insert(key).second) << "key " << key << " on two subtasks";
     used += sink->keys[i].empty() ? 0 : 1;
   }
   EXPECT_EQ(all.size(), 13u);  // k = v % 13
@@ -314,9 +315,9 @@ TEST(SchedulerTest, MultiInputWatermarkIsTheMinimumOverInputs) {
       "a", [sa](int, int) { return std::make_unique<ScriptedSource>(sa, 100, 10000); })});
   size_t b = pb.vertex({testing::source_node(
       "b", [sb](int, int) { return std::make_unique<ScriptedSource>(sb, 5000, 6000); })});
-  size_t u = pb.vertex({testing::op_node("u", "union",
-                                         [](int, int) { return std::make_unique<testing::Union>(); }),
-                        testing::sink_node("out", collect(sink))});
+  size_t u = pb.vertex(
+      {testing::op_node("u", "union", [](int, int) { return std::make_unique<testing::Union>(); }),
+       testing::sink_node("out", collect(sink))});
   pb.edge(a, u, Partitioning::kForward, 0);
   pb.edge(b, u, Partitioning::kForward, 1);
   Scheduler sched(pb.plan, opts(2));
@@ -397,10 +398,11 @@ TEST(SchedulerTest, OperatorErrorFailsTheRunAndNamesTheNode) {
   auto sink = std::make_shared<SinkState>();
   PlanBuilder pb;
   size_t s = pb.vertex({testing::source_node("src", counting(src, -1, 100))}, 2);
-  size_t m = pb.vertex({testing::op_node("eur", "map",
-                                         [](int, int) { return std::make_unique<testing::FailingOp>(500); }),
-                        testing::sink_node("out", collect(sink))},
-                       2);
+  size_t m = pb.vertex(
+      {testing::op_node("eur", "map",
+                        [](int, int) { return std::make_unique<testing::FailingOp>(500); }),
+       testing::sink_node("out", collect(sink))},
+      2);
   pb.edge(s, m);
   Scheduler sched(pb.plan, opts(2));
   Status st = run_bounded(sched);
@@ -415,9 +417,9 @@ TEST(SchedulerTest, ExceptionBecomesAnError) {
   auto src = std::make_shared<SourceStats>();
   PlanBuilder pb;
   size_t s = pb.vertex({testing::source_node("src", counting(src, 1000, 100))});
-  size_t m = pb.vertex({testing::op_node("thrower", "map",
-                                         [](int, int) { return std::make_unique<testing::ThrowingOp>(); },
-                                         NodeRole::kSink)});
+  size_t m = pb.vertex({testing::op_node(
+      "thrower", "map", [](int, int) { return std::make_unique<testing::ThrowingOp>(); },
+      NodeRole::kSink)});
   pb.edge(s, m);
   Scheduler sched(pb.plan, opts(2));
   Status st = run_bounded(sched);
@@ -436,7 +438,8 @@ TEST(SchedulerTest, OpenErrorFailsTheRun) {
   auto src = std::make_shared<SourceStats>();
   PlanBuilder pb;
   size_t s = pb.vertex({testing::source_node("src", counting(src, -1, 100))});
-  size_t k = pb.vertex({testing::sink_node("out", [](int, int) { return std::make_unique<FailingOpen>(); })});
+  size_t k = pb.vertex(
+      {testing::sink_node("out", [](int, int) { return std::make_unique<FailingOpen>(); })});
   pb.edge(s, k);
   Scheduler sched(pb.plan, opts(1));
   Status st = run_bounded(sched);
@@ -474,7 +477,8 @@ TEST(SchedulerTest, CancelReturnsCancelled) {
   pb.edge(s, k);
   Scheduler sched(pb.plan, opts(2));
   auto fut = std::async(std::launch::async, [&] { return sched.run(); });
-  ASSERT_TRUE(eventually([&] { return src->produce_calls.load() > 0 && sink->opened.load() == 1; }));
+  ASSERT_TRUE(
+      eventually([&] { return src->produce_calls.load() > 0 && sink->opened.load() == 1; }));
   sched.cancel();
   ASSERT_EQ(fut.wait_for(20s), std::future_status::ready);
   EXPECT_EQ(fut.get().code(), StatusCode::kCancelled);
@@ -536,8 +540,8 @@ TEST(SchedulerTest, TimerWakesAWaitingSource) {
   auto waited = std::make_shared<std::atomic<int64_t>>(-1);
   auto sink = std::make_shared<SinkState>();
   PlanBuilder pb;
-  pb.vertex({testing::source_node("src",
-                                  [waited](int, int) { return std::make_unique<TimedSource>(80ms, waited); }),
+  pb.vertex({testing::source_node(
+                 "src", [waited](int, int) { return std::make_unique<TimedSource>(80ms, waited); }),
              testing::sink_node("out", collect(sink))});
   Scheduler sched(pb.plan, opts(1));
   ASSERT_TRUE(run_bounded(sched).ok());
@@ -580,7 +584,8 @@ class IoSource final : public SourceOperator {
 TEST(SchedulerTest, IoJobWakesAWaitingSource) {
   auto sink = std::make_shared<SinkState>();
   PlanBuilder pb;
-  size_t s = pb.vertex({testing::source_node("src", [](int, int) { return std::make_unique<IoSource>(); })}, 2);
+  size_t s = pb.vertex(
+      {testing::source_node("src", [](int, int) { return std::make_unique<IoSource>(); })}, 2);
   size_t k = pb.vertex({testing::sink_node("out", collect(sink))});
   pb.edge(s, k);
   Scheduler sched(pb.plan, opts(2));
@@ -592,7 +597,8 @@ TEST(SchedulerTest, IoJobWakesAWaitingSource) {
 // until it completes; close() checks it ran.
 class AsyncSink final : public Operator {
  public:
-  explicit AsyncSink(std::shared_ptr<std::atomic<int>> closes_ok) : closes_ok_(std::move(closes_ok)) {}
+  explicit AsyncSink(std::shared_ptr<std::atomic<int>> closes_ok)
+      : closes_ok_(std::move(closes_ok)) {}
   Status open(OperatorContext& ctx) override {
     ctx_ = &ctx;
     return Status::OK();
@@ -630,7 +636,10 @@ TEST(SchedulerTest, RunWaitsForDrainedBeforeClose) {
   auto closes = std::make_shared<std::atomic<int>>(0);
   PlanBuilder pb;
   size_t s = pb.vertex({testing::source_node("src", counting(src, 1000, 100))});
-  size_t k = pb.vertex({testing::sink_node("out", [closes](int, int) { return std::make_unique<AsyncSink>(closes); })}, 2);
+  size_t k =
+      pb.vertex({testing::sink_node(
+                    "out", [closes](int, int) { return std::make_unique<AsyncSink>(closes); })},
+                2);
   pb.edge(s, k);
   Scheduler sched(pb.plan, opts(2));
   ASSERT_TRUE(run_bounded(sched).ok());
@@ -670,7 +679,9 @@ TEST(SchedulerTest, DataErrorsAreCountedAndRowsSkipped) {
   auto sink = std::make_shared<SinkState>();
   PlanBuilder pb;
   size_t s = pb.vertex({testing::source_node("src", counting(src, 2000, 128))}, 2);
-  size_t m = pb.vertex({testing::op_node("picky", "filter", [](int, int) { return std::make_unique<PickyOp>(); })}, 2);
+  size_t m = pb.vertex(
+      {testing::op_node("picky", "filter", [](int, int) { return std::make_unique<PickyOp>(); })},
+      2);
   size_t k = pb.vertex({testing::sink_node("out", collect(sink))}, 1);
   pb.edge(s, m, Partitioning::kForward);
   pb.edge(m, k);

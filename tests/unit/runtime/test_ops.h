@@ -196,9 +196,7 @@ class FailingOp final : public Operator {
 
 class ThrowingOp final : public Operator {
  public:
-  Status process(size_t, const BatchPtr&, Output&) override {
-    throw std::runtime_error("kaboom");
-  }
+  Status process(size_t, const BatchPtr&, Output&) override { throw std::runtime_error("kaboom"); }
 };
 
 // Holds every batch until finish(), then emits them.
@@ -233,9 +231,9 @@ struct SinkState {
   std::atomic<bool> accept{true};
   std::atomic<OperatorContext*> ctx{nullptr};
   std::mutex mu;
-  std::vector<std::set<int64_t>> keys;           // per subtask
-  std::vector<uint64_t> batches_by_subtask;      // per subtask
-  std::vector<int64_t> watermarks;               // in arrival order
+  std::vector<std::set<int64_t>> keys;       // per subtask
+  std::vector<uint64_t> batches_by_subtask;  // per subtask
+  std::vector<int64_t> watermarks;           // in arrival order
 };
 
 class CollectSink final : public Operator {
@@ -282,7 +280,8 @@ inline FnNode::OpFn collect(std::shared_ptr<SinkState> st) {
 // --- Running -----------------------------------------------------------------
 
 // Runs the scheduler on another thread; fails (and cancels) after `limit`.
-inline Status run_bounded(Scheduler& s, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+inline Status run_bounded(Scheduler& s,
+                          std::chrono::milliseconds limit = std::chrono::seconds(30)) {
   auto fut = std::async(std::launch::async, [&] { return s.run(); });
   if (fut.wait_for(limit) != std::future_status::ready) {
     s.cancel();
