@@ -185,7 +185,7 @@ runtime::PreparedNodePtr GeneratorSourceFactory::prepare(const runtime::NodeSpec
                                                   std::string(text.kind_name()));
           continue;
         }
-        auto compiled = expr::compile(text.scalar_text(), *cfg->input_schema, text.location());
+        auto compiled = expr::compile(text.scalar_text(), *cfg->input_schema, text.text_location());
         if (!compiled.ok()) {
           // compile() reports one located problem per line.
           std::string_view m = compiled.status().message();

@@ -2,12 +2,6 @@
 
 namespace df::operators {
 
-SourceLocation expression_origin(const ConfigValue& scalar) {
-  SourceLocation loc = scalar.location();
-  if (scalar.quoted() && loc.column > 0) loc.column += 1;
-  return loc;
-}
-
 expr::CompiledExprPtr compile_option(const ConfigValue& value, const Schema& schema,
                                      const std::string& what, Diagnostics& diags) {
   if (!value.is_scalar()) {
@@ -15,7 +9,7 @@ expr::CompiledExprPtr compile_option(const ConfigValue& value, const Schema& sch
                                       std::string(value.kind_name()));
     return nullptr;
   }
-  return expr::compile(value.scalar_text(), schema, expression_origin(value), diags);
+  return expr::compile(value.scalar_text(), schema, value.text_location(), diags);
 }
 
 void report_eval_errors(expr::EvalContext& eval, runtime::OperatorContext& ctx) {

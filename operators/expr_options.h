@@ -10,9 +10,6 @@
 
 namespace df::operators {
 
-// Where the text of a scalar starts: YAML marks a quoted scalar at its quote.
-SourceLocation expression_origin(const ConfigValue& scalar);
-
 // Compiles the scalar at `value` against `schema`; errors go to `diags`.
 // Returns nullptr on error.
 expr::CompiledExprPtr compile_option(const ConfigValue& value, const Schema& schema,

@@ -77,6 +77,12 @@ ConfigValue ConfigValue::map(std::vector<Entry> entries, SourceLocation loc) {
   return v;
 }
 
+SourceLocation ConfigValue::text_location() const {
+  SourceLocation loc = loc_;
+  if (quoted_ && loc.column > 0) loc.column += 1;
+  return loc;
+}
+
 const ConfigValue* ConfigValue::find(std::string_view key) const {
   if (kind_ != Kind::kMap) return nullptr;
   for (const auto& [k, v] : entries_) {

@@ -70,6 +70,9 @@ class ConfigValue {
   bool is_sequence() const { return kind_ == Kind::kSequence; }
   bool is_map() const { return kind_ == Kind::kMap; }
   const SourceLocation& location() const { return loc_; }
+  // Where the scalar's text itself starts: YAML marks a quoted scalar at its
+  // quote, one column before the text (expression errors point into the text).
+  SourceLocation text_location() const;
 
   const std::string& scalar_text() const { return text_; }
   bool quoted() const { return quoted_; }

@@ -11,7 +11,7 @@ namespace {
 
 TEST(Backpressure, SlowReaderBoundsMemoryAndFlowResumes) {
   TempDir tmp;
-  write_file(tmp.path() + "/p.yaml",
+  tmp.write("p.yaml",
              "name: flood\n"
              "sources:\n"
              "  - id: gen\n"
@@ -22,7 +22,7 @@ TEST(Backpressure, SlowReaderBoundsMemoryAndFlowResumes) {
              "  - {id: pricey, type: map, input: gen, set: {price2: \"price * 2\"}}\n"
              "sinks:\n"
              "  - {id: out, type: stdout, input: pricey}\n");
-  Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp.path(), tmp.path() + "/err");
+  Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp.str(), tmp.file("err"));
   constexpr size_t kLimit = 150u << 20;
   size_t peak = 0;
   // The reader sleeps 10 s; sample the peak RSS meanwhile.
@@ -50,12 +50,12 @@ TEST(Backpressure, SlowReaderBoundsMemoryAndFlowResumes) {
 
 TEST(Backpressure, ClosedStdoutFailsWithOneSentence) {
   TempDir tmp;
-  write_file(tmp.path() + "/p.yaml",
+  tmp.write("p.yaml",
              "name: closed\nsources:\n  - {id: gen, type: generator, fields: {x: \"i\"}}\n"
              "sinks:\n  - {id: out, type: stdout, input: gen}\n");
   ProcessResult r;
   {
-    Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp.path(), tmp.path() + "/err");
+    Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp.str(), tmp.file("err"));
     child.read_for(std::chrono::milliseconds(300), 4096);
     // Closing our end of the pipe makes the next write fail with EPIPE.
     child.close_stdout();

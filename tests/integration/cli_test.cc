@@ -40,15 +40,15 @@ TEST(Cli, UsageErrorsExitTwo) {
 
 TEST(Cli, MissingFileIsInvalidInputInOneSentence) {
   TempDir tmp;
-  auto r = dataflow({"exec", "nope.yaml"}, tmp.path());
+  auto r = dataflow({"exec", "nope.yaml"}, tmp.str());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "dataflow: cannot read nope.yaml: No such file or directory\n");
 }
 
 TEST(Cli, BrokenYamlNamesTheLine) {
   TempDir tmp;
-  write_file(tmp.path() + "/p.yaml", "name: x\nsources:\n  - id: a\n    type: [generator\n");
-  auto r = dataflow({"validate", "p.yaml"}, tmp.path());
+  tmp.write("p.yaml", "name: x\nsources:\n  - id: a\n    type: [generator\n");
+  auto r = dataflow({"validate", "p.yaml"}, tmp.str());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("p.yaml:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("invalid YAML"), std::string::npos) << r.err;
@@ -56,16 +56,16 @@ TEST(Cli, BrokenYamlNamesTheLine) {
 
 TEST(Cli, ShippedExamplesValidateAndRun) {
   TempDir tmp;
-  fs::copy(fs::path(DATAFLOW_SOURCE_DIR) / "config", fs::path(tmp.path()) / "config",
+  fs::copy(fs::path(DATAFLOW_SOURCE_DIR) / "config", tmp.path() / "config",
            fs::copy_options::recursive);
   int seen = 0;
-  for (const auto& e : fs::directory_iterator(fs::path(tmp.path()) / "config/examples")) {
+  for (const auto& e : fs::directory_iterator(tmp.path() / "config/examples")) {
     if (e.path().extension() != ".yaml") continue;
     ++seen;
     std::string rel = "config/examples/" + e.path().filename().string();
-    auto v = dataflow({"validate", rel}, tmp.path());
+    auto v = dataflow({"validate", rel}, tmp.str());
     EXPECT_EQ(v.exit_code, 0) << rel << "\n" << v.err;
-    auto x = dataflow({"exec", rel, "--no-progress"}, tmp.path());
+    auto x = dataflow({"exec", rel, "--no-progress"}, tmp.str());
     EXPECT_EQ(x.exit_code, 0) << rel << "\n" << x.err;
     EXPECT_NE(x.err.find("finished"), std::string::npos) << x.err;
   }
@@ -74,9 +74,9 @@ TEST(Cli, ShippedExamplesValidateAndRun) {
 
 TEST(Cli, DemoExampleShowsItsRows) {
   TempDir tmp;
-  fs::copy(fs::path(DATAFLOW_SOURCE_DIR) / "config", fs::path(tmp.path()) / "config",
+  fs::copy(fs::path(DATAFLOW_SOURCE_DIR) / "config", tmp.path() / "config",
            fs::copy_options::recursive);
-  auto r = dataflow({"exec", "config/examples/demo.yaml", "--no-progress"}, tmp.path());
+  auto r = dataflow({"exec", "config/examples/demo.yaml", "--no-progress"}, tmp.str());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("\"price_eur\":"), std::string::npos);
   EXPECT_NE(r.err.find("gen 1000000 out"), std::string::npos) << r.err;
@@ -85,10 +85,10 @@ TEST(Cli, DemoExampleShowsItsRows) {
 // An endless generator stops cleanly, with its summary, on the first signal.
 void expect_graceful_stop(int sig) {
   TempDir tmp;
-  write_file(tmp.path() + "/p.yaml",
+  tmp.write("p.yaml",
              "name: endless\nsources:\n  - {id: gen, type: generator, fields: {x: \"i\"}}\n"
              "sinks:\n  - {id: sink, type: blackhole, input: gen}\n");
-  Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp.path(), tmp.path() + "/err");
+  Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp.str(), tmp.file("err"));
   // Let it run a moment (bounded), then stop it.
   child.read_for(std::chrono::milliseconds(700), 1);
   child.send_signal(sig);

@@ -92,7 +92,7 @@ TEST_P(Scenario, MatchesExpectations) {
   }
   if (argv.size() > 1 && argv[1] == "exec") argv.push_back("--no-progress");
 
-  ProcessResult r = run_process(argv, tmp.path(), std::chrono::seconds(120));
+  ProcessResult r = run_process(argv, tmp.str(), std::chrono::seconds(120));
   ASSERT_FALSE(r.timed_out) << "the run did not end within 120 s";
   const int want_exit = expect["exit"] ? expect["exit"].as<int>() : 0;
   EXPECT_EQ(r.exit_code, want_exit) << "stderr:\n" << r.err;
@@ -107,7 +107,7 @@ TEST_P(Scenario, MatchesExpectations) {
   for (const auto& o : expect["outputs"]) outputs.push_back(o);
   for (const auto& o : outputs) {
     const std::string dir = o["dir"].as<std::string>();
-    std::string got = committed_output(fs::path(tmp.path()) / dir);
+    std::string got = committed_output(tmp.path() / dir);
     std::string want = read_file((source / o["expected"].as<std::string>()).string());
     expect_same_lines(lines_of(got), lines_of(want), sort, "output " + dir);
   }

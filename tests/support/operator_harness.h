@@ -1,73 +1,107 @@
-// Drives one operator instance directly, without a scheduler: a fake
-// OperatorContext (I/O jobs run inline on the calling thread) and an Output
-// that collects what the operator emits. For unit tests of operators and
-// connectors. Single-threaded.
+// Drives operators and connectors without a scheduler: a fake OperatorContext whose IoExecutor runs
+// jobs on a real thread, an Output that collects, temp dirs, ConfigValue
+// builders, and loops that drive sources and sinks the way the scheduler would.
+// For unit tests; one test thread drives each object.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <mutex>
 #include <string>
-#include <string_view>
+#include <thread>
 #include <vector>
 
+#include "engine/core/batch.h"
+#include "engine/core/config_value.h"
+#include "engine/runtime/node_factory.h"
 #include "engine/runtime/operator.h"
+#include "tests/support/temp_dir.h"
 
 namespace df::test {
 
-class InlineIo final : public runtime::IoExecutor {
+// Runs jobs in posting order on one thread (so every strand is ordered).
+class ThreadIoExecutor final : public runtime::IoExecutor {
  public:
-  void post(uint64_t, std::function<void()> job) override { job(); }
+  ThreadIoExecutor();
+  ~ThreadIoExecutor() override;
+  void post(uint64_t strand, std::function<void()> job) override;
+
+ private:
+  void run();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 class FakeContext final : public runtime::OperatorContext {
  public:
-  explicit FakeContext(std::string node_id = "node", int subtask = 0, int parallelism = 1,
-                       size_t batch_size = 1024)
-      : id_(std::move(node_id)), subtask_(subtask), parallelism_(parallelism), batch_size_(batch_size) {}
+  explicit FakeContext(int subtask = 0, int parallelism = 1, size_t batch_size = 1024)
+      : subtask_(subtask), parallelism_(parallelism), batch_size_(batch_size) {}
 
   const std::string& node_id() const override { return id_; }
   int subtask() const override { return subtask_; }
   int parallelism() const override { return parallelism_; }
   size_t batch_size() const override { return batch_size_; }
-  void wake() override { ++wakes; }
-  void report_data_error(std::string_view message) override { errors.emplace_back(message); }
-  uint64_t io_strand() const override { return 1; }
+  void wake() override;
+  void report_data_error(std::string_view message) override;
+  uint64_t io_strand() const override { return 7; }
   runtime::IoExecutor& io() override { return io_; }
-  bool stop_requested() const override { return stop; }
+  bool stop_requested() const override { return stop_.load(); }
 
-  std::vector<std::string> errors;
-  int wakes = 0;
-  bool stop = false;
+  void request_stop() { stop_.store(true); }
+  int wakes() const { return wakes_.load(); }
+  // Waits until `pred` holds, re-checking on every wake() (and every 10 ms).
+  bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+  std::vector<std::string> data_errors() const;
 
  private:
-  std::string id_;
+  std::string id_ = "test";
   int subtask_;
   int parallelism_;
   size_t batch_size_;
-  InlineIo io_;
+  std::atomic<int> wakes_{0};
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> errors_;
+  ThreadIoExecutor io_;  // last: joined first, while the rest is still alive
 };
 
-class CollectingOutput final : public runtime::Output {
+class CollectOutput final : public runtime::Output {
  public:
   void emit(BatchPtr batch) override { batches.push_back(std::move(batch)); }
-  void emit_watermark(Watermark wm) override { watermarks.push_back(wm.timestamp_ms); }
-
-  // Every alive row of every batch, as "v1|v2|..." using Value::to_string.
-  std::vector<std::string> rows() const {
-    std::vector<std::string> out;
-    for (const auto& b : batches) {
-      b->for_each_row([&](size_t r) {
-        std::string line;
-        for (size_t c = 0; c < b->num_columns(); ++c) {
-          if (c) line += "|";
-          line += b->column(c)->value_at(r).to_string();
-        }
-        out.push_back(line);
-      });
-    }
-    return out;
-  }
-
+  void emit_watermark(Watermark wm) override { watermarks.push_back(wm); }
   std::vector<BatchPtr> batches;
-  std::vector<int64_t> watermarks;
+  std::vector<Watermark> watermarks;
 };
+
+// ConfigValue builders. Scalars get the location pipe.yaml:<line>:<col>.
+ConfigValue scalar(std::string text, int line = 1, int col = 1);
+ConfigValue map(std::vector<ConfigValue::Entry> entries, int line = 1, int col = 1);
+
+// Prepares a node with `factory`, as the plan does: id/type/input/parallelism
+// allowed, finish() called. Diagnostics go to `diags`.
+runtime::PreparedNodePtr prepare(const runtime::NodeFactory& factory, runtime::NodeRole role,
+                                 const ConfigValue& config, Diagnostics& diags,
+                                 std::vector<SchemaPtr> inputs = {});
+
+// All alive rows of `batches` as values.
+std::vector<std::vector<Value>> rows_of(const std::vector<BatchPtr>& batches);
+
+// Drives a source until exhausted, honouring waits (sleeps, as the scheduler
+// would); fails the test after `max_calls` produce() calls.
+Status run_source(runtime::SourceOperator& src, FakeContext& ctx, CollectOutput& out,
+                  int max_calls = 100000);
+
+// Drives a sink: open, process every batch (waiting while !can_accept()),
+// finish, wait for drained(), close. Returns the first error.
+Status run_sink(runtime::Operator& sink, FakeContext& ctx, const std::vector<BatchPtr>& batches,
+                std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 }  // namespace df::test

@@ -176,35 +176,4 @@ ProcessResult Child::wait(std::chrono::milliseconds timeout) {
   return r;
 }
 
-TempDir::TempDir() {
-  std::random_device rd;
-  auto base = std::filesystem::temp_directory_path();
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    auto p = base / ("dataflow-test-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
-    if (std::filesystem::create_directory(p)) {
-      path_ = p.string();
-      return;
-    }
-  }
-  throw std::runtime_error("cannot create a temp dir");
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file(const std::string& path, const std::string& content) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << content;
-}
-
 }  // namespace df::test

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
+
 namespace df::test {
 
 struct ProcessResult {
@@ -51,19 +53,5 @@ class Child {
   int out_fd_ = -1;
   std::string err_path_;
 };
-
-// A fresh empty directory under the system temp dir, removed by ~TempDir.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-std::string read_file(const std::string& path);
-void write_file(const std::string& path, const std::string& content);
 
 }  // namespace df::test

@@ -5,18 +5,18 @@
 #include <set>
 
 #include "connectors/file_source.h"
-#include "tests/unit/connectors/harness.h"
+#include "tests/support/operator_harness.h"
 
 namespace df::connectors {
 namespace {
 
 using runtime::NodeRole;
-using testing::CollectOutput;
-using testing::FakeContext;
-using testing::map;
-using testing::rows_of;
-using testing::scalar;
-using testing::TempDir;
+using test::CollectOutput;
+using test::FakeContext;
+using test::map;
+using test::rows_of;
+using test::scalar;
+using test::TempDir;
 
 ConfigValue source(const std::string& path, const std::string& format,
                    std::vector<ConfigValue::Entry> extra = {}) {
@@ -36,7 +36,7 @@ ConfigValue source(const std::string& path, const std::string& format,
 
 runtime::PreparedNodePtr prepare_ok(const ConfigValue& cfg) {
   Diagnostics diags;
-  auto node = testing::prepare(FileSourceFactory(), NodeRole::kSource, cfg, diags);
+  auto node = test::prepare(FileSourceFactory(), NodeRole::kSource, cfg, diags);
   EXPECT_TRUE(diags.empty()) << diags.to_status().message();
   return node;
 }
@@ -57,7 +57,7 @@ TEST(FileSource, JsonLinesWithBadLinesReportedByFileAndLine) {
   FakeContext ctx;
   CollectOutput out;
   auto src = node->make_source(0, 1);
-  ASSERT_TRUE(testing::run_source(*src, ctx, out).ok());
+  ASSERT_TRUE(test::run_source(*src, ctx, out).ok());
   auto rows = rows_of(out.batches);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0][0], Value::int64(1));
@@ -87,7 +87,7 @@ TEST(FileSource, EmitsBatchesOfBatchSizeAcrossChunks) {
   FakeContext ctx(0, 1, 1000);
   CollectOutput out;
   auto src = node->make_source(0, 1);
-  ASSERT_TRUE(testing::run_source(*src, ctx, out).ok());
+  ASSERT_TRUE(test::run_source(*src, ctx, out).ok());
   ASSERT_EQ(out.batches.size(), 30u);
   int64_t next = 0;
   for (const auto& b : out.batches) {
@@ -117,7 +117,7 @@ TEST(FileSource, CsvWithHeaderQuotingAndBadRecords) {
   EXPECT_EQ(node->describe(), "file " + path + " (csv)");
   FakeContext ctx;
   CollectOutput out;
-  ASSERT_TRUE(testing::run_source(*node->make_source(0, 1), ctx, out).ok());
+  ASSERT_TRUE(test::run_source(*node->make_source(0, 1), ctx, out).ok());
   auto rows = rows_of(out.batches);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0],
@@ -140,7 +140,7 @@ TEST(FileSource, CsvWithoutHeaderAndOtherDelimiter) {
   ASSERT_TRUE(node);
   FakeContext ctx;
   CollectOutput out;
-  ASSERT_TRUE(testing::run_source(*node->make_source(0, 1), ctx, out).ok());
+  ASSERT_TRUE(test::run_source(*node->make_source(0, 1), ctx, out).ok());
   EXPECT_EQ(rows_of(out.batches),
             (std::vector<std::vector<Value>>{
                 {Value::int64(1), Value::string("a"), Value::timestamp(10)},
@@ -163,7 +163,7 @@ TEST(FileSource, GlobSplitsFilesOverSubtasksEachReadOnce) {
   for (int k = 0; k < 3; ++k) {
     FakeContext ctx(k, 3);
     CollectOutput out;
-    ASSERT_TRUE(testing::run_source(*node->make_source(k, 3), ctx, out).ok());
+    ASSERT_TRUE(test::run_source(*node->make_source(k, 3), ctx, out).ok());
     auto rows = rows_of(out.batches);
     per_subtask.push_back(rows.size());
     for (const auto& row : rows) seen.insert(row[0].as_int64());
@@ -185,7 +185,7 @@ TEST(FileSource, SingleFileGoesToSubtaskZero) {
   for (int k = 0; k < 2; ++k) {
     FakeContext ctx(k, 2);
     CollectOutput out;
-    ASSERT_TRUE(testing::run_source(*node->make_source(k, 2), ctx, out).ok());
+    ASSERT_TRUE(test::run_source(*node->make_source(k, 2), ctx, out).ok());
     EXPECT_EQ(rows_of(out.batches).size(), k == 0 ? 2u : 0u);
   }
 }
@@ -197,7 +197,7 @@ TEST(FileSource, MissingExactFileFailsTheRun) {
   ASSERT_TRUE(node);
   FakeContext ctx;
   CollectOutput out;
-  Status s = testing::run_source(*node->make_source(0, 1), ctx, out);
+  Status s = test::run_source(*node->make_source(0, 1), ctx, out);
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_EQ(s.message(), "cannot open " + path + ": No such file or directory");
 }
@@ -237,7 +237,7 @@ TEST(FileSourceOptions, EveryProblemReportedWithItsLocation) {
            {"bogus", scalar("1", 9, 12)}},
           2, 5);
   Diagnostics diags;
-  auto node = testing::prepare(FileSourceFactory(), NodeRole::kSource, cfg, diags);
+  auto node = test::prepare(FileSourceFactory(), NodeRole::kSource, cfg, diags);
   EXPECT_FALSE(node);
   std::vector<std::string> got;
   for (const auto& d : diags.items()) got.push_back(d.to_string());
@@ -262,7 +262,7 @@ TEST(FileSourceOptions, EveryProblemReportedWithItsLocation) {
 TEST(FileSourceOptions, PathAndSchemaAreRequired) {
   auto cfg = map({{"id", scalar("in")}, {"type", scalar("file")}}, 3, 5);
   Diagnostics diags;
-  EXPECT_FALSE(testing::prepare(FileSourceFactory(), NodeRole::kSource, cfg, diags));
+  EXPECT_FALSE(test::prepare(FileSourceFactory(), NodeRole::kSource, cfg, diags));
   std::vector<std::string> got;
   for (const auto& d : diags.items()) got.push_back(d.to_string());
   EXPECT_EQ(got, (std::vector<std::string>{"pipe.yaml:3:5: source 'in' (file) needs 'path'",

@@ -7,12 +7,12 @@
 #include "connectors/format/csv.h"
 #include "connectors/format/json.h"
 #include "engine/core/time.h"
-#include "tests/unit/connectors/harness.h"
+#include "tests/support/operator_harness.h"
 
 namespace df::connectors {
 namespace {
 
-using testing::rows_of;
+using test::rows_of;
 
 SchemaPtr all_types() {
   return make_schema({{"b", TypeId::kBool},

@@ -6,18 +6,18 @@
 #include <map>
 
 #include "connectors/generator_source.h"
-#include "tests/unit/connectors/harness.h"
+#include "tests/support/operator_harness.h"
 
 namespace df::connectors {
 namespace {
 
 using runtime::NodeRole;
 using runtime::SourceProgress;
-using testing::CollectOutput;
-using testing::FakeContext;
-using testing::map;
-using testing::rows_of;
-using testing::scalar;
+using test::CollectOutput;
+using test::FakeContext;
+using test::map;
+using test::rows_of;
+using test::scalar;
 
 ConfigValue generator(std::vector<ConfigValue::Entry> extra,
                       std::vector<ConfigValue::Entry> fields = {
@@ -32,7 +32,7 @@ ConfigValue generator(std::vector<ConfigValue::Entry> extra,
 
 runtime::PreparedNodePtr prepare_ok(const ConfigValue& cfg) {
   Diagnostics diags;
-  auto node = testing::prepare(GeneratorSourceFactory(), NodeRole::kSource, cfg, diags);
+  auto node = test::prepare(GeneratorSourceFactory(), NodeRole::kSource, cfg, diags);
   EXPECT_TRUE(diags.empty()) << diags.to_status().message();
   return node;
 }
@@ -45,7 +45,7 @@ std::map<int64_t, std::vector<Value>> generate(const runtime::PreparedNode& node
   for (int k = 0; k < parallelism; ++k) {
     FakeContext ctx(k, parallelism, batch);
     CollectOutput out;
-    EXPECT_TRUE(testing::run_source(*node.make_source(k, parallelism), ctx, out).ok());
+    EXPECT_TRUE(test::run_source(*node.make_source(k, parallelism), ctx, out).ok());
     for (const auto& b : out.batches) EXPECT_LE(b->active_rows(), batch);
     for (auto& row : rows_of(out.batches)) {
       ++total;
@@ -170,7 +170,7 @@ TEST(GeneratorOptions, BadOptionsAndExpressionsAreReported) {
                         {"speed", scalar("1", 4, 20)}},
                        {{"ok", scalar("i * 2", 6, 9)}, {"bad", scalar("nosuch + 1", 7, 10)}});
   Diagnostics diags;
-  EXPECT_FALSE(testing::prepare(GeneratorSourceFactory(), NodeRole::kSource, cfg, diags));
+  EXPECT_FALSE(test::prepare(GeneratorSourceFactory(), NodeRole::kSource, cfg, diags));
   std::string all = diags.to_status().message();
   EXPECT_NE(all.find("pipe.yaml:3:12: source 'gen' (generator) option 'count': must not be "
                      "negative"),
@@ -190,7 +190,7 @@ TEST(GeneratorOptions, BadOptionsAndExpressionsAreReported) {
 
   Diagnostics d2;
   auto no_fields = map({{"id", scalar("gen")}, {"type", scalar("generator")}}, 2, 5);
-  EXPECT_FALSE(testing::prepare(GeneratorSourceFactory(), NodeRole::kSource, no_fields, d2));
+  EXPECT_FALSE(test::prepare(GeneratorSourceFactory(), NodeRole::kSource, no_fields, d2));
   EXPECT_EQ(d2.to_status().message(), "pipe.yaml:2:5: source 'gen' (generator) needs 'fields'");
 }
 

@@ -3,17 +3,17 @@
 #include <gtest/gtest.h>
 
 #include "connectors/connectors.h"
-#include "tests/unit/connectors/harness.h"
+#include "tests/support/operator_harness.h"
 
 namespace df::connectors {
 namespace {
 
 using runtime::NodeRole;
-using testing::CollectOutput;
-using testing::FakeContext;
-using testing::map;
-using testing::rows_of;
-using testing::scalar;
+using test::CollectOutput;
+using test::FakeContext;
+using test::map;
+using test::rows_of;
+using test::scalar;
 
 TEST(Registry, RegistersEveryConnector) {
   runtime::NodeRegistry reg;
@@ -26,7 +26,7 @@ TEST(Registry, RegistersEveryConnector) {
 TEST(Registry, GeneratorToFileSinkToFileSourceRoundTrip) {
   runtime::NodeRegistry reg;
   register_connectors(reg);
-  testing::TempDir dir;
+  test::TempDir dir;
   Diagnostics diags;
   auto gen_cfg = map({{"id", scalar("gen")},
                       {"type", scalar("generator")},
@@ -35,7 +35,7 @@ TEST(Registry, GeneratorToFileSinkToFileSourceRoundTrip) {
                       {"fields", map({{"id", scalar("i")},
                                       {"price", scalar("rand() * 100")},
                                       {"name", scalar("concat('u', cast(i % 10 as string))")}})}});
-  auto gen = testing::prepare(*reg.find(NodeRole::kSource, "generator"), NodeRole::kSource, gen_cfg,
+  auto gen = test::prepare(*reg.find(NodeRole::kSource, "generator"), NodeRole::kSource, gen_cfg,
                               diags);
   auto sink_cfg = map({{"id", scalar("out")},
                        {"type", scalar("file")},
@@ -43,7 +43,7 @@ TEST(Registry, GeneratorToFileSinkToFileSourceRoundTrip) {
                        {"path", scalar(dir.file("out"))},
                        {"rolling", map({{"max_rows", scalar("1000")}})}});
   ASSERT_TRUE(gen);
-  auto sink = testing::prepare(*reg.find(NodeRole::kSink, "file"), NodeRole::kSink, sink_cfg, diags,
+  auto sink = test::prepare(*reg.find(NodeRole::kSink, "file"), NodeRole::kSink, sink_cfg, diags,
                                {gen->output_schema()});
   auto src_cfg = map(
       {{"id", scalar("back")},
@@ -58,23 +58,23 @@ TEST(Registry, GeneratorToFileSinkToFileSourceRoundTrip) {
   for (int k = 0; k < 2; ++k) {
     FakeContext ctx(k, 2, 300);
     CollectOutput out;
-    ASSERT_TRUE(testing::run_source(*gen->make_source(k, 2), ctx, out).ok());
+    ASSERT_TRUE(test::run_source(*gen->make_source(k, 2), ctx, out).ok());
     auto op = sink->make_operator(k, 2);
-    ASSERT_TRUE(testing::run_sink(*op, ctx, out.batches).ok());
+    ASSERT_TRUE(test::run_sink(*op, ctx, out.batches).ok());
     for (auto& r : rows_of(out.batches)) generated.push_back(r);
   }
   // 1250 rows per subtask, rolled every 1000: two parts each.
-  EXPECT_EQ(testing::list_dir(dir.file("out")),
+  EXPECT_EQ(test::list_dir(dir.file("out")),
             (std::vector<std::string>{"part-0-0.jsonl", "part-0-1.jsonl", "part-1-0.jsonl",
                                       "part-1-1.jsonl"}));
 
   // Validated after the sink ran: the glob must match at prepare time.
   auto src =
-      testing::prepare(*reg.find(NodeRole::kSource, "file"), NodeRole::kSource, src_cfg, diags);
+      test::prepare(*reg.find(NodeRole::kSource, "file"), NodeRole::kSource, src_cfg, diags);
   ASSERT_TRUE(src) << diags.to_status().message();
   FakeContext ctx;
   CollectOutput back;
-  ASSERT_TRUE(testing::run_source(*src->make_source(0, 1), ctx, back).ok());
+  ASSERT_TRUE(test::run_source(*src->make_source(0, 1), ctx, back).ok());
   EXPECT_TRUE(ctx.data_errors().empty());
   auto read = rows_of(back.batches);
   auto by_id = [](const auto& a, const auto& b) { return a[0].as_int64() < b[0].as_int64(); };

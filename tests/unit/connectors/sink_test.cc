@@ -11,19 +11,19 @@
 #include "connectors/options.h"
 #include "connectors/stdout_sink.h"
 #include "engine/core/time.h"
-#include "tests/unit/connectors/harness.h"
+#include "tests/support/operator_harness.h"
 
 namespace df::connectors {
 namespace {
 
 using runtime::NodeRole;
-using testing::CollectOutput;
-using testing::FakeContext;
-using testing::list_dir;
-using testing::map;
-using testing::read_file;
-using testing::scalar;
-using testing::TempDir;
+using test::CollectOutput;
+using test::FakeContext;
+using test::list_dir;
+using test::map;
+using test::read_file;
+using test::scalar;
+using test::TempDir;
 
 SchemaPtr schema() {
   return make_schema({{"k", TypeId::kInt64}, {"s", TypeId::kString}, {"t", TypeId::kTimestamp}});
@@ -55,7 +55,7 @@ ConfigValue file_sink(const std::string& path, std::vector<ConfigValue::Entry> e
 
 runtime::PreparedNodePtr prepare_sink(const runtime::NodeFactory& f, const ConfigValue& cfg) {
   Diagnostics diags;
-  auto node = testing::prepare(f, NodeRole::kSink, cfg, diags, {schema()});
+  auto node = test::prepare(f, NodeRole::kSink, cfg, diags, {schema()});
   EXPECT_TRUE(diags.empty()) << diags.to_status().message();
   return node;
 }
@@ -105,7 +105,7 @@ TEST(FileSink, RollsByMaxRowsAndNeverOverwritesEarlierParts) {
   {
     FakeContext ctx;
     auto sink = node->make_operator(0, 1);
-    ASSERT_TRUE(testing::run_sink(*sink, ctx, batches(3, 3)).ok());  // 9 rows
+    ASSERT_TRUE(test::run_sink(*sink, ctx, batches(3, 3)).ok());  // 9 rows
   }
   EXPECT_EQ(list_dir(out_dir),
             (std::vector<std::string>{"part-0-0.jsonl", "part-0-1.jsonl", "part-0-2.jsonl"}));
@@ -118,7 +118,7 @@ TEST(FileSink, RollsByMaxRowsAndNeverOverwritesEarlierParts) {
   {
     FakeContext ctx;
     auto sink = node->make_operator(0, 1);
-    ASSERT_TRUE(testing::run_sink(*sink, ctx, batches(1, 2)).ok());
+    ASSERT_TRUE(test::run_sink(*sink, ctx, batches(1, 2)).ok());
   }
   EXPECT_EQ(list_dir(out_dir), (std::vector<std::string>{"part-0-0.jsonl", "part-0-1.jsonl",
                                                          "part-0-2.jsonl", "part-0-3.jsonl"}));
@@ -133,7 +133,7 @@ TEST(FileSink, CsvPartsEachStartWithAHeaderAndRollByBytes) {
   auto node = prepare_sink(FileSinkFactory(), cfg);
   ASSERT_TRUE(node);
   FakeContext ctx;
-  ASSERT_TRUE(testing::run_sink(*node->make_operator(0, 1), ctx, batches(1, 5)).ok());
+  ASSERT_TRUE(test::run_sink(*node->make_operator(0, 1), ctx, batches(1, 5)).ok());
   EXPECT_EQ(list_dir(out_dir),
             (std::vector<std::string>{"part-0-0.csv", "part-0-1.csv", "part-0-2.csv"}));
   EXPECT_EQ(read_file(out_dir + "/part-0-0.csv"),
@@ -146,7 +146,7 @@ TEST(FileSink, NoInputNoFiles) {
   auto node = prepare_sink(FileSinkFactory(), file_sink(dir.file("empty")));
   ASSERT_TRUE(node);
   FakeContext ctx;
-  ASSERT_TRUE(testing::run_sink(*node->make_operator(0, 1), ctx, {}).ok());
+  ASSERT_TRUE(test::run_sink(*node->make_operator(0, 1), ctx, {}).ok());
   EXPECT_TRUE(list_dir(dir.file("empty")).empty());
 }
 
@@ -156,7 +156,7 @@ TEST(FileSink, IoErrorsReachTheOperator) {
   auto node = prepare_sink(FileSinkFactory(), file_sink(blocker + "/out"));
   ASSERT_TRUE(node);
   FakeContext ctx;
-  Status s = testing::run_sink(*node->make_operator(0, 1), ctx, batches(3, 2));
+  Status s = test::run_sink(*node->make_operator(0, 1), ctx, batches(3, 2));
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_TRUE(s.message().starts_with("cannot create directory " + blocker + "/out"))
       << s.message();
@@ -175,7 +175,7 @@ TEST(FileSinkOptions, Validation) {
                   {"compression", scalar("gzip", 7, 18)}},
                  2, 5);
   Diagnostics diags;
-  EXPECT_FALSE(testing::prepare(FileSinkFactory(), NodeRole::kSink, cfg, diags, {schema()}));
+  EXPECT_FALSE(test::prepare(FileSinkFactory(), NodeRole::kSink, cfg, diags, {schema()}));
   std::vector<std::string> got;
   for (const auto& d : diags.items()) got.push_back(d.to_string());
   std::sort(got.begin(), got.end());
@@ -265,7 +265,7 @@ TEST(StdoutSink, ClosedReaderFailsWithEpipe) {
   ::close(fds[0]);
   FdSink sink(schema(), fds[1], "stdout");
   FakeContext ctx;
-  Status s = testing::run_sink(sink, ctx, batches(5, 10));
+  Status s = test::run_sink(sink, ctx, batches(5, 10));
   ::close(fds[1]);
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_EQ(s.message(), "cannot write stdout: the reader closed the pipe (EPIPE)");
@@ -280,7 +280,7 @@ TEST(StdoutSink, FactoryClampsParallelismAndRejectsOptions) {
   auto bad =
       map({{"id", scalar("print")}, {"type", scalar("stdout")}, {"path", scalar("x", 3, 9)}});
   Diagnostics diags;
-  testing::prepare(StdoutSinkFactory(), NodeRole::kSink, bad, diags, {schema()});
+  test::prepare(StdoutSinkFactory(), NodeRole::kSink, bad, diags, {schema()});
   EXPECT_EQ(diags.to_status().message(),
             "pipe.yaml:3:9: unknown option 'path' for sink 'print' (stdout)");
 }
@@ -295,7 +295,7 @@ TEST(Blackhole, CountsAliveRows) {
   FakeContext ctx;
   auto in = batches(3, 10);
   in[1] = in[1]->with_selection(std::make_shared<Selection>(Selection{0, 5}));
-  ASSERT_TRUE(testing::run_sink(*op, ctx, in).ok());
+  ASSERT_TRUE(test::run_sink(*op, ctx, in).ok());
   EXPECT_EQ(hole->rows(), 22u);
 }
 

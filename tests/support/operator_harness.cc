@@ -1,4 +1,4 @@
-#include "tests/unit/connectors/harness.h"
+#include "tests/support/operator_harness.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <random>
 #include <sstream>
 
-namespace df::testing {
+namespace df::test {
 
 namespace fs = std::filesystem;
 
@@ -70,40 +70,6 @@ bool FakeContext::wait_until(const std::function<bool()>& pred, std::chrono::mil
     cv_.wait_for(lock, std::chrono::milliseconds(10));
   }
   return true;
-}
-
-TempDir::TempDir() {
-  std::random_device rd;
-  path_ = fs::temp_directory_path() /
-          ("df-connectors-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-std::string TempDir::write(const std::string& name, const std::string& text) const {
-  fs::path p = path_ / name;
-  fs::create_directories(p.parent_path());
-  std::ofstream f(p, std::ios::binary);
-  f << text;
-  return p.string();
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> list_dir(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 ConfigValue scalar(std::string text, int line, int col) {
@@ -184,4 +150,4 @@ Status run_sink(runtime::Operator& sink, FakeContext& ctx, const std::vector<Bat
   return sink.close();
 }
 
-}  // namespace df::testing
+}  // namespace df::test
