@@ -107,7 +107,7 @@ Result<int64_t> parse_timestamp(std::string_view s) {
                            "': expected RFC 3339 like 2026-11-21T10:00:00Z");
   };
   size_t pos = 0;
-  int y, mo, d, h = 0, mi = 0, sec = 0;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   int64_t frac_ms = 0;
   if (!digits(s, pos, 4, y) || pos >= s.size() || s[pos++] != '-' || !digits(s, pos, 2, mo) ||
       pos >= s.size() || s[pos++] != '-' || !digits(s, pos, 2, d)) {
@@ -143,7 +143,7 @@ Result<int64_t> parse_timestamp(std::string_view s) {
         ++pos;
       } else if (z == '+' || z == '-') {
         ++pos;
-        int oh, om = 0;
+        int oh = 0, om = 0;
         if (!digits(s, pos, 2, oh)) return bad();
         if (pos < s.size() && s[pos] == ':') ++pos;
         if (pos < s.size() && !digits(s, pos, 2, om)) return bad();
