@@ -19,6 +19,10 @@ struct ExecArgs {
   size_t buffer_size = 8192;
   double backpressure_threshold = 0.8;
   bool no_progress = false;
+  std::string state_dir;              // empty: a temporary directory
+  std::string state_backend = "rocksdb";
+  size_t state_cache_mb = 64;         // RocksDB block cache shared by all subtasks
+  size_t state_memory_mb = 64;        // per stateful subtask, before spilling to RocksDB
 };
 
 struct ValidateArgs {

@@ -6,11 +6,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/pipeline_loader.h"
+#include "engine/core/time.h"
 #include "engine/runtime/scheduler.h"
+#include "engine/state/state_backend.h"
 
 namespace df::cli {
 
@@ -44,9 +47,41 @@ std::string node_counts(const plan::Plan& plan, const runtime::RunMetrics& metri
     if (n.role != runtime::NodeRole::kSource) s += " " + fmt(m->rows_in.load()) + " in";
     if (n.role != runtime::NodeRole::kSink) s += " " + fmt(m->rows_out.load()) + " out";
     if (uint64_t e = m->data_errors.load()) s += " " + fmt(e) + " errors";
+    if (int64_t wm = m->watermark_ms.load(); wm != INT64_MIN && !human) s += " wm " + format_timestamp(wm);
   }
   return s;
 }
+
+// The run's state root: --state-dir/<pipeline>/work, or a temporary
+// directory; removed at exit unless the user named the directory.
+class StateRoot {
+ public:
+  StateRoot(const ExecArgs& args, const std::string& pipeline) {
+    if (args.state_backend == "memory") return;
+    namespace fs = std::filesystem;
+    if (!args.state_dir.empty()) {
+      // Keyed state does not outlive a run until checkpoints can resume it.
+      path_ = (fs::path(args.state_dir) / pipeline / "work").string();
+      std::error_code ec;
+      fs::remove_all(path_, ec);
+    } else {
+      std::string tmpl = (fs::temp_directory_path() / "dataflow-state-XXXXXX").string();
+      if (mkdtemp(tmpl.data())) {
+        path_ = tmpl;
+        temporary_ = true;
+      }
+    }
+  }
+  ~StateRoot() {
+    std::error_code ec;
+    if (temporary_) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  bool temporary_ = false;
+};
 
 uint64_t total_errors(const runtime::RunMetrics& metrics) {
   uint64_t e = 0;
@@ -83,6 +118,18 @@ void add_exec_command(CLI::App& app, std::shared_ptr<ExecArgs> args) {
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1.0));
   cmd->add_flag("--no-progress", args->no_progress, "Do not print the live progress line");
+  cmd->add_option("--state-dir", args->state_dir,
+                  "Directory for keyed state (default: a temporary directory removed at exit)");
+  cmd->add_option("--state-backend", args->state_backend, "Where keyed state lives")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"rocksdb", "memory"}));
+  cmd->add_option("--state-cache-mb", args->state_cache_mb, "RocksDB block cache shared by all tasks (MiB)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--state-memory-mb", args->state_memory_mb,
+                  "Memory a stateful task uses before spilling to RocksDB (MiB)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
 }
 
 int run_exec(const ExecArgs& args) {
@@ -99,6 +146,15 @@ int run_exec(const ExecArgs& args) {
   options.batch_size = args.batch_size;
   options.buffer_size = args.buffer_size;
   options.backpressure_threshold = args.backpressure_threshold;
+  StateRoot state_root(args, plan->settings.name);
+  if (args.state_backend == "rocksdb" && state_root.path().empty()) {
+    print_error("cannot create a state directory under " +
+                std::filesystem::temp_directory_path().string() + ".");
+    return kExitRuntimeFailure;
+  }
+  options.state_root = state_root.path();
+  options.state_memory_budget = args.state_memory_mb << 20;
+  state::set_block_cache_bytes(args.state_cache_mb << 20);
 
   // Signals are taken by a dedicated thread: block them before any other
   // thread exists so every thread inherits the mask.

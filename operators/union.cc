@@ -1,5 +1,7 @@
 // union: merges several inputs of one schema into one stream.
+#include "operators/stateful.h"
 #include "operators/stateless.h"
+#include "operators/window/window.h"
 
 namespace df::operators {
 
@@ -68,6 +70,10 @@ void register_operators(runtime::NodeRegistry& registry) {
   registry.add(runtime::NodeRole::kTransform, "filter", make_filter_factory());
   registry.add(runtime::NodeRole::kTransform, "map", make_map_factory());
   registry.add(runtime::NodeRole::kTransform, "union", make_union_factory());
+  registry.add(runtime::NodeRole::kTransform, "key_by", make_key_by_factory());
+  registry.add(runtime::NodeRole::kTransform, "dedupe", make_dedupe_factory());
+  registry.add(runtime::NodeRole::kTransform, "join", make_join_factory());
+  registry.add(runtime::NodeRole::kTransform, "window", make_window_factory());
 }
 
 }  // namespace df::operators

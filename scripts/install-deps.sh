@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtbb-dev libyaml-cpp-dev libsimdjson-dev libcli11-dev
+  libtbb-dev libyaml-cpp-dev libsimdjson-dev libcli11-dev librocksdb-dev
   libgtest-dev libgmock-dev
 )
 

@@ -9,8 +9,12 @@
 namespace df {
 
 // No row with an event time <= timestamp_ms will follow on this edge.
+// With `idle` set, the producer has gone quiet (no rows for its idle_timeout):
+// consumers leave this input out of their minimum until it sends rows or an
+// active watermark again; timestamp_ms is then the last active watermark.
 struct Watermark {
   int64_t timestamp_ms;
+  bool idle = false;
 };
 
 // Checkpoint barrier n: every element before it belongs to checkpoint n.

@@ -23,6 +23,9 @@ struct Decl {
   const runtime::NodeFactory* factory = nullptr;
   std::vector<std::string> input_names;
   SourceLocation inputs_location;
+  // Side output streams this node declares (e.g. late_output), by name.
+  std::vector<std::pair<std::string, SourceLocation>> side_outputs;
+  const ConfigValue* event_time = nullptr;  // sources: the `event_time` map
   std::optional<int> parallelism;
   std::unique_ptr<OptionReader> options;
 };
@@ -167,7 +170,24 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
                                           suggestion(d.type, known) + " (known: " + join(known) + ")");
       }
     }
-    if (role != NodeRole::kSource) {
+    const std::vector<std::string> input_keys =
+        d.factory ? d.factory->input_keys() : std::vector<std::string>{};
+    if (role == NodeRole::kSource) {
+      d.event_time = r.get("event_time");
+    } else if (!input_keys.empty()) {
+      // Inputs with roles (a join's left and right), in the factory's order.
+      for (const auto& key : input_keys) {
+        if (const ConfigValue* v = r.require(key)) {
+          auto name = v->as_string();
+          if (!name.ok()) {
+            diags.error(v->location(), what + " '" + key + "' must name one node");
+          } else {
+            d.input_names.push_back(*name);
+            d.inputs_location = v->location();
+          }
+        }
+      }
+    } else {
       const ConfigValue* input = r.get("input");
       const ConfigValue* inputs = r.get("inputs");
       if (input && inputs) {
@@ -185,6 +205,18 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
         }
       }
     }
+    if (d.factory) {
+      for (const auto& key : d.factory->side_output_keys()) {
+        const ConfigValue* v = r.get(key);
+        if (!v) continue;
+        auto name = v->as_string();
+        if (!name.ok()) {
+          diags.error(v->location(), what + " '" + key + "' must be a stream name");
+        } else {
+          d.side_outputs.emplace_back(*name, v->location());
+        }
+      }
+    }
     if (auto p = r.int64("parallelism")) {
       if (*p < 1 || *p > 1024) {
         diags.error(r.get("parallelism")->location(), what + " parallelism must be between 1 and 1024");
@@ -194,6 +226,51 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
     }
     decls.push_back(std::move(d));
   }
+}
+
+// `event_time: {field, max_out_of_orderness, idle_timeout}` of a source.
+std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node, const std::string& what,
+                                                      const Schema& schema, Diagnostics& diags) {
+  OptionReader r(node, what + " event_time", diags);
+  runtime::EventTimeSpec spec;
+  bool ok = true;
+  if (auto field = r.string("field", /*required=*/true)) {
+    auto index = schema.index_of(*field);
+    if (!index) {
+      std::vector<std::string> names;
+      for (const auto& f : schema.fields()) names.push_back(f.name);
+      diags.error(r.get("field")->location(), what + " event_time field '" + *field +
+                                                  "' is not in its schema (fields: " + join(names) + ")");
+      ok = false;
+    } else if (schema.field(*index).type != TypeId::kTimestamp &&
+               schema.field(*index).type != TypeId::kInt64) {
+      diags.error(r.get("field")->location(),
+                  what + " event_time field '" + *field + "' must be a timestamp or int64 (ms), not " +
+                      std::string(type_name(schema.field(*index).type)));
+      ok = false;
+    } else {
+      spec.field = *index;
+    }
+  } else {
+    ok = false;
+  }
+  if (auto bound = r.duration("max_out_of_orderness")) {
+    if (bound->count() < 0) {
+      diags.error(r.get("max_out_of_orderness")->location(), what + " max_out_of_orderness must not be negative");
+      ok = false;
+    }
+    spec.max_out_of_orderness = *bound;
+  }
+  if (auto idle = r.duration("idle_timeout")) {
+    if (idle->count() <= 0) {
+      diags.error(r.get("idle_timeout")->location(), what + " idle_timeout must be positive");
+      ok = false;
+    }
+    spec.idle_timeout = *idle;
+  }
+  r.finish();
+  if (!ok) return std::nullopt;
+  return spec;
 }
 
 }  // namespace
@@ -228,20 +305,34 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
   }
   top.finish();
 
-  // Ids: unique, then inputs resolved.
-  std::map<std::string, size_t> index;
-  for (size_t i = 0; i < decls.size(); ++i) {
-    if (decls[i].id.empty()) continue;
-    auto [it, inserted] = index.emplace(decls[i].id, i);
-    if (!inserted) {
-      const ConfigValue* id = decls[i].node->find("id");
-      diags.error(id->location(), "duplicate id '" + decls[i].id + "' (first defined at " +
-                                      decls[it->second].node->find("id")->location().to_string() + ")");
+  // Ids and side-output names are one namespace of streams; then inputs resolve.
+  struct Stream {
+    size_t node;
+    std::string side;  // empty: the node's main output
+  };
+  std::map<std::string, Stream> index;
+  auto first_location = [&](const Stream& st) {
+    if (st.side.empty()) return decls[st.node].node->find("id")->location();
+    for (const auto& [name, loc] : decls[st.node].side_outputs) {
+      if (name == st.side) return loc;
     }
+    return decls[st.node].node->location();
+  };
+  auto declare = [&](const std::string& name, Stream st, const SourceLocation& loc) {
+    auto [it, inserted] = index.emplace(name, st);
+    if (!inserted) {
+      diags.error(loc, "duplicate id '" + name + "' (first defined at " +
+                           first_location(it->second).to_string() + ")");
+    }
+  };
+  for (size_t i = 0; i < decls.size(); ++i) {
+    if (!decls[i].id.empty()) declare(decls[i].id, {i, ""}, decls[i].node->find("id")->location());
+    for (const auto& [name, loc] : decls[i].side_outputs) declare(name, {i, name}, loc);
   }
   std::vector<std::string> known_ids;
-  for (const auto& [id, i] : index) known_ids.push_back(id);
+  for (const auto& [id, st] : index) known_ids.push_back(id);
   std::vector<std::vector<size_t>> inputs(decls.size());
+  std::vector<std::vector<std::string>> input_sides(decls.size());
   std::vector<std::vector<size_t>> consumers(decls.size());
   std::vector<bool> broken(decls.size(), false);  // a node that cannot be prepared
   for (size_t i = 0; i < decls.size(); ++i) {
@@ -253,22 +344,23 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
         diags.error(d.inputs_location, d.options->what() + " reads unknown input '" + name + "'" +
                                            suggestion(name, known_ids));
         broken[i] = true;
-      } else if (decls[it->second].role == NodeRole::kSink) {
+      } else if (decls[it->second.node].role == NodeRole::kSink) {
         diags.error(d.inputs_location,
                     d.options->what() + " reads '" + name + "', which is a sink and has no output");
         broken[i] = true;
-      } else if (it->second == i) {
+      } else if (it->second.node == i) {
         diags.error(d.inputs_location, d.options->what() + " reads its own output");
         broken[i] = true;
       } else {
-        inputs[i].push_back(it->second);
-        consumers[it->second].push_back(i);
+        inputs[i].push_back(it->second.node);
+        input_sides[i].push_back(it->second.side);
+        consumers[it->second.node].push_back(i);
       }
     }
   }
   if (!plan->settings.dead_letter_sink.empty()) {
     auto it = index.find(plan->settings.dead_letter_sink);
-    if (it == index.end() || decls[it->second].role != NodeRole::kSink) {
+    if (it == index.end() || !it->second.side.empty() || decls[it->second.node].role != NodeRole::kSink) {
       diags.error(top.node().find("dead_letter")->location(),
                   "dead_letter sink '" + plan->settings.dead_letter_sink + "' is not a sink of this pipeline");
     }
@@ -353,6 +445,23 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
   // Prepare every node whose inputs prepared, in topological order.
   std::vector<LogicalNode> nodes(decls.size());
   std::vector<bool> attempted(decls.size(), false);
+  // The schema of stream (node, side); nullptr when that node did not prepare.
+  auto stream_schema = [&](size_t node, const std::string& side, size_t& port) -> SchemaPtr {
+    port = 0;
+    const LogicalNode& up = nodes[node];
+    if (!up.prepared) return nullptr;
+    if (side.empty()) return up.output_schema;
+    auto outs = up.prepared->side_outputs();
+    for (size_t k = 0; k < outs.size(); ++k) {
+      if (outs[k].name == side) {
+        port = k + 1;
+        return outs[k].schema;
+      }
+    }
+    diags.error(decls[node].node->location(),
+                decls[node].options->what() + " does not produce the stream '" + side + "'");
+    return nullptr;
+  };
   for (size_t i : order) {
     Decl& d = decls[i];
     LogicalNode& n = nodes[i];
@@ -363,10 +472,22 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     n.inputs = inputs[i];
     n.parallelism = options.parallelism_override > 0 ? options.parallelism_override
                                                      : d.parallelism.value_or(plan->settings.parallelism);
-    bool inputs_ok = std::all_of(inputs[i].begin(), inputs[i].end(),
-                                 [&](size_t in) { return nodes[in].output_schema != nullptr; });
-    if (broken[i] || !inputs_ok) continue;
+    if (broken[i]) continue;
+    std::vector<SchemaPtr> input_schemas;
+    bool inputs_ok = true;
+    bool inputs_have_event_time = true;
     runtime::NodeSpec spec;
+    for (size_t k = 0; k < inputs[i].size(); ++k) {
+      size_t port = 0;
+      SchemaPtr schema = stream_schema(inputs[i][k], input_sides[i][k], port);
+      if (!schema) inputs_ok = false;
+      input_schemas.push_back(schema);
+      n.input_ports.push_back(port);
+      bool et = nodes[inputs[i][k]].has_event_time;
+      spec.input_has_event_time.push_back(et);
+      inputs_have_event_time = inputs_have_event_time && et;
+    }
+    if (!inputs_ok) continue;
     spec.id = d.id;
     spec.type = d.type;
     spec.role = d.role;
@@ -375,12 +496,18 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     spec.parallelism = n.parallelism;
     spec.batch_size = options.batch_size;
     spec.pipeline_name = plan->settings.name;
-    std::vector<SchemaPtr> input_schemas;
-    for (size_t in : inputs[i]) input_schemas.push_back(nodes[in].output_schema);
     attempted[i] = true;
     n.prepared = d.factory->prepare(spec, input_schemas, *d.options);
     if (!n.prepared) continue;
     n.output_schema = n.prepared->output_schema();
+    if (d.role == NodeRole::kSource) {
+      if (d.event_time) {
+        n.event_time = read_event_time(*d.event_time, d.options->what(), *n.output_schema, diags);
+        n.has_event_time = n.event_time.has_value();
+      }
+    } else {
+      n.has_event_time = n.prepared->output_has_event_time().value_or(inputs_have_event_time);
+    }
     if (auto max = n.prepared->max_parallelism(); max && n.parallelism > *max) {
       if (d.parallelism && *d.parallelism > *max) {
         diags.error(d.node->location(), d.options->what() + " runs with parallelism at most " +
@@ -419,11 +546,13 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     bool chain = false;
     if (n.role != NodeRole::kSource && n.inputs.size() == 1) {
       const LogicalNode& up = plan->nodes[n.inputs[0]];
-      chain = consumer_count[n.inputs[0]] == 1 && up.parallelism == n.parallelism &&
+      // A node with side outputs ends its chain: side rows leave a task only at its tail.
+      chain = consumer_count[n.inputs[0]] == 1 && n.input_ports[0] == 0 &&
+              up.prepared->side_outputs().empty() && up.parallelism == n.parallelism &&
               n.prepared->chainable() &&
-              n.prepared->input_partitioning().kind == runtime::InputPartitioning::Kind::kAny;
+              n.prepared->input_partitioning(0).kind == runtime::InputPartitioning::Kind::kAny;
     }
-    runtime::PlanNode pn{n.id, n.type, n.role, n.prepared};
+    runtime::PlanNode pn{n.id, n.type, n.role, n.prepared, n.event_time};
     if (chain) {
       vertex_of[i] = vertex_of[n.inputs[0]];
       phys.vertices[vertex_of[i]].chain.push_back(std::move(pn));
@@ -434,13 +563,14 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     v.chain.push_back(std::move(pn));
     v.parallelism = n.parallelism;
     phys.vertices.push_back(std::move(v));
-    auto part = n.prepared->input_partitioning();
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const LogicalNode& up = plan->nodes[n.inputs[k]];
+      auto part = n.prepared->input_partitioning(k);
       runtime::PhysicalEdge e;
       e.from = vertex_of[n.inputs[k]];
       e.to = vertex_of[i];
       e.to_input = k;
+      e.from_port = n.input_ports[k];
       switch (part.kind) {
         case runtime::InputPartitioning::Kind::kHash:
           e.partitioning = runtime::Partitioning::kHash;
@@ -473,6 +603,11 @@ std::string Plan::describe() const {
     std::string d = n.prepared->describe();
     if (!d.empty()) s += ": " + d;
     if (n.output_schema) s += "\n      " + n.output_schema->to_string();
+    if (n.event_time) {
+      s += "\n      event time: " + n.output_schema->field(n.event_time->field).name +
+           ", max out-of-orderness " + format_duration(n.event_time->max_out_of_orderness);
+      if (n.event_time->idle_timeout) s += ", idle after " + format_duration(*n.event_time->idle_timeout);
+    }
     s += "\n";
   }
   s += "tasks:\n";
@@ -483,6 +618,7 @@ std::string Plan::describe() const {
       if (e.to != v) continue;
       static const char* kNames[] = {"forward", "rebalance", "hash", "broadcast"};
       s += " <- [" + std::to_string(e.from + 1) + "] " + kNames[static_cast<int>(e.partitioning)];
+      if (e.from_port) s += " (side output " + std::to_string(e.from_port) + ")";
     }
     s += "\n";
   }

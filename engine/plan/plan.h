@@ -37,10 +37,13 @@ struct LogicalNode {
   std::string type;
   runtime::NodeRole role = runtime::NodeRole::kTransform;
   SourceLocation location;
-  std::vector<size_t> inputs;  // indexes into Plan::nodes
+  std::vector<size_t> inputs;       // indexes into Plan::nodes
+  std::vector<size_t> input_ports;  // per input: 0 = main output, k = side output k
   int parallelism = 1;
   runtime::PreparedNodePtr prepared;
   SchemaPtr output_schema;  // nullptr for sinks
+  bool has_event_time = false;  // emitted rows carry event time
+  std::optional<runtime::EventTimeSpec> event_time;  // sources with `event_time:`
 };
 
 struct Plan {

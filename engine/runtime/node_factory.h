@@ -35,6 +35,18 @@ struct NodeSpec {
   // Pipeline-wide settings a factory may need.
   size_t batch_size = 1024;
   std::string pipeline_name;
+  // Per input: whether its rows carry event time (Batch::event_time()). A
+  // window or join reports a located error when it needs event time and an
+  // input lacks it.
+  std::vector<bool> input_has_event_time;
+};
+
+// A named extra output stream of a node (e.g. a window's `late_output`);
+// other nodes read it by name as if it were a node id.
+struct SideOutput {
+  std::string name;
+  SchemaPtr schema;
+  SourceLocation location;  // where the name is declared
 };
 
 // How rows of a node's inputs are spread over its subtasks.
@@ -68,7 +80,18 @@ class PreparedNode {
   // True for record-at-a-time operators that may be chained into the task
   // of their single input (filter, map). False forces a task boundary.
   virtual bool chainable() const { return true; }
+  // How rows of input `input` reach the subtasks (key_fields index that
+  // input's schema). The default asks the one-argument form.
+  virtual InputPartitioning input_partitioning(size_t input) const {
+    (void)input;
+    return input_partitioning();
+  }
   virtual InputPartitioning input_partitioning() const { return {}; }
+  // Extra output streams; port k+1 of Output::emit_to is side_outputs()[k].
+  virtual std::vector<SideOutput> side_outputs() const { return {}; }
+  // Whether emitted rows carry event time: nullopt = when every input does
+  // (1:1 operators); windows and joins say true.
+  virtual std::optional<bool> output_has_event_time() const { return std::nullopt; }
   // Some nodes cannot run in parallel (stdout); the plan clamps to this.
   virtual std::optional<int> max_parallelism() const { return std::nullopt; }
   // One line for `dataflow validate`, e.g. "where price > 1000".
@@ -80,6 +103,14 @@ using PreparedNodePtr = std::shared_ptr<const PreparedNode>;
 class NodeFactory {
  public:
   virtual ~NodeFactory() = default;
+  // Option keys naming this node's inputs, in input order, for nodes whose
+  // inputs have roles (a join's `left` and `right`). Empty: the generic
+  // `input` / `inputs` keys.
+  virtual std::vector<std::string> input_keys() const { return {}; }
+  // Option keys whose value names a side output stream (a window's
+  // `late_output`); the planner lets other nodes read those names as inputs.
+  // The prepared node's side_outputs() lists the same names.
+  virtual std::vector<std::string> side_output_keys() const { return {}; }
   // Reads the node's options through `opts` (the keys id, type, input,
   // inputs and parallelism are already allowed), checks them against
   // `inputs` (one schema per input; empty for sources) and reports every

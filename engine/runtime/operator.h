@@ -50,6 +50,13 @@ class OperatorContext {
   virtual IoExecutor& io() = 0;
   // True once the run was asked to stop gracefully: sources should end.
   virtual bool stop_requested() const = 0;
+  // A directory private to this subtask for keyed state (RocksDB), created by
+  // the engine and stable across restarts of the same run; empty when the run
+  // keeps state in memory (tests, `state.backend: memory`).
+  virtual std::string state_dir() const { return {}; }
+  // Bytes of memory this subtask's state may cache before spilling (0: the
+  // operator's default).
+  virtual size_t state_memory_budget() const { return 0; }
 };
 
 // Where an operator puts what it produces. Only valid inside the call that
@@ -59,6 +66,11 @@ class Output {
   virtual ~Output() = default;
   virtual void emit(BatchPtr batch) = 0;
   virtual void emit_watermark(Watermark wm) = 0;
+  // Emits to side output `port` (1-based, in PreparedNode::side_outputs()
+  // order), e.g. a window's late rows. Port 0 is emit().
+  virtual void emit_to(size_t port, BatchPtr batch) {
+    if (port == 0) emit(std::move(batch));
+  }
 };
 
 // A transform or a sink; one instance per subtask.

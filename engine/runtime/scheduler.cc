@@ -26,6 +26,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -87,6 +88,24 @@ void ensure_tbb_worker_cap(int workers) {
   current = want;
 }
 
+// <root>/<node id>/<subtask>, created (with its parents) if missing. Runs at
+// build time on run()'s caller, not on a worker.
+Result<std::string> make_state_dir(const std::string& root, const std::string& node_id, int subtask,
+                                   const std::string& label) {
+  if (node_id.empty() || node_id == "." || node_id == ".." ||
+      node_id.find_first_of("/\\") != std::string::npos) {
+    return Status::internal(label + ": the node id cannot name a state directory");
+  }
+  const std::filesystem::path dir = std::filesystem::path(root) / node_id / std::to_string(subtask);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Status::io_error(label + ": cannot create state directory " + dir.string() + ": " +
+                            ec.message());
+  }
+  return dir.string();
+}
+
 // Allows a few events per second; the rest are counted as suppressed.
 class RateLimiter {
  public:
@@ -119,18 +138,43 @@ struct NodeInfo {
   NodeMetrics* metrics = nullptr;
   std::string label;  // "node 'eur' (map)"
   int parallelism = 1;
-  // Watermark seen by each subtask; NodeMetrics::watermark_ms is their min.
-  std::unique_ptr<std::atomic<int64_t>[]> subtask_wm;
   RateLimiter log_limiter;
 
-  void set_watermark(int subtask, int64_t wm) {
-    subtask_wm[static_cast<size_t>(subtask)].store(wm, std::memory_order_relaxed);
-    int64_t low = INT64_MAX;
-    for (int i = 0; i < parallelism; ++i) {
-      low = std::min(low, subtask_wm[static_cast<size_t>(i)].load(std::memory_order_relaxed));
-    }
-    metrics->watermark_ms.store(low, std::memory_order_relaxed);
+  // The combined (non-idle) watermark each subtask has seen, and whether the
+  // subtask is idle. NodeMetrics::watermark_ms is the minimum over the
+  // subtasks that are not idle (over all of them when every one is idle).
+  // Updated once per watermark or idle change, never per row, so a mutex
+  // keeps the published minimum exact.
+  void init_watermarks() {
+    subtask_wm.assign(static_cast<size_t>(parallelism), INT64_MIN);
+    subtask_idle.assign(static_cast<size_t>(parallelism), 0);
   }
+  void set_watermark(int subtask, int64_t wm) {
+    std::lock_guard<std::mutex> lock(wm_mu);
+    int64_t& mine = subtask_wm[static_cast<size_t>(subtask)];
+    mine = std::max(mine, wm);
+    publish_watermark();
+  }
+  void set_idle(int subtask, bool idle) {
+    std::lock_guard<std::mutex> lock(wm_mu);
+    subtask_idle[static_cast<size_t>(subtask)] = idle ? 1 : 0;
+    publish_watermark();
+  }
+
+ private:
+  void publish_watermark() {
+    int64_t active = INT64_MAX;
+    int64_t all = INT64_MAX;
+    for (size_t i = 0; i < subtask_wm.size(); ++i) {
+      all = std::min(all, subtask_wm[i]);
+      if (!subtask_idle[i]) active = std::min(active, subtask_wm[i]);
+    }
+    metrics->watermark_ms.store(active != INT64_MAX ? active : all, std::memory_order_relaxed);
+  }
+
+  std::mutex wm_mu;
+  std::vector<int64_t> subtask_wm;    // guarded by wm_mu
+  std::vector<uint8_t> subtask_idle;  // guarded by wm_mu
 };
 
 class Task;
@@ -222,6 +266,7 @@ class Task final : public Wakeable {
   Status make_operators();
   void add_input(Channel* ch, size_t input) { inputs_.push_back(InChannel{ch, input}); }
   struct OutEdge {
+    size_t port = 0;  // PhysicalEdge::from_port
     Partitioning kind = Partitioning::kRebalance;
     std::vector<size_t> hash_fields;
     std::vector<Channel*> channels;  // indexed by downstream subtask (one for forward)
@@ -229,6 +274,7 @@ class Task final : public Wakeable {
   };
   OutEdge& add_output(const PhysicalEdge& e) {
     OutEdge o;
+    o.port = e.from_port;
     o.kind = e.partitioning;
     o.hash_fields = e.hash_fields;
     o.next = static_cast<size_t>(subtask_);  // spread the first batches of subtasks
@@ -248,6 +294,13 @@ class Task final : public Wakeable {
     ChainOutput(Task* task, size_t k) : task_(task), k_(k) {}
     void emit(BatchPtr batch) override { task_->emit(k_, std::move(batch)); }
     void emit_watermark(Watermark wm) override { task_->emit_watermark(k_, wm); }
+    void emit_to(size_t port, BatchPtr batch) override {
+      if (port == 0) {
+        task_->emit(k_, std::move(batch));
+      } else {
+        task_->emit_side(k_, port, std::move(batch));
+      }
+    }
 
    private:
     Task* task_;
@@ -268,6 +321,7 @@ class Task final : public Wakeable {
     Channel* ch;
     size_t input;  // position in chain.front()'s inputs
     int64_t wm = INT64_MIN;
+    bool idle = false;  // the producer said it is idle and has not sent rows since
     bool ended = false;
     bool blocked = false;  // delivered the barrier being aligned
   };
@@ -284,8 +338,20 @@ class Task final : public Wakeable {
   void update_combined_watermark();
   void deliver(size_t k, size_t input, const BatchPtr& batch);
   void emit(size_t k, BatchPtr batch);
+  void emit_side(size_t k, size_t port, BatchPtr batch);
   void emit_watermark(size_t k, Watermark wm);
-  void fan_out(const BatchPtr& batch);
+  void fan_out(size_t port, const BatchPtr& batch);
+  // Tells every output edge that this task went idle / active again (an idle
+  // or active Watermark carrying the last watermark it sent).
+  void set_output_idle(bool idle);
+  // Sources with an EventTimeSpec.
+  BatchPtr assign_event_time(BatchPtr batch);
+  void emit_generated_watermark();
+  void note_source_rows();
+  bool idle_due(Clock::time_point now) const {
+    return idle_timeout_ && !output_idle_ && now >= last_activity_ + *idle_timeout_;
+  }
+  void arm_idle_timer(Clock::time_point now);
   void broadcast(const StreamElement& e);
   // Runs one operator call, turning a bad Status or an exception into the
   // task's error, named after node k.
@@ -304,6 +370,12 @@ class Task final : public Wakeable {
   size_t ended_inputs_ = 0;
   size_t next_input_ = 0;  // round-robin over inputs
   int64_t combined_wm_ = INT64_MIN;
+  // The last watermark that left the task, and whether its outputs were told
+  // that it is idle.
+  int64_t out_wm_ = INT64_MIN;
+  bool output_idle_ = false;
+  // Side outputs chain.back() declares (valid ports are 1..side_ports_).
+  size_t side_ports_ = 0;
   // Barrier alignment: the checkpoint id being aligned and how many inputs
   // delivered it. A blocked input is not read until the barrier completes.
   std::optional<uint64_t> aligning_;
@@ -319,6 +391,19 @@ class Task final : public Wakeable {
   bool source_waiting_ = false;
   Clock::time_point source_wake_at_{};
   std::atomic<bool> source_wake_pending_{false};
+
+  // Sources: event time (DESIGN §3). source_wm_ is the last watermark node 0
+  // sent (its own or generated: max_event_time_ - max_out_of_orderness - 1);
+  // they only advance. Idleness is measured from last_activity_: the last
+  // row, active watermark or backpressure (a blocked source is not idle).
+  const EventTimeSpec* event_time_ = nullptr;
+  int64_t max_event_time_ = INT64_MIN;
+  int64_t source_wm_ = INT64_MIN;
+  std::optional<Clock::duration> idle_timeout_;
+  Clock::time_point last_activity_{};
+  Clock::time_point idle_timer_at_{};  // the pending idle timer (past: none)
+  bool source_blocked_ = false;
+  std::string event_time_error_;  // "row without event time in field 'x'"
 
   // Hash partitioning scratch, reused across batches.
   std::vector<uint64_t> hashes_;
@@ -352,6 +437,10 @@ class NodeContext final : public OperatorContext {
   uint64_t io_strand() const override { return strand_; }
   IoExecutor& io() override { return impl_.io(); }
   bool stop_requested() const override { return impl_.stop_requested(); }
+  std::string state_dir() const override { return state_dir_; }
+  size_t state_memory_budget() const override { return impl_.options().state_memory_budget; }
+
+  void set_state_dir(std::string dir) { state_dir_ = std::move(dir); }
 
  private:
   Engine& impl_;
@@ -359,6 +448,7 @@ class NodeContext final : public OperatorContext {
   NodeInfo& info_;
   const int subtask_;
   const uint64_t strand_;
+  std::string state_dir_;  // set before open(), constant after
 };
 
 // ---------------------------------------------------------------------------
@@ -394,8 +484,50 @@ Status Task::make_operators() {
     }
     const uint64_t strand =
         (static_cast<uint64_t>(first + k) << 20) | static_cast<uint64_t>(subtask_);
-    slot.ctx = std::make_unique<NodeContext>(impl_, *this, *slot.info, subtask_, strand);
+    auto ctx = std::make_unique<NodeContext>(impl_, *this, *slot.info, subtask_, strand);
+    if (slot.op && !impl_.options().state_root.empty()) {
+      DF_ASSIGN_OR_RETURN(std::string dir, make_state_dir(impl_.options().state_root, pn.id,
+                                                          subtask_, slot.info->label));
+      ctx->set_state_dir(std::move(dir));
+    }
+    slot.ctx = std::move(ctx);
     slot.out = std::make_unique<ChainOutput>(this, k);
+  }
+  try {
+    side_ports_ = v.chain.back().prepared->side_outputs().size();
+  } catch (const std::exception& e) {
+    return Status::internal(nodes_.back().info->label +
+                            ": exception in side_outputs(): " + e.what());
+  }
+  const PlanNode& head = v.chain.front();
+  if (head.role == NodeRole::kSource && head.event_time) {
+    event_time_ = &*head.event_time;
+    if (event_time_->max_out_of_orderness.count() < 0) {
+      return Status::internal(nodes_[0].info->label + ": negative max out-of-orderness");
+    }
+    if (event_time_->idle_timeout) {
+      if (event_time_->idle_timeout->count() <= 0) {
+        return Status::internal(nodes_[0].info->label + ": idle timeout must be positive");
+      }
+      idle_timeout_ = std::chrono::duration_cast<Clock::duration>(*event_time_->idle_timeout);
+    }
+    const SchemaPtr schema = head.prepared->output_schema();
+    const size_t field = event_time_->field;
+    if (schema && field >= schema->size()) {
+      return Status::internal(nodes_[0].info->label + ": event-time field #" +
+                              std::to_string(field) + " is outside its " +
+                              std::to_string(schema->size()) + " fields");
+    }
+    if (schema) {
+      const Field& f = schema->field(field);
+      if (f.type != TypeId::kTimestamp && f.type != TypeId::kInt64) {
+        return Status::internal(nodes_[0].info->label + ": event-time field '" + f.name +
+                                "' is neither a timestamp nor an int64");
+      }
+      event_time_error_ = "row without event time in field '" + f.name + "'";
+    } else {
+      event_time_error_ = "row without event time in field #" + std::to_string(field);
+    }
   }
   return Status::OK();
 }
@@ -512,20 +644,36 @@ Task::Prep Task::prepare() {
     case Phase::kOpen:
       return Prep::kReady;
     case Phase::kRunning:
-      if (outputs_full()) return Prep::kPortFull;
       if (is_source()) {
+        if (outputs_full()) {
+          source_blocked_ = true;
+          return Prep::kPortFull;
+        }
         if (impl_.stop_requested()) return Prep::kReady;  // work() ends the source
-        if (!can_accept_from(1)) return Prep::kWaiting;
+        if (!can_accept_from(1)) {
+          source_blocked_ = true;
+          return Prep::kWaiting;
+        }
+        const bool timed = idle_timeout_ || source_waiting_;
+        const Clock::time_point now = timed ? Clock::now() : Clock::time_point{};
+        if (source_blocked_) {
+          // Backpressure is not idleness: the idle clock restarts when it ends.
+          source_blocked_ = false;
+          if (idle_timeout_) last_activity_ = now;
+        }
+        if (idle_due(now)) return Prep::kReady;  // work() sends the idle watermark
         if (source_waiting_) {
           if (source_wake_pending_.exchange(false, std::memory_order_acq_rel) ||
-              Clock::now() >= source_wake_at_) {
+              now >= source_wake_at_) {
             source_waiting_ = false;
             return Prep::kReady;
           }
+          arm_idle_timer(now);
           return Prep::kWaiting;
         }
         return Prep::kReady;
       }
+      if (outputs_full()) return Prep::kPortFull;
       if (!can_accept_from(0)) return Prep::kWaiting;
       if (ended_inputs_ == inputs_.size()) return Prep::kReady;  // work() starts finishing
       for (const InChannel& in : inputs_) {
@@ -550,6 +698,7 @@ Task::Prep Task::prepare() {
 void Task::work() {
   switch (phase_) {
     case Phase::kOpen:
+      last_activity_ = Clock::now();  // a source is idle only after a quiet idle_timeout
       for (size_t k = 0; k < nodes_.size() && error_.ok(); ++k) {
         NodeSlot& n = nodes_[k];
         n.opened = true;  // close() is owed even when open() fails half-way
@@ -566,6 +715,12 @@ void Task::work() {
       if (is_source()) {
         if (impl_.stop_requested()) {
           begin_finishing();
+          return;
+        }
+        if (idle_timeout_ && idle_due(Clock::now())) {
+          // No rows for idle_timeout: stop holding back the consumers'
+          // watermarks until the next row (DESIGN §3).
+          set_output_idle(true);
           return;
         }
         source_wake_pending_.store(false, std::memory_order_release);
@@ -586,6 +741,7 @@ void Task::work() {
             if (source_wake_at_ != Clock::time_point::max()) {
               impl_.timer().schedule(source_wake_at_, this);
             }
+            if (idle_timeout_) arm_idle_timer(Clock::now());
             break;
           case SourceProgress::State::kExhausted:
             begin_finishing();
@@ -642,9 +798,18 @@ void Task::begin_finishing() {
 
 void Task::handle(size_t in, StreamElement&& e) {
   if (auto* b = std::get_if<BatchPtr>(&e)) {
-    if (*b && (*b)->active_rows() > 0) deliver(0, inputs_[in].input, *b);
+    if (*b && (*b)->active_rows() > 0) {
+      if (inputs_[in].idle) {
+        // Rows make an idle input active again (before they are delivered, so
+        // our own outputs turn active before anything derived from them).
+        inputs_[in].idle = false;
+        update_combined_watermark();
+      }
+      deliver(0, inputs_[in].input, *b);
+    }
   } else if (auto* wm = std::get_if<Watermark>(&e)) {
     inputs_[in].wm = std::max(inputs_[in].wm, wm->timestamp_ms);
+    inputs_[in].idle = wm->idle;
     update_combined_watermark();
   } else if (auto* barrier = std::get_if<Barrier>(&e)) {
     on_barrier(in, barrier->checkpoint_id);
@@ -681,16 +846,95 @@ void Task::maybe_complete_alignment() {
   aligning_.reset();
 }
 
+// The minimum over inputs that are neither ended nor idle. When every live
+// input is idle the task is idle itself: the combined watermark stays where it
+// is and the outputs get one idle watermark. An input that comes back from
+// idle counts again at once; if it is behind, the combined watermark holds
+// (never goes back) until it catches up.
 void Task::update_combined_watermark() {
   int64_t low = INT64_MAX;
+  bool live = false;
+  bool active = false;
   for (const InChannel& in : inputs_) {
-    if (!in.ended) low = std::min(low, in.wm);
+    if (in.ended) continue;
+    live = true;
+    if (in.idle) continue;
+    active = true;
+    low = std::min(low, in.wm);
   }
+  if (live && !active) {
+    set_output_idle(true);
+    return;
+  }
+  if (active) set_output_idle(false);
   // All inputs ended: finish() takes over; no synthetic +inf watermark.
   if (low == INT64_MAX || low <= combined_wm_) return;
   combined_wm_ = low;
   nodes_[0].info->set_watermark(subtask_, low);
   invoke(0, [&] { return nodes_[0].op->on_watermark(Watermark{low}, *nodes_[0].out); });
+}
+
+void Task::set_output_idle(bool idle) {
+  if (idle == output_idle_ || !error_.ok()) return;
+  output_idle_ = idle;
+  for (NodeSlot& n : nodes_) n.info->set_idle(subtask_, idle);
+  broadcast(Watermark{out_wm_, idle});
+}
+
+BatchPtr Task::assign_event_time(BatchPtr batch) {
+  const size_t field = event_time_->field;
+  if (field >= batch->num_columns()) {
+    record_error(0, Status::internal("event-time field #" + std::to_string(field) +
+                                     " is outside the batch's " +
+                                     std::to_string(batch->num_columns()) + " columns"));
+    return nullptr;
+  }
+  const ColumnPtr& col = batch->column(field);
+  if (col->type() != TypeId::kTimestamp && col->type() != TypeId::kInt64) {
+    record_error(0, Status::internal("event-time field #" + std::to_string(field) +
+                                     " is neither a timestamp nor an int64"));
+    return nullptr;
+  }
+  if (col->has_nulls()) {
+    auto keep = std::make_shared<Selection>();
+    keep->reserve(batch->active_rows());
+    size_t dropped = 0;
+    batch->for_each_row([&](size_t r) {
+      if (col->is_null(r)) {
+        ++dropped;
+      } else {
+        keep->push_back(static_cast<uint32_t>(r));
+      }
+    });
+    for (size_t i = 0; i < dropped; ++i) nodes_[0].ctx->report_data_error(event_time_error_);
+    if (dropped > 0) batch = batch->with_selection(std::move(keep));
+  }
+  const int64_t* ts = col->int64_data();
+  int64_t high = max_event_time_;
+  batch->for_each_row([&](size_t r) { high = std::max(high, ts[r]); });
+  max_event_time_ = high;
+  return batch->with_event_time(col);
+}
+
+// Bounded out-of-orderness (Flink's generator): max seen - bound - 1, sent
+// when it advances.
+void Task::emit_generated_watermark() {
+  if (max_event_time_ == INT64_MIN) return;
+  const int64_t bound = event_time_->max_out_of_orderness.count();
+  if (max_event_time_ < INT64_MIN + bound + 1) return;  // would underflow: nothing to say yet
+  const int64_t wm = max_event_time_ - bound - 1;
+  if (wm > source_wm_) emit_watermark(0, Watermark{wm});
+}
+
+void Task::note_source_rows() {
+  if (idle_timeout_) last_activity_ = Clock::now();
+  set_output_idle(false);
+}
+
+void Task::arm_idle_timer(Clock::time_point now) {
+  if (!idle_timeout_ || output_idle_ || idle_timer_at_ > now) return;
+  idle_timer_at_ = last_activity_ + *idle_timeout_;
+  impl_.timer().schedule(idle_timer_at_, this);
 }
 
 void Task::deliver(size_t k, size_t input, const BatchPtr& batch) {
@@ -702,28 +946,72 @@ void Task::deliver(size_t k, size_t input, const BatchPtr& batch) {
 
 void Task::emit(size_t k, BatchPtr batch) {
   // After an error nothing more moves; the run is being aborted.
-  if (!error_.ok() || !batch || batch->active_rows() == 0) return;
+  if (!error_.ok() || !batch) return;
+  const bool source = k == 0 && nodes_[0].src;
+  if (source && event_time_) {
+    batch = assign_event_time(std::move(batch));
+    if (!batch) return;  // error recorded
+  }
+  if (batch->active_rows() == 0) return;
+  if (source) note_source_rows();
   nodes_[k].info->metrics->rows_out.fetch_add(batch->active_rows(), std::memory_order_relaxed);
   if (k + 1 < nodes_.size()) {
     deliver(k + 1, 0, batch);
   } else {
-    fan_out(batch);
+    fan_out(0, batch);
   }
+  if (source && event_time_) emit_generated_watermark();
+}
+
+void Task::emit_side(size_t k, size_t port, BatchPtr batch) {
+  if (!error_.ok() || !batch || batch->active_rows() == 0) return;
+  if (k + 1 < nodes_.size()) {
+    // The planner ends a chain at a node whose side outputs anyone reads, so
+    // nothing downstream could receive these rows: fail rather than drop.
+    record_error(k, Status::internal("emitted to side output " + std::to_string(port) +
+                                     " from the middle of the chain '" +
+                                     impl_.plan_.vertices[vertex_].name() +
+                                     "'; a node with side outputs must end its chain"));
+    return;
+  }
+  if (port > side_ports_) {
+    record_error(k, Status::internal("emitted to side output " + std::to_string(port) +
+                                     " but declares " + std::to_string(side_ports_)));
+    return;
+  }
+  nodes_[k].info->metrics->rows_out.fetch_add(batch->active_rows(), std::memory_order_relaxed);
+  fan_out(port, batch);
 }
 
 void Task::emit_watermark(size_t k, Watermark wm) {
   if (!error_.ok()) return;
-  if (k == 0 && nodes_[0].src) nodes_[0].info->set_watermark(subtask_, wm.timestamp_ms);
+  if (k == 0 && nodes_[0].src) {
+    if (wm.idle) {
+      set_output_idle(true);  // a source may declare itself idle
+      return;
+    }
+    if (wm.timestamp_ms <= source_wm_) return;  // a source's watermarks only advance
+    source_wm_ = wm.timestamp_ms;
+    if (idle_timeout_) last_activity_ = Clock::now();
+    set_output_idle(false);
+    nodes_[0].info->set_watermark(subtask_, wm.timestamp_ms);
+  } else if (wm.idle) {
+    // Idle status is the runtime's business (update_combined_watermark);
+    // an operator's idle mark carries no new time.
+    return;
+  }
   if (k + 1 < nodes_.size()) {
     nodes_[k + 1].info->set_watermark(subtask_, wm.timestamp_ms);
     invoke(k + 1, [&] { return nodes_[k + 1].op->on_watermark(wm, *nodes_[k + 1].out); });
   } else {
+    out_wm_ = std::max(out_wm_, wm.timestamp_ms);
     broadcast(wm);
   }
 }
 
-void Task::fan_out(const BatchPtr& batch) {
+void Task::fan_out(size_t port, const BatchPtr& batch) {
   for (OutEdge& o : outs_) {
+    if (o.port != port) continue;
     const size_t n = o.channels.size();
     switch (o.kind) {
       case Partitioning::kForward:
@@ -823,10 +1111,7 @@ Engine::Engine(const PhysicalPlan& plan, RunOptions options) : plan_(plan), opti
       info->metrics = m.get();
       info->label = "node '" + pn.id + "' (" + pn.type + ")";
       info->parallelism = std::max(1, v.parallelism);
-      info->subtask_wm =
-          std::make_unique<std::atomic<int64_t>[]>(static_cast<size_t>(info->parallelism));
-      for (int i = 0; i < info->parallelism; ++i)
-        info->subtask_wm[static_cast<size_t>(i)].store(INT64_MIN);
+      info->init_watermarks();
       metrics_.nodes.push_back(std::move(m));
       nodes_.push_back(std::move(info));
     }
@@ -866,6 +1151,19 @@ Status Engine::build() {
     const PhysicalVertex& to = plan_.vertices[e.to];
     if (to.chain.front().role == NodeRole::kSource) {
       return Status::internal("vertex '" + to.name() + "' starts with a source but has an input");
+    }
+    if (e.from_port > 0) {
+      size_t declared = 0;
+      try {
+        declared = from.chain.back().prepared->side_outputs().size();
+      } catch (const std::exception& ex) {
+        return Status::internal("vertex '" + from.name() + "': side_outputs() threw: " + ex.what());
+      }
+      if (e.from_port > declared) {
+        return Status::internal("edge '" + from.name() + "' => '" + to.name() +
+                                "' reads side output " + std::to_string(e.from_port) + " but '" +
+                                from.chain.back().id + "' declares " + std::to_string(declared));
+      }
     }
     if (e.partitioning == Partitioning::kForward && from.parallelism != to.parallelism) {
       return Status::internal("forward edge '" + from.name() + "' => '" + to.name() +

@@ -30,6 +30,11 @@ struct RunOptions {
   size_t buffer_size = 8192;            // performance.buffer_size: rows per channel
   double backpressure_threshold = 0.8;  // performance.backpressure_threshold
   int io_threads = 2;
+  // Root for keyed state: subtask state lives in <state_root>/<node>/<subtask>
+  // (OperatorContext::state_dir). Empty: operators keep state in memory.
+  std::string state_root;
+  // OperatorContext::state_memory_budget() of every stateful subtask.
+  size_t state_memory_budget = 64u << 20;
 };
 
 // Live counters of one logical node, summed over its subtasks. Written by

@@ -158,3 +158,71 @@ sinks:
 
 }  // namespace
 }  // namespace df::plan
+
+namespace df::plan {
+namespace {
+
+TEST(PlanEventTime, SourcesDeclareItAndOneToOneNodesKeepIt) {
+  auto p = build(R"yaml(
+name: et
+sources:
+  - id: gen
+    type: generator
+    count: 5
+    fields: {ts: "cast(i * 1000 as timestamp)", n: "i"}
+    event_time: {field: ts, max_out_of_orderness: 5s, idle_timeout: 30s}
+  - {id: plain, type: generator, count: 5, fields: {ts: "cast(i as timestamp)", n: "i"}}
+transforms:
+  - {id: m, type: map, input: gen, set: {n2: "n * 2"}}
+  - {id: u, type: union, inputs: [gen, plain]}
+sinks:
+  - {id: s, type: blackhole, input: m}
+  - {id: t, type: blackhole, input: u}
+)yaml");
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  const auto& nodes = (*p)->nodes;
+  auto find = [&](const std::string& id) -> const LogicalNode& {
+    return *std::find_if(nodes.begin(), nodes.end(), [&](const LogicalNode& n) { return n.id == id; });
+  };
+  ASSERT_TRUE(find("gen").event_time.has_value());
+  EXPECT_EQ(find("gen").event_time->field, 0u);
+  EXPECT_EQ(find("gen").event_time->max_out_of_orderness.count(), 5000);
+  EXPECT_EQ(find("gen").event_time->idle_timeout->count(), 30000);
+  EXPECT_TRUE(find("gen").has_event_time);
+  EXPECT_TRUE(find("m").has_event_time);
+  EXPECT_FALSE(find("plain").has_event_time);
+  EXPECT_FALSE(find("u").has_event_time);  // one input lacks it
+  // The spec reaches the runtime with the source's task.
+  bool found = false;
+  for (const auto& v : (*p)->physical.vertices) {
+    if (v.chain.front().id == "gen") found = v.chain.front().event_time.has_value();
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST(PlanEventTime, ReportsBadEventTimeOptions) {
+  std::string e = errors_of(R"yaml(name: et
+sources:
+  - id: gen
+    type: generator
+    count: 5
+    fields: {ts: "cast(i as string)", n: "i"}
+    event_time: {field: ts, max_out_of_orderness: -1s, colour: red}
+  - id: gen2
+    type: generator
+    count: 5
+    fields: {n: "i"}
+    event_time: {field: when}
+sinks:
+  - {id: s, type: blackhole, input: gen}
+  - {id: t, type: blackhole, input: gen2}
+)yaml");
+  EXPECT_NE(e.find("p.yaml:7:25: source 'gen' (generator) event_time field 'ts' must be a timestamp or int64 (ms), not string"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("max_out_of_orderness must not be negative"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown option 'colour' for source 'gen' (generator) event_time"), std::string::npos) << e;
+  EXPECT_NE(e.find("event_time field 'when' is not in its schema (fields: n)"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace df::plan

@@ -32,8 +32,8 @@ TEST(RegistryTest, RoleNamesAndVertexNames) {
   EXPECT_EQ(node_role_name(NodeRole::kTransform), "transform");
   EXPECT_EQ(node_role_name(NodeRole::kSink), "sink");
   PhysicalVertex v;
-  v.chain.push_back(PlanNode{"big", "filter", NodeRole::kTransform, nullptr});
-  v.chain.push_back(PlanNode{"eur", "map", NodeRole::kTransform, nullptr});
+  v.chain.push_back(PlanNode{"big", "filter", NodeRole::kTransform, nullptr, std::nullopt});
+  v.chain.push_back(PlanNode{"eur", "map", NodeRole::kTransform, nullptr, std::nullopt});
   EXPECT_EQ(v.name(), "big -> eur");
 }
 

@@ -68,12 +68,12 @@ class FnNode final : public PreparedNode {
 
 inline PlanNode source_node(std::string id, FnNode::SourceFn fn, std::string type = "test-source") {
   return PlanNode{std::move(id), std::move(type), NodeRole::kSource,
-                  std::make_shared<FnNode>(std::move(fn), nullptr)};
+                  std::make_shared<FnNode>(std::move(fn), nullptr), std::nullopt};
 }
 inline PlanNode op_node(std::string id, std::string type, FnNode::OpFn fn,
                         NodeRole role = NodeRole::kTransform) {
   return PlanNode{std::move(id), std::move(type), role,
-                  std::make_shared<FnNode>(nullptr, std::move(fn))};
+                  std::make_shared<FnNode>(nullptr, std::move(fn)), std::nullopt};
 }
 inline PlanNode sink_node(std::string id, FnNode::OpFn fn) {
   return op_node(std::move(id), "test-sink", std::move(fn), NodeRole::kSink);
@@ -89,8 +89,15 @@ struct PlanBuilder {
     return plan.vertices.size() - 1;
   }
   void edge(size_t from, size_t to, Partitioning p = Partitioning::kRebalance, size_t to_input = 0,
-            std::vector<size_t> hash_fields = {}) {
-    plan.edges.push_back(PhysicalEdge{from, to, to_input, p, std::move(hash_fields)});
+            std::vector<size_t> hash_fields = {}, size_t from_port = 0) {
+    PhysicalEdge e;
+    e.from = from;
+    e.to = to;
+    e.to_input = to_input;
+    e.from_port = from_port;
+    e.partitioning = p;
+    e.hash_fields = std::move(hash_fields);
+    plan.edges.push_back(std::move(e));
   }
 };
 

@@ -1,0 +1,92 @@
+// Internal to operators/join/: what the join factory resolved, and the
+// pieces the windowed and the interval join operators share.
+//
+// State layout, keys in one KvStore per subtask (state/codec.h encodings;
+// `key` is the order-preserving encoding of the join key fields, which is
+// self-delimiting, so a scan of "<prefix> key" visits exactly one key):
+//   interval: side('L'|'R') key ts seq          -> [matched flag (left)] row
+//             'X' side expiry side key ts seq    -> ""   (expiry index)
+//   windowed: 'W' window_start key side seq     -> row
+// A row is its fields' compact value encodings (encode_cell) in schema order.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/core/batch.h"
+#include "engine/runtime/operator.h"
+#include "engine/state/keyed_state.h"
+#include "engine/state/state_backend.h"
+
+namespace df::operators::join {
+
+struct JoinConfig {
+  enum class Kind { kWindowed, kInterval };
+  Kind kind = Kind::kWindowed;
+  bool left_outer = false;
+  int64_t window_size_ms = 0;  // windowed: tumbling window size
+  int64_t lower_ms = 0;        // interval: right.ts in [left.ts + lower, left.ts + upper]
+  int64_t upper_ms = 0;
+  SchemaPtr left;
+  SchemaPtr right;
+  SchemaPtr output;
+  std::vector<size_t> left_keys;   // field indexes in `left`
+  std::vector<size_t> right_keys;  // field indexes in `right`, pairwise with left_keys
+  std::vector<size_t> right_out;   // right fields copied to the output, in order
+};
+using JoinConfigPtr = std::shared_ptr<const JoinConfig>;
+
+std::unique_ptr<runtime::Operator> make_interval_join(JoinConfigPtr config);
+std::unique_ptr<runtime::Operator> make_windowed_join(JoinConfigPtr config);
+
+// One side of an output row: a physical row of an arriving batch, or a row
+// decoded from state.
+struct RowRef {
+  const Batch* batch = nullptr;
+  size_t row = 0;
+  const std::vector<Value>* values = nullptr;
+
+  static RowRef of(const Batch& b, size_t r) { return {&b, r, nullptr}; }
+  static RowRef of(const std::vector<Value>& v) { return {nullptr, 0, &v}; }
+  void append(size_t field, ColumnBuilder& to) const {
+    if (batch) {
+      to.append_from(*batch->column(field), row);
+    } else {
+      to.append_value((*values)[field]);
+    }
+  }
+};
+
+// Builds output batches of about batch_size rows column by column and emits
+// them when full and on flush(). One per operator instance; not thread-safe.
+class JoinOutput {
+ public:
+  JoinOutput(JoinConfigPtr config, size_t batch_size);
+  // Adds left ⋈ right (right == nullptr: the right fields are null) with
+  // event time `ts`; emits a full batch.
+  void add(const RowRef& left, const RowRef* right, int64_t ts, runtime::Output& out);
+  // Emits the rows gathered so far, if any.
+  void flush(runtime::Output& out);
+  size_t rows_emitted() const { return emitted_; }
+
+ private:
+  void reset();
+
+  JoinConfigPtr config_;
+  size_t batch_size_;
+  std::vector<ColumnBuilder> columns_;
+  ColumnBuilder event_time_;
+  size_t rows_ = 0;
+  size_t emitted_ = 0;
+};
+
+// Appends every field of physical row `row` in the bytes of
+// state::RowCodec::encode (encode_cell per field, no boxing); read it back
+// with row_codec(schema).decode.
+void encode_row(const Batch& batch, size_t row, std::string& out);
+state::RowCodec row_codec(const Schema& schema);
+
+}  // namespace df::operators::join

@@ -1,0 +1,245 @@
+// The window node's factory: validates the options (DESIGN.md §6) against
+// the input schema and builds the shared WindowConfig.
+#include "operators/window/window.h"
+
+#include <algorithm>
+
+#include "engine/core/time.h"
+#include "operators/stateless.h"
+#include "operators/window/window_operator.h"
+
+namespace df::operators {
+
+namespace {
+
+using window::WindowConfig;
+using window::WindowType;
+
+class PreparedWindow final : public runtime::PreparedNode {
+ public:
+  PreparedWindow(std::shared_ptr<const WindowConfig> cfg, SourceLocation late_output_location)
+      : cfg_(std::move(cfg)), late_output_location_(std::move(late_output_location)) {}
+
+  SchemaPtr output_schema() const override { return cfg_->output_schema; }
+  std::unique_ptr<runtime::Operator> make_operator(int, int) const override {
+    return window::make_window_operator(cfg_);
+  }
+  bool chainable() const override { return false; }
+  runtime::InputPartitioning input_partitioning() const override {
+    if (cfg_->key_fields.empty()) return {};
+    return {runtime::InputPartitioning::Kind::kHash, cfg_->key_fields};
+  }
+  std::vector<runtime::SideOutput> side_outputs() const override {
+    if (cfg_->late_output.empty()) return {};
+    return {runtime::SideOutput{cfg_->late_output, cfg_->input_schema, late_output_location_}};
+  }
+  std::optional<bool> output_has_event_time() const override { return true; }
+  std::optional<int> max_parallelism() const override {
+    if (cfg_->key_fields.empty()) return 1;
+    return std::nullopt;
+  }
+  std::string describe() const override {
+    std::string d;
+    switch (cfg_->type) {
+      case WindowType::kTumbling:
+        d = "tumbling " + format_duration(Millis(cfg_->size_ms));
+        break;
+      case WindowType::kSliding:
+        d = "sliding " + format_duration(Millis(cfg_->size_ms)) + " every " +
+            format_duration(Millis(cfg_->slide_ms));
+        break;
+      case WindowType::kSession:
+        d = "session gap " + format_duration(Millis(cfg_->gap_ms));
+        break;
+    }
+    if (!cfg_->key_fields.empty()) {
+      d += " by ";
+      for (size_t i = 0; i < cfg_->key_fields.size(); ++i) {
+        if (i) d += ", ";
+        d += cfg_->input_schema->field(cfg_->key_fields[i]).name;
+      }
+    }
+    d += ":";
+    for (size_t j = 0; j < cfg_->aggs.size(); ++j) {
+      d += (j ? ", " : " ") + cfg_->aggs[j].name + " = " + cfg_->aggs[j].to_string();
+    }
+    if (cfg_->allowed_lateness_ms > 0) {
+      d += "; lateness " + format_duration(Millis(cfg_->allowed_lateness_ms));
+    }
+    if (!cfg_->late_output.empty()) d += "; late rows -> " + cfg_->late_output;
+    return d;
+  }
+
+ private:
+  std::shared_ptr<const WindowConfig> cfg_;
+  SourceLocation late_output_location_;
+};
+
+// Reads a positive duration `key` of the window map.
+std::optional<int64_t> positive_duration(OptionReader& r, const char* key,
+                                         const std::string& what) {
+  auto d = r.duration(key, true);
+  if (!d) return std::nullopt;
+  if (d->count() <= 0) {
+    r.diags().error(r.get(key)->location(),
+                    what + ": window " + key + " must be positive, got " + format_duration(*d));
+    return std::nullopt;
+  }
+  return d->count();
+}
+
+// Reads the `window:` map into cfg; false on error.
+bool read_window_shape(const ConfigValue& node, WindowConfig& cfg, const std::string& what,
+                       Diagnostics& diags) {
+  if (!node.is_map()) {
+    diags.error(node.location(),
+                what + ": 'window' must be a map such as {type: tumbling, size: 10s}, got " +
+                    std::string(node.kind_name()));
+    return false;
+  }
+  OptionReader r(node, what + " window", diags);
+  const size_t before = diags.size();
+  auto type = r.string("type", true);
+  if (type) {
+    if (*type == "tumbling") {
+      cfg.type = WindowType::kTumbling;
+      if (auto s = positive_duration(r, "size", what)) cfg.size_ms = *s;
+    } else if (*type == "sliding") {
+      cfg.type = WindowType::kSliding;
+      if (auto s = positive_duration(r, "size", what)) cfg.size_ms = *s;
+      if (auto s = positive_duration(r, "slide", what)) cfg.slide_ms = *s;
+    } else if (*type == "session") {
+      cfg.type = WindowType::kSession;
+      if (auto s = positive_duration(r, "gap", what)) cfg.gap_ms = *s;
+    } else {
+      diags.error(r.get("type")->location(), what + ": unknown window type '" + *type +
+                                                 "' (use tumbling, sliding or session)");
+      for (const char* k : {"size", "slide", "gap"}) r.allow(k);
+    }
+  }
+  r.finish();
+  return diags.size() == before;
+}
+
+class WindowFactory final : public runtime::NodeFactory {
+ public:
+  std::vector<std::string> side_output_keys() const override { return {"late_output"}; }
+
+  runtime::PreparedNodePtr prepare(const runtime::NodeSpec& spec,
+                                   const std::vector<SchemaPtr>& inputs,
+                                   OptionReader& opts) const override {
+    const std::string what = "window '" + spec.id + "'";
+    if (!require_single_input(spec, inputs, opts)) return nullptr;
+    const Schema& in = *inputs[0];
+    Diagnostics& diags = opts.diags();
+    const size_t before = diags.size();
+    auto cfg = std::make_shared<WindowConfig>();
+    cfg->id = spec.id;
+    cfg->input_schema = inputs[0];
+
+    if (!spec.input_has_event_time.empty() && !spec.input_has_event_time[0]) {
+      diags.error(opts.node().location(), what + " needs event time: set event_time on its source");
+    }
+
+    std::vector<std::pair<std::string, std::string>>
+        names;  // output fields so far, and what they are
+    if (const ConfigValue* key_by = opts.get("key_by")) {
+      auto list = key_by->as_string_list();
+      if (!list.ok()) {
+        diags.error(key_by->location(),
+                    what + ": 'key_by' must be a field name or a list of field names");
+      } else {
+        for (size_t i = 0; i < list->size(); ++i) {
+          const std::string& name = (*list)[i];
+          SourceLocation loc =
+              key_by->is_sequence() ? key_by->items()[i].location() : key_by->location();
+          auto idx = in.index_of(name);
+          if (!idx) {
+            diags.error(loc, what + ": unknown key_by field '" + name +
+                                 "' (fields: " + in.to_string() + ")");
+            continue;
+          }
+          if (std::find(cfg->key_fields.begin(), cfg->key_fields.end(), *idx) !=
+              cfg->key_fields.end()) {
+            diags.error(loc, what + ": key_by names field '" + name + "' twice");
+            continue;
+          }
+          cfg->key_fields.push_back(*idx);
+          cfg->key_types.push_back(in.field(*idx).type);
+          names.emplace_back(name, "key field '" + name + "'");
+        }
+      }
+    }
+
+    if (const ConfigValue* shape = opts.require("window"))
+      read_window_shape(*shape, *cfg, what, diags);
+
+    if (auto lateness = opts.duration("allowed_lateness")) {
+      if (lateness->count() < 0) {
+        diags.error(
+            opts.get("allowed_lateness")->location(),
+            what + ": allowed_lateness must not be negative, got " + format_duration(*lateness));
+      } else {
+        cfg->allowed_lateness_ms = lateness->count();
+      }
+    }
+    SourceLocation late_loc;
+    if (auto late = opts.string("late_output")) {
+      late_loc = opts.get("late_output")->location();
+      if (late->empty()) {
+        diags.error(late_loc, what + ": 'late_output' must name a stream");
+      } else {
+        cfg->late_output = *late;
+      }
+    }
+
+    names.emplace_back("window_start", "the window bound 'window_start'");
+    names.emplace_back("window_end", "the window bound 'window_end'");
+    if (const ConfigValue* aggs = opts.require("aggregate")) {
+      if (!aggs->is_map() || aggs->entries().empty()) {
+        diags.error(aggs->location(),
+                    what +
+                        ": 'aggregate' must be a map of name: function(argument), "
+                        "e.g. {bids: \"count(*)\"}");
+      } else {
+        for (const auto& [name, value] : aggs->entries()) {
+          auto clash = std::find_if(names.begin(), names.end(),
+                                    [&](const auto& n) { return n.first == name; });
+          if (clash != names.end()) {
+            diags.error(value.location(), what + ": output field '" + name +
+                                              "' is defined twice: aggregate '" + name +
+                                              "' clashes with " + clash->second);
+            continue;
+          }
+          names.emplace_back(name, "aggregate '" + name + "'");
+          if (!value.is_scalar()) {
+            diags.error(value.location(), what + " aggregate '" + name +
+                                              "' must be a text such as \"sum(price)\", got " +
+                                              std::string(value.kind_name()));
+            continue;
+          }
+          auto agg = window::parse_aggregate(name, value.scalar_text(), value.text_location(), in,
+                                             what, diags);
+          if (agg) cfg->aggs.push_back(std::move(*agg));
+        }
+      }
+    }
+    if (diags.size() != before) return nullptr;
+
+    std::vector<Field> fields;
+    for (size_t f : cfg->key_fields) fields.push_back(in.field(f));
+    fields.push_back({"window_start", TypeId::kTimestamp});
+    fields.push_back({"window_end", TypeId::kTimestamp});
+    for (const auto& a : cfg->aggs) fields.push_back({a.name, a.out_type});
+    cfg->output_schema = make_schema(std::move(fields));
+    return std::make_shared<PreparedWindow>(std::move(cfg), late_loc);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<runtime::NodeFactory> make_window_factory() {
+  return std::make_unique<WindowFactory>();
+}
+
+}  // namespace df::operators

@@ -1,0 +1,406 @@
+// join: windowed and interval equi-joins, inner and left outer, driven with
+// event-time batches and watermarks; and every validation error.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "config/yaml_loader.h"
+#include "operators/operators.h"
+#include "operators/stateful.h"
+#include "tests/support/operator_harness.h"
+
+namespace df::operators {
+namespace {
+
+SchemaPtr left_schema() { return make_schema({{"k", TypeId::kInt64}, {"a", TypeId::kString}}); }
+SchemaPtr right_schema() { return make_schema({{"k", TypeId::kInt64}, {"b", TypeId::kString}}); }
+
+struct Built {
+  ConfigValue doc;
+  Diagnostics diags;
+  runtime::PreparedNodePtr node;
+};
+
+// Prepares a join from YAML text as the planner does: inputs named by
+// `left`/`right`, with the given schemas and event-time flags.
+std::unique_ptr<Built> prepare(const std::string& yaml, std::vector<SchemaPtr> inputs = {},
+                               std::vector<bool> event_time = {true, true}) {
+  if (inputs.empty()) inputs = {left_schema(), right_schema()};
+  auto built = std::make_unique<Built>();
+  auto doc = config::parse_yaml(yaml, "t.yaml");
+  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
+  built->doc = std::move(doc).value();
+  runtime::NodeRegistry registry;
+  register_operators(registry);
+  const runtime::NodeFactory* f = registry.find(runtime::NodeRole::kTransform, "join");
+  EXPECT_NE(f, nullptr);
+  EXPECT_EQ(f->input_keys(), (std::vector<std::string>{"left", "right"}));
+  runtime::NodeSpec spec;
+  spec.id = built->doc.find("id")->scalar_text();
+  spec.type = "join";
+  spec.config = &built->doc;
+  spec.inputs = {"persons", "auctions"};
+  spec.input_has_event_time = std::move(event_time);
+  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
+  for (const char* k : {"id", "type", "parallelism"}) opts.allow(k);
+  built->node = f->prepare(spec, inputs, opts);
+  opts.finish();
+  return built;
+}
+
+std::string join_yaml(const std::string& extra) {
+  return "{id: j, type: join, left: persons, right: auctions, on: [k], " + extra + "}";
+}
+
+// key nullptr: a null key.
+struct In {
+  const int64_t* key;
+  const char* text;
+  int64_t ts;
+};
+const int64_t k1 = 1, k2 = 2, k3 = 3;
+
+BatchPtr side(const SchemaPtr& schema, const std::vector<In>& rows) {
+  BatchBuilder b(schema);
+  ColumnBuilder ts(TypeId::kInt64);
+  for (const auto& r : rows) {
+    b.append_row(
+        {r.key ? Value::int64(*r.key) : Value::null(TypeId::kInt64), Value::string(r.text)});
+    ts.append_int64(r.ts);
+  }
+  return b.finish()->with_event_time(ts.finish());
+}
+BatchPtr lefts(const std::vector<In>& rows) { return side(left_schema(), rows); }
+BatchPtr rights(const std::vector<In>& rows) { return side(right_schema(), rows); }
+
+// Every output row as "v1|v2|...@ts", sorted, and the output drained.
+std::vector<std::string> take(test::CollectOutput& out) {
+  std::vector<std::string> lines;
+  for (const auto& b : out.batches) {
+    EXPECT_TRUE(b->event_time()) << "join output without event time";
+    for (size_t k = 0; k < b->active_rows(); ++k) {
+      const size_t r = b->row_at(k);
+      std::string line;
+      for (size_t c = 0; c < b->num_columns(); ++c) {
+        line += (c ? "|" : "") + b->column(c)->value_at(r).to_string();
+      }
+      if (b->event_time()) line += "@" + std::to_string(b->event_time()->int64_at(r));
+      lines.push_back(line);
+    }
+  }
+  out.batches.clear();
+  std::sort(lines.begin(), lines.end());
+  return lines;
+}
+
+using Lines = std::vector<std::string>;
+
+size_t entries(runtime::Operator& op) {
+  auto* stats = dynamic_cast<StateStats*>(&op);
+  EXPECT_NE(stats, nullptr);
+  return stats ? stats->state_entries() : 0;
+}
+
+struct Running {
+  test::FakeContext ctx;
+  test::CollectOutput out;
+  std::unique_ptr<runtime::Operator> op;
+  explicit Running(const runtime::PreparedNode& node, size_t batch_size = 1024)
+      : ctx(0, 1, batch_size), op(node.make_operator(0, 1)) {
+    EXPECT_TRUE(op->open(ctx).ok());
+  }
+  void left(const std::vector<In>& rows) { ASSERT_TRUE(op->process(0, lefts(rows), out).ok()); }
+  void right(const std::vector<In>& rows) { ASSERT_TRUE(op->process(1, rights(rows), out).ok()); }
+  void watermark(int64_t ts) { ASSERT_TRUE(op->on_watermark(Watermark{ts}, out).ok()); }
+  void finish() { ASSERT_TRUE(op->finish(out).ok()); }
+};
+
+// --- Windowed join --------------------------------------------------------
+
+TEST(WindowedJoin, InnerJoinFiresEachWindowWhenTheWatermarkReachesItsEnd) {
+  auto b = prepare(join_yaml("window: {type: tumbling, size: 10s}"));
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  Running r(*b->node);
+  r.left({{&k1, "l1", 1000}, {&k2, "l2", 2000}, {&k1, "l3", 12000}});
+  r.right({{&k1, "r1", 5000}, {&k1, "r2", 9999}, {&k2, "r3", 10000}, {&k1, "r4", 15000}});
+  EXPECT_EQ(entries(*r.op), 7u);
+  r.watermark(9998);
+  EXPECT_TRUE(take(r.out).empty());
+  r.watermark(9999);  // [0s, 10s): l1 meets r1 and r2; l2 has no partner (r3 is in [10s, 20s))
+  EXPECT_EQ(take(r.out), (Lines{"1|l1|r1@9999", "1|l1|r2@9999"}));
+  EXPECT_EQ(entries(*r.op), 3u);  // the window's state is gone
+  ASSERT_EQ(r.out.watermarks.size(), 2u);
+  EXPECT_EQ(r.out.watermarks.back().timestamp_ms, 9999);
+  r.watermark(19999);
+  EXPECT_EQ(take(r.out), (Lines{"1|l3|r4@19999"}));
+  EXPECT_EQ(entries(*r.op), 0u);
+}
+
+TEST(WindowedJoin, LeftJoinEmitsUnmatchedLeftRowsWithNulls) {
+  auto b = prepare(join_yaml("window: {type: tumbling, size: 10s}, join_type: left"));
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  Running r(*b->node);
+  r.left({{&k1, "l1", 1000}, {&k2, "l2", 2000}, {&k1, "l3", 12000}, {nullptr, "ln", 3000}});
+  r.right({{&k1, "r1", 5000}, {&k1, "r2", 9999}, {&k2, "r3", 10000}, {nullptr, "rn", 3000}});
+  r.watermark(9999);
+  EXPECT_EQ(take(r.out),
+            (Lines{"1|l1|r1@9999", "1|l1|r2@9999", "2|l2|null@9999", "null|ln|null@9999"}));
+  r.finish();  // the last window fires at the end of input
+  EXPECT_EQ(take(r.out), (Lines{"1|l3|null@19999"}));
+  EXPECT_EQ(entries(*r.op), 0u);
+}
+
+TEST(WindowedJoin, EveryPairOfAKeyMatchesAndNullKeysNever) {
+  auto b = prepare(join_yaml("window: {type: tumbling, size: 1s}"));
+  ASSERT_TRUE(b->node);
+  Running r(*b->node);
+  r.left({{&k1, "x", 100}, {&k1, "y", 200}, {nullptr, "n", 300}, {&k3, "z", 400}});
+  r.right({{&k1, "p", 500}, {&k1, "q", 999}, {nullptr, "m", 300}});
+  EXPECT_EQ(entries(*r.op), 5u);  // null-key rows of an inner join are not kept
+  r.watermark(1000);
+  EXPECT_EQ(take(r.out), (Lines{"1|x|p@999", "1|x|q@999", "1|y|p@999", "1|y|q@999"}));
+}
+
+TEST(WindowedJoin, EmitsBatchesOfAboutBatchSizeRows) {
+  auto b = prepare(join_yaml("window: {type: tumbling, size: 1s}"));
+  ASSERT_TRUE(b->node);
+  Running r(*b->node, /*batch_size=*/4);
+  r.left({{&k1, "a", 1}, {&k1, "b", 2}, {&k1, "c", 3}});
+  r.right({{&k1, "x", 4}, {&k1, "y", 5}, {&k1, "z", 6}});
+  r.watermark(999);
+  ASSERT_EQ(r.out.batches.size(), 3u);  // 9 rows: 4 + 4 + 1
+  EXPECT_EQ(r.out.batches[0]->num_rows(), 4u);
+  EXPECT_EQ(r.out.batches[2]->num_rows(), 1u);
+  EXPECT_EQ(take(r.out).size(), 9u);
+}
+
+TEST(WindowedJoin, LateRowsAreCountedAndDropped) {
+  auto b = prepare(join_yaml("window: {type: tumbling, size: 1s}"));
+  ASSERT_TRUE(b->node);
+  Running r(*b->node);
+  r.watermark(1999);
+  r.left({{&k1, "late", 1500}, {&k1, "ok", 2000}});
+  r.right({{&k1, "r", 2500}});
+  r.finish();
+  EXPECT_EQ(take(r.out), (Lines{"1|ok|r@2999"}));
+  ASSERT_EQ(r.ctx.data_errors().size(), 1u);
+  EXPECT_NE(r.ctx.data_errors()[0].find("late"), std::string::npos);
+}
+
+// --- Interval join ----------------------------------------------------------
+
+// right.ts in [left.ts - 2s, left.ts + 3s]
+const char* kInterval = "between: {lower: -2s, upper: 3s}";
+
+TEST(IntervalJoin, InnerJoinMatchesWithinTheBoundsInAnyArrivalOrder) {
+  auto b = prepare(join_yaml(kInterval));
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  Running r(*b->node);
+  r.right({{&k1, "r2", 13000}});  // before its left partner arrives
+  EXPECT_TRUE(take(r.out).empty());
+  r.left({{&k1, "l1", 10000}});
+  EXPECT_EQ(take(r.out), (Lines{"1|l1|r2@13000"}));  // emitted at once, ts = max
+  // Out of order within the bound: earlier right rows after the left one.
+  r.right({{&k1, "r1", 8000}, {&k1, "r3", 13001}, {&k1, "r4", 7999}, {&k2, "r5", 10000}});
+  EXPECT_EQ(take(r.out), (Lines{"1|l1|r1@10000"}));
+  r.left({{&k1, "l2", 11000}});  // [9s, 14s]: r2, r3 (r1 at 8s is outside)
+  EXPECT_EQ(take(r.out), (Lines{"1|l2|r2@13000", "1|l2|r3@13001"}));
+  r.finish();
+  EXPECT_TRUE(take(r.out).empty());
+}
+
+TEST(IntervalJoin, StateIsDroppedAsTheWatermarkPasses) {
+  auto b = prepare(join_yaml(kInterval));
+  ASSERT_TRUE(b->node);
+  Running r(*b->node);
+  r.left({{&k1, "l1", 10000}});                      // kept until wm > 13000
+  r.right({{&k1, "r1", 8000}, {&k1, "r2", 12000}});  // kept until wm > 10000 / 14000
+  EXPECT_EQ(take(r.out).size(), 2u);
+  EXPECT_EQ(entries(*r.op), 3u);
+  r.watermark(10000);
+  EXPECT_EQ(entries(*r.op), 3u);
+  r.watermark(10001);
+  EXPECT_EQ(entries(*r.op), 2u);
+  r.watermark(13001);
+  EXPECT_EQ(entries(*r.op), 1u);
+  // r2 (12s) is still kept: a left row at 14s looks at [12s, 17s].
+  r.left({{&k1, "l2", 14000}});
+  EXPECT_EQ(take(r.out), (Lines{"1|l2|r2@14000"}));
+  r.watermark(20000);
+  EXPECT_EQ(entries(*r.op), 0u);
+  ASSERT_FALSE(r.out.watermarks.empty());
+  EXPECT_EQ(r.out.watermarks.back().timestamp_ms, 20000);  // inner: not held back
+}
+
+TEST(IntervalJoin, LeftJoinEmitsUnmatchedLeftRowsWhenTheyExpire) {
+  auto b = prepare(join_yaml(std::string(kInterval) + ", join_type: left"));
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  Running r(*b->node);
+  r.left({{&k1, "l1", 10000}, {&k3, "l9", 10000}, {&k2, "l5", 20000}});
+  EXPECT_TRUE(take(r.out).empty());
+  r.right({{&k1, "r1", 12000}});  // l1 is matched afterwards
+  EXPECT_EQ(take(r.out), (Lines{"1|l1|r1@12000"}));
+  r.watermark(13000);  // l9 may still meet a right row at 13s
+  EXPECT_TRUE(take(r.out).empty());
+  r.watermark(13001);  // l9 expired unmatched; l1 expired matched
+  EXPECT_EQ(take(r.out), (Lines{"3|l9|null@10000"}));
+  // The output watermark is held back by `upper`, so that row is not late.
+  ASSERT_FALSE(r.out.watermarks.empty());
+  EXPECT_EQ(r.out.watermarks.back().timestamp_ms, 10001);
+  EXPECT_EQ(entries(*r.op), 2u);  // l5 and r1 (until wm > 14s)
+  r.finish();                     // l5 never met anything
+  EXPECT_EQ(take(r.out), (Lines{"2|l5|null@20000"}));
+  EXPECT_EQ(entries(*r.op), 0u);
+}
+
+TEST(IntervalJoin, NullKeysNeverMatch) {
+  auto inner = prepare(join_yaml(kInterval));
+  ASSERT_TRUE(inner->node);
+  Running r(*inner->node);
+  r.right({{nullptr, "rn", 10000}});
+  r.left({{nullptr, "ln", 10000}});
+  EXPECT_TRUE(take(r.out).empty());
+  EXPECT_EQ(entries(*r.op), 0u);
+
+  auto outer = prepare(join_yaml(std::string(kInterval) + ", join_type: left"));
+  ASSERT_TRUE(outer->node);
+  Running o(*outer->node);
+  o.right({{nullptr, "rn", 10000}});
+  o.left({{nullptr, "ln", 10000}});  // can never match: out at once
+  EXPECT_EQ(take(o.out), (Lines{"null|ln|null@10000"}));
+}
+
+TEST(IntervalJoin, LateLeftRowsStillProbeAndAreNotKept) {
+  auto b = prepare(join_yaml(std::string(kInterval) + ", join_type: left"));
+  ASSERT_TRUE(b->node);
+  Running r(*b->node);
+  r.right({{&k1, "r1", 20000}});
+  r.watermark(18000);  // r1 kept until wm > 22s
+  r.left({{&k1, "late", 14000}, {&k2, "alone", 1000}});
+  EXPECT_EQ(take(r.out), (Lines{"1|late|null@14000", "2|alone|null@1000"}));
+  r.left({{&k1, "near", 17500}});  // [15.5s, 20.5s] holds r1; expired only after wm > 20.5s
+  EXPECT_EQ(take(r.out), (Lines{"1|near|r1@20000"}));
+  EXPECT_EQ(entries(*r.op), 2u);
+}
+
+// --- Validation and the prepared node --------------------------------------
+
+TEST(JoinPrepare, OutputSchemaRenamesCollidingRightFields) {
+  auto persons = make_schema({{"id", TypeId::kInt64}, {"name", TypeId::kString}});
+  auto auctions = make_schema(
+      {{"item", TypeId::kString}, {"seller", TypeId::kInt64}, {"name", TypeId::kString}});
+  auto b = prepare(
+      "{id: j, type: join, left: persons, right: auctions, on: {left: [id], right: [seller]}, "
+      "between: {lower: 0s, upper: 1s}}",
+      {persons, auctions});
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  EXPECT_EQ(b->node->output_schema()->to_string(),
+            "{id: int64, name: string, item: string, seller: int64, auctions_name: string}");
+  EXPECT_FALSE(b->node->chainable());
+  EXPECT_EQ(b->node->output_has_event_time(), std::optional<bool>(true));
+  auto p0 = b->node->input_partitioning(0);
+  auto p1 = b->node->input_partitioning(1);
+  EXPECT_EQ(p0.kind, runtime::InputPartitioning::Kind::kHash);
+  EXPECT_EQ(p0.key_fields, (std::vector<size_t>{0}));
+  EXPECT_EQ(p1.kind, runtime::InputPartitioning::Kind::kHash);
+  EXPECT_EQ(p1.key_fields, (std::vector<size_t>{1}));
+  EXPECT_EQ(b->node->describe(),
+            "inner join on id = seller, right.ts in [left.ts + 0s, left.ts + 1s]");
+}
+
+TEST(JoinPrepare, SharedKeyNamesAppearOnce) {
+  auto b = prepare(join_yaml("window: {type: tumbling, size: 1m}"));
+  ASSERT_TRUE(b->node);
+  EXPECT_EQ(b->node->output_schema()->to_string(), "{k: int64, a: string, b: string}");
+}
+
+// The one diagnostic of `yaml`, which must fail.
+Diagnostic only_error(const std::string& yaml, std::vector<SchemaPtr> inputs = {},
+                      std::vector<bool> event_time = {true, true}) {
+  auto b = prepare(yaml, std::move(inputs), std::move(event_time));
+  EXPECT_FALSE(b->node);
+  EXPECT_EQ(b->diags.size(), 1u) << b->diags.to_status().message();
+  return b->diags.empty() ? Diagnostic{} : b->diags.items()[0];
+}
+
+TEST(JoinPrepare, KeyTypeMismatchIsLocated) {
+  auto right = make_schema({{"k", TypeId::kDouble}, {"b", TypeId::kString}});
+  auto d = only_error(
+      "id: j\ntype: join\nleft: persons\nright: auctions\non: {left: [k], right: [k]}\n"
+      "window: {type: tumbling, size: 1s}\n",
+      {left_schema(), right});
+  EXPECT_EQ(d.location.line, 5);
+  EXPECT_EQ(d.location.column, 25);
+  EXPECT_NE(d.message.find("left 'k' is int64 but right 'k' is double"), std::string::npos)
+      << d.message;
+}
+
+TEST(JoinPrepare, UnknownKeyFieldsAreLocatedPerSide) {
+  auto b = prepare(
+      "id: j\ntype: join\nleft: persons\nright: auctions\non: {left: [kk], right: [k]}\n"
+      "window: {type: tumbling, size: 1s}\n");
+  EXPECT_FALSE(b->node);
+  ASSERT_EQ(b->diags.size(), 1u) << b->diags.to_status().message();
+  const Diagnostic& d = b->diags.items()[0];
+  EXPECT_EQ(d.location.line, 5);
+  EXPECT_EQ(d.location.column, 13);
+  EXPECT_NE(d.message.find("left input 'persons'"), std::string::npos) << d.message;
+  EXPECT_NE(d.message.find("unknown field 'kk'"), std::string::npos) << d.message;
+  auto both = prepare(
+      "{id: j, type: join, left: persons, right: auctions, on: [x], "
+      "window: {type: tumbling, size: 1s}}");
+  EXPECT_FALSE(both->node);
+  ASSERT_EQ(both->diags.size(), 2u) << both->diags.to_status().message();
+  EXPECT_NE(both->diags.items()[1].message.find("right input 'auctions'"), std::string::npos);
+}
+
+TEST(JoinPrepare, KeyCountsMustAgree) {
+  auto d = only_error(
+      "{id: j, type: join, left: persons, right: auctions, on: {left: [k, a], right: [k]}, "
+      "window: {type: tumbling, size: 1s}}");
+  EXPECT_NE(d.message.find("2 left key field(s) but 1 right"), std::string::npos) << d.message;
+  EXPECT_EQ(d.location.column, 57);
+}
+
+TEST(JoinPrepare, NeedsExactlyOneOfWindowAndBetween) {
+  auto both = only_error(
+      "id: j\ntype: join\nleft: persons\nright: auctions\non: [k]\n"
+      "window: {type: tumbling, size: 1s}\nbetween: {lower: 0s, upper: 1s}\n");
+  EXPECT_EQ(both.location.line, 7);
+  EXPECT_NE(both.message.find("either 'window' or 'between', not both"), std::string::npos)
+      << both.message;
+  auto neither = only_error("id: j\ntype: join\nleft: persons\nright: auctions\non: [k]\n");
+  EXPECT_EQ(neither.location.line, 1);
+  EXPECT_NE(neither.message.find("needs 'window'"), std::string::npos) << neither.message;
+}
+
+TEST(JoinPrepare, BothInputsNeedEventTime) {
+  auto d = only_error(
+      "id: j\ntype: join\nleft: persons\nright: auctions\non: [k]\n"
+      "between: {lower: 0s, upper: 1s}\n",
+      {}, {true, false});
+  EXPECT_EQ(d.location.line, 4);
+  EXPECT_NE(d.message.find("right input 'auctions' has no event time"), std::string::npos)
+      << d.message;
+  auto left = only_error(
+      "id: j\ntype: join\nleft: persons\nright: auctions\non: [k]\n"
+      "between: {lower: 0s, upper: 1s}\n",
+      {}, {false, true});
+  EXPECT_EQ(left.location.line, 3);
+  EXPECT_NE(left.message.find("left input 'persons'"), std::string::npos) << left.message;
+}
+
+TEST(JoinPrepare, BadWindowBetweenAndJoinType) {
+  auto sliding = only_error(join_yaml("window: {type: sliding, size: 1s}"));
+  EXPECT_NE(sliding.message.find("must be 'tumbling'"), std::string::npos) << sliding.message;
+  auto reversed = only_error(join_yaml("between: {lower: 5s, upper: -5s}"));
+  EXPECT_NE(reversed.message.find("lower (5s) is after upper (-5s)"), std::string::npos)
+      << reversed.message;
+  auto unknown = only_error(join_yaml("between: {lower: 0s, upper: 1s, uper: 2s}"));
+  EXPECT_NE(unknown.message.find("uper"), std::string::npos) << unknown.message;
+  auto type = only_error(join_yaml("between: {lower: 0s, upper: 1s}, join_type: outer"));
+  EXPECT_NE(type.message.find("'inner' or 'left'"), std::string::npos) << type.message;
+}
+
+}  // namespace
+}  // namespace df::operators
