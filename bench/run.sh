@@ -1,20 +1,38 @@
 #!/usr/bin/env bash
-# Runs the micro-benchmarks and prints rows/s of DataFlow with 1 and 2
-# workers next to the hand-written loop, measured in this same run.
-#   bench/run.sh [ROWS]        (default 100000000)
+# Runs each benchmark pipeline on DataFlow with 1 and 2 workers next to its
+# hand-written loop, in this same run, and prints rows/s, peak RSS and the
+# ratio to the hand-written loop.
+#   bench/run.sh [ROWS] [NAME...]     (names: gen_filter_map window_tumbling window_sliding)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rows=${1:-100000000}
-scripts/build.sh Release --target dataflow bench_gen_filter_map >/dev/null
+rows=${1:-}
+shift || true
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(gen_filter_map window_tumbling window_sliding)
+scripts/build.sh Release --target bench >/dev/null
 
-base=$(build/bin/bench_gen_filter_map "$rows")
-base_rps=$(sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p' <<<"$base")
-echo "$base"
-for workers in 1 2; do
-  summary=$(BENCH_ROWS=$rows build/bin/dataflow exec bench/pipelines/gen_filter_map.yaml \
-              --no-progress --workers "$workers" 2>&1 >/dev/null | grep finished)
-  secs=$(sed -n 's/.* in \([0-9.]*\)s:.*/\1/p' <<<"$summary")
-  rps=$(awk -v r="$rows" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')
-  ratio=$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }')
-  echo "dataflow workers=$workers rows=$rows seconds=$secs rows_per_s=$rps ratio_vs_handwritten=$ratio"
+rss() {  # peak RSS in MiB of a command, from GNU time when present
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "%M" -o /tmp/bench-rss.$$ "$@" && awk '{ printf "%.0f", $1 / 1024 }' /tmp/bench-rss.$$
+  else
+    "$@" && echo "?"
+  fi
+}
+
+for name in "${names[@]}"; do
+  n=${rows:-$([ "$name" = gen_filter_map ] && echo 100000000 || echo 20000000)}
+  base=$(build/bin/bench_"$name" "$n")
+  base_rps=$(sed -n 's/.*rows_per_s=\([0-9]*\).*/\1/p' <<<"$base")
+  echo "$name: $base"
+  for workers in 1 2; do
+    log=/tmp/bench-$name-$workers.$$
+    mb=$(BENCH_ROWS=$n rss build/bin/dataflow exec "bench/pipelines/$name.yaml" --no-progress \
+           --workers "$workers" 2>"$log" >/dev/null)
+    secs=$(sed -n 's/.* in \([0-9.]*\)s:.*/\1/p' "$log")
+    rps=$(awk -v r="$n" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')
+    ratio=$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }')
+    echo "$name: dataflow workers=$workers rows=$n seconds=$secs rows_per_s=$rps peak_rss_mb=$mb ratio_vs_handwritten=$ratio"
+    rm -f "$log"
+  done
 done
+rm -f /tmp/bench-rss.$$

@@ -72,10 +72,7 @@ ValueState::ValueState(KvStore& store, std::string_view name, std::vector<TypeId
 
 ValueState::ValueState(KvStore& store, std::string_view name, std::vector<TypeId> types,
                        Options options)
-    : store_(store),
-      prefix_(state_prefix(name)),
-      codec_(std::move(types)),
-      options_(options) {
+    : store_(store), prefix_(state_prefix(name)), codec_(std::move(types)), options_(options) {
   if (options_.max_pending == 0) options_.max_pending = 1;
 }
 

@@ -30,14 +30,21 @@ namespace {
 constexpr size_t kDefaultBlockCacheBytes = 64u << 20;
 
 std::mutex g_cache_mu;
-size_t g_cache_bytes = kDefaultBlockCacheBytes;   // guarded by g_cache_mu
-std::shared_ptr<rocksdb::Cache> g_block_cache;  // guarded by g_cache_mu; created lazily
+size_t g_cache_bytes = kDefaultBlockCacheBytes;  // guarded by g_cache_mu
+std::shared_ptr<rocksdb::Cache> g_block_cache;   // guarded by g_cache_mu; created lazily
 
 std::shared_ptr<rocksdb::Cache> shared_block_cache() {
   std::lock_guard<std::mutex> lock(g_cache_mu);
   if (!g_block_cache) {
-    // Strict capacity off: a full cache evicts instead of failing reads.
-    g_block_cache = rocksdb::NewLRUCache(g_cache_bytes, /*num_shard_bits=*/-1);
+    rocksdb::LRUCacheOptions co;
+    co.capacity = g_cache_bytes;
+    co.num_shard_bits = -1;
+    co.strict_capacity_limit = false;  // a full cache evicts instead of failing reads
+    // Index and filter blocks go to the high-priority half, so data blocks
+    // never push them out (re-reading them per lookup is what makes a small
+    // cache slow).
+    co.high_pri_pool_ratio = 0.5;
+    g_block_cache = rocksdb::NewLRUCache(co);
   }
   return g_block_cache;
 }
@@ -62,21 +69,23 @@ Status from_rocks(const rocksdb::Status& s, std::string_view what) {
 rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 std::string_view view(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
-// LZ4 on every level: keyed state is read by point lookups that often miss
-// the block cache, and LZ4 decompresses several times faster than Zstd.
-// Zstd only when LZ4 is missing; none when neither is built in.
+// L0 and the base level (hot, recently written state, read by point lookups
+// that often miss the block cache) stay uncompressed, so a miss costs a read
+// but no decompression; deeper levels use LZ4 (decompresses several times
+// faster than Zstd), or Zstd when LZ4 is missing, or nothing.
 void choose_compression(rocksdb::Options& o) {
   auto supported = rocksdb::GetSupportedCompressions();
   auto has = [&](rocksdb::CompressionType t) {
     return std::find(supported.begin(), supported.end(), t) != supported.end();
   };
+  rocksdb::CompressionType deep = rocksdb::kNoCompression;
   if (has(rocksdb::kLZ4Compression)) {
-    o.compression = rocksdb::kLZ4Compression;
+    deep = rocksdb::kLZ4Compression;
   } else if (has(rocksdb::kZSTD)) {
-    o.compression = rocksdb::kZSTD;
-  } else {
-    o.compression = rocksdb::kNoCompression;
+    deep = rocksdb::kZSTD;
   }
+  o.compression = deep;
+  o.compression_per_level = {rocksdb::kNoCompression, rocksdb::kNoCompression, deep};
 }
 
 rocksdb::Options make_options(const RocksDbOptions& in) {
@@ -102,9 +111,16 @@ rocksdb::Options make_options(const RocksDbOptions& in) {
   t.block_cache = shared_block_cache();
   t.block_size = 4 * 1024;  // point lookups: a cache miss reads one small block
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  // Index and filter blocks live in (and are bounded by) the shared cache.
+  // Index and filter blocks live in (and are bounded by) the shared cache, at
+  // high priority. They are partitioned: a lookup loads one small partition,
+  // not a filter for the whole file; the top-level index stays pinned.
   t.cache_index_and_filter_blocks = true;
+  t.cache_index_and_filter_blocks_with_high_priority = true;
   t.pin_l0_filter_and_index_blocks_in_cache = true;
+  t.pin_top_level_index_and_filter = true;
+  t.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  t.partition_filters = true;
+  t.metadata_block_size = 4096;
   t.format_version = 5;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   return o;
@@ -164,8 +180,8 @@ class RocksDbStore final : public KvStore {
     if (batch.empty()) return Status::OK();
     rocksdb::WriteBatch wb;
     for (const auto& op : batch.ops()) {
-      rocksdb::Status s = op.is_remove ? wb.Delete(slice(op.key))
-                                       : wb.Put(slice(op.key), slice(op.value));
+      rocksdb::Status s =
+          op.is_remove ? wb.Delete(slice(op.key)) : wb.Put(slice(op.key), slice(op.value));
       DF_RETURN_IF_ERROR(from_rocks(s, "state write batch"));
     }
     return from_rocks(db_->Write(write_options_, &wb), "state write");
@@ -223,8 +239,7 @@ class RocksDbStore final : public KvStore {
     std::unique_ptr<rocksdb::Checkpoint> cp(raw);
     // log_size_for_flush = 0: always flush memtables first (there is no WAL
     // to carry unflushed writes into the checkpoint).
-    return from_rocks(cp->CreateCheckpoint(dir, /*log_size_for_flush=*/0),
-                      "checkpoint to " + dir);
+    return from_rocks(cp->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "checkpoint to " + dir);
   }
 
  private:

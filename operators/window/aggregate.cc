@@ -382,6 +382,19 @@ void GroupStates::clear() {
   size_ = 0;
 }
 
+void GroupStates::reset_all() {
+  for (AggStates& st : aggs) {
+    st.n.clear();
+    st.i.clear();
+    st.d.clear();
+    st.s.clear();
+    st.ts.clear();
+    st.seq.clear();
+    st.set.clear();
+  }
+  size_ = 0;
+}
+
 void GroupStates::merge_from(uint32_t dg, const GroupStates& src, uint32_t sg) {
   for (size_t j = 0; j < specs_->size(); ++j) {
     const AggSpec& a = (*specs_)[j];

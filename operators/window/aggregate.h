@@ -102,6 +102,8 @@ class GroupStates {
   void reset(uint32_t g);
   // Drops every group and releases the memory.
   void clear();
+  // Drops every group, keeping the arrays' capacity for reuse.
+  void reset_all();
   // Approximate bytes of one empty group's accumulators.
   size_t fixed_bytes_per_group() const { return fixed_bytes_; }
 

@@ -28,6 +28,7 @@
 #include "operators/window/window_operator.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <set>
@@ -35,6 +36,7 @@
 #include <utility>
 
 #include "engine/core/time.h"
+#include "engine/runtime/hashing.h"
 #include "engine/state/codec.h"
 #include "engine/state/state_backend.h"
 #include "operators/expr_options.h"
@@ -63,7 +65,7 @@ int64_t floor_div(int64_t a, int64_t b) {
 // allocation of its own and dropping a window frees a few large blocks.
 class KeyTable {
  public:
-  // The group of `key` (whose hash_string is `hash`), added as group size()
+  // The group of `key` (whose row hash is `hash`), added as group size()
   // when absent.
   uint32_t find_or_add(std::string_view key, uint64_t hash, bool& added) {
     if ((size_ + 1) * 2 > slots_.size()) grow();
@@ -78,7 +80,7 @@ class KeyTable {
         added = true;
         return size_++;
       }
-      if (s.hash == hash && this->key(s.group) == key) {
+      if (s.hash == hash && equal(this->key(s.group), key)) {
         added = false;
         return s.group;
       }
@@ -88,10 +90,18 @@ class KeyTable {
     return std::string_view(arena_.data() + offsets_[g], offsets_[g + 1] - offsets_[g]);
   }
   uint32_t size() const { return size_; }
+  // Empties the table and releases its memory.
   void clear() {
     slots_ = {};
     arena_ = {};
     offsets_ = {0};
+    size_ = 0;
+  }
+  // Empties the table, keeping its capacity for reuse.
+  void reset() {
+    std::fill(slots_.begin(), slots_.end(), Slot{});
+    arena_.clear();
+    offsets_.assign(1, 0);
     size_ = 0;
   }
 
@@ -101,6 +111,22 @@ class KeyTable {
     uint32_t group = kEmpty;
   };
   static constexpr uint32_t kEmpty = std::numeric_limits<uint32_t>::max();
+
+  // Byte equality without a library call for the common short keys (an
+  // int64 key encodes to 9 bytes).
+  static bool equal(std::string_view a, std::string_view b) {
+    const size_t n = a.size();
+    if (n != b.size()) return false;
+    if (n >= 8 && n <= 16) {
+      uint64_t a0, b0, a1, b1;
+      std::memcpy(&a0, a.data(), 8);
+      std::memcpy(&b0, b.data(), 8);
+      std::memcpy(&a1, a.data() + n - 8, 8);
+      std::memcpy(&b1, b.data() + n - 8, 8);
+      return a0 == b0 && a1 == b1;
+    }
+    return a == b;
+  }
 
   void grow() {
     std::vector<Slot> old = std::move(slots_);
@@ -125,11 +151,11 @@ struct Window {
   Window(int64_t end_ms, const std::vector<AggSpec>* aggs) : end(end_ms), groups(aggs) {}
   int64_t end;
   GroupStates groups;
-  KeyTable index;  // encoded key -> group
-  bool fired = false;                    // emitted at least once
-  bool spilled = false;                  // has partials in the store
-  size_t bytes = 0;                      // estimated memory of its groups
-  std::vector<uint32_t> dirty;           // fired: groups updated since their last emission
+  KeyTable index;               // encoded key -> group
+  bool fired = false;           // emitted at least once
+  bool spilled = false;         // has partials in the store
+  size_t bytes = 0;             // estimated memory of its groups
+  std::vector<uint32_t> dirty;  // fired: groups updated since their last emission
   std::vector<uint8_t> dirty_flag;
 };
 
@@ -232,15 +258,35 @@ class WindowOperator final : public runtime::Operator {
     late_.clear();
     const size_t n = batch->active_rows();
     const int64_t* ts = et->int64_data();
+    // Pass 1: every row's encoded key into one arena, and key hashes
+    // column-wise from the values (consistent with the encoding: both fold
+    // -0.0 and NaN). Looking keys up in a second pass keeps the lookups off
+    // the bytes just written.
+    key_arena_.clear();
+    key_arena_.reserve(n * 9 * cfg_->key_fields.size());
+    key_offsets_.resize(n + 1);
+    key_offsets_[0] = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const size_t r = batch->row_at(k);
+      for (size_t f : cfg_->key_fields) state::encode_key_cell(*batch->column(f), r, key_arena_);
+      key_offsets_[k + 1] = key_arena_.size();
+    }
+    if (!session_mode_) runtime::hash_rows(*batch, cfg_->key_fields, hashes_);
+    // Pass 2: assign rows to their windows' groups.
     for (size_t k = 0; k < n; ++k) {
       const size_t r = batch->row_at(k);
       if (et->is_null(r)) {
         ctx_->report_data_error("window '" + cfg_->id + "': row without event time dropped");
         continue;
       }
-      key_.clear();
-      for (size_t f : cfg_->key_fields) state::encode_key_cell(*batch->column(f), r, key_);
-      if (!session_mode_) key_hash_ = runtime::hash_string(key_);
+      const std::string_view key(key_arena_.data() + key_offsets_[k],
+                                 key_offsets_[k + 1] - key_offsets_[k]);
+      if (session_mode_) {
+        key_.assign(key);
+      } else {
+        key_view_ = key;
+        key_hash_ = hashes_[k];
+      }
       const uint64_t seq = seq_base_ + k;
       const bool placed =
           session_mode_ ? assign_session(ts[r], r, seq) : assign_windows(ts[r], r, seq);
@@ -285,7 +331,12 @@ class WindowOperator final : public runtime::Operator {
   // has windows and all of them are gone (a late row).
   bool assign_windows(int64_t t, size_t row, uint64_t seq) {
     if (cfg_->type == WindowType::kTumbling) {
-      const int64_t end = floor_div(t, cfg_->size_ms) * cfg_->size_ms + cfg_->size_ms;
+      // Consecutive rows mostly fall into the same window: skip the division.
+      if (t < tumbling_start_ || t >= tumbling_end_) {
+        tumbling_end_ = floor_div(t, cfg_->size_ms) * cfg_->size_ms + cfg_->size_ms;
+        tumbling_start_ = tumbling_end_ - cfg_->size_ms;
+      }
+      const int64_t end = tumbling_end_;
       if (end - 1 + lateness_ <= watermark_) return false;
       add_to_window(end, row, seq);
       return true;
@@ -307,10 +358,10 @@ class WindowOperator final : public runtime::Operator {
     Window* w = window_for(end);
     uint32_t g;
     bool added = false;
-    g = w->index.find_or_add(key_, key_hash_, added);
+    g = w->index.find_or_add(key_view_, key_hash_, added);
     if (added) {
       w->groups.add();
-      const size_t b = key_.size() + kGroupOverhead + w->groups.fixed_bytes_per_group();
+      const size_t b = key_view_.size() + kGroupOverhead + w->groups.fixed_bytes_per_group();
       w->bytes += b;
       mem_bytes_ += b;
     }
@@ -322,7 +373,14 @@ class WindowOperator final : public runtime::Operator {
     if (last_window_ != nullptr && last_window_->end == end) return last_window_;
     auto it = windows_.find(end);
     if (it == windows_.end()) {
-      auto w = std::make_unique<Window>(end, &cfg_->aggs);
+      std::unique_ptr<Window> w;
+      if (spare_window_) {
+        // The last purged window's memory, already sized for a window's keys.
+        w = std::move(spare_window_);
+        w->end = end;
+      } else {
+        w = std::make_unique<Window>(end, &cfg_->aggs);
+      }
       // A window first seen after its end passed (a late row within the
       // allowed lateness) fires at once.
       w->fired = end - 1 <= watermark_;
@@ -625,6 +683,18 @@ class WindowOperator final : public runtime::Operator {
       }
       mem_bytes_ -= std::min(mem_bytes_, w.bytes);
       if (last_window_ == &w) last_window_ = nullptr;
+      if (!w.spilled) {
+        // Keep its capacity for the next window (consecutive windows see
+        // similar keys); a spilled window's memory was released already.
+        std::unique_ptr<Window> spare = std::move(it->second);
+        spare->index.reset();
+        spare->groups.reset_all();
+        spare->fired = false;
+        spare->bytes = 0;
+        spare->dirty.clear();
+        spare->dirty_flag.clear();
+        spare_window_ = std::move(spare);
+      }
       windows_.erase(it);
     }
     while (!purge_timers_.empty() && purge_timers_.begin()->first - 1 + lateness_ <= watermark_) {
@@ -685,8 +755,14 @@ class WindowOperator final : public runtime::Operator {
   std::vector<ColumnPtr> args_;
   std::vector<Entry> entries_;
   Selection late_;
-  std::string key_;
+  std::string key_arena_;            // encoded keys of the batch's alive rows
+  std::vector<size_t> key_offsets_;  // row k's key: [offsets[k], offsets[k+1])
+  std::string key_;                  // sessions: the current row's key
+  std::string_view key_view_;        // windows: the current row's key
   uint64_t key_hash_ = 0;
+  int64_t tumbling_start_ = 0;  // the last row's tumbling window
+  int64_t tumbling_end_ = 0;
+  std::vector<uint64_t> hashes_;
   std::string buf_;
   std::vector<uint32_t> order_;
   GroupStates scratch_;     // one group: merge target when firing spilled windows
@@ -695,6 +771,7 @@ class WindowOperator final : public runtime::Operator {
   // Tumbling and sliding.
   std::map<int64_t, std::unique_ptr<Window>> windows_;
   Window* last_window_ = nullptr;
+  std::unique_ptr<Window> spare_window_;  // a purged window kept for its capacity
   std::vector<Window*> dirty_windows_;
 
   // Sessions.

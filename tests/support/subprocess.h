@@ -18,6 +18,7 @@ struct ProcessResult {
   int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;
+  long max_rss_kb = 0;  // peak resident set of the child (run_process only)
   std::string out;
   std::string err;
 };

@@ -75,8 +75,9 @@ class RandomValues {
   uint64_t pick(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng_); }
 
   int64_t interesting_int() {
-    static const int64_t kEdges[] = {0, 1, -1, std::numeric_limits<int64_t>::min(),
-                                     std::numeric_limits<int64_t>::max(), 255, 256, -256};
+    static const int64_t kEdges[] = {
+        0,   1,   -1,  std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
+        255, 256, -256};
     if (pick(4) == 0) return kEdges[pick(std::size(kEdges))];
     if (pick(2) == 0) return static_cast<int64_t>(pick(2000)) - 1000;
     return static_cast<int64_t>(rng_());
@@ -125,8 +126,7 @@ TEST(KeyCodecTest, MemcmpOrderMatchesValueOrderForEveryType) {
       for (size_t j = 0; j < values.size(); ++j) {
         ASSERT_EQ(compare_bytes(key_of(values[i]), key_of(values[j])),
                   compare_values(values[i], values[j]))
-            << type_name(type) << ": " << values[i].to_string() << " vs "
-            << values[j].to_string();
+            << type_name(type) << ": " << values[i].to_string() << " vs " << values[j].to_string();
       }
     }
   }
@@ -147,9 +147,9 @@ TEST(KeyCodecTest, NullSortsFirstAcrossTypes) {
 
 TEST(KeyCodecTest, StringsWithZerosAndPrefixes) {
   using namespace std::string_literals;
-  const std::vector<std::string> sorted = {""s, "\0"s, "\0\0"s, "\0\x01"s, "\0\xFF"s, "\x01"s,
-                                           "a"s, "a\0"s, "a\0b"s, "a\x01"s, "ab"s, "abc"s, "b"s,
-                                           "\xFF"s, "\xFF\xFF"s};
+  const std::vector<std::string> sorted = {""s,     "\0"s,  "\0\0"s, "\0\x01"s, "\0\xFF"s,
+                                           "\x01"s, "a"s,   "a\0"s,  "a\0b"s,   "a\x01"s,
+                                           "ab"s,   "abc"s, "b"s,    "\xFF"s,   "\xFF\xFF"s};
   for (size_t i = 0; i + 1 < sorted.size(); ++i) {
     EXPECT_LT(compare_bytes(key_of(Value::string(sorted[i])), key_of(Value::string(sorted[i + 1]))),
               0)
@@ -172,10 +172,18 @@ TEST(KeyCodecTest, DoublesCanonicalise) {
   EXPECT_EQ(key_of(Value::float64(nan)), key_of(Value::float64(-nan)));
   EXPECT_EQ(key_of(Value::float64(nan)),
             key_of(Value::float64(std::numeric_limits<double>::signaling_NaN())));
-  const std::vector<double> sorted = {-inf, std::numeric_limits<double>::lowest(), -1.5, -1e-300,
-                                      -std::numeric_limits<double>::denorm_min(), 0.0,
-                                      std::numeric_limits<double>::denorm_min(), 1e-300, 1.5,
-                                      std::numeric_limits<double>::max(), inf, nan};
+  const std::vector<double> sorted = {-inf,
+                                      std::numeric_limits<double>::lowest(),
+                                      -1.5,
+                                      -1e-300,
+                                      -std::numeric_limits<double>::denorm_min(),
+                                      0.0,
+                                      std::numeric_limits<double>::denorm_min(),
+                                      1e-300,
+                                      1.5,
+                                      std::numeric_limits<double>::max(),
+                                      inf,
+                                      nan};
   for (size_t i = 0; i + 1 < sorted.size(); ++i) {
     EXPECT_LT(key_of(Value::float64(sorted[i])), key_of(Value::float64(sorted[i + 1]))) << i;
   }

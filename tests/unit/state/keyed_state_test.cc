@@ -171,7 +171,8 @@ TEST_P(KeyedStateTest, MapStatePerKeyMaps) {
   ASSERT_TRUE(neighbour.put(skey("k"), {Value::int64(-1)}).ok());
   ASSERT_TRUE(neighbour.flush().ok());
   // "k" and "k2" as keys: the key encoding keeps their entries apart.
-  for (int64_t u : {5, -3, 40, 0}) ASSERT_TRUE(state.put(skey("k"), ikey(u), {Value::int64(u * 10)}).ok());
+  for (int64_t u : {5, -3, 40, 0})
+    ASSERT_TRUE(state.put(skey("k"), ikey(u), {Value::int64(u * 10)}).ok());
   ASSERT_TRUE(state.put(skey("k2"), ikey(1), {Value::int64(99)}).ok());
   Row row;
   ASSERT_TRUE(state.get(skey("k"), ikey(40), row).value());
@@ -193,16 +194,19 @@ TEST_P(KeyedStateTest, MapStatePerKeyMaps) {
   EXPECT_EQ(seen, (std::vector<int64_t>{-3, 0, 5, 40}));
 
   size_t visits = 0;
-  ASSERT_TRUE(state.for_each(skey("k"), [&](std::string_view, const Row&) { return ++visits < 2; }).ok());
+  ASSERT_TRUE(
+      state.for_each(skey("k"), [&](std::string_view, const Row&) { return ++visits < 2; }).ok());
   EXPECT_EQ(visits, 2u);
 
   ASSERT_TRUE(state.remove(skey("k"), ikey(0)).ok());
   ASSERT_TRUE(state.clear(skey("k2")).ok());
   visits = 0;
-  ASSERT_TRUE(state.for_each(skey("k2"), [&](std::string_view, const Row&) { return ++visits > 0; }).ok());
+  ASSERT_TRUE(
+      state.for_each(skey("k2"), [&](std::string_view, const Row&) { return ++visits > 0; }).ok());
   EXPECT_EQ(visits, 0u);
   visits = 0;
-  ASSERT_TRUE(state.for_each(skey("k"), [&](std::string_view, const Row&) { return ++visits > 0; }).ok());
+  ASSERT_TRUE(
+      state.for_each(skey("k"), [&](std::string_view, const Row&) { return ++visits > 0; }).ok());
   EXPECT_EQ(visits, 3u);
   ASSERT_TRUE(state.clear(skey("k")).ok());
   EXPECT_EQ(store_entries(), 1u);  // only the neighbouring state is left
@@ -218,10 +222,13 @@ TEST_P(KeyedStateTest, CachedTableTinyBudgetEvictsAndKeepsEveryValue) {
   constexpr int64_t kKeys = 3000;
   for (int round = 0; round < 3; ++round) {
     for (int64_t i = 0; i < kKeys; ++i) {
-      ASSERT_TRUE(table.update(ikey(i), [&](int64_t& c, bool existed) {
-                         EXPECT_EQ(existed, round > 0);
-                         c += i;
-                       }).ok());
+      ASSERT_TRUE(table
+                      .update(ikey(i),
+                              [&](int64_t& c, bool existed) {
+                                EXPECT_EQ(existed, round > 0);
+                                c += i;
+                              })
+                      .ok());
     }
   }
   EXPECT_LE(table.memory_bytes(), 4096u);
@@ -254,11 +261,14 @@ TEST_P(KeyedStateTest, CachedTableRemoveAndBlindPut) {
   ASSERT_TRUE(table.remove(ikey(3)).ok());  // absent everywhere: still fine
   EXPECT_EQ(table.get(ikey(1)).value(), nullptr);
   EXPECT_EQ(store_entries(), 2u);  // the remove is not written yet
-  ASSERT_TRUE(table.update(ikey(1), [](int64_t& c, bool existed) {
-                     EXPECT_FALSE(existed);
-                     EXPECT_EQ(c, 0);
-                     c = 5;
-                   }).ok());
+  ASSERT_TRUE(table
+                  .update(ikey(1),
+                          [](int64_t& c, bool existed) {
+                            EXPECT_FALSE(existed);
+                            EXPECT_EQ(c, 0);
+                            c = 5;
+                          })
+                  .ok());
   ASSERT_TRUE(table.remove(ikey(2)).ok());
   ASSERT_TRUE(table.flush().ok());
   EXPECT_EQ(store_entries(), 1u);
@@ -348,9 +358,9 @@ TEST_P(KeyedStateTest, CachedTableFiresWindowsBelowAWatermark) {
   for (int64_t w = 1; w <= 10; ++w) {
     for (int u = 0; u < 30; ++u) {
       for (int rep = 0; rep <= u % 3; ++rep) {
-        ASSERT_TRUE(table.update(wkey(w * 1000, "user" + std::to_string(u)),
-                                 [](int64_t& c, bool) { ++c; })
-                        .ok());
+        ASSERT_TRUE(
+            table.update(wkey(w * 1000, "user" + std::to_string(u)), [](int64_t& c, bool) { ++c; })
+                .ok());
       }
     }
   }

@@ -129,7 +129,7 @@ TEST_P(StoreTest, RemoveRange) {
   ASSERT_TRUE(store_->remove_range("", "").ok());
   EXPECT_TRUE(keys("", "").empty());
   ASSERT_TRUE(store_->remove_range("", "").ok());  // on an empty store
-  ASSERT_TRUE(store_->put("z", "back").ok());       // the store still works
+  ASSERT_TRUE(store_->put("z", "back").ok());      // the store still works
   EXPECT_EQ(get("z"), "back");
 }
 
@@ -150,8 +150,9 @@ TEST_P(StoreTest, MultiGet) {
 TEST_P(StoreTest, MatchesAReferenceMapUnderRandomOps) {
   std::map<std::string, std::string> model;
   std::mt19937 rng(17);
-  auto rand_key = [&] { return std::string(1, static_cast<char>('a' + rng() % 20)) +
-                               std::to_string(rng() % 10); };
+  auto rand_key = [&] {
+    return std::string(1, static_cast<char>('a' + rng() % 20)) + std::to_string(rng() % 10);
+  };
   for (int step = 0; step < 2000; ++step) {
     int op = static_cast<int>(rng() % 10);
     std::string k = rand_key();
@@ -221,7 +222,7 @@ TEST(RocksDbStoreTest, ReopenFindsDataWrittenWithoutWal) {
     b.put("batch", "yes");
     ASSERT_TRUE((*store)->write(b).ok());
     ASSERT_TRUE((*store)->remove_range("k1", "k2").ok());  // k1, k10..k199
-  }  // closing flushes the memtable
+  }                                                        // closing flushes the memtable
   auto store = open_rocksdb(options);
   ASSERT_TRUE(store.ok()) << store.status().to_string();
   auto get = [&](const std::string& k) { return (*store)->get(k).value(); };
@@ -232,7 +233,8 @@ TEST(RocksDbStoreTest, ReopenFindsDataWrittenWithoutWal) {
   EXPECT_EQ(get("k499"), "v499");
   EXPECT_EQ(get("batch"), "yes");
   size_t n = 0;
-  ASSERT_TRUE((*store)->scan("", "", [&](std::string_view, std::string_view) { return ++n > 0; }).ok());
+  ASSERT_TRUE(
+      (*store)->scan("", "", [&](std::string_view, std::string_view) { return ++n > 0; }).ok());
   EXPECT_EQ(n, 500u - 1 - 111 + 1);  // removed k0 and the 111 keys k1*, added "batch"
 }
 
