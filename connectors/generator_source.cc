@@ -11,6 +11,16 @@
 namespace df::connectors {
 
 namespace {
+// splitmix64 finaliser over (seed, field): independent, well-mixed seeds.
+uint64_t field_seed(uint64_t seed, size_t field) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(field) + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+namespace {
 
 using Clock = std::chrono::steady_clock;
 
@@ -88,11 +98,13 @@ class GeneratorSource final : public runtime::SourceOperator {
     ColumnPtr id_col = ids;
     Batch input(cfg_->input_schema, {id_col}, n);
     expr::EvalContext ectx;
-    ectx.seed = cfg_->seed;
     ectx.row_ids = id_col.get();
     std::vector<ColumnPtr> cols;
     cols.reserve(cfg_->exprs.size());
     for (size_t f = 0; f < cfg_->exprs.size(); ++f) {
+      // Each field draws its own random stream: rand() in `price` must not
+      // repeat rand() in `auction` for the same row.
+      ectx.seed = field_seed(cfg_->seed, f);
       cols.push_back(cfg_->exprs[f]->evaluate(input, ectx));
       // A bad row yields null (SQL semantics); count and log it like any data error.
       for (const auto& e : ectx.errors) {

@@ -95,6 +95,23 @@ TEST(Generator, SameSeedSameRowsForAnyBatchingAndParallelism) {
   EXPECT_GT(differing, 4900u);
 }
 
+TEST(Generator, RandInDifferentFieldsIsIndependent) {
+  auto node = prepare_ok(generator({{"count", scalar("20000")}, {"seed", scalar("7")}},
+                                   {{"id", scalar("i")}, {"a", scalar("rand()")}, {"b", scalar("rand()")}}));
+  ASSERT_TRUE(node);
+  auto rows = generate(*node, 1, 1024);
+  ASSERT_EQ(rows.size(), 20000u);
+  // Independent uniforms: both below 0.2 for about 4% of rows (not 20%).
+  size_t both_low = 0, equal = 0;
+  for (const auto& [i, row] : rows) {
+    both_low += row[1].as_double() < 0.2 && row[2].as_double() < 0.2;
+    equal += row[1] == row[2];
+  }
+  EXPECT_EQ(equal, 0u);
+  EXPECT_GT(both_low, 600u);
+  EXPECT_LT(both_low, 1000u);
+}
+
 TEST(Generator, SubtasksBeyondCountProduceNothing) {
   auto node = prepare_ok(generator({{"count", scalar("2")}}));
   ASSERT_TRUE(node);
