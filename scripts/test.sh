@@ -27,8 +27,9 @@ if [ "${DATAFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
   echo "== TSan build, unit tests"
   scripts/build.sh Tsan --target unit_tests
   # Debian's oneTBB is not instrumented: ignore what its own code does through
-  # interceptors (memcmp, delete) and suppress its task-pool internals.
-  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1 suppressions=$PWD/tests/tsan.supp" \
+  # interceptors (memcmp, delete) and suppress its task-pool internals; a long
+  # history lets TSan restore the pool frames those suppressions match.
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=7 ignore_noninstrumented_modules=1 suppressions=$PWD/tests/tsan.supp" \
     run_ctest build-tsan -L unit
 fi
 echo "== all tests passed in $(( $(date +%s) - start ))s"
