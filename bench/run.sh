@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs each benchmark pipeline on DataFlow with 1 and 2 workers next to its
+# Runs each benchmark pipeline on DataFlow with 1 and 2 workers (at parallelism
+# 1 and 2) next to its
 # hand-written loop, in this same run, and prints rows/s, peak RSS and the
 # ratio to the hand-written loop.
 #   bench/run.sh [ROWS] [NAME...]     (names: gen_filter_map window_tumbling window_sliding)
@@ -11,11 +12,11 @@ names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(gen_filter_map window_tumbling window_sliding)
 scripts/build.sh Release --target bench >/dev/null
 
-rss() {  # peak RSS in MiB of a command, from GNU time when present
+rss() {  # runs a command (stdout discarded) and prints its peak RSS in MiB (GNU time)
   if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f "%M" -o /tmp/bench-rss.$$ "$@" && awk '{ printf "%.0f", $1 / 1024 }' /tmp/bench-rss.$$
+    /usr/bin/time -f "%M" -o /tmp/bench-rss.$$ "$@" >/dev/null && awk '{ printf "%.0f", $1 / 1024 }' /tmp/bench-rss.$$
   else
-    "$@" && echo "?"
+    "$@" >/dev/null && echo "?"
   fi
 }
 
@@ -26,8 +27,9 @@ for name in "${names[@]}"; do
   echo "$name: $base"
   for workers in 1 2; do
     log=/tmp/bench-$name-$workers.$$
+    # N workers run the pipeline at parallelism N.
     mb=$(BENCH_ROWS=$n rss build/bin/dataflow exec "bench/pipelines/$name.yaml" --no-progress \
-           --workers "$workers" 2>"$log" >/dev/null)
+           --workers "$workers" --parallelism "$workers" 2>"$log")
     secs=$(sed -n 's/.* in \([0-9.]*\)s:.*/\1/p' "$log")
     rps=$(awk -v r="$n" -v s="$secs" 'BEGIN { printf "%.0f", r / s }')
     ratio=$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", a / b }')

@@ -14,7 +14,7 @@ struct Acc {
 
 int main(int argc, char** argv) {
   const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 20'000'000;
-  const int64_t keys = argc > 2 ? std::atoll(argv[2]) : 10'000;
+  const int64_t keys = argc > 2 ? std::atoll(argv[2]) : 1'000;
   const int64_t size_ms = 10'000;
   auto start = std::chrono::steady_clock::now();
   std::unordered_map<int64_t, Acc> open;
