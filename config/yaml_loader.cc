@@ -30,7 +30,7 @@ Status convert(const YAML::Node& node, const std::string& file, const LoadOption
       bool quoted = node.Tag() == "!";
       std::string text = node.Scalar();
       if (options.substitute_env) {
-        auto r = substitute_env(text, loc);
+        auto r = substitute_env(text);
         if (!r.ok()) {
           diags.error(loc, r.status().message());
         } else {
@@ -82,7 +82,7 @@ Status convert(const YAML::Node& node, const std::string& file, const LoadOption
 
 }  // namespace
 
-Result<std::string> substitute_env(std::string_view text, const SourceLocation& loc) {
+Result<std::string> substitute_env(std::string_view text) {
   if (text.find('$') == std::string_view::npos) return std::string(text);
   std::string out;
   out.reserve(text.size());
@@ -116,7 +116,6 @@ Result<std::string> substitute_env(std::string_view text, const SourceLocation& 
     } else if (fallback) {
       out += *fallback;
     } else {
-      (void)loc;
       return Status::invalid("environment variable " + var +
                              " is not set (write ${" + var + ":-default} to give a default)");
     }

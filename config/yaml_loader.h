@@ -24,6 +24,7 @@ Result<ConfigValue> parse_yaml(std::string_view text, const std::string& file,
 // Reads and parses a file. A missing or unreadable file is an IoError with one sentence.
 Result<ConfigValue> load_yaml_file(const std::string& path, const LoadOptions& options = {});
 // Replaces ${VAR} / ${VAR:-default}; `$${` escapes a literal "${".
-Result<std::string> substitute_env(std::string_view text, const SourceLocation& loc);
+// Errors carry no location; callers prefix the scalar's.
+Result<std::string> substitute_env(std::string_view text);
 
 }  // namespace df::config

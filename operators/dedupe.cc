@@ -102,12 +102,7 @@ class DedupeOperator final : public runtime::Operator, public StateStats {
       DF_RETURN_IF_ERROR(firsts_->put(key, first_, ts));
     }
     DF_RETURN_IF_ERROR(firsts_->flush());
-    if (selection->empty()) return Status::OK();
-    if (selection->size() == batch->active_rows()) {
-      out.emit(batch);
-    } else {
-      out.emit(batch->with_selection(std::move(selection)));
-    }
+    if (BatchPtr kept = Batch::narrow(batch, std::move(selection))) out.emit(std::move(kept));
     return Status::OK();
   }
 

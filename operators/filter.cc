@@ -20,12 +20,7 @@ class FilterOperator final : public runtime::Operator {
     ColumnPtr keep = predicate_->evaluate(*batch, eval_);
     report_eval_errors(eval_, *ctx_);
     SelectionPtr selection = expr::select_true(*batch, *keep);
-    if (selection->empty()) return Status::OK();
-    if (selection->size() == batch->active_rows()) {
-      out.emit(batch);
-    } else {
-      out.emit(batch->with_selection(std::move(selection)));
-    }
+    if (BatchPtr kept = Batch::narrow(batch, std::move(selection))) out.emit(std::move(kept));
     return Status::OK();
   }
 

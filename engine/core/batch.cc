@@ -31,6 +31,12 @@ BatchPtr Batch::with_selection(SelectionPtr selection) const {
   return make(schema_, columns_, num_rows_, std::move(selection), event_time_);
 }
 
+BatchPtr Batch::narrow(const BatchPtr& batch, SelectionPtr selection) {
+  if (selection->empty()) return nullptr;
+  if (selection->size() == batch->active_rows()) return batch;
+  return batch->with_selection(std::move(selection));
+}
+
 BatchPtr Batch::with_event_time(ColumnPtr event_time) const {
   return make(schema_, columns_, num_rows_, selection_, std::move(event_time));
 }

@@ -64,6 +64,9 @@ class Batch {
   BatchPtr with_columns(SchemaPtr schema, std::vector<ColumnPtr> columns) const;
   // Same columns, narrower selection (must be a subset of the current one).
   BatchPtr with_selection(SelectionPtr selection) const;
+  // `batch` narrowed to `selection` (a subset of its alive rows): nullptr when
+  // no row is left, `batch` itself when every row is, else a shared-column view.
+  static BatchPtr narrow(const BatchPtr& batch, SelectionPtr selection);
   BatchPtr with_event_time(ColumnPtr event_time) const;
   // A dense copy holding only the alive rows (selection dropped).
   BatchPtr compact() const;

@@ -30,7 +30,6 @@ namespace {
 constexpr char kLeft = 'L';
 constexpr char kRight = 'R';
 constexpr char kIndex = 'X';
-const char kSeqKey[] = "S";
 constexpr size_t kSlice = 4096;
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
@@ -70,11 +69,7 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
     ctx_ = &ctx;
     output_ = std::make_unique<JoinOutput>(config_, ctx.batch_size());
     DF_ASSIGN_OR_RETURN(store_, state::open_store(ctx.state_dir()));
-    DF_ASSIGN_OR_RETURN(auto seq, store_->get(kSeqKey));
-    if (seq) {
-      std::string_view in = *seq;
-      DF_ASSIGN_OR_RETURN(seq_, state::read_u64(in));
-    }
+    DF_RETURN_IF_ERROR(seq_.load(*store_));
     return Status::OK();
   }
 
@@ -85,7 +80,6 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
     const bool is_left = input == 0;
     const auto& keys = is_left ? config_->left_keys : config_->right_keys;
     state::WriteBatch writes;
-    const uint64_t seq_before = seq_;
     std::string key;
     for (size_t k = 0; k < batch->active_rows(); ++k) {
       const size_t row = batch->row_at(k);
@@ -105,11 +99,7 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
         DF_RETURN_IF_ERROR(on_right(*batch, row, ts, key, writes, out));
       }
     }
-    if (seq_ != seq_before) {
-      std::string v;
-      state::append_u64(seq_, v);
-      writes.put(kSeqKey, v);
-    }
+    seq_.save(writes);
     if (!writes.empty()) DF_RETURN_IF_ERROR(store_->write(writes));
     output_->flush(out);
     return Status::OK();
@@ -212,7 +202,7 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
     std::string buffer_key(1, side);
     buffer_key += key;
     state::append_ordered_i64(ts, buffer_key);
-    state::append_u64(seq_++, buffer_key);
+    state::append_u64(seq_.next(), buffer_key);
     std::string index_key{kIndex, side};
     state::append_ordered_i64(expiry, index_key);
     index_key += buffer_key;
@@ -267,7 +257,7 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
   int64_t wm_ = kMin;
   int64_t out_wm_ = kMin;
   bool out_idle_ = false;
-  uint64_t seq_ = 0;
+  RowSequence seq_;
   size_t entries_ = 0;
 };
 

@@ -39,6 +39,20 @@ struct JoinConfig {
 };
 using JoinConfigPtr = std::shared_ptr<const JoinConfig>;
 
+// Numbers the rows a join buffers so that none overwrites another, across
+// restarts too: the next number is kept in the subtask's store.
+class RowSequence {
+ public:
+  Status load(state::KvStore& store);
+  uint64_t next() { return next_++; }
+  // Adds the next number to `writes` when rows were numbered since the last save.
+  void save(state::WriteBatch& writes);
+
+ private:
+  uint64_t next_ = 0;
+  uint64_t saved_ = 0;
+};
+
 std::unique_ptr<runtime::Operator> make_interval_join(JoinConfigPtr config);
 std::unique_ptr<runtime::Operator> make_windowed_join(JoinConfigPtr config);
 

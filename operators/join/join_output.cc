@@ -54,4 +54,26 @@ state::RowCodec row_codec(const Schema& schema) {
   return state::RowCodec(std::move(types));
 }
 
+namespace {
+const char kRowSequenceKey[] = "S";
+}  // namespace
+
+Status RowSequence::load(state::KvStore& store) {
+  DF_ASSIGN_OR_RETURN(auto stored, store.get(kRowSequenceKey));
+  if (stored) {
+    std::string_view in = *stored;
+    DF_ASSIGN_OR_RETURN(next_, state::read_u64(in));
+  }
+  saved_ = next_;
+  return Status::OK();
+}
+
+void RowSequence::save(state::WriteBatch& writes) {
+  if (next_ == saved_) return;
+  std::string v;
+  state::append_u64(next_, v);
+  writes.put(kRowSequenceKey, v);
+  saved_ = next_;
+}
+
 }  // namespace df::operators::join

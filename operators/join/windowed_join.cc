@@ -25,7 +25,6 @@ namespace {
 constexpr char kWindow = 'W';
 constexpr char kLeft = 'L';
 constexpr char kRight = 'R';
-const char kSeqKey[] = "S";
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 
@@ -49,11 +48,7 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
     Table::Options options;
     if (ctx.state_memory_budget() > 0) options.memory_budget_bytes = ctx.state_memory_budget();
     rows_ = std::make_unique<Table>(*store_, state::BytesCodec{}, options);
-    DF_ASSIGN_OR_RETURN(auto seq, store_->get(kSeqKey));
-    if (seq) {
-      std::string_view in = *seq;
-      DF_ASSIGN_OR_RETURN(seq_, state::read_u64(in));
-    }
+    DF_RETURN_IF_ERROR(seq_.load(*store_));
     return Status::OK();
   }
 
@@ -64,7 +59,6 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
     const bool is_left = input == 0;
     const auto& keys = is_left ? config_->left_keys : config_->right_keys;
     const int64_t size = config_->window_size_ms;
-    const uint64_t seq_before = seq_;
     std::string value;
     for (size_t k = 0; k < batch->active_rows(); ++k) {
       const size_t row = batch->row_at(k);
@@ -85,17 +79,15 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
         continue;
       }
       window_key.push_back(is_left ? kLeft : kRight);
-      state::append_u64(seq_++, window_key);
+      state::append_u64(seq_.next(), window_key);
       value.clear();
       encode_row(*batch, row, value);
       DF_RETURN_IF_ERROR(rows_->put(window_key, value));
       ++entries_;
     }
-    if (seq_ != seq_before) {
-      std::string v;
-      state::append_u64(seq_, v);
-      DF_RETURN_IF_ERROR(store_->put(kSeqKey, v));
-    }
+    state::WriteBatch writes;
+    seq_.save(writes);
+    if (!writes.empty()) DF_RETURN_IF_ERROR(store_->write(writes));
     return Status::OK();
   }
 
@@ -194,7 +186,7 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
   std::unique_ptr<Table> rows_;  // uses *store_, so declared after it
   std::unique_ptr<JoinOutput> output_;
   int64_t wm_ = kMin;
-  uint64_t seq_ = 0;
+  RowSequence seq_;
   size_t entries_ = 0;
 };
 

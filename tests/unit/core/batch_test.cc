@@ -90,3 +90,19 @@ TEST(Batch, RejectsMismatchedColumns) {
 
 }  // namespace
 }  // namespace df
+
+namespace df {
+namespace {
+
+TEST(Batch, NarrowDropsEmptyKeepsWholeSharesPartial) {
+  auto b = sample();
+  EXPECT_EQ(Batch::narrow(b, std::make_shared<const Selection>()), nullptr);
+  EXPECT_EQ(Batch::narrow(b, std::make_shared<const Selection>(Selection{0, 1, 2, 3, 4})), b);
+  auto part = Batch::narrow(b, std::make_shared<const Selection>(Selection{1, 3}));
+  ASSERT_NE(part, nullptr);
+  EXPECT_EQ(part->active_rows(), 2u);
+  EXPECT_EQ(part->column(0).get(), b->column(0).get());
+}
+
+}  // namespace
+}  // namespace df
