@@ -7,6 +7,8 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libtbb-dev libyaml-cpp-dev libsimdjson-dev libcli11-dev librocksdb-dev
   libgtest-dev libgmock-dev
+  nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libzstd-dev
+  nodejs npm
 )
 
 missing=()

@@ -104,8 +104,22 @@ void read_settings(OptionReader& top, PipelineSettings& s, Diagnostics& diags) {
         s.delivery = *d;
       }
     }
-    r.duration("timeout");
-    r.int64("retained");
+    if (auto t = r.duration("timeout")) {
+      if (t->count() <= 0) {
+        diags.error(r.get("timeout")->location(), "checkpoint timeout must be positive");
+      } else {
+        s.checkpoint_timeout = *t;
+      }
+    }
+    if (auto n = r.int64("retained")) {
+      if (*n < 1 || *n > 1000) {
+        diags.error(r.get("retained")->location(), "checkpoint retained must be between 1 and 1000");
+      } else {
+        s.checkpoint_retained = static_cast<int>(*n);
+      }
+    }
+    if (auto st = r.string("storage")) s.checkpoint_storage = *st;
+    if (auto c = r.boolean("compression")) s.checkpoint_compression = *c;
     r.finish();
   }
   if (const ConfigValue* dl = top.get("dead_letter")) {
@@ -496,6 +510,7 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     spec.parallelism = n.parallelism;
     spec.batch_size = options.batch_size;
     spec.pipeline_name = plan->settings.name;
+    spec.delivery = plan->settings.delivery;
     attempted[i] = true;
     n.prepared = d.factory->prepare(spec, input_schemas, *d.options);
     if (!n.prepared) continue;

@@ -26,6 +26,10 @@ struct PipelineSettings {
   int parallelism = 1;
   std::optional<Millis> checkpoint_interval;
   std::string delivery = "at_least_once";  // or exactly_once
+  Millis checkpoint_timeout{600000};       // checkpoint.timeout (default 10m)
+  int checkpoint_retained = 3;             // checkpoint.retained
+  std::string checkpoint_storage;          // checkpoint.storage: path or s3://bucket/prefix
+  bool checkpoint_compression = false;     // checkpoint.compression
   std::string dead_letter_sink;            // empty: none
   double dead_letter_max_rate = 0.01;
   std::optional<size_t> batch_size;        // performance override

@@ -35,6 +35,9 @@ struct NodeSpec {
   // Pipeline-wide settings a factory may need.
   size_t batch_size = 1024;
   std::string pipeline_name;
+  // The pipeline's `checkpoint.delivery`: "at_least_once" or "exactly_once".
+  // A sink may override it with its own `delivery` option.
+  std::string delivery = "at_least_once";
   // Per input: whether its rows carry event time (Batch::event_time()). A
   // window or join reports a located error when it needs event time and an
   // input lacks it.

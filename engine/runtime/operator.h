@@ -17,6 +17,7 @@
 #include "engine/core/batch.h"
 #include "engine/core/element.h"
 #include "engine/core/status.h"
+#include "engine/runtime/checkpoint.h"
 
 namespace df::runtime {
 
@@ -57,6 +58,14 @@ class OperatorContext {
   // Bytes of memory this subtask's state may cache before spilling (0: the
   // operator's default).
   virtual size_t state_memory_budget() const { return 0; }
+  // True when the run takes checkpoints (snapshot() and checkpoint_complete()
+  // will be called). Two-phase-commit sinks commit on checkpoint_complete()
+  // then, and at close() otherwise.
+  virtual bool checkpointing() const { return false; }
+  // On a run resumed from a checkpoint: the JSON this subtask's snapshot gave
+  // SnapshotContext::set_meta (state_dir() already holds its files).
+  // nullptr on a fresh start or when the snapshot set no meta.
+  virtual const std::string* restored_meta() const { return nullptr; }
 };
 
 // Where an operator puts what it produces. Only valid inside the call that
@@ -101,6 +110,26 @@ class Operator {
   virtual bool drained() const { return true; }
   // Last call; report any error the asynchronous work met.
   virtual Status close() { return Status::OK(); }
+
+  // --- Checkpoints (runtime/checkpoint.h). Called on the task's thread. ---
+
+  // Checkpoint ctx.checkpoint_id(): every element before its barrier has
+  // been processed, none after. Write what must survive a crash and keep it
+  // cheap (flush caches, KvStore::checkpoint_to(ctx.files_dir())); slow work
+  // goes to the I/O pool under ctx.defer(). Also called once after finish()
+  // with kFinalCheckpoint when the subtask ended. A non-OK status fails the
+  // checkpoint, not the run. Default: no state.
+  virtual Status snapshot(SnapshotContext& ctx) {
+    (void)ctx;
+    return Status::OK();
+  }
+  // Checkpoint `id` is durable and current (kFinalCheckpoint: the one that
+  // covers this subtask's final snapshot). Sinks commit what their snapshots
+  // of ids <= id pre-committed. May come after finish(), before close().
+  virtual Status checkpoint_complete(uint64_t id) {
+    (void)id;
+    return Status::OK();
+  }
 };
 
 struct SourceProgress {
@@ -135,6 +164,18 @@ class SourceOperator {
   // not block. Returns an error to fail the run.
   virtual Result<SourceProgress> produce(Output& out) = 0;
   virtual Status close() { return Status::OK(); }
+  // Records the position after the last row produce() emitted, as JSON meta
+  // (file + byte offset, row number, Kafka offsets); a resumed run gets it
+  // back as OperatorContext::restored_meta() and continues from there.
+  // Called between produce() calls, right before Barrier(id) is injected.
+  virtual Status snapshot(SnapshotContext& ctx) {
+    (void)ctx;
+    return Status::OK();
+  }
+  virtual Status checkpoint_complete(uint64_t id) {
+    (void)id;
+    return Status::OK();
+  }
 };
 
 }  // namespace df::runtime

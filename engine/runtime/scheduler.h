@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "engine/core/status.h"
+#include "engine/runtime/checkpoint.h"
 #include "engine/runtime/physical_plan.h"
 
 namespace df::runtime {
@@ -35,6 +36,15 @@ struct RunOptions {
   std::string state_root;
   // OperatorContext::state_memory_budget() of every stateful subtask.
   size_t state_memory_budget = 64u << 20;
+  // Checkpoints (runtime/checkpoint.h). Null: the run takes none, snapshot()
+  // is never called and sinks commit at close. Not owned; must outlive run().
+  CheckpointListener* checkpoint_listener = nullptr;
+  // Snapshot files of checkpoint n go to <snapshot_root>/<n>/<node>/<subtask>
+  // (same filesystem as state_root, so RocksDB can hard-link). Required with
+  // a listener.
+  std::string snapshot_root;
+  // A resumed run: what each (node, subtask) snapshot recorded.
+  RestoredState restored;
 };
 
 // Live counters of one logical node, summed over its subtasks. Written by
@@ -84,6 +94,31 @@ class Scheduler {
   const RunMetrics& metrics() const;
   // Thread-safe; for progress lines, backpressure gauges and tests.
   ChannelStats channel_stats() const;
+
+  // --- Checkpoints; all thread-safe, for the CheckpointCoordinator. ---
+
+  // Starts checkpoint `id` (greater than every earlier id): sources record
+  // their positions and inject Barrier(id). False (and nothing happens) when
+  // the run has not started, is ending, or was stopped.
+  bool trigger_checkpoint(uint64_t id);
+  // Like trigger_checkpoint, then every source ends right after its barrier
+  // and the pipeline stops without draining: finish() is skipped (windows
+  // stay in state), and tasks close once checkpoint `id` completes or is
+  // aborted. run() then returns OK if it completed, an error otherwise.
+  bool stop_with_checkpoint(uint64_t id);
+  // Checkpoint `id` is durable and current: operators' checkpoint_complete(id).
+  void notify_checkpoint_complete(uint64_t id);
+  // Checkpoint `id` was given up (timeout, failed upload). Tasks waiting on
+  // it (a stop with checkpoint) close; nothing is committed. With
+  // kFinalCheckpoint: the final checkpoint failed; finished tasks close
+  // without committing and run() returns an error.
+  void notify_checkpoint_aborted(uint64_t id);
+  // The checkpoint covering every final snapshot is complete: operators get
+  // checkpoint_complete(kFinalCheckpoint) and the finished tasks close.
+  void notify_final_checkpoint_complete();
+  // Number of tasks (acknowledgements a checkpoint needs): the sum of the
+  // vertices' parallelism.
+  size_t task_count() const;
 
  private:
   class Impl;

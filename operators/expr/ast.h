@@ -94,6 +94,9 @@ struct Node {
   size_t field_index = 0;    // kField
   uint32_t rand_site = 0;    // kCall rand(): which call site, for reproducible streams
   ColumnPtr literal_column;  // kLiteral: one slot holding `literal`
+  // A constant non-literal subtree that evaluates without data errors, computed
+  // once after binding (fold_constants): one slot holding its value.
+  ColumnPtr folded;
 };
 
 // Normalised, fully parenthesised text of a (bound) tree.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -11,10 +12,13 @@
 #include <vector>
 
 #include "engine/core/time.h"
+#include "operators/expr/divide.h"
 #include "operators/expr/scalar.h"
 
 namespace df::expr::internal {
 namespace {
+
+thread_local bool t_fast_paths = true;
 
 // The rows one node is evaluated for. A constant subtree is evaluated in a
 // one-slot "scalar" domain; its data errors are charged to every row in
@@ -35,6 +39,40 @@ struct Rows {
     }
   }
 };
+
+// How the specialised kernels walk the rows of interest: either every slot
+// [0, n) (a dense loop the compiler can vectorize; when there is a selection
+// this also computes unselected slots, whose values are unspecified anyway),
+// or the n selected slots sel[0..n).
+struct Domain {
+  const uint32_t* sel;
+  size_t n;
+};
+
+// How much a kernel costs per slot relative to gathering selected rows: a
+// cheap one (add, compare, convert) runs densely unless the selection keeps
+// under a quarter of the slots, an expensive one (divide) only above 3/4.
+enum class Cost : uint8_t { kCheap, kDear };
+
+Domain domain(const Rows& rows, Cost cost) {
+  if (rows.sel == nullptr) return {nullptr, rows.count};
+  const bool dense =
+      cost == Cost::kCheap ? rows.count * 4 >= rows.slots : rows.count * 4 >= rows.slots * 3;
+  return dense ? Domain{nullptr, rows.slots} : Domain{rows.sel, rows.count};
+}
+
+// o[r] = k(r) for every slot r of `d`.
+template <class O, class K>
+void apply(const Domain& d, O* o, K&& k) {
+  if (d.sel == nullptr) {
+    for (size_t r = 0; r < d.n; ++r) o[r] = k(r);
+  } else {
+    for (size_t i = 0; i < d.n; ++i) {
+      const size_t r = d.sel[i];
+      o[r] = k(r);
+    }
+  }
+}
 
 Rows narrow(const Rows& rows, const std::vector<uint32_t>& sub) {
   if (sub.size() == rows.count) return rows;
@@ -249,6 +287,7 @@ class Evaluator {
   Evaluator(const Batch& batch, EvalContext& ctx) : batch_(batch), ctx_(ctx) {}
 
   Vec eval(const Node& n, const Rows& rows) {
+    if (n.folded) return Vec{n.folded, true};
     if (n.constant && !rows.scalar()) {
       const Rows one{nullptr, 1, 1, &rows};
       return eval_node(n, one);
@@ -266,6 +305,61 @@ class Evaluator {
   }
 
   static Vec null_vec(TypeId t) { return Vec{Column::constant(Value::null(t), 1), true}; }
+
+  // Nulls the rows of interest where any input is null (after a kernel that
+  // computed every slot regardless).
+  template <class O>
+  static void copy_nulls(Out<O>& out, const Rows& rows, const NullMask& a, const NullMask& b) {
+    if (!a.valid && !b.valid) return;
+    rows.each([&](size_t r) {
+      if (a.null(r) || b.null(r)) out.null(r);
+    });
+  }
+
+  // out[r] = f(a[r]) for fixed-width types where f cannot fail: one tight loop
+  // without per-row null or error checks, nulls copied afterwards.
+  template <class A, class R, class F>
+  Vec pure1(TypeId out_type, const Vec& a, const Rows& rows, Cost cost, F&& f) {
+    const Reader<A> ra(a);
+    Out<R> out(out_type, rows);
+    const Domain d = domain(rows, cost);
+    if (ra.mask == 0) {
+      const R z = f(ra.get(0));
+      apply(d, out.raw(), [z](size_t) { return z; });
+    } else {
+      const auto* x = ra.data;
+      apply(d, out.raw(), [x, &f](size_t r) { return f(static_cast<A>(x[r])); });
+    }
+    copy_nulls(out, rows, NullMask(a), NullMask(a));
+    return out.finish();
+  }
+
+  // out[r] = f(a[r], b[r]) for fixed-width types where f cannot fail. Literal
+  // (scalar) operands stay scalars in the loop.
+  template <class A, class B, class R, class F>
+  Vec pure2(TypeId out_type, const Vec& a, const Vec& b, const Rows& rows, Cost cost, F&& f) {
+    const Reader<A> ra(a);
+    const Reader<B> rb(b);
+    Out<R> out(out_type, rows);
+    auto* o = out.raw();
+    const Domain d = domain(rows, cost);
+    const auto* x = ra.data;
+    const auto* y = rb.data;
+    if (ra.mask != 0 && rb.mask != 0) {
+      apply(d, o, [x, y, &f](size_t r) { return f(static_cast<A>(x[r]), static_cast<B>(y[r])); });
+    } else if (ra.mask != 0) {
+      const B yv = rb.get(0);
+      apply(d, o, [x, yv, &f](size_t r) { return f(static_cast<A>(x[r]), yv); });
+    } else if (rb.mask != 0) {
+      const A xv = ra.get(0);
+      apply(d, o, [xv, y, &f](size_t r) { return f(xv, static_cast<B>(y[r])); });
+    } else {
+      const R z = f(ra.get(0), rb.get(0));
+      apply(d, o, [z](size_t) { return z; });
+    }
+    copy_nulls(out, rows, NullMask(a), NullMask(b));
+    return out.finish();
+  }
 
   // out[r] = f(a[r]) for non-null a[r]; f returns an Err to null the slot and record it.
   template <class A, class R, class F>
@@ -294,35 +388,38 @@ class Evaluator {
                                  !std::is_same_v<B, std::string_view> &&
                                  !std::is_same_v<R, std::string_view>;
     if constexpr (kFixedWidth) {
-      // The common case: no nulls, no selection. A branch-free loop the
-      // compiler can vectorize; errors are only noted here, and if any row
-      // failed the precise loop below runs again to null and report each.
-      if (!ra.valid && !rb.valid && rows.sel == nullptr) {
+      // The common case: no nulls. A branch-free loop the compiler can
+      // vectorize (over every slot unless the selection is sparse); errors are
+      // only noted here, and if any slot failed the precise loop below runs
+      // again to null and report each failing selected row.
+      if (t_fast_paths && !ra.valid && !rb.valid) {
+        const Domain d = domain(rows, Cost::kCheap);
         Out<R> fast(out_type, rows);
         auto* o = fast.raw();
         bool failed = false;
-        const size_t count = rows.count;
         auto run = [&](auto get_a, auto get_b) {
-          for (size_t r = 0; r < count; ++r) {
+          apply(d, o, [&](size_t r) {
             R z{};
             failed |= f(get_a(r), get_b(r), z) != Err::kNone;
-            o[r] = z;
-          }
+            return z;
+          });
         };
         const bool a_const = ra.mask == 0, b_const = rb.mask == 0;
+        const auto* x = ra.data;
+        const auto* y = rb.data;
         if (!a_const && !b_const) {
-          run([&](size_t r) { return static_cast<A>(ra.data[r]); },
-              [&](size_t r) { return static_cast<B>(rb.data[r]); });
+          run([x](size_t r) { return static_cast<A>(x[r]); },
+              [y](size_t r) { return static_cast<B>(y[r]); });
         } else if (!a_const) {
-          const B y = rb.get(0);
-          run([&](size_t r) { return static_cast<A>(ra.data[r]); }, [y](size_t) { return y; });
+          const B yv = rb.get(0);
+          run([x](size_t r) { return static_cast<A>(x[r]); }, [yv](size_t) { return yv; });
         } else if (!b_const) {
-          const A x = ra.get(0);
-          run([x](size_t) { return x; }, [&](size_t r) { return static_cast<B>(rb.data[r]); });
+          const A xv = ra.get(0);
+          run([xv](size_t) { return xv; }, [y](size_t r) { return static_cast<B>(y[r]); });
         } else {
-          const A x = ra.get(0);
-          const B y = rb.get(0);
-          run([x](size_t) { return x; }, [y](size_t) { return y; });
+          const A xv = ra.get(0);
+          const B yv = rb.get(0);
+          run([xv](size_t) { return xv; }, [yv](size_t) { return yv; });
         }
         if (!failed) return fast.finish();
       }
@@ -411,6 +508,9 @@ class Evaluator {
   Vec unary(const Node& n, const Rows& rows) {
     const Vec a = eval(*n.args[0], rows);
     if (n.op == Op::kNot) {
+      if (t_fast_paths) {
+        return pure1<bool, bool>(TypeId::kBool, a, rows, Cost::kCheap, [](bool x) { return !x; });
+      }
       return map1<bool, bool>(n, TypeId::kBool, a, rows, [](bool x, bool& z) {
         z = !x;
         return Err::kNone;
@@ -420,6 +520,9 @@ class Evaluator {
       return map1<int64_t, int64_t>(n, n.type, a, rows, [](int64_t x, int64_t& z) {
         return __builtin_sub_overflow(int64_t{0}, x, &z) ? Err::kOverflow : Err::kNone;
       });
+    }
+    if (t_fast_paths) {
+      return pure1<double, double>(n.type, a, rows, Cost::kCheap, [](double x) { return -x; });
     }
     return map1<double, double>(n, n.type, a, rows, [](double x, double& z) {
       z = -x;
@@ -468,6 +571,9 @@ class Evaluator {
     return with_type(t, [&](auto tag) {
       using T = typename decltype(tag)::type;
       auto run = [&](auto cmp) {
+        if constexpr (!std::is_same_v<T, std::string_view>) {
+          if (t_fast_paths) return pure2<T, T, bool>(TypeId::kBool, a, b, rows, Cost::kCheap, cmp);
+        }
         return map2<T, T, bool>(n, TypeId::kBool, a, b, rows, [cmp](T x, T y, bool& z) {
           z = cmp(x, y);
           return Err::kNone;
@@ -493,9 +599,90 @@ class Evaluator {
     });
   }
 
+  // double arithmetic that cannot fail: +, -, * always; / and % by a
+  // non-null, non-zero scalar. Anything else (a column divisor may be 0) is
+  // left to map2.
+  std::optional<Vec> double_arithmetic_fast(const Node& n, const Vec& a, const Vec& b,
+                                            const Rows& rows) {
+    auto run = [&](Cost cost, auto f) {
+      return pure2<double, double, double>(n.type, a, b, rows, cost, f);
+    };
+    switch (n.op) {
+      case Op::kAdd:
+        return run(Cost::kCheap, [](double x, double y) { return x + y; });
+      case Op::kSub:
+        return run(Cost::kCheap, [](double x, double y) { return x - y; });
+      case Op::kMul:
+        return run(Cost::kCheap, [](double x, double y) { return x * y; });
+      case Op::kDiv:
+      case Op::kMod:
+        break;
+      default:
+        return std::nullopt;
+    }
+    if (!b.scalar || b.col->is_null(0) || b.col->double_at(0) == 0.0) return std::nullopt;
+    if (n.op == Op::kDiv) return run(Cost::kDear, [](double x, double y) { return x / y; });
+    return run(Cost::kDear, [](double x, double y) { return std::fmod(x, y); });
+  }
+
+  // int64 `x / c` and `x % c` for a non-null scalar c other than 0 and -1
+  // (which can fail): by multiply and shift (divide.h) for |c| >= 2, with a
+  // cheaper kernel when no dividend in this batch is negative.
+  std::optional<Vec> int_divide_by_scalar(const Node& n, const Vec& a, const Vec& b,
+                                          const Rows& rows) {
+    if (a.scalar || !b.scalar || b.col->is_null(0)) return std::nullopt;
+    const int64_t c = b.col->int64_at(0);
+    const bool mod = n.op == Op::kMod;
+    const Reader<int64_t> ra(a);
+    const int64_t* x = ra.data;
+    Out<int64_t> out(n.type, rows);
+    int64_t* o = out.raw();
+    if (Int64Divisor::supports(c)) {
+      const Int64Divisor dv(c);
+      const Domain d = domain(rows, Cost::kDear);
+      uint64_t signs = 0;
+      if (d.sel == nullptr) {
+        for (size_t r = 0; r < d.n; ++r) signs |= static_cast<uint64_t>(x[r]);
+      } else {
+        for (size_t i = 0; i < d.n; ++i) signs |= static_cast<uint64_t>(x[d.sel[i]]);
+      }
+      const bool any_negative = (signs >> 63) != 0;
+      if (mod && any_negative) {
+        apply(d, o, [x, dv](size_t r) { return dv.mod(x[r]); });
+      } else if (mod) {
+        apply(d, o, [x, dv](size_t r) { return dv.mod_nonneg(x[r]); });
+      } else if (any_negative) {
+        apply(d, o, [x, dv](size_t r) { return dv.div(x[r]); });
+      } else {
+        apply(d, o, [x, dv](size_t r) { return dv.div_nonneg(x[r]); });
+      }
+    } else if (c == 1 || (c == -1 && mod)) {
+      // x / 1 == x; x % 1 == x % -1 == 0 (INT64_MIN % -1 too, as the general path).
+      const Domain d = domain(rows, Cost::kCheap);
+      if (mod) {
+        apply(d, o, [](size_t) { return int64_t{0}; });
+      } else {
+        apply(d, o, [x](size_t r) { return x[r]; });
+      }
+    } else {
+      return std::nullopt;  // 0 (an error per row) and x / -1 (INT64_MIN overflows)
+    }
+    copy_nulls(out, rows, NullMask(a), NullMask(a));
+    return out.finish();
+  }
+
   Vec arithmetic(const Node& n, const Rows& rows) {
     const Vec a = eval(*n.args[0], rows);
     const Vec b = eval(*n.args[1], rows);
+    if (t_fast_paths) {
+      std::optional<Vec> v;
+      if (n.args[0]->type == TypeId::kDouble) {
+        v = double_arithmetic_fast(n, a, b, rows);
+      } else if (n.op == Op::kDiv || n.op == Op::kMod) {
+        v = int_divide_by_scalar(n, a, b, rows);
+      }
+      if (v) return std::move(*v);
+    }
     if (n.args[0]->type == TypeId::kDouble) {
       auto run = [&](auto f) { return map2<double, double, double>(n, n.type, a, b, rows, f); };
       switch (n.op) {
@@ -590,11 +777,50 @@ class Evaluator {
     });
   }
 
+  // The casts between fixed-width types that cannot fail (all but double -> int64).
+  std::optional<Vec> cast_fast(TypeId from, TypeId to, const Vec& a, const Rows& rows) {
+    const Cost cheap = Cost::kCheap;
+    switch (from) {
+      case TypeId::kBool:
+        if (to == TypeId::kInt64) {
+          return pure1<bool, int64_t>(to, a, rows, cheap, [](bool x) { return int64_t{x}; });
+        }
+        if (to == TypeId::kDouble) {
+          return pure1<bool, double>(to, a, rows, cheap, [](bool x) { return x ? 1.0 : 0.0; });
+        }
+        break;
+      case TypeId::kInt64:
+      case TypeId::kTimestamp:
+        if (to == TypeId::kDouble) {
+          return pure1<int64_t, double>(to, a, rows, cheap,
+                                        [](int64_t x) { return static_cast<double>(x); });
+        }
+        if (to == TypeId::kBool) {
+          return pure1<int64_t, bool>(to, a, rows, cheap, [](int64_t x) { return x != 0; });
+        }
+        if (to == TypeId::kInt64 || to == TypeId::kTimestamp) {
+          return pure1<int64_t, int64_t>(to, a, rows, cheap, [](int64_t x) { return x; });
+        }
+        break;
+      case TypeId::kDouble:
+        if (to == TypeId::kBool) {
+          return pure1<double, bool>(to, a, rows, cheap, [](double x) { return x != 0.0; });
+        }
+        break;
+      case TypeId::kString:
+        break;
+    }
+    return std::nullopt;
+  }
+
   Vec cast(const Node& n, const Vec& a, const Rows& rows) {
     const TypeId from = n.args[0]->type;
     const TypeId to = n.cast_to;
     if (from == to) return a;
     if (to == TypeId::kString) return to_string(n, from, a, rows);
+    if (t_fast_paths) {
+      if (auto v = cast_fast(from, to, a, rows)) return std::move(*v);
+    }
     switch (from) {
       case TypeId::kString:
         return from_string(n, a, rows);
@@ -906,6 +1132,23 @@ class Evaluator {
 };
 
 }  // namespace
+
+void fold_constants(Node& root) {
+  if (root.constant && root.kind != NodeKind::kLiteral && !root.folded) {
+    static const SchemaPtr kNoFields = make_schema({});
+    const Batch one_row(kNoFields, {}, 1);
+    EvalContext ctx;
+    ColumnPtr value = evaluate(root, one_row, ctx);
+    if (ctx.data_errors == 0) {
+      root.folded = std::move(value);
+      return;
+    }
+  }
+  for (auto& arg : root.args) fold_constants(*arg);
+}
+
+void set_fast_paths(bool enabled) { t_fast_paths = enabled; }
+bool fast_paths() { return t_fast_paths; }
 
 ColumnPtr evaluate(const Node& root, const Batch& batch, EvalContext& ctx) {
   const Selection* sel = batch.selection();

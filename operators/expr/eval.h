@@ -17,4 +17,17 @@ namespace df::expr::internal {
 
 ColumnPtr evaluate(const Node& root, const Batch& batch, EvalContext& ctx);
 
+// Evaluates each largest constant subtree of a bound tree once and stores its
+// value in Node::folded, so batches do not recompute it. A subtree whose
+// evaluation raises a data error (e.g. `1 / 0`) is not folded: it must still
+// charge the error to every row that asks for it.
+void fold_constants(Node& root);
+
+// The specialised kernels (literal operands kept scalar, branch-free loops
+// without nulls, division by a constant by multiplication, dense loops over a
+// selection) must give exactly what the general per-row loops give. Tests
+// switch them off for the calling thread to compare both; on by default.
+void set_fast_paths(bool enabled);
+bool fast_paths();
+
 }  // namespace df::expr::internal

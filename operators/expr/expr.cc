@@ -41,6 +41,7 @@ CompiledExprPtr compile(std::string_view text, const Schema& schema, const Sourc
   if (!root) return nullptr;
   internal::BindInfo info;
   if (!internal::bind(root, schema, locator, diags, info)) return nullptr;
+  internal::fold_constants(*root);
   return std::make_shared<CompiledExprImpl>(std::move(root), std::move(info.referenced_fields));
 }
 
@@ -58,17 +59,32 @@ SelectionPtr select_true(const Batch& batch, const Column& predicate) {
   }
   const uint8_t* v = predicate.bool_data();
   const uint8_t* valid = predicate.validity();
-  auto out = std::make_shared<Selection>();
-  out->reserve(batch.active_rows());
-  if (valid) {
-    batch.for_each_row([&](size_t r) {
-      if (valid[r] && v[r]) out->push_back(static_cast<uint32_t>(r));
-    });
+  const Selection* in = batch.selection();
+  const size_t n = batch.active_rows();
+  auto out = std::make_shared<Selection>(n);
+  uint32_t* o = out->data();
+  // Branch-free: every candidate row index is written, and the write position
+  // advances only when the row is kept (predicates are unpredictable).
+  size_t k = 0;
+  if (in == nullptr && valid == nullptr) {
+    for (size_t r = 0; r < n; ++r) {
+      o[k] = static_cast<uint32_t>(r);
+      k += v[r] != 0;
+    }
+  } else if (in == nullptr) {
+    for (size_t r = 0; r < n; ++r) {
+      o[k] = static_cast<uint32_t>(r);
+      k += (v[r] != 0) & (valid[r] != 0);
+    }
   } else {
-    batch.for_each_row([&](size_t r) {
-      if (v[r]) out->push_back(static_cast<uint32_t>(r));
-    });
+    const uint32_t* sel = in->data();
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t r = sel[i];
+      o[k] = r;
+      k += (v[r] != 0) & (valid == nullptr || valid[r] != 0);
+    }
   }
+  out->resize(k);
   // Nothing filtered out of an already-filtered batch: share its selection.
   if (batch.selection() && out->size() == batch.active_rows()) return batch.selection_ptr();
   return out;

@@ -151,3 +151,26 @@ Status run_sink(runtime::Operator& sink, FakeContext& ctx, const std::vector<Bat
 }
 
 }  // namespace df::test
+
+namespace df::test {
+
+std::function<void(Status)> FakeSnapshotContext::defer() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++pending_;
+  return [this](Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!s.ok() && first_error_.ok()) first_error_ = std::move(s);
+    --pending_;
+    cv_.notify_all();
+  };
+}
+
+Status FakeSnapshotContext::wait(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, timeout, [&] { return pending_ == 0; })) {
+    return Status::internal("deferred snapshot work did not complete in time");
+  }
+  return first_error_;
+}
+
+}  // namespace df::test

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,6 +54,18 @@ class FakeContext final : public runtime::OperatorContext {
   uint64_t io_strand() const override { return 7; }
   runtime::IoExecutor& io() override { return io_; }
   bool stop_requested() const override { return stop_.load(); }
+  std::string state_dir() const override { return state_dir_; }
+  size_t state_memory_budget() const override { return state_memory_budget_; }
+  bool checkpointing() const override { return checkpointing_; }
+  const std::string* restored_meta() const override {
+    return restored_meta_ ? &*restored_meta_ : nullptr;
+  }
+
+  // Set before open().
+  void set_state_dir(std::string dir) { state_dir_ = std::move(dir); }
+  void set_state_memory_budget(size_t bytes) { state_memory_budget_ = bytes; }
+  void set_checkpointing(bool on) { checkpointing_ = on; }
+  void set_restored_meta(std::optional<std::string> meta) { restored_meta_ = std::move(meta); }
 
   void request_stop() { stop_.store(true); }
   int wakes() const { return wakes_.load(); }
@@ -65,12 +78,41 @@ class FakeContext final : public runtime::OperatorContext {
   int subtask_;
   int parallelism_;
   size_t batch_size_;
+  std::string state_dir_;
+  size_t state_memory_budget_ = 0;
+  bool checkpointing_ = false;
+  std::optional<std::string> restored_meta_;
   std::atomic<int> wakes_{0};
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::string> errors_;
   ThreadIoExecutor io_;  // last: joined first, while the rest is still alive
+};
+
+// A SnapshotContext as the scheduler gives one: files go to `files_dir`
+// (which must not exist yet), meta is kept, and wait() blocks until every
+// deferred completion was called, returning the first error.
+class FakeSnapshotContext final : public runtime::SnapshotContext {
+ public:
+  FakeSnapshotContext(uint64_t id, std::string files_dir)
+      : id_(id), files_dir_(std::move(files_dir)) {}
+  uint64_t checkpoint_id() const override { return id_; }
+  const std::string& files_dir() const override { return files_dir_; }
+  void set_meta(std::string json) override { meta_ = std::move(json); }
+  std::function<void(Status)> defer() override;
+
+  const std::string& meta() const { return meta_; }
+  Status wait(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+ private:
+  uint64_t id_;
+  std::string files_dir_;
+  std::string meta_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int pending_ = 0;
+  Status first_error_;
 };
 
 class CollectOutput final : public runtime::Output {
