@@ -22,8 +22,12 @@ struct Barrier {
   uint64_t checkpoint_id;
 };
 
-// The producer of this edge has finished; nothing follows.
-struct EndOfStream {};
+// The producer of this edge has finished; nothing follows. `stopped`: the
+// pipeline is stopping with a checkpoint (not at the end of its input):
+// consumers skip finish() (open windows stay in state for the next run).
+struct EndOfStream {
+  bool stopped = false;
+};
 
 using StreamElement = std::variant<BatchPtr, Watermark, Barrier, EndOfStream>;
 

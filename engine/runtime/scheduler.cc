@@ -178,6 +178,7 @@ struct NodeInfo {
 };
 
 class Task;
+class NodeContext;
 
 // The run: what Scheduler::Impl is (Impl is private to Scheduler, so the
 // tasks name this class instead).
@@ -191,6 +192,13 @@ class Engine {
   void cancel();
   ChannelStats channel_stats() const;
 
+  // Checkpoints (Scheduler's public methods of the same names).
+  bool trigger_checkpoint(uint64_t id, bool stop);
+  void notify_checkpoint_complete(uint64_t id);
+  void notify_checkpoint_aborted(uint64_t id);
+  void notify_final_checkpoint_complete();
+  size_t task_count() const;
+
   // --- Used by tasks. ---
   void enqueue(Task* task);
   void task_done() { done_tasks_.fetch_add(1, std::memory_order_acq_rel); }
@@ -201,6 +209,17 @@ class Engine {
   IoExecutor& io() { return *io_; }
   Timer& timer() { return *timer_; }
   const RunOptions& options() const { return options_; }
+  CheckpointListener* listener() const { return options_.checkpoint_listener; }
+  // The newest checkpoint the coordinator completed (0: none yet).
+  uint64_t latest_complete() const { return latest_complete_.load(std::memory_order_acquire); }
+  // The id of a stop-with-checkpoint (0: none asked).
+  uint64_t stop_checkpoint() const { return stop_checkpoint_.load(std::memory_order_acquire); }
+  // What became of a waited-for checkpoint (a stop's, or the final one).
+  enum class Outcome : uint8_t { kPending, kComplete, kAborted };
+  Outcome stop_outcome() const { return stop_outcome_.load(std::memory_order_acquire); }
+  Outcome final_outcome() const { return final_outcome_.load(std::memory_order_acquire); }
+  // Records an error that does not abort the tasks: run() returns it at the end.
+  void fail_later(Status status);
 
   PhysicalPlan plan_;
   RunOptions options_;
@@ -233,6 +252,12 @@ class Engine {
   std::atomic<size_t> inflight_{0};
   std::atomic<size_t> done_tasks_{0};
 
+  std::atomic<uint64_t> latest_complete_{0};
+  std::atomic<uint64_t> stop_checkpoint_{0};
+  std::atomic<Outcome> stop_outcome_{Outcome::kPending};
+  std::atomic<Outcome> final_outcome_{Outcome::kPending};
+  void wake_all();
+
   std::mutex mu_;
   std::condition_variable cv_;
   Status first_error_;  // guarded by mu_
@@ -261,6 +286,11 @@ class Task final : public Wakeable {
 
   bool is_source() const { return nodes_.front().src != nullptr; }
   void close_leftovers();
+  // Sources: inject Barrier(id) at the next step (thread-safe).
+  void request_barrier(uint64_t id) {
+    pending_barrier_.store(id, std::memory_order_release);
+    wake_from_operator();
+  }
 
   // --- Build-time wiring (before the run starts). ---
   Status make_operators();
@@ -284,7 +314,19 @@ class Task final : public Wakeable {
 
  private:
   enum class State : uint8_t { kIdle, kScheduled, kRunning, kRunningDirty, kDone };
-  enum class Phase : uint8_t { kOpen, kRunning, kFinishing, kDraining, kDone };
+  // kDraining: finish() done, waiting for drained(). With checkpoints the task
+  // then sends end-of-stream, takes its final snapshot (not after a stop) and
+  // waits in kAwaitCommit for the checkpoint that covers it; kClosing waits
+  // for drained() again (sinks commit asynchronously) and closes.
+  enum class Phase : uint8_t {
+    kOpen,
+    kRunning,
+    kFinishing,
+    kDraining,
+    kAwaitCommit,
+    kClosing,
+    kDone
+  };
   enum class Prep : uint8_t { kNeedData, kPortFull, kWaiting, kReady, kFinished };
   enum class Next : uint8_t { kIdle, kYield, kDone };
 
@@ -311,7 +353,7 @@ class Task final : public Wakeable {
     NodeInfo* info = nullptr;
     std::unique_ptr<SourceOperator> src;  // node 0 of a source vertex
     std::unique_ptr<Operator> op;         // every other node
-    std::unique_ptr<OperatorContext> ctx;
+    std::unique_ptr<NodeContext> ctx;
     std::unique_ptr<ChainOutput> out;
     bool opened = false;
     bool closed = false;
@@ -335,6 +377,21 @@ class Task final : public Wakeable {
   void handle(size_t in, StreamElement&& e);
   void on_barrier(size_t in, uint64_t id);
   void maybe_complete_alignment();
+  // Snapshots every node of the chain for checkpoint `id` and reports to the
+  // listener once deferred work is done.
+  void take_snapshot(uint64_t id);
+  // Sources: a barrier was requested and not injected yet.
+  bool barrier_pending() const {
+    return pending_barrier_.load(std::memory_order_acquire) > injected_barrier_;
+  }
+  void inject_barrier();
+  // A completed checkpoint the operators have not been told about.
+  bool completion_pending() const;
+  void deliver_completions();
+  bool all_drained() const;
+  void close_all();
+  // After the operators finished (or were stopped) and drained.
+  void end_output();
   void update_combined_watermark();
   void deliver(size_t k, size_t input, const BatchPtr& batch);
   void emit(size_t k, BatchPtr batch);
@@ -380,6 +437,14 @@ class Task final : public Wakeable {
   // delivered it. A blocked input is not read until the barrier completes.
   std::optional<uint64_t> aligning_;
   size_t blocked_inputs_ = 0;
+  // Checkpoints: the last barrier a source injected, the last completion the
+  // operators saw, and whether the pipeline is stopping with a checkpoint
+  // (a source injected the stop barrier, or an input ended `stopped`).
+  std::atomic<uint64_t> pending_barrier_{0};
+  uint64_t injected_barrier_ = 0;
+  uint64_t delivered_complete_ = 0;
+  bool final_delivered_ = false;
+  bool stopped_ = false;
 
   Phase phase_ = Phase::kOpen;
   size_t finish_index_ = 0;
@@ -439,8 +504,15 @@ class NodeContext final : public OperatorContext {
   bool stop_requested() const override { return impl_.stop_requested(); }
   std::string state_dir() const override { return state_dir_; }
   size_t state_memory_budget() const override { return impl_.options().state_memory_budget; }
+  bool checkpointing() const override { return impl_.listener() != nullptr; }
+  const std::string* restored_meta() const override {
+    return restored_ && !restored_->meta.empty() ? &restored_->meta : nullptr;
+  }
 
   void set_state_dir(std::string dir) { state_dir_ = std::move(dir); }
+  // Looked up once before open(); the map in RunOptions outlives the run.
+  void set_restored(const RestoredNode* restored) { restored_ = restored; }
+  const RestoredNode* restored() const { return restored_; }
 
  private:
   Engine& impl_;
@@ -449,6 +521,69 @@ class NodeContext final : public OperatorContext {
   const int subtask_;
   const uint64_t strand_;
   std::string state_dir_;  // set before open(), constant after
+  const RestoredNode* restored_ = nullptr;
+};
+
+// What a task's snapshot collects until every deferred completion is in;
+// the last release reports to the listener. Shared by the task and the
+// completions that SnapshotContext::defer() handed out.
+class SnapshotAck {
+ public:
+  SnapshotAck(CheckpointListener* listener, TaskSnapshot snapshot)
+      : listener_(listener), snapshot_(std::move(snapshot)) {}
+  TaskSnapshot& snapshot() { return snapshot_; }
+  void add() { pending_.fetch_add(1, std::memory_order_relaxed); }
+  void fail(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.ok()) error_ = std::move(s);
+  }
+  void release() {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    Status error;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      error = error_;
+    }
+    if (error.ok()) {
+      listener_->on_task_snapshot(std::move(snapshot_));
+    } else {
+      listener_->on_task_snapshot_failed(snapshot_.checkpoint_id, snapshot_.vertex,
+                                         snapshot_.subtask, std::move(error));
+    }
+  }
+
+ private:
+  CheckpointListener* listener_;
+  TaskSnapshot snapshot_;
+  std::atomic<int> pending_{1};  // the task's own reference until it is done
+  std::mutex mu_;
+  Status error_;  // guarded by mu_
+};
+
+class NodeSnapshotContext final : public SnapshotContext {
+ public:
+  NodeSnapshotContext(uint64_t id, std::string files_dir, std::shared_ptr<SnapshotAck> ack)
+      : id_(id), files_dir_(std::move(files_dir)), ack_(std::move(ack)) {}
+  uint64_t checkpoint_id() const override { return id_; }
+  const std::string& files_dir() const override { return files_dir_; }
+  void set_meta(std::string json) override { meta_ = std::move(json); }
+  std::function<void(Status)> defer() override {
+    ack_->add();
+    auto ack = ack_;
+    auto called = std::make_shared<std::atomic<bool>>(false);
+    return [ack, called](Status s) {
+      if (called->exchange(true)) return;  // exactly once, whatever the caller does
+      if (!s.ok()) ack->fail(std::move(s));
+      ack->release();
+    };
+  }
+  std::string take_meta() { return std::move(meta_); }
+
+ private:
+  uint64_t id_;
+  std::string files_dir_;
+  std::shared_ptr<SnapshotAck> ack_;
+  std::string meta_;
 };
 
 // ---------------------------------------------------------------------------
@@ -489,6 +624,10 @@ Status Task::make_operators() {
       DF_ASSIGN_OR_RETURN(std::string dir, make_state_dir(impl_.options().state_root, pn.id,
                                                           subtask_, slot.info->label));
       ctx->set_state_dir(std::move(dir));
+    }
+    if (auto it = impl_.options().restored.find({pn.id, subtask_});
+        it != impl_.options().restored.end()) {
+      ctx->set_restored(&it->second);
     }
     slot.ctx = std::move(ctx);
     slot.out = std::make_unique<ChainOutput>(this, k);
@@ -640,11 +779,16 @@ bool Task::can_accept_from(size_t k) const {
 }
 
 Task::Prep Task::prepare() {
+  if (phase_ != Phase::kOpen && phase_ != Phase::kDone && completion_pending()) return Prep::kReady;
   switch (phase_) {
     case Phase::kOpen:
       return Prep::kReady;
     case Phase::kRunning:
       if (is_source()) {
+        // A barrier is a control element: it goes out even when the outputs
+        // are full (it weighs no rows), so checkpoints do not wait for a
+        // backpressured source to get room.
+        if (barrier_pending()) return Prep::kReady;
         if (outputs_full()) {
           source_blocked_ = true;
           return Prep::kPortFull;
@@ -685,17 +829,33 @@ Task::Prep Task::prepare() {
       if (!can_accept_from(finish_index_ + 1)) return Prep::kWaiting;
       return Prep::kReady;
     case Phase::kDraining:
-      for (const NodeSlot& n : nodes_) {
-        if (n.op && !n.op->drained()) return Prep::kWaiting;
-      }
-      return Prep::kReady;
+    case Phase::kClosing:
+      return all_drained() ? Prep::kReady : Prep::kWaiting;
+    case Phase::kAwaitCommit: {
+      // A finished task's final snapshot is part of the final checkpoint,
+      // or of a stop checkpoint taken while it waited.
+      const bool resolved = impl_.stop_outcome() != Engine::Outcome::kPending ||
+                            (!stopped_ && impl_.final_outcome() != Engine::Outcome::kPending);
+      return resolved ? Prep::kReady : Prep::kWaiting;
+    }
     case Phase::kDone:
       return Prep::kFinished;
   }
   return Prep::kFinished;
 }
 
+bool Task::all_drained() const {
+  for (const NodeSlot& n : nodes_) {
+    if (n.op && !n.op->drained()) return false;
+  }
+  return true;
+}
+
 void Task::work() {
+  if (phase_ != Phase::kOpen && phase_ != Phase::kDone && completion_pending()) {
+    deliver_completions();
+    return;
+  }
   switch (phase_) {
     case Phase::kOpen:
       last_activity_ = Clock::now();  // a source is idle only after a quiet idle_timeout
@@ -709,10 +869,20 @@ void Task::work() {
         }
       }
       phase_ = Phase::kRunning;
+      if (event_time_ && nodes_[0].ctx->restored() &&
+          nodes_[0].ctx->restored()->max_event_time != INT64_MIN) {
+        // Resume the watermarks where the checkpoint left them.
+        max_event_time_ = nodes_[0].ctx->restored()->max_event_time;
+        emit_generated_watermark();
+      }
       return;
 
     case Phase::kRunning:
       if (is_source()) {
+        if (barrier_pending()) {
+          inject_barrier();
+          return;
+        }
         if (impl_.stop_requested()) {
           begin_finishing();
           return;
@@ -750,7 +920,11 @@ void Task::work() {
         return;
       }
       if (ended_inputs_ == inputs_.size()) {
-        begin_finishing();
+        if (stopped_) {
+          phase_ = Phase::kDraining;  // stopping: state stays as snapshotted
+        } else {
+          begin_finishing();
+        }
         return;
       }
       for (size_t tries = 0; tries < inputs_.size(); ++tries) {
@@ -776,19 +950,137 @@ void Task::work() {
       return;
 
     case Phase::kDraining:
-      for (size_t k = 0; k < nodes_.size() && error_.ok(); ++k) {
-        NodeSlot& n = nodes_[k];
-        n.closed = true;
-        invoke(k, [&] { return n.src ? n.src->close() : n.op->close(); });
+      if (!impl_.listener()) {
+        close_all();
+        // After a failed close the rest are closed by the teardown.
+        if (error_.ok()) broadcast(EndOfStream{});
+        phase_ = Phase::kDone;
+        return;
       }
-      // After a failed close the rest are closed by the teardown.
-      if (error_.ok()) broadcast(EndOfStream{});
+      // Downstream may finish now; this task still owes its snapshot and
+      // must not close before the checkpoint covering it completes.
+      end_output();
+      return;
+
+    case Phase::kAwaitCommit: {
+      const uint64_t stop_id = impl_.stop_checkpoint();
+      if (stopped_) {
+        if (impl_.stop_outcome() == Engine::Outcome::kComplete && delivered_complete_ < stop_id) {
+          delivered_complete_ = stop_id;
+          for (size_t k = 0; k < nodes_.size(); ++k) {
+            invoke(k, [&] {
+              return nodes_[k].src ? nodes_[k].src->checkpoint_complete(stop_id)
+                                   : nodes_[k].op->checkpoint_complete(stop_id);
+            });
+          }
+        }
+      } else if ((impl_.final_outcome() == Engine::Outcome::kComplete ||
+                  impl_.stop_outcome() == Engine::Outcome::kComplete) &&
+                 !final_delivered_) {
+        final_delivered_ = true;
+        for (size_t k = 0; k < nodes_.size(); ++k) {
+          invoke(k, [&] {
+            return nodes_[k].src ? nodes_[k].src->checkpoint_complete(kFinalCheckpoint)
+                                 : nodes_[k].op->checkpoint_complete(kFinalCheckpoint);
+          });
+        }
+      }
+      phase_ = Phase::kClosing;
+      return;
+    }
+
+    case Phase::kClosing:
+      close_all();
       phase_ = Phase::kDone;
       return;
 
     case Phase::kDone:
       return;
   }
+}
+
+void Task::close_all() {
+  for (size_t k = 0; k < nodes_.size() && error_.ok(); ++k) {
+    NodeSlot& n = nodes_[k];
+    n.closed = true;
+    invoke(k, [&] { return n.src ? n.src->close() : n.op->close(); });
+  }
+}
+
+void Task::end_output() {
+  broadcast(EndOfStream{stopped_});
+  // A stopped task's state was snapshotted at the stop barrier; nothing
+  // happened since. A finished one takes its final snapshot now.
+  if (!stopped_) take_snapshot(kFinalCheckpoint);
+  phase_ = Phase::kAwaitCommit;
+}
+
+bool Task::completion_pending() const {
+  const uint64_t latest = impl_.latest_complete();
+  return latest > delivered_complete_ && latest != impl_.stop_checkpoint();
+}
+
+// Tells the operators about the newest completed checkpoint (sinks commit
+// everything up to it). The stop checkpoint is delivered by kAwaitCommit,
+// after the task stopped, so that nothing commits while rows still flow.
+void Task::deliver_completions() {
+  const uint64_t id = impl_.latest_complete();
+  delivered_complete_ = id;
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    invoke(k, [&] {
+      return nodes_[k].src ? nodes_[k].src->checkpoint_complete(id)
+                           : nodes_[k].op->checkpoint_complete(id);
+    });
+  }
+}
+
+void Task::inject_barrier() {
+  const uint64_t id = pending_barrier_.load(std::memory_order_acquire);
+  injected_barrier_ = id;
+  take_snapshot(id);
+  broadcast(Barrier{id});
+  if (id == impl_.stop_checkpoint()) {
+    // Stop right after the barrier: nothing is produced after it, and the
+    // chained operators skip finish() so their state stays as snapshotted.
+    stopped_ = true;
+    phase_ = Phase::kDraining;
+  }
+}
+
+void Task::take_snapshot(uint64_t id) {
+  if (!error_.ok()) return;
+  CheckpointListener* listener = impl_.listener();
+  if (!listener) return;
+  TaskSnapshot snap;
+  snap.checkpoint_id = id;
+  snap.vertex = vertex_;
+  snap.subtask = subtask_;
+  auto ack = std::make_shared<SnapshotAck>(listener, std::move(snap));
+  const std::filesystem::path root =
+      std::filesystem::path(impl_.options().snapshot_root) /
+      (id == kFinalCheckpoint ? std::string("final") : std::to_string(id));
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    NodeSlot& n = nodes_[k];
+    const std::string& node_id = n.info->node->id;
+    NodeSnapshotContext ctx(id, (root / node_id / std::to_string(subtask_)).string(), ack);
+    Status status;
+    invoke(k, [&] {
+      // A snapshot that fails fails the checkpoint, not the run; an
+      // exception is a bug and fails the run (invoke).
+      status = n.src ? n.src->snapshot(ctx) : n.op->snapshot(ctx);
+      return Status::OK();
+    });
+    if (!status.ok()) ack->fail(status.with_context(n.info->label));
+    NodeSnapshot ns;
+    ns.node_id = node_id;
+    ns.subtask = subtask_;
+    ns.files_dir = ctx.files_dir();
+    ns.meta = ctx.take_meta();
+    if (k == 0 && n.src && event_time_) ns.max_event_time = max_event_time_;
+    ack->snapshot().nodes.push_back(std::move(ns));
+  }
+  if (!error_.ok()) return;  // the run is failing; no acknowledgement
+  ack->release();
 }
 
 void Task::begin_finishing() {
@@ -814,6 +1106,7 @@ void Task::handle(size_t in, StreamElement&& e) {
   } else if (auto* barrier = std::get_if<Barrier>(&e)) {
     on_barrier(in, barrier->checkpoint_id);
   } else {
+    if (std::get<EndOfStream>(e).stopped) stopped_ = true;
     inputs_[in].ended = true;
     ++ended_inputs_;
     // An ended input no longer holds back the watermark or an alignment.
@@ -838,8 +1131,9 @@ void Task::on_barrier(size_t in, uint64_t id) {
 
 void Task::maybe_complete_alignment() {
   if (!aligning_ || blocked_inputs_ + ended_inputs_ < inputs_.size()) return;
-  // Every live input delivered the barrier: this is where the chain's state
-  // snapshot will be taken (checkpointing); for now the barrier just moves on.
+  // Every live input delivered the barrier: snapshot the chain, then let the
+  // barrier move on.
+  take_snapshot(*aligning_);
   broadcast(Barrier{*aligning_});
   for (InChannel& in : inputs_) in.blocked = false;
   blocked_inputs_ = 0;
@@ -1296,6 +1590,68 @@ void Engine::cancel() {
   cv_.notify_all();
 }
 
+void Engine::wake_all() {
+  if (!started_.load(std::memory_order_acquire)) return;
+  for (auto& t : tasks_) t->wake();
+}
+
+size_t Engine::task_count() const {
+  size_t n = 0;
+  for (const PhysicalVertex& v : plan_.vertices)
+    n += static_cast<size_t>(std::max(1, v.parallelism));
+  return n;
+}
+
+bool Engine::trigger_checkpoint(uint64_t id, bool stop) {
+  if (!options_.checkpoint_listener || id == 0 || id == kFinalCheckpoint) return false;
+  if (!started_.load(std::memory_order_acquire) || stopping_.load() || aborted_.load())
+    return false;
+  if (stop_checkpoint_.load(std::memory_order_acquire) != 0) return false;  // already stopping
+  if (stop) {
+    uint64_t none = 0;
+    if (!stop_checkpoint_.compare_exchange_strong(none, id, std::memory_order_acq_rel))
+      return false;
+  }
+  for (Task* t : source_tasks_) t->request_barrier(id);
+  return true;
+}
+
+void Engine::notify_checkpoint_complete(uint64_t id) {
+  uint64_t cur = latest_complete_.load(std::memory_order_acquire);
+  while (cur < id && !latest_complete_.compare_exchange_weak(cur, id, std::memory_order_acq_rel)) {
+  }
+  if (id == stop_checkpoint_.load(std::memory_order_acquire)) {
+    stop_outcome_.store(Outcome::kComplete, std::memory_order_release);
+  }
+  wake_all();
+}
+
+void Engine::notify_checkpoint_aborted(uint64_t id) {
+  if (id == kFinalCheckpoint) {
+    final_outcome_.store(Outcome::kAborted, std::memory_order_release);
+    fail_later(
+        Status::unavailable("the final checkpoint did not complete; sinks were not committed"));
+  } else if (id != 0 && id == stop_checkpoint_.load(std::memory_order_acquire)) {
+    stop_outcome_.store(Outcome::kAborted, std::memory_order_release);
+    fail_later(Status::unavailable("the stop checkpoint " + std::to_string(id) +
+                                   " did not complete; the next run resumes from the one before"));
+  }
+  wake_all();
+}
+
+void Engine::notify_final_checkpoint_complete() {
+  final_outcome_.store(Outcome::kComplete, std::memory_order_release);
+  wake_all();
+}
+
+void Engine::fail_later(Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (first_error_.ok()) {
+    first_error_ = std::move(status);
+    log_error("runtime", first_error_.to_string());
+  }
+}
+
 void Engine::request_stop() {
   stop_requested_.store(true, std::memory_order_release);
   // Sources parked on a wait must look again; sources parked on a full output
@@ -1337,6 +1693,12 @@ Scheduler::~Scheduler() = default;
 Status Scheduler::run() { return impl_->run(); }
 void Scheduler::request_stop() { impl_->request_stop(); }
 void Scheduler::cancel() { impl_->cancel(); }
+bool Scheduler::trigger_checkpoint(uint64_t id) { return impl_->trigger_checkpoint(id, false); }
+bool Scheduler::stop_with_checkpoint(uint64_t id) { return impl_->trigger_checkpoint(id, true); }
+void Scheduler::notify_checkpoint_complete(uint64_t id) { impl_->notify_checkpoint_complete(id); }
+void Scheduler::notify_checkpoint_aborted(uint64_t id) { impl_->notify_checkpoint_aborted(id); }
+void Scheduler::notify_final_checkpoint_complete() { impl_->notify_final_checkpoint_complete(); }
+size_t Scheduler::task_count() const { return impl_->task_count(); }
 const RunMetrics& Scheduler::metrics() const { return impl_->metrics_; }
 ChannelStats Scheduler::channel_stats() const { return impl_->channel_stats(); }
 
