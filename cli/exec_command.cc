@@ -9,8 +9,15 @@
 #include <filesystem>
 #include <thread>
 
+#include <fstream>
+#include <sstream>
+
 #include "cli/commands.h"
 #include "cli/pipeline_loader.h"
+#include "engine/checkpoint/coordinator.h"
+#include "engine/checkpoint/manifest.h"
+#include "engine/checkpoint/storage.h"
+#include "engine/core/log.h"
 #include "engine/core/time.h"
 #include "engine/runtime/scheduler.h"
 #include "engine/state/state_backend.h"
@@ -47,23 +54,27 @@ std::string node_counts(const plan::Plan& plan, const runtime::RunMetrics& metri
     if (n.role != runtime::NodeRole::kSource) s += " " + fmt(m->rows_in.load()) + " in";
     if (n.role != runtime::NodeRole::kSink) s += " " + fmt(m->rows_out.load()) + " out";
     if (uint64_t e = m->data_errors.load()) s += " " + fmt(e) + " errors";
-    if (int64_t wm = m->watermark_ms.load(); wm != INT64_MIN && !human) s += " wm " + format_timestamp(wm);
+    if (int64_t wm = m->watermark_ms.load(); wm != INT64_MIN && !human)
+      s += " wm " + format_timestamp(wm);
   }
   return s;
 }
 
-// The run's state root: --state-dir/<pipeline>/work, or a temporary
-// directory; removed at exit unless the user named the directory.
+// The run's working directory: --state-dir/<pipeline>/work, or a temporary
+// directory removed at exit. Live keyed state goes to <work>/state (emptied
+// at start: a resumed run gets it back from the checkpoint), snapshots to
+// <work>/snapshots until they are uploaded.
 class StateRoot {
  public:
   StateRoot(const ExecArgs& args, const std::string& pipeline) {
     if (args.state_backend == "memory") return;
     namespace fs = std::filesystem;
     if (!args.state_dir.empty()) {
-      // Keyed state does not outlive a run until checkpoints can resume it.
       path_ = (fs::path(args.state_dir) / pipeline / "work").string();
       std::error_code ec;
       fs::remove_all(path_, ec);
+      fs::create_directories(path_, ec);
+      if (ec) path_.clear();
     } else {
       std::string tmpl = (fs::temp_directory_path() / "dataflow-state-XXXXXX").string();
       if (mkdtemp(tmpl.data())) {
@@ -77,6 +88,8 @@ class StateRoot {
     if (temporary_) std::filesystem::remove_all(path_, ec);
   }
   const std::string& path() const { return path_; }
+  std::string state() const { return path_.empty() ? path_ : path_ + "/state"; }
+  std::string snapshots() const { return path_.empty() ? path_ : path_ + "/snapshots"; }
 
  private:
   std::string path_;
@@ -123,16 +136,45 @@ void add_exec_command(CLI::App& app, std::shared_ptr<ExecArgs> args) {
   cmd->add_option("--state-backend", args->state_backend, "Where keyed state lives")
       ->capture_default_str()
       ->check(CLI::IsMember({"rocksdb", "memory"}));
-  cmd->add_option("--state-cache-mb", args->state_cache_mb, "RocksDB block cache shared by all tasks (MiB)")
+  cmd->add_option("--state-cache-mb", args->state_cache_mb,
+                  "RocksDB block cache shared by all tasks (MiB)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--state-memory-mb", args->state_memory_mb,
                   "Memory a stateful task uses before spilling to RocksDB (MiB)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--checkpoint-storage", args->checkpoint_storage,
+                  "Where checkpoints go: s3://bucket/prefix or a directory (default: the "
+                  "pipeline's checkpoint.storage, else --state-dir)");
 }
 
+namespace {
+
+std::optional<std::string> read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Checkpoints every 10 s unless the pipeline says otherwise (DESIGN §6).
+constexpr Millis kDefaultCheckpointInterval{10000};
+
+}  // namespace
+
 int run_exec(const ExecArgs& args) {
+  // Signals are taken by a dedicated thread: block them before any other
+  // thread exists (the coordinator's I/O threads, the scheduler's) so every
+  // thread inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A closed stdout must surface as EPIPE in the sink, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
   plan::PlanOptions plan_options;
   plan_options.batch_size = args.batch_size;
   plan_options.parallelism_override = args.parallelism;
@@ -141,8 +183,9 @@ int run_exec(const ExecArgs& args) {
   if (!plan) return code;
 
   runtime::RunOptions options;
-  options.workers = args.workers > 0 ? args.workers
-                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.workers = args.workers > 0
+                        ? args.workers
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.batch_size = args.batch_size;
   options.buffer_size = args.buffer_size;
   options.backpressure_threshold = args.backpressure_threshold;
@@ -152,19 +195,60 @@ int run_exec(const ExecArgs& args) {
                 std::filesystem::temp_directory_path().string() + ".");
     return kExitRuntimeFailure;
   }
-  options.state_root = state_root.path();
+  options.state_root = state_root.state();
   options.state_memory_budget = args.state_memory_mb << 20;
   state::set_block_cache_bytes(args.state_cache_mb << 20);
 
-  // Signals are taken by a dedicated thread: block them before any other
-  // thread exists so every thread inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  // A closed stdout must surface as EPIPE in the sink, not kill the process.
-  signal(SIGPIPE, SIG_IGN);
+  // Checkpoints: to --checkpoint-storage, the pipeline's checkpoint.storage,
+  // or --state-dir; none without any of them (a run that cannot resume).
+  std::string storage_url = args.checkpoint_storage;
+  if (storage_url.empty()) storage_url = plan->settings.checkpoint_storage;
+  if (storage_url.empty()) storage_url = args.state_dir;
+  std::unique_ptr<checkpoint::CheckpointStorage> storage;
+  std::unique_ptr<checkpoint::CheckpointCoordinator> coordinator;
+  if (!storage_url.empty()) {
+    if (args.state_backend != "rocksdb") {
+      print_error(
+          "checkpoints need --state-backend rocksdb; drop --state-dir and "
+          "--checkpoint-storage to run with state in memory.");
+      return kExitUsage;
+    }
+    auto opened = checkpoint::open_storage(storage_url);
+    if (!opened.ok()) {
+      print_error("cannot open checkpoint storage " + storage_url + ": " +
+                  opened.status().message());
+      return kExitRuntimeFailure;
+    }
+    storage = std::move(*opened);
+    auto text = read_text(args.pipeline);
+    if (!text) {
+      print_error("cannot read " + args.pipeline + ".");
+      return kExitInvalidInput;
+    }
+    checkpoint::CheckpointSettings cs;
+    cs.pipeline = plan->settings.name;
+    cs.interval = plan->settings.checkpoint_interval.value_or(kDefaultCheckpointInterval);
+    cs.timeout = plan->settings.checkpoint_timeout;
+    cs.retained = plan->settings.checkpoint_retained;
+    cs.compression = plan->settings.checkpoint_compression;
+    cs.pipeline_text = *text;
+    cs.pipeline_version = checkpoint::sha256_hex(*text);
+    coordinator = std::make_unique<checkpoint::CheckpointCoordinator>(*storage, cs);
+    auto restored = coordinator->restore(plan->physical, options.state_root);
+    if (!restored.ok()) {
+      print_error(restored.status().message());
+      return exit_code_for(restored.status());
+    }
+    if (*restored) {
+      for (const std::string& w : (*restored)->warnings) log_warn("checkpoint", w);
+      std::fprintf(stderr, "dataflow: resuming %s from checkpoint %llu\n",
+                   plan->settings.name.c_str(),
+                   static_cast<unsigned long long>((*restored)->checkpoint_id));
+      options.restored = std::move((*restored)->state);
+    }
+    options.checkpoint_listener = coordinator.get();
+    options.snapshot_root = state_root.snapshots();
+  }
 
   runtime::Scheduler scheduler(plan->physical, options);
   std::atomic<bool> done{false};
@@ -175,8 +259,17 @@ int run_exec(const ExecArgs& args) {
       int sig = sigtimedwait(&stop_signals, nullptr, &tick);
       if (sig <= 0) continue;
       if (++received == 1) {
-        std::fprintf(stderr, "\ndataflow: stopping: draining the pipeline (send the signal again to abort)\n");
-        scheduler.request_stop();
+        if (coordinator) {
+          std::fprintf(stderr,
+                       "\ndataflow: stopping: taking a final checkpoint (send the signal again "
+                       "to abort)\n");
+          coordinator->request_stop_with_checkpoint();
+        } else {
+          std::fprintf(stderr,
+                       "\ndataflow: stopping: draining the pipeline (send the signal again to "
+                       "abort)\n");
+          scheduler.request_stop();
+        }
       } else {
         scheduler.cancel();
       }
@@ -189,7 +282,8 @@ int run_exec(const ExecArgs& args) {
       auto last = Clock::now();
       uint64_t last_rows = 0;
       while (!done.load()) {
-        for (int i = 0; i < 5 && !done.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        for (int i = 0; i < 5 && !done.load(); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
         auto now = Clock::now();
         uint64_t rows = source_rows(*plan, scheduler.metrics());
         double secs = std::chrono::duration<double>(now - last).count();
@@ -197,14 +291,17 @@ int run_exec(const ExecArgs& args) {
         last = now;
         last_rows = rows;
         std::string line = node_counts(*plan, scheduler.metrics(), true);
-        std::fprintf(stderr, "\r\033[K%s  (%s rows/s)", line.c_str(), human_count(static_cast<uint64_t>(rate)).c_str());
+        std::fprintf(stderr, "\r\033[K%s  (%s rows/s)", line.c_str(),
+                     human_count(static_cast<uint64_t>(rate)).c_str());
         std::fflush(stderr);
       }
     });
   }
 
   auto started = Clock::now();
+  if (coordinator) coordinator->start(scheduler);
   Status status = scheduler.run();
+  if (coordinator) coordinator->stop();
   double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
   done.store(true);
   if (progress_thread.joinable()) progress_thread.join();
@@ -212,10 +309,19 @@ int run_exec(const ExecArgs& args) {
   if (progress) std::fprintf(stderr, "\r\033[K");
 
   const auto& metrics = scheduler.metrics();
-  std::fprintf(stderr, "dataflow: pipeline %s %s in %.3fs: %s; %llu errors\n",
+  std::string checkpoints;
+  if (coordinator) {
+    const checkpoint::CoordinatorStats cs = coordinator->stats();
+    checkpoints = "; " + std::to_string(cs.completed) + " checkpoints";
+    if (cs.completed > 0) checkpoints += " (last " + std::to_string(cs.last_id) + ")";
+    if (cs.failed + cs.aborted > 0) {
+      checkpoints += ", " + std::to_string(cs.failed + cs.aborted) + " failed";
+    }
+  }
+  std::fprintf(stderr, "dataflow: pipeline %s %s in %.3fs: %s; %llu errors%s\n",
                plan->settings.name.c_str(), status.ok() ? "finished" : "failed", elapsed,
                node_counts(*plan, metrics, false).c_str(),
-               static_cast<unsigned long long>(total_errors(metrics)));
+               static_cast<unsigned long long>(total_errors(metrics)), checkpoints.c_str());
   if (!status.ok()) {
     print_error(status.code() == StatusCode::kCancelled ? "the run was aborted."
                                                         : status.message());

@@ -1062,6 +1062,13 @@ void Task::take_snapshot(uint64_t id) {
   for (size_t k = 0; k < nodes_.size(); ++k) {
     NodeSlot& n = nodes_[k];
     const std::string& node_id = n.info->node->id;
+    // The parent exists so that the operator only creates its own directory.
+    std::error_code ec;
+    std::filesystem::create_directories(root / node_id, ec);
+    if (ec) {
+      ack->fail(Status::io_error(n.info->label + ": cannot create " + (root / node_id).string() +
+                                 ": " + ec.message()));
+    }
     NodeSnapshotContext ctx(id, (root / node_id / std::to_string(subtask_)).string(), ack);
     Status status;
     invoke(k, [&] {

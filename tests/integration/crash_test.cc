@@ -1,0 +1,213 @@
+// Exactly-once after crashes: the real binary runs a stateful pipeline (file
+// source, key_by, tumbling window, exactly-once file sink) and is killed with
+// SIGKILL at random moments, then restarted on the same state directory,
+// again and again; the committed output must equal that of one uninterrupted
+// run, row for row. Also: SIGTERM takes a final checkpoint and the next run
+// continues; a second run of a finished pipeline emits nothing more.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+
+namespace df::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// Lines of every committed part file under `dir` (hidden files are not output).
+std::vector<std::string> committed_rows(const fs::path& dir) {
+  std::vector<std::string> rows;
+  if (!fs::exists(dir)) return rows;
+  for (const auto& name : list_dir(dir)) {
+    if (name.empty() || name[0] == '.' || name[0] == '_') continue;
+    std::istringstream in(read_file((dir / name).string()));
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) rows.push_back(line);
+    }
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+size_t hidden_files(const fs::path& dir) {
+  size_t n = 0;
+  for (const auto& name : list_dir(dir)) n += !name.empty() && name[0] == '.';
+  return n;
+}
+
+// 4 files of 150k rows, event time rising through them (5 ms apart), 500
+// users: the window fires all along the run, not only at the end.
+void write_input(const TempDir& tmp) {
+  int64_t i = 0;
+  for (int f = 0; f < 4; ++f) {
+    std::string text;
+    for (int r = 0; r < 150000; ++r, ++i) {
+      text += "{\"user\":\"u" + std::to_string((i * 7919) % 500) +
+              "\",\"amount\":" + std::to_string(i % 97) +
+              ",\"ts\":" + std::to_string(1'800'000'000'000 + i * 5) + "}\n";
+    }
+    tmp.write("data/events-" + std::to_string(f) + ".jsonl", text);
+  }
+}
+
+const char* kPipeline = R"yaml(
+name: crash
+parallelism: 2
+checkpoint: {interval: 100ms, delivery: exactly_once}
+sources:
+  - id: events
+    type: file
+    parallelism: 1
+    path: data/*.jsonl
+    format: json
+    schema: {user: string, amount: int64, ts: timestamp}
+    event_time: {field: ts, max_out_of_orderness: 1s}
+transforms:
+  - id: totals
+    type: window
+    input: events
+    key_by: [user]
+    window: {type: tumbling, size: 5s}
+    aggregate: {n: "count(*)", total: "sum(amount)"}
+sinks:
+  - {id: out, type: file, input: totals, path: OUT, format: json}
+)yaml";
+
+std::string pipeline_writing_to(const std::string& out) {
+  std::string p = kPipeline;
+  p.replace(p.find("OUT"), 3, out);
+  return p;
+}
+
+std::vector<std::string> exec_args(const std::string& pipeline, const std::string& state_dir) {
+  std::vector<std::string> argv{DATAFLOW_BIN, "exec", pipeline,       "--no-progress",
+                                "--workers",  "2",    "--batch-size", "256"};
+  if (!state_dir.empty()) {
+    argv.push_back("--state-dir");
+    argv.push_back(state_dir);
+  }
+  return argv;
+}
+
+TEST(Crash, SigkillAtRandomMomentsLosesAndDuplicatesNothing) {
+  TempDir tmp;
+  write_input(tmp);
+  tmp.write("reference.yaml", pipeline_writing_to("ref-out"));
+  tmp.write("crash.yaml", pipeline_writing_to("out"));
+
+  ProcessResult ref = run_process(exec_args("reference.yaml", ""), tmp.str(), 2min);
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  const std::vector<std::string> expected = committed_rows(tmp.path() / "ref-out");
+  ASSERT_GT(expected.size(), 10000u);
+
+  const uint32_t seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> kill_after_ms(40, 700);
+  int kills = 0;
+  int resumed = 0;
+  for (int attempt = 0; attempt < 40 && kills < 12; ++attempt) {
+    const std::string err = tmp.file("err-" + std::to_string(attempt) + ".log");
+    Child child(exec_args("crash.yaml", tmp.file("state")), tmp.str(), err);
+    const int wait_ms = kill_after_ms(rng);
+    ProcessResult r = child.wait(std::chrono::milliseconds(wait_ms));
+    const std::string log = read_file(err);
+    if (log.find("resuming crash from checkpoint") != std::string::npos) ++resumed;
+    if (r.timed_out) {
+      ++kills;  // wait() killed it with SIGKILL mid-run
+      std::cerr << "kill " << kills << " after " << wait_ms
+                << " ms; committed rows so far: " << committed_rows(tmp.path() / "out").size()
+                << "\n";
+      continue;
+    }
+    ASSERT_EQ(r.exit_code, 0) << "seed " << seed << ": " << log;
+    break;  // it finished before the kill: the loop below finishes too
+  }
+  EXPECT_GE(kills, 10) << "seed " << seed;
+  EXPECT_GE(resumed, 3) << "seed " << seed << ": runs should resume from checkpoints";
+
+  // Run to the end.
+  ProcessResult last = run_process(exec_args("crash.yaml", tmp.file("state")), tmp.str(), 2min);
+  ASSERT_EQ(last.exit_code, 0) << "seed " << seed << ": " << last.err;
+  const std::vector<std::string> got = committed_rows(tmp.path() / "out");
+  EXPECT_EQ(got.size(), expected.size()) << "seed " << seed;
+  EXPECT_TRUE(got == expected) << "seed " << seed << ": committed output differs from the "
+                               << "uninterrupted run";
+  EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end()) << "duplicate rows";
+  EXPECT_EQ(hidden_files(tmp.path() / "out"), 0u) << "in-progress files left behind";
+
+  // A finished pipeline resumed again has nothing left to do.
+  ProcessResult again = run_process(exec_args("crash.yaml", tmp.file("state")), tmp.str(), 1min);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(committed_rows(tmp.path() / "out"), expected);
+}
+
+// A generator paced at 20k rows/s; SIGTERM half-way takes a final checkpoint,
+// exits 0, and the next run continues from there: together they write what
+// one run writes.
+TEST(Crash, SigtermTakesAFinalCheckpointAndTheNextRunContinues) {
+  TempDir tmp;
+  const std::string p = R"yaml(
+name: paced
+checkpoint: {interval: 1h, delivery: exactly_once}
+sources:
+  - id: gen
+    type: generator
+    count: 40000
+    rate: 20000
+    fields: {k: "i % 10", ts: "cast(i as timestamp)"}
+    event_time: {field: ts, max_out_of_orderness: 0s}
+transforms:
+  - id: w
+    type: window
+    input: gen
+    key_by: [k]
+    window: {type: tumbling, size: 1s}
+    aggregate: {n: "count(*)"}
+sinks:
+  - {id: out, type: file, input: w, path: OUT, format: json}
+)yaml";
+  std::string ref = p;
+  ref.replace(ref.find("OUT"), 3, "ref-out");
+  std::string run = p;
+  run.replace(run.find("OUT"), 3, "out");
+  tmp.write("ref.yaml", ref);
+  tmp.write("run.yaml", run);
+  ProcessResult r0 = run_process(exec_args("ref.yaml", ""), tmp.str(), 1min);
+  ASSERT_EQ(r0.exit_code, 0) << r0.err;
+  const auto expected = committed_rows(tmp.path() / "ref-out");
+  ASSERT_EQ(expected.size(), 400u);
+
+  Child child(exec_args("run.yaml", tmp.file("state")), tmp.str(), tmp.file("err1.log"));
+  std::this_thread::sleep_for(700ms);
+  child.send_signal(SIGTERM);
+  ProcessResult r1 = child.wait(30s);
+  const std::string log1 = read_file(tmp.file("err1.log"));
+  ASSERT_FALSE(r1.timed_out) << log1;
+  ASSERT_EQ(r1.exit_code, 0) << log1;
+  EXPECT_NE(log1.find("taking a final checkpoint"), std::string::npos) << log1;
+  const auto first = committed_rows(tmp.path() / "out");
+  EXPECT_LT(first.size(), expected.size()) << "the stop came after the end; pace the generator";
+
+  ProcessResult r2 = run_process(exec_args("run.yaml", tmp.file("state")), tmp.str(), 1min);
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_NE(r2.err.find("resuming paced from checkpoint"), std::string::npos) << r2.err;
+  EXPECT_EQ(committed_rows(tmp.path() / "out"), expected);
+}
+
+}  // namespace
+}  // namespace df::test
