@@ -4,8 +4,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <string>
+
+namespace df {
+class Status;
+namespace checkpoint {
+class CheckpointStorage;
+}
+}  // namespace df
 
 namespace df::cli {
 
@@ -19,22 +27,68 @@ struct ExecArgs {
   size_t buffer_size = 8192;
   double backpressure_threshold = 0.8;
   bool no_progress = false;
-  std::string state_dir;              // empty: a temporary directory
+  std::string state_dir;  // empty: a temporary directory
   std::string state_backend = "rocksdb";
-  size_t state_cache_mb = 64;         // RocksDB block cache shared by all subtasks
-  size_t state_memory_mb = 64;        // per stateful subtask, before spilling to RocksDB
+  size_t state_cache_mb = 64;   // RocksDB block cache shared by all subtasks
+  size_t state_memory_mb = 64;  // per stateful subtask, before spilling to RocksDB
+  // Where checkpoints go (s3://bucket/prefix or a directory); default: the
+  // pipeline's checkpoint.storage, else --state-dir.
+  std::string checkpoint_storage;
 };
 
 struct ValidateArgs {
   std::string pipeline;
 };
 
+// Where a pipeline's checkpoints live: exactly one of the two.
+struct StorageArgs {
+  std::string state_dir;           // --state-dir DIR: local storage rooted at DIR
+  std::string checkpoint_storage;  // --checkpoint-storage URL: s3://bucket/prefix or a path
+};
+
+struct StateArgs {
+  std::string action;  // "export" or "import": the sub-command given
+  std::string pipeline;
+  StorageArgs storage;
+  std::string output;  // export: a file, or "-" for stdout
+  std::string input;   // import
+  std::string
+      pipeline_file;    // import: the plan to check against (default: the current checkpoint's)
+  int parallelism = 0;  // import: as `exec --parallelism` (0: the file's)
+  bool no_progress = false;
+};
+
+struct CheckpointsArgs {
+  std::string action;  // "list" or "rollback"
+  std::string pipeline;
+  StorageArgs storage;
+  bool json = false;    // list
+  int64_t offset = -1;  // rollback --offset (-1: not given)
+  std::string id;       // rollback --id (empty: not given)
+};
+
 // Adds the sub-command to `app`; `run` is set to the code to call when it is chosen.
 void add_exec_command(CLI::App& app, std::shared_ptr<ExecArgs> args);
 void add_validate_command(CLI::App& app, std::shared_ptr<ValidateArgs> args);
+void add_state_command(CLI::App& app, std::shared_ptr<StateArgs> args);
+void add_checkpoints_command(CLI::App& app, std::shared_ptr<CheckpointsArgs> args);
 
 int run_exec(const ExecArgs& args);
 int run_validate(const ValidateArgs& args);
+int run_state(const StateArgs& args);
+int run_checkpoints(const CheckpointsArgs& args);
+
+// --state-dir and --checkpoint-storage on a sub-command (checkpoints_command.cc).
+void add_storage_options(CLI::App& cmd, StorageArgs& args);
+// The storage `args` names, or nullptr after printing why (`exit_code`: 2
+// when neither or both are given, 1 when `must_exist` and --state-dir is
+// not a directory, 3 when it cannot be opened).
+std::unique_ptr<checkpoint::CheckpointStorage> open_checkpoint_storage(const StorageArgs& args,
+                                                                       const std::string& pipeline,
+                                                                       bool must_exist,
+                                                                       int& exit_code);
+// Exit code for a failed status: 1 for bad input (invalid, data, not found), else 3.
+int exit_code_for(const Status& status);
 
 // Prints "dataflow: <message>" to stderr.
 void print_error(const std::string& message);

@@ -234,16 +234,19 @@ int run_exec(const ExecArgs& args) {
     cs.pipeline_text = *text;
     cs.pipeline_version = checkpoint::sha256_hex(*text);
     coordinator = std::make_unique<checkpoint::CheckpointCoordinator>(*storage, cs);
+    const auto restore_started = Clock::now();
     auto restored = coordinator->restore(plan->physical, options.state_root);
+    const double restore_secs =
+        std::chrono::duration<double>(Clock::now() - restore_started).count();
     if (!restored.ok()) {
       print_error(restored.status().message());
       return exit_code_for(restored.status());
     }
     if (*restored) {
       for (const std::string& w : (*restored)->warnings) log_warn("checkpoint", w);
-      std::fprintf(stderr, "dataflow: resuming %s from checkpoint %llu\n",
+      std::fprintf(stderr, "dataflow: resuming %s from checkpoint %llu (state restored in %.3fs)\n",
                    plan->settings.name.c_str(),
-                   static_cast<unsigned long long>((*restored)->checkpoint_id));
+                   static_cast<unsigned long long>((*restored)->checkpoint_id), restore_secs);
       options.restored = std::move((*restored)->state);
     }
     options.checkpoint_listener = coordinator.get();

@@ -8,8 +8,13 @@ packages=(
   libtbb-dev libyaml-cpp-dev libsimdjson-dev libcli11-dev librocksdb-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libzstd-dev
-  nodejs npm
 )
+# Node.js runs the S3 test server (tests/support/s3). Machines of this kind
+# come with Node.js 20 (and its npm); only where none is present take
+# Debian's packages, so a newer Node.js is never replaced by an older one.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

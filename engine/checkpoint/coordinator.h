@@ -26,12 +26,27 @@
 
 namespace df::checkpoint {
 
+// What the coordinator needs of a running pipeline: the checkpoint methods of
+// runtime::Scheduler (see scheduler.h for their contracts). start(Scheduler&)
+// adapts the real scheduler; the coordinator's unit tests implement it to
+// record calls. Methods are called from the coordinator's thread only.
+class CheckpointTarget {
+ public:
+  virtual ~CheckpointTarget() = default;
+  virtual bool trigger_checkpoint(uint64_t id) = 0;
+  virtual bool stop_with_checkpoint(uint64_t id) = 0;
+  virtual void notify_checkpoint_complete(uint64_t id) = 0;
+  virtual void notify_checkpoint_aborted(uint64_t id) = 0;
+  virtual void notify_final_checkpoint_complete() = 0;
+  virtual size_t task_count() const = 0;
+};
+
 struct CheckpointSettings {
   std::string pipeline;            // name; the storage prefix <pipeline>/
   std::optional<Millis> interval;  // none: only final/stop checkpoints
   Millis timeout{600000};
   int retained = 3;
-  bool compression = false;  // zstd for non-SST files
+  bool compression = false;      // zstd for non-SST files
   std::string pipeline_text;     // the pipeline file, stored with each checkpoint
   std::string pipeline_version;  // e.g. SHA-256 of pipeline_text
   int io_threads = 2;
@@ -42,6 +57,9 @@ struct RestorePoint {
   uint64_t checkpoint_id = 0;
   runtime::RestoredState state;
   std::vector<std::string> warnings;  // e.g. "checkpoint 7: ... ; used checkpoint 6"
+  size_t files = 0;                   // files restored
+  uint64_t bytes = 0;                 // their size
+  int64_t duration_ms = 0;            // restore() wall time
 };
 
 struct CoordinatorStats {
@@ -65,17 +83,34 @@ class CheckpointCoordinator final : public runtime::CheckpointListener {
   // files into <state_root>/<node>/<subtask> (state_root is emptied first)
   // and returns what to put in RunOptions::restored. nullopt when the
   // pipeline has no checkpoint yet. Later checkpoints get larger ids.
+  // Call before start(). Warnings (fallbacks, missing _CURRENT) are logged
+  // and returned; "no usable checkpoint for pipeline P: checkpoint 7: ...,
+  // checkpoint 6: ..." (kDataError) when every candidate failed; a plan
+  // that does not fit (node gone, parallelism changed) is kInvalidArgument;
+  // a state_root that contains the local storage is refused.
   Result<std::optional<RestorePoint>> restore(const runtime::PhysicalPlan& plan,
                                               const std::string& state_root);
 
   // Starts triggering every settings.interval on `scheduler` (call just
   // before scheduler.run(); triggers before the run starts are retried).
+  // Call start() once per coordinator.
   void start(runtime::Scheduler& scheduler);
-  // Asks for a final checkpoint and a stop (SIGTERM): Scheduler::stop_with_checkpoint.
+  // The same on any CheckpointTarget (not owned; must outlive stop()).
+  void start(CheckpointTarget& target);
+  // Asks for one checkpoint now (besides the interval), e.g. from
+  // `POST /pipelines/{name}/checkpoints`: triggered on the coordinator's
+  // thread as soon as none is in flight. Does not block.
+  void request_checkpoint();
+  // Asks for a final checkpoint and a stop (SIGTERM): Scheduler::stop_with_checkpoint,
+  // after the checkpoint in flight (if any) ended. Does not block.
   void request_stop_with_checkpoint();
-  // After run() returned: stops the thread and waits for uploads.
+  // After run() returned: stops the thread, waits for uploads and removes
+  // the local snapshot directories nobody will upload. Idempotent.
   void stop();
   CoordinatorStats stats() const;
+  // Waits until stats().completed + failed + aborted reaches `count` (or
+  // `timeout` passes); true when it did. For tests and tools.
+  bool wait_for_checkpoints(uint64_t count, Millis timeout) const;
 
   // runtime::CheckpointListener
   void on_task_snapshot(runtime::TaskSnapshot snapshot) override;
@@ -84,6 +119,10 @@ class CheckpointCoordinator final : public runtime::CheckpointListener {
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;
+  std::unique_ptr<CheckpointTarget> scheduler_target_;  // start(Scheduler&)
 };
+
+// Adapts a Scheduler (coordinator_scheduler.cc).
+std::unique_ptr<CheckpointTarget> make_scheduler_target(runtime::Scheduler& scheduler);
 
 }  // namespace df::checkpoint

@@ -63,11 +63,28 @@ struct S3Options {
   uint64_t multipart_threshold = 16u << 20;  // files above this go in parts
   uint64_t part_size = 8u << 20;
   int max_attempts = 5;
+  // Keys asked for per ListObjectsV2 request (S3 caps it at 1000).
+  int list_page_size = 1000;
 };
 
 // "s3://bucket/prefix" -> S3 (path-style requests); a plain path or
 // "file:///abs/path" -> a local directory (created if missing).
 Result<std::unique_ptr<CheckpointStorage>> open_storage(const std::string& url,
                                                         const S3Options& s3 = {});
+
+// A local directory (created if missing; `dir` made absolute). Temporary files
+// of puts in progress are named ".df-tmp-*" and never listed.
+Result<std::unique_ptr<CheckpointStorage>> open_local_storage(const std::string& dir);
+
+// An S3 bucket; `prefix` (no leading or trailing '/', may be empty) is put in
+// front of every key as "<prefix>/<key>".
+Result<std::unique_ptr<CheckpointStorage>> open_s3_storage(const std::string& bucket,
+                                                           const std::string& prefix,
+                                                           const S3Options& s3 = {});
+
+// kInvalidArgument unless `key` is a relative '/'-separated path: not empty,
+// no leading or trailing '/', no empty, "." or ".." segments, no NUL, and no
+// segment starting with ".df-tmp-" (reserved for temporary files).
+Status validate_key(std::string_view key);
 
 }  // namespace df::checkpoint
