@@ -8,11 +8,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "connectors/format/csv.h"
 #include "connectors/format/json.h"
 #include "connectors/options.h"
+#include "engine/core/log.h"
 
 namespace df::connectors {
 
@@ -43,7 +46,8 @@ std::vector<std::string> expand_glob(const std::string& pattern) {
   return out;
 }
 
-// A file read in chunks; the unconsumed bytes stay contiguous.
+// A file read in chunks; the unconsumed bytes stay contiguous, and offset()
+// is the byte offset in the file of the first unconsumed byte.
 class ChunkedFile {
  public:
   ChunkedFile() = default;
@@ -51,14 +55,38 @@ class ChunkedFile {
   ChunkedFile& operator=(const ChunkedFile&) = delete;
   ~ChunkedFile() { close(); }
 
-  Status open(const std::string& path) {
+  // Opens `path` positioned at byte `offset`. A file shorter than `offset`
+  // (truncated or replaced since a checkpoint) is an error.
+  Status open(const std::string& path, uint64_t offset = 0) {
     close();
     fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) return Status::io_error("cannot open " + path + ": " + std::strerror(errno));
     path_ = path;
     buf_.clear();
     pos_ = 0;
+    start_ = 0;
     eof_ = false;
+    if (offset > 0) {
+      struct stat st {};
+      if (::fstat(fd_, &st) != 0) {
+        Status s = Status::io_error("cannot stat " + path + ": " + std::strerror(errno));
+        close();
+        return s;
+      }
+      if (static_cast<uint64_t>(st.st_size) < offset) {
+        close();
+        return Status::invalid("cannot resume reading " + path + " at byte " +
+                               std::to_string(offset) + ": the file has only " +
+                               std::to_string(st.st_size) +
+                               " bytes now (it was truncated or replaced since the checkpoint)");
+      }
+      if (::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0) {
+        Status s = Status::io_error("cannot seek in " + path + ": " + std::strerror(errno));
+        close();
+        return s;
+      }
+      start_ = offset;
+    }
     return Status::OK();
   }
   bool is_open() const { return fd_ >= 0; }
@@ -69,11 +97,13 @@ class ChunkedFile {
   std::string_view data() const { return std::string_view(buf_).substr(pos_); }
   void consume(size_t n) { pos_ += n; }
   bool eof() const { return eof_; }
+  uint64_t offset() const { return start_ + pos_; }
 
   // Appends up to one chunk; sets eof() at the end of the file.
   Status fill() {
     if (pos_ > 0) {
       buf_.erase(0, pos_);
+      start_ += pos_;
       pos_ = 0;
     }
     size_t old = buf_.size();
@@ -96,25 +126,41 @@ class ChunkedFile {
   std::string path_;
   std::string buf_;
   size_t pos_ = 0;
+  uint64_t start_ = 0;  // file offset of buf_[0]
   bool eof_ = false;
 };
 
 struct FileSourceConfig {
   std::string path;                // as written in the pipeline
-  std::vector<std::string> files;  // what to read, in order
+  std::vector<std::string> files;  // what to read, sorted
   Format format = Format::kJson;
   CsvOptions csv;
   SchemaPtr schema;
 };
 
+// Where a subtask stands in one of its files.
+struct FilePosition {
+  std::string path;
+  uint64_t offset = 0;       // byte offset of the next record (a record boundary)
+  uint64_t line = 1;         // line number at offset, for messages
+  bool done = false;         // read to the end
+  bool header_read = false;  // csv.header: the header record lies before offset
+  bool skipping = false;     // json: offset is inside an over-long line being skipped
+};
+
 class FileSource final : public runtime::SourceOperator {
  public:
   FileSource(std::shared_ptr<const FileSourceConfig> cfg, int subtask, int parallelism)
-      : cfg_(std::move(cfg)), builder_(cfg_->schema), csv_parser_(cfg_->csv.delimiter) {
+      : cfg_(std::move(cfg)),
+        subtask_(subtask),
+        parallelism_(parallelism),
+        builder_(cfg_->schema),
+        csv_parser_(cfg_->csv.delimiter) {
     for (size_t i = static_cast<size_t>(subtask); i < cfg_->files.size();
          i += static_cast<size_t>(parallelism)) {
-      files_.push_back(cfg_->files[i]);
+      files_.push_back(FilePosition{cfg_->files[i]});
     }
+    known_ = cfg_->files;
     if (cfg_->format == Format::kJson) {
       json_.emplace(cfg_->schema);
     } else {
@@ -125,30 +171,45 @@ class FileSource final : public runtime::SourceOperator {
   Status open(runtime::OperatorContext& ctx) override {
     ctx_ = &ctx;
     batch_size_ = std::max<size_t>(1, ctx.batch_size());
+    if (const std::string* meta = ctx.restored_meta()) {
+      Status s = restore(*meta);
+      if (!s.ok()) {
+        return Status(s.code(), "file source '" + ctx.node_id() + "' subtask " +
+                                    std::to_string(subtask_) + ": cannot resume: " + s.message());
+      }
+    }
     return Status::OK();
   }
 
   Result<runtime::SourceProgress> produce(runtime::Output& out) override {
     if (ctx_->stop_requested()) {
       emit(out);
+      save_position();  // a snapshot after the stop still knows where we are
       file_.close();
       return runtime::SourceProgress::exhausted();
     }
     int reads = 0;
     while (builder_.num_rows() < batch_size_) {
       if (!file_.is_open()) {
+        while (next_file_ < files_.size() && files_[next_file_].done) ++next_file_;
         if (next_file_ >= files_.size()) break;
-        DF_RETURN_IF_ERROR(file_.open(files_[next_file_]));
-        line_ = 1;
-        skipping_ = false;
-        header_pending_ = csv_ && cfg_->csv.header;
+        DF_RETURN_IF_ERROR(open_current());
       }
       Step step = csv_ ? next_csv_record() : next_json_line();
       if (step == Step::kNeedData) {
-        if (reads == kMaxReadsPerProduce) return runtime::SourceProgress::more();
+        if (reads == kMaxReadsPerProduce) {
+          // Emit what was decoded: a snapshot between two produce() calls
+          // records the reader's position, so no decoded row may wait.
+          emit(out);
+          return runtime::SourceProgress::more();
+        }
         DF_RETURN_IF_ERROR(file_.fill());
         ++reads;
       } else if (step == Step::kFileDone) {
+        FilePosition& f = files_[next_file_];
+        f.offset = file_.offset();
+        f.done = true;
+        f.skipping = false;
         file_.close();
         ++next_file_;
       }
@@ -165,10 +226,133 @@ class FileSource final : public runtime::SourceOperator {
     return Status::OK();
   }
 
+  // Meta: {"parallelism": N, "known": [every file of the glob this run
+  // started from], "files": [{"path", "offset", "line", "done",
+  // "header_read"?, "skipping"?}, ...]} for this subtask's files, in reading
+  // order. Every row produce() emitted lies before the recorded offsets.
+  Status snapshot(runtime::SnapshotContext& ctx) override {
+    save_position();
+    nlohmann::json files = nlohmann::json::array();
+    for (const FilePosition& f : files_) {
+      nlohmann::json e = {
+          {"path", f.path}, {"offset", f.offset}, {"line", f.line}, {"done", f.done}};
+      if (f.header_read) e["header_read"] = true;
+      if (f.skipping) e["skipping"] = true;
+      files.push_back(std::move(e));
+    }
+    nlohmann::json j = {
+        {"parallelism", parallelism_}, {"known", known_}, {"files", std::move(files)}};
+    ctx.set_meta(j.dump());
+    return Status::OK();
+  }
+
  private:
   enum class Step { kProgress, kNeedData, kFileDone };
 
-  const std::string& current() const { return files_[next_file_]; }
+  // Rebuilds this subtask's files from a snapshot's meta and the glob's
+  // matches now: the snapshot's files continue at their offsets; files that
+  // no longer match are skipped (with a warning) unless already read; files
+  // the snapshot's run did not know are new and split over the subtasks like
+  // a fresh glob (the k-th new file, in sorted order, to subtask k % N).
+  Status restore(const std::string& text) {
+    std::vector<FilePosition> restored;
+    std::vector<std::string> known;
+    try {
+      nlohmann::json j = nlohmann::json::parse(text);
+      int par = j.at("parallelism").get<int>();
+      if (par != parallelism_) {
+        return Status::invalid("the checkpoint was taken with parallelism " + std::to_string(par) +
+                               ", this run has " + std::to_string(parallelism_) +
+                               " (a file source cannot be rescaled)");
+      }
+      known = j.at("known").get<std::vector<std::string>>();
+      for (const auto& e : j.at("files")) {
+        FilePosition f;
+        f.path = e.at("path").get<std::string>();
+        f.offset = e.at("offset").get<uint64_t>();
+        f.line = e.value("line", uint64_t{1});
+        f.done = e.at("done").get<bool>();
+        f.header_read = e.value("header_read", false);
+        f.skipping = e.value("skipping", false);
+        restored.push_back(std::move(f));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return Status::invalid(std::string("bad checkpoint meta: ") + e.what());
+    }
+    std::set<std::string> now(cfg_->files.begin(), cfg_->files.end());
+    std::set<std::string> before(known.begin(), known.end());
+    files_.clear();
+    for (FilePosition& f : restored) {
+      if (!f.done && !now.contains(f.path)) {
+        log_warn("file-source", "file source '" + ctx_->node_id() + "': " + f.path +
+                                    " was being read at the checkpoint but is gone now (no "
+                                    "longer matches '" +
+                                    cfg_->path + "'); skipped from byte " +
+                                    std::to_string(f.offset));
+        f.done = true;
+      }
+      files_.push_back(std::move(f));
+    }
+    size_t k = 0;
+    for (const std::string& path : cfg_->files) {  // sorted
+      if (before.contains(path)) continue;
+      if (k++ % static_cast<size_t>(parallelism_) == static_cast<size_t>(subtask_)) {
+        files_.push_back(FilePosition{path});
+      }
+    }
+    before.insert(now.begin(), now.end());
+    known_.assign(before.begin(), before.end());
+    next_file_ = 0;
+    return Status::OK();
+  }
+
+  Status open_current() {
+    FilePosition& f = files_[next_file_];
+    header_pending_ = csv_ && cfg_->csv.header && !f.header_read;
+    if (csv_ && cfg_->csv.header && f.header_read) {
+      // Resuming after the header: read it again for the column mapping.
+      DF_RETURN_IF_ERROR(reread_csv_header(f.path));
+    }
+    DF_RETURN_IF_ERROR(file_.open(f.path, f.offset));
+    line_ = f.line;
+    skipping_ = f.skipping;
+    return Status::OK();
+  }
+
+  Status reread_csv_header(const std::string& path) {
+    DF_RETURN_IF_ERROR(file_.open(path));
+    while (true) {
+      std::string_view data = file_.data();
+      size_t consumed = 0;
+      auto outcome = csv_parser_.next(data, file_.eof(), record_, consumed);
+      if (outcome == CsvRecordParser::Outcome::kRecord) {
+        file_.consume(consumed);
+        if (record_.blank()) continue;
+        // A bad header was reported when it was first read.
+        csv_->set_header(record_).ignore();
+        file_.close();
+        return Status::OK();
+      }
+      if (outcome == CsvRecordParser::Outcome::kEnd || data.size() > kMaxRecordBytes) break;
+      DF_RETURN_IF_ERROR(file_.fill());
+    }
+    file_.close();
+    return Status::invalid(
+        "cannot resume reading " + path +
+        ": its header line is gone (the file was replaced since the checkpoint)");
+  }
+
+  // Copies the open file's reader state into its FilePosition.
+  void save_position() {
+    if (!file_.is_open()) return;
+    FilePosition& f = files_[next_file_];
+    f.offset = file_.offset();
+    f.line = line_;
+    f.header_read = csv_ && cfg_->csv.header && !header_pending_;
+    f.skipping = skipping_;
+  }
+
+  const std::string& current() const { return files_[next_file_].path; }
 
   void data_error(size_t line, const std::string& why) {
     ctx_->report_data_error(current() + ":" + std::to_string(line) + ": " + why);
@@ -236,7 +420,10 @@ class FileSource final : public runtime::SourceOperator {
   }
 
   std::shared_ptr<const FileSourceConfig> cfg_;
-  std::vector<std::string> files_;  // this subtask's share
+  const int subtask_;
+  const int parallelism_;
+  std::vector<FilePosition> files_;  // this subtask's share, in reading order
+  std::vector<std::string> known_;   // every file this run knows of (sorted)
   runtime::OperatorContext* ctx_ = nullptr;
   size_t batch_size_ = 1024;
   BatchBuilder builder_;
@@ -245,7 +432,7 @@ class FileSource final : public runtime::SourceOperator {
   CsvRecordParser csv_parser_;
   CsvRecord record_;
   ChunkedFile file_;
-  size_t next_file_ = 0;
+  size_t next_file_ = 0;  // the file being read, or the next to open
   size_t line_ = 1;
   bool skipping_ = false;
   bool header_pending_ = false;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "connectors/options.h"
@@ -55,6 +56,23 @@ class GeneratorSource final : public runtime::SourceOperator {
       min_chunk_ = std::clamp(rate_ / 100.0, 1.0, static_cast<double>(batch_size_));
       tokens_ = min_chunk_;
     }
+    if (const std::string* meta = ctx.restored_meta()) {
+      Status s = restore(*meta);
+      if (!s.ok()) {
+        return Status(s.code(), "generator '" + ctx.node_id() + "' subtask " +
+                                    std::to_string(first_) + ": cannot resume: " + s.message());
+      }
+    }
+    return Status::OK();
+  }
+
+  // Meta: {"next_row": i, "parallelism": N}: the row number i of the next row
+  // this subtask emits. Values depend only on (seed, i), so a resumed
+  // generator emits exactly the rows an uninterrupted one would. The token
+  // bucket starts afresh: a rate limit holds from the resume on.
+  Status snapshot(runtime::SnapshotContext& ctx) override {
+    nlohmann::json j = {{"next_row", first_ + next_ * stride_}, {"parallelism", stride_}};
+    ctx.set_meta(j.dump());
     return Status::OK();
   }
 
@@ -89,6 +107,30 @@ class GeneratorSource final : public runtime::SourceOperator {
   }
 
  private:
+  Status restore(const std::string& text) {
+    uint64_t row = 0;
+    uint64_t par = 0;
+    try {
+      nlohmann::json j = nlohmann::json::parse(text);
+      row = j.at("next_row").get<uint64_t>();
+      par = j.at("parallelism").get<uint64_t>();
+    } catch (const nlohmann::json::exception& e) {
+      return Status::invalid(std::string("bad checkpoint meta: ") + e.what());
+    }
+    if (par != stride_) {
+      return Status::invalid("the checkpoint was taken with parallelism " + std::to_string(par) +
+                             ", this run has " + std::to_string(stride_) +
+                             " (a generator cannot be rescaled)");
+    }
+    if (row < first_ || (row - first_) % stride_ != 0) {
+      return Status::invalid("next_row " + std::to_string(row) + " is not a row of subtask " +
+                             std::to_string(first_));
+    }
+    next_ = (row - first_) / stride_;
+    if (total_) next_ = std::min(next_, *total_);
+    return Status::OK();
+  }
+
   void emit_rows(uint64_t n, runtime::Output& out) {
     auto ids = Column::make(TypeId::kInt64, n);
     int64_t* data = ids->mutable_int64_data();

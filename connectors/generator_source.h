@@ -12,6 +12,12 @@
 // i): output is the same for any batch size and parallelism. Rate limiting is
 // a token bucket per subtask (rate/N rows/s); when ahead of it produce()
 // returns SourceProgress::wait_until(...) and never sleeps.
+//
+// Checkpoints: meta {"next_row": i, "parallelism": N}, i being the row number
+// of the next row this subtask emits. A resumed generator continues at i and,
+// since values depend only on (seed, i), emits exactly the rows an
+// uninterrupted one would. The token bucket starts afresh on resume (it holds
+// no position). The parallelism must not change.
 #pragma once
 
 #include "engine/runtime/node_factory.h"

@@ -15,6 +15,7 @@ struct IoQueue::State {
   std::atomic<size_t> jobs{0};
   std::atomic<bool> failed{false};
   std::atomic<bool> finishing{false};
+  std::atomic<bool> wake_idle{false};       // wake_when_idle(): one wake when jobs reach 0
   std::mutex mu;                            // guards error and ctx
   Status error;                             // first failure
   runtime::OperatorContext* ctx = nullptr;  // null once closed
@@ -57,9 +58,30 @@ void IoQueue::post(size_t bytes, std::function<Status()> job) {
     // Wake on the transitions the task waits for: room again, an error to
     // report, or everything written after finish().
     if (woke_for_error || (before > st->limit && after <= st->limit) ||
-        (jobs_left == 0 && st->finishing.load())) {
+        (jobs_left == 0 && (st->finishing.load() || st->wake_idle.exchange(false)))) {
       st->wake();
     }
+  });
+}
+
+void IoQueue::wake_when_idle() {
+  state_->wake_idle.store(true);
+  // The last job may have finished before the flag was set.
+  if (state_->jobs.load() == 0 && state_->wake_idle.exchange(false)) state_->wake();
+}
+
+void IoQueue::post_completion(std::function<void(Status)> done) {
+  state_->jobs.fetch_add(1);
+  ctx_->io().post(ctx_->io_strand(), [st = state_, done = std::move(done)] {
+    Status s;
+    if (st->failed.load()) {
+      std::lock_guard lock(st->mu);
+      s = st->error.ok() ? Status::io_error("the sink was closed before its I/O completed")
+                         : st->error;
+    }
+    done(std::move(s));
+    size_t jobs_left = st->jobs.fetch_sub(1) - 1;
+    if (jobs_left == 0 && (st->finishing.load() || st->wake_idle.exchange(false))) st->wake();
   });
 }
 

@@ -53,6 +53,15 @@ class IoQueue {
   Status error() const;
   // From now on the last job to finish wakes the task (drained() turns true).
   void set_finishing();
+  // Once: the next time no job is queued or running, wake the task (for a
+  // task that waits for drained() without having called finish(), e.g. after
+  // a snapshot or a commit). Wakes at once when already idle.
+  void wake_when_idle();
+  // Queues `done` behind every job posted so far; it runs on the strand and
+  // gets the first error of those jobs (OK when none). Unlike post(), it runs
+  // even after a failure or close(), so a deferred checkpoint completion is
+  // called exactly once whatever happens.
+  void post_completion(std::function<void(Status)> done);
   // Detaches from the context and skips jobs not yet started; returns error().
   Status close();
 

@@ -5,6 +5,7 @@
 // run, row for row. Also: SIGTERM takes a final checkpoint and the next run
 // continues; a second run of a finished pipeline emits nothing more.
 #include <signal.h>
+#include <stdlib.h>
 
 #include <gtest/gtest.h>
 
@@ -20,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/s3_server.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -50,13 +52,13 @@ size_t hidden_files(const fs::path& dir) {
   return n;
 }
 
-// 4 files of 150k rows, event time rising through them (5 ms apart), 500
+// 4 files of 300k rows, event time rising through them (5 ms apart), 500
 // users: the window fires all along the run, not only at the end.
 void write_input(const TempDir& tmp) {
   int64_t i = 0;
   for (int f = 0; f < 4; ++f) {
     std::string text;
-    for (int r = 0; r < 150000; ++r, ++i) {
+    for (int r = 0; r < 300000; ++r, ++i) {
       text += "{\"user\":\"u" + std::to_string((i * 7919) % 500) +
               "\",\"amount\":" + std::to_string(i % 97) +
               ",\"ts\":" + std::to_string(1'800'000'000'000 + i * 5) + "}\n";
@@ -94,54 +96,68 @@ std::string pipeline_writing_to(const std::string& out) {
   return p;
 }
 
-std::vector<std::string> exec_args(const std::string& pipeline, const std::string& state_dir) {
-  std::vector<std::string> argv{DATAFLOW_BIN, "exec", pipeline,       "--no-progress",
-                                "--workers",  "2",    "--batch-size", "256"};
+// `extra` adds storage flags (e.g. --checkpoint-storage s3://...).
+std::vector<std::string> exec_args(const std::string& pipeline, const std::string& state_dir,
+                                   const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv{DATAFLOW_BIN, "exec", pipeline, "--no-progress", "--workers", "2",
+                                "--batch-size", "256"};
   if (!state_dir.empty()) {
     argv.push_back("--state-dir");
     argv.push_back(state_dir);
   }
+  argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
 
-TEST(Crash, SigkillAtRandomMomentsLosesAndDuplicatesNothing) {
+// Kills the pipeline with SIGKILL `kills` times at random moments, then runs
+// it to the end and compares the committed output with an uninterrupted run.
+void crash_and_compare(int kills_wanted, int resumes_wanted,
+                       const std::vector<std::string>& storage_flags) {
   TempDir tmp;
   write_input(tmp);
   tmp.write("reference.yaml", pipeline_writing_to("ref-out"));
   tmp.write("crash.yaml", pipeline_writing_to("out"));
 
+  const auto ref_started = std::chrono::steady_clock::now();
   ProcessResult ref = run_process(exec_args("reference.yaml", ""), tmp.str(), 2min);
+  const auto ref_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - ref_started)
+                          .count();
   ASSERT_EQ(ref.exit_code, 0) << ref.err;
   const std::vector<std::string> expected = committed_rows(tmp.path() / "ref-out");
   ASSERT_GT(expected.size(), 10000u);
 
+  // Kill within the first few percent of what a whole run takes here, so a
+  // run (which resumes from the last checkpoint) rarely reaches the end.
   const uint32_t seed = std::random_device{}();
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> kill_after_ms(40, 700);
+  std::uniform_int_distribution<int> kill_after_ms(
+      static_cast<int>(std::max<int64_t>(150, ref_ms * 10 / 100)),
+      static_cast<int>(std::max<int64_t>(400, ref_ms * 30 / 100)));
+  std::cerr << "uninterrupted run: " << ref_ms << " ms\n";
   int kills = 0;
   int resumed = 0;
-  for (int attempt = 0; attempt < 40 && kills < 12; ++attempt) {
+  for (int attempt = 0; attempt < 4 * kills_wanted && kills < kills_wanted; ++attempt) {
     const std::string err = tmp.file("err-" + std::to_string(attempt) + ".log");
-    Child child(exec_args("crash.yaml", tmp.file("state")), tmp.str(), err);
+    Child child(exec_args("crash.yaml", tmp.file("state"), storage_flags), tmp.str(), err);
     const int wait_ms = kill_after_ms(rng);
     ProcessResult r = child.wait(std::chrono::milliseconds(wait_ms));
     const std::string log = read_file(err);
     if (log.find("resuming crash from checkpoint") != std::string::npos) ++resumed;
     if (r.timed_out) {
       ++kills;  // wait() killed it with SIGKILL mid-run
-      std::cerr << "kill " << kills << " after " << wait_ms
-                << " ms; committed rows so far: " << committed_rows(tmp.path() / "out").size()
-                << "\n";
+      std::cerr << "kill " << kills << " after " << wait_ms << " ms; committed rows so far: "
+                << committed_rows(tmp.path() / "out").size() << "\n";
       continue;
     }
     ASSERT_EQ(r.exit_code, 0) << "seed " << seed << ": " << log;
-    break;  // it finished before the kill: the loop below finishes too
+    break;  // it finished before the kill: the run below has nothing left
   }
-  EXPECT_GE(kills, 10) << "seed " << seed;
-  EXPECT_GE(resumed, 3) << "seed " << seed << ": runs should resume from checkpoints";
+  EXPECT_GE(kills, kills_wanted * 3 / 4) << "seed " << seed;
+  EXPECT_GE(resumed, resumes_wanted) << "seed " << seed << ": runs should resume from checkpoints";
 
-  // Run to the end.
-  ProcessResult last = run_process(exec_args("crash.yaml", tmp.file("state")), tmp.str(), 2min);
+  ProcessResult last =
+      run_process(exec_args("crash.yaml", tmp.file("state"), storage_flags), tmp.str(), 2min);
   ASSERT_EQ(last.exit_code, 0) << "seed " << seed << ": " << last.err;
   const std::vector<std::string> got = committed_rows(tmp.path() / "out");
   EXPECT_EQ(got.size(), expected.size()) << "seed " << seed;
@@ -151,9 +167,24 @@ TEST(Crash, SigkillAtRandomMomentsLosesAndDuplicatesNothing) {
   EXPECT_EQ(hidden_files(tmp.path() / "out"), 0u) << "in-progress files left behind";
 
   // A finished pipeline resumed again has nothing left to do.
-  ProcessResult again = run_process(exec_args("crash.yaml", tmp.file("state")), tmp.str(), 1min);
+  ProcessResult again =
+      run_process(exec_args("crash.yaml", tmp.file("state"), storage_flags), tmp.str(), 1min);
   ASSERT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(committed_rows(tmp.path() / "out"), expected);
+}
+
+TEST(Crash, SigkillAtRandomMomentsLosesAndDuplicatesNothing) { crash_and_compare(12, 3, {}); }
+
+TEST(Crash, SigkillWithCheckpointsOnS3) {
+  if (!S3Server::node_available()) GTEST_SKIP() << S3Server::skip_reason();
+  S3Server s3;
+  ASSERT_TRUE(s3.ok()) << s3.error();
+  // The children inherit these (S3Options falls back to AWS_*).
+  setenv("AWS_ENDPOINT_URL", s3.endpoint().c_str(), 1);
+  setenv("AWS_REGION", S3Server::kRegion, 1);
+  setenv("AWS_ACCESS_KEY_ID", S3Server::kAccessKey, 1);
+  setenv("AWS_SECRET_ACCESS_KEY", S3Server::kSecretKey, 1);
+  crash_and_compare(5, 1, {"--checkpoint-storage", "s3://" + s3.bucket() + "/crash-test"});
 }
 
 // A generator paced at 20k rows/s; SIGTERM half-way takes a final checkpoint,

@@ -96,8 +96,9 @@ TEST(Generator, SameSeedSameRowsForAnyBatchingAndParallelism) {
 }
 
 TEST(Generator, RandInDifferentFieldsIsIndependent) {
-  auto node = prepare_ok(generator({{"count", scalar("20000")}, {"seed", scalar("7")}},
-                                   {{"id", scalar("i")}, {"a", scalar("rand()")}, {"b", scalar("rand()")}}));
+  auto node = prepare_ok(
+      generator({{"count", scalar("20000")}, {"seed", scalar("7")}},
+                {{"id", scalar("i")}, {"a", scalar("rand()")}, {"b", scalar("rand()")}}));
   ASSERT_TRUE(node);
   auto rows = generate(*node, 1, 1024);
   ASSERT_EQ(rows.size(), 20000u);

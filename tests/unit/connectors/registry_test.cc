@@ -35,8 +35,8 @@ TEST(Registry, GeneratorToFileSinkToFileSourceRoundTrip) {
                       {"fields", map({{"id", scalar("i")},
                                       {"price", scalar("rand() * 100")},
                                       {"name", scalar("concat('u', cast(i % 10 as string))")}})}});
-  auto gen = test::prepare(*reg.find(NodeRole::kSource, "generator"), NodeRole::kSource, gen_cfg,
-                              diags);
+  auto gen =
+      test::prepare(*reg.find(NodeRole::kSource, "generator"), NodeRole::kSource, gen_cfg, diags);
   auto sink_cfg = map({{"id", scalar("out")},
                        {"type", scalar("file")},
                        {"input", scalar("gen")},
@@ -44,7 +44,7 @@ TEST(Registry, GeneratorToFileSinkToFileSourceRoundTrip) {
                        {"rolling", map({{"max_rows", scalar("1000")}})}});
   ASSERT_TRUE(gen);
   auto sink = test::prepare(*reg.find(NodeRole::kSink, "file"), NodeRole::kSink, sink_cfg, diags,
-                               {gen->output_schema()});
+                            {gen->output_schema()});
   auto src_cfg = map(
       {{"id", scalar("back")},
        {"type", scalar("file")},
@@ -69,8 +69,7 @@ TEST(Registry, GeneratorToFileSinkToFileSourceRoundTrip) {
                                       "part-1-1.jsonl"}));
 
   // Validated after the sink ran: the glob must match at prepare time.
-  auto src =
-      test::prepare(*reg.find(NodeRole::kSource, "file"), NodeRole::kSource, src_cfg, diags);
+  auto src = test::prepare(*reg.find(NodeRole::kSource, "file"), NodeRole::kSource, src_cfg, diags);
   ASSERT_TRUE(src) << diags.to_status().message();
   FakeContext ctx;
   CollectOutput back;
