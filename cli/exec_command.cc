@@ -243,7 +243,6 @@ int run_exec(const ExecArgs& args) {
       return exit_code_for(restored.status());
     }
     if (*restored) {
-      for (const std::string& w : (*restored)->warnings) log_warn("checkpoint", w);
       std::fprintf(stderr, "dataflow: resuming %s from checkpoint %llu (state restored in %.3fs)\n",
                    plan->settings.name.c_str(),
                    static_cast<unsigned long long>((*restored)->checkpoint_id), restore_secs);
