@@ -4,7 +4,9 @@
 
 #include <algorithm>
 
+#include "engine/checkpoint/state_serde.h"
 #include "engine/core/time.h"
+#include "engine/state/codec.h"
 #include "operators/stateless.h"
 #include "operators/window/window_operator.h"
 
@@ -15,7 +17,21 @@ namespace {
 using window::WindowConfig;
 using window::WindowType;
 
-class PreparedWindow final : public runtime::PreparedNode {
+using nlohmann::json;
+
+// The node's prepared form; also turns its stored entries into readable JSON
+// and back for `dataflow state export|import` (layout in window_operator.h):
+//   tumbling/sliding partial:
+//     {"key": {<key_by field>: value, ...}, "window_start": "<RFC 3339>",
+//      "window_end": "<RFC 3339>", "spill": <spill number>,
+//      "aggregates": {<name>: <accumulator>, ...}}
+//   session record:
+//     {"key": {...}, "sessions": [{"window_start": ..., "window_end": ...,
+//      "fired": <bool>, "aggregates": {...}}, ...]}
+//   session timer:
+//     {"timer": "fire"|"purge", "key": {...}, "window_end": ...}
+// Accumulators are described at window::accumulators_to_json.
+class PreparedWindow final : public runtime::PreparedNode, public checkpoint::StateSerde {
  public:
   PreparedWindow(std::shared_ptr<const WindowConfig> cfg, SourceLocation late_output_location)
       : cfg_(std::move(cfg)), late_output_location_(std::move(late_output_location)) {}
@@ -70,7 +86,179 @@ class PreparedWindow final : public runtime::PreparedNode {
     return d;
   }
 
+  // ---- StateSerde ----
+
+  Result<json> entry_to_json(std::string_view key, std::string_view value) const override {
+    if (cfg_->type == WindowType::kSession) return session_entry_to_json(key, value);
+    std::string_view in = key;
+    auto end = state::read_ordered_i64(in);
+    if (!end.ok()) return Status::data_error("window state: the entry key has no window end");
+    DF_ASSIGN_OR_RETURN(json k, key_to_json(in));
+    auto spill = state::read_u64(in);
+    if (!spill.ok() || !in.empty()) {
+      return Status::data_error("window state: the entry key does not end with a spill number");
+    }
+    DF_ASSIGN_OR_RETURN(json aggs, window::accumulators_to_json(cfg_->aggs, value));
+    return json{{"key", std::move(k)},
+                {"window_start", window::value_to_json(Value::timestamp(*end - cfg_->size_ms))},
+                {"window_end", window::value_to_json(Value::timestamp(*end))},
+                {"spill", *spill},
+                {"aggregates", std::move(aggs)}};
+  }
+
+  Status entry_from_json(const json& entry, std::string& key, std::string& value) const override {
+    key.clear();
+    value.clear();
+    if (cfg_->type == WindowType::kSession) return session_entry_from_json(entry, key, value);
+    DF_RETURN_IF_ERROR(check_fields(entry, "a window entry",
+                                    {"key", "window_start", "window_end", "spill", "aggregates"}));
+    DF_ASSIGN_OR_RETURN(int64_t end, timestamp(entry["window_end"], "'window_end'"));
+    DF_ASSIGN_OR_RETURN(int64_t start, timestamp(entry["window_start"], "'window_start'"));
+    if (start != end - cfg_->size_ms) {
+      return Status::invalid("'window_start' must be 'window_end' minus the window size " +
+                             format_duration(Millis(cfg_->size_ms)));
+    }
+    const json& spill = entry["spill"];
+    if (!spill.is_number_unsigned() && !(spill.is_number_integer() && spill.get<int64_t>() >= 0)) {
+      return Status::invalid("'spill' must be a non-negative integer");
+    }
+    state::append_ordered_i64(end, key);
+    DF_RETURN_IF_ERROR(key_from_json(entry["key"], key));
+    state::append_u64(spill.get<uint64_t>(), key);
+    return window::accumulators_from_json(cfg_->aggs, entry["aggregates"], value);
+  }
+
+  Status check_meta(const json& meta) const override {
+    return window::meta_from_json(*cfg_, meta).status();
+  }
+
  private:
+  static Status check_fields(const json& j, const std::string& what,
+                             std::initializer_list<const char*> fields) {
+    if (!j.is_object()) return Status::invalid(what + " must be a JSON object");
+    for (const auto& [k, v] : j.items()) {
+      if (std::none_of(fields.begin(), fields.end(), [&](const char* f) { return k == f; })) {
+        return Status::invalid(what + " has an unknown field '" + k + "'");
+      }
+    }
+    for (const char* f : fields) {
+      if (!j.contains(f)) return Status::invalid(what + " lacks the field '" + f + "'");
+    }
+    return Status::OK();
+  }
+
+  static Result<int64_t> timestamp(const json& j, const std::string& what) {
+    if (j.is_null()) return Status::invalid(what + " must be a timestamp, got null");
+    DF_ASSIGN_OR_RETURN(Value v, window::value_from_json(j, TypeId::kTimestamp, what));
+    return v.as_int64();
+  }
+
+  // Reads the encoded key cells at the front of `in` as {field: value}.
+  Result<json> key_to_json(std::string_view& in) const {
+    json k = json::object();
+    for (size_t i = 0; i < cfg_->key_fields.size(); ++i) {
+      auto v = state::decode_key_value(in, cfg_->key_types[i]);
+      if (!v.ok()) {
+        return Status::data_error("window state: key field '" + key_name(i) +
+                                  "' does not decode: " + v.status().message());
+      }
+      k[key_name(i)] = window::value_to_json(*v);
+    }
+    return k;
+  }
+
+  Status key_from_json(const json& j, std::string& out) const {
+    if (!j.is_object()) return Status::invalid("'key' must be an object of the key_by fields");
+    for (const auto& [name, v] : j.items()) {
+      bool known = false;
+      for (size_t i = 0; i < cfg_->key_fields.size(); ++i) known = known || key_name(i) == name;
+      if (!known) return Status::invalid("'key' has an unknown field '" + name + "'");
+    }
+    for (size_t i = 0; i < cfg_->key_fields.size(); ++i) {
+      const std::string name = key_name(i);
+      auto it = j.find(name);
+      if (it == j.end()) return Status::invalid("'key' lacks the key_by field '" + name + "'");
+      DF_ASSIGN_OR_RETURN(
+          Value v, window::value_from_json(*it, cfg_->key_types[i], "key field '" + name + "'"));
+      state::encode_key_value(v, out);
+    }
+    return Status::OK();
+  }
+
+  const std::string& key_name(size_t i) const {
+    return cfg_->input_schema->field(cfg_->key_fields[i]).name;
+  }
+
+  Result<json> session_entry_to_json(std::string_view key, std::string_view value) const {
+    if (key.empty()) return Status::data_error("window state: an empty entry key");
+    const char tag = key[0];
+    std::string_view in = key.substr(1);
+    if (tag == window::kSessionRecord) {
+      DF_ASSIGN_OR_RETURN(json k, key_to_json(in));
+      if (!in.empty()) return Status::data_error("window state: bytes left after the session key");
+      std::vector<window::StoredSession> sessions;
+      DF_RETURN_IF_ERROR(window::read_stored_sessions(value, sessions));
+      json list = json::array();
+      for (const window::StoredSession& s : sessions) {
+        DF_ASSIGN_OR_RETURN(json aggs, window::accumulators_to_json(cfg_->aggs, s.accumulators));
+        list.push_back({{"window_start", window::value_to_json(Value::timestamp(s.start))},
+                        {"window_end", window::value_to_json(Value::timestamp(s.end))},
+                        {"fired", s.fired},
+                        {"aggregates", std::move(aggs)}});
+      }
+      return json{{"key", std::move(k)}, {"sessions", std::move(list)}};
+    }
+    if (tag == window::kFireTimer || tag == window::kPurgeTimer) {
+      auto end = state::read_ordered_i64(in);
+      if (!end.ok()) return Status::data_error("window state: a session timer without its end");
+      DF_ASSIGN_OR_RETURN(json k, key_to_json(in));
+      if (!in.empty() || !value.empty()) {
+        return Status::data_error("window state: a malformed session timer");
+      }
+      return json{{"timer", tag == window::kFireTimer ? "fire" : "purge"},
+                  {"key", std::move(k)},
+                  {"window_end", window::value_to_json(Value::timestamp(*end))}};
+    }
+    return Status::data_error("window state: an entry of unknown kind");
+  }
+
+  Status session_entry_from_json(const json& entry, std::string& key, std::string& value) const {
+    if (!entry.is_object()) return Status::invalid("a session entry must be a JSON object");
+    if (entry.contains("timer")) {
+      DF_RETURN_IF_ERROR(check_fields(entry, "a session timer", {"timer", "key", "window_end"}));
+      const json& t = entry["timer"];
+      if (!t.is_string() || (t != "fire" && t != "purge")) {
+        return Status::invalid("'timer' must be \"fire\" or \"purge\"");
+      }
+      DF_ASSIGN_OR_RETURN(int64_t end, timestamp(entry["window_end"], "'window_end'"));
+      key += t == "fire" ? window::kFireTimer : window::kPurgeTimer;
+      state::append_ordered_i64(end, key);
+      return key_from_json(entry["key"], key);
+    }
+    DF_RETURN_IF_ERROR(check_fields(entry, "a session entry", {"key", "sessions"}));
+    key += window::kSessionRecord;
+    DF_RETURN_IF_ERROR(key_from_json(entry["key"], key));
+    const json& list = entry["sessions"];
+    if (!list.is_array() || list.empty()) {
+      return Status::invalid("'sessions' must be a non-empty array");
+    }
+    window::append_session_count(list.size(), value);
+    std::string acc;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string what = "sessions[" + std::to_string(i) + "]";
+      const json& s = list[i];
+      DF_RETURN_IF_ERROR(
+          check_fields(s, what, {"window_start", "window_end", "fired", "aggregates"}));
+      DF_ASSIGN_OR_RETURN(int64_t start, timestamp(s["window_start"], what + ".window_start"));
+      DF_ASSIGN_OR_RETURN(int64_t end, timestamp(s["window_end"], what + ".window_end"));
+      if (!s["fired"].is_boolean()) return Status::invalid(what + ".fired must be a boolean");
+      acc.clear();
+      DF_RETURN_IF_ERROR(window::accumulators_from_json(cfg_->aggs, s["aggregates"], acc));
+      window::append_stored_session({start, end, s["fired"].get<bool>(), acc}, value);
+    }
+    return Status::OK();
+  }
+
   std::shared_ptr<const WindowConfig> cfg_;
   SourceLocation late_output_location_;
 };

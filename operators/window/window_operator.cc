@@ -19,7 +19,19 @@
 // Session windows: per key, a list of sessions sorted by start, each with one
 // group of a shared GroupStates (with a free list); a row at t makes
 // [t, t+gap) and merges every session it overlaps. Timers (end, key) in an
-// ordered set fire sessions in end order. Sessions are kept in memory.
+// ordered set fire sessions in end order. Past the memory budget every key's
+// sessions go to the store as one record, with one timer entry per session
+// (layout in window_operator.h), and memory is emptied. A key is either in
+// memory or in the store: a row of a stored key loads its record back (and
+// removes it from the store) before it is assigned. Firing merges the memory
+// timers with the stored ones in (end, key) order, so spilling changes
+// neither the rows nor their order.
+//
+// Checkpoints: a snapshot spills (windows: every in-memory group as a
+// partial; sessions: every key), so the store holds all keyed state, then
+// checkpoints the store; the rest (watermark, arrival counter, spill number,
+// the kept windows and whether they fired) goes into the JSON meta. A resumed
+// run reopens the store and rebuilds the window list from the meta.
 //
 // Lateness: a window (session) fires when watermark >= end - 1 and is kept
 // until watermark >= end - 1 + allowed_lateness; rows updating a fired window
@@ -51,8 +63,27 @@ constexpr size_t kDefaultMemoryBudget = size_t{256} << 20;
 constexpr size_t kGroupOverhead = 48;
 constexpr size_t kSessionOverhead = 160;
 constexpr size_t kSpillWriteBatch = 4096;
+constexpr size_t kTimerChunk = 4096;  // stored timers handled per scan
 constexpr int64_t kNoWatermark = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
+
+// a + b, clamped to the int64 range.
+int64_t sat_add(int64_t a, int64_t b) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? kMaxTime : kNoWatermark;
+  return r;
+}
+
+// The exclusive upper bound of the timer entries `tag` with end <= max_end.
+std::string timer_bound(char tag, int64_t max_end) {
+  std::string k(1, tag);
+  if (max_end == kMaxTime) {
+    k[0] = static_cast<char>(tag + 1);
+    return k;
+  }
+  state::append_ordered_i64(max_end + 1, k);
+  return k;
+}
 
 int64_t floor_div(int64_t a, int64_t b) {
   int64_t q = a / b;
@@ -167,7 +198,15 @@ struct Session {
   bool dirty = false;
 };
 
-using SessionList = std::vector<Session>;                  // sorted by start, disjoint
+using SessionList = std::vector<Session>;  // sorted by start, disjoint
+
+// A stored session being changed while stored timers are processed.
+struct OwnedSession {
+  int64_t start;
+  int64_t end;
+  bool fired;
+  std::string accumulators;
+};
 using Timers = std::set<std::pair<int64_t, std::string>>;  // (end, key)
 
 // Builds output batches of at most batch_size rows.
@@ -237,6 +276,30 @@ class WindowOperator final : public runtime::Operator {
     spill_enabled_ = !state_dir_.empty() || budget > 0;
     budget_ = budget > 0 ? budget : kDefaultMemoryBudget;
     sink_ = std::make_unique<RowSink>(*cfg_, ctx.batch_size());
+    if (const std::string* meta = ctx.restored_meta()) {
+      if (state_dir_.empty()) {
+        return Status::invalid("window '" + cfg_->id +
+                               "': cannot resume from a checkpoint without a state directory");
+      }
+      DF_ASSIGN_OR_RETURN(store_, state::open_store(state_dir_));
+      DF_RETURN_IF_ERROR(restore(*meta));
+    }
+    return Status::OK();
+  }
+
+  Status snapshot(runtime::SnapshotContext& sctx) override {
+    if (state_dir_.empty()) {
+      return Status::invalid("window '" + cfg_->id + "': checkpoints need a state directory");
+    }
+    DF_RETURN_IF_ERROR(ensure_store());
+    DF_RETURN_IF_ERROR(session_mode_ ? spill_sessions() : spill());
+    WindowMeta meta;
+    if (watermark_ != kNoWatermark) meta.watermark = watermark_;
+    meta.next_seq = seq_base_;
+    meta.spill_seq = spill_seq_;
+    for (const auto& [end, w] : windows_) meta.windows.emplace_back(end, w->fired);
+    DF_RETURN_IF_ERROR(store_->checkpoint_to(sctx.files_dir()));
+    sctx.set_meta(meta_to_json(*cfg_, meta).dump());
     return Status::OK();
   }
 
@@ -272,6 +335,7 @@ class WindowOperator final : public runtime::Operator {
       key_offsets_[k + 1] = key_arena_.size();
     }
     if (!session_mode_) runtime::hash_rows(*batch, cfg_->key_fields, hashes_);
+    if (session_mode_ && store_has_sessions_) DF_RETURN_IF_ERROR(load_sessions(n));
     // Pass 2: assign rows to their windows' groups.
     for (size_t k = 0; k < n; ++k) {
       const size_t r = batch->row_at(k);
@@ -305,7 +369,9 @@ class WindowOperator final : public runtime::Operator {
     DF_RETURN_IF_ERROR(emit_dirty(out));
     sink_->flush(out);
     route_late(*batch, out);
-    if (spill_enabled_ && mem_bytes_ > budget_) DF_RETURN_IF_ERROR(spill());
+    if (spill_enabled_ && mem_bytes_ > budget_) {
+      DF_RETURN_IF_ERROR(session_mode_ ? spill_sessions() : spill());
+    }
     return Status::OK();
   }
 
@@ -325,6 +391,39 @@ class WindowOperator final : public runtime::Operator {
   }
 
  private:
+  // ---- the store and checkpoints ---------------------------------------------
+
+  // Opens the store on first use. A fresh run starts from empty state,
+  // whatever an earlier run left in the directory.
+  Status ensure_store() {
+    if (store_) return Status::OK();
+    DF_ASSIGN_OR_RETURN(store_, state::open_store(state_dir_));
+    return store_->remove_range("", "");
+  }
+
+  Status restore(const std::string& text) {
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) {
+      return Status::invalid("window '" + cfg_->id + "': the checkpoint's meta is not JSON");
+    }
+    auto meta = meta_from_json(*cfg_, j);
+    if (!meta.ok()) {
+      return Status::invalid("window '" + cfg_->id +
+                             "': cannot resume from the checkpoint: " + meta.status().message());
+    }
+    watermark_ = meta->watermark.value_or(kNoWatermark);
+    seq_base_ = meta->next_seq;
+    spill_seq_ = meta->spill_seq;
+    for (const auto& [end, fired] : meta->windows) {
+      auto w = std::make_unique<Window>(end, &cfg_->aggs);
+      w->fired = fired;
+      w->spilled = true;  // a snapshot spills every group
+      windows_.emplace(end, std::move(w));
+    }
+    store_has_sessions_ = session_mode_;
+    return Status::OK();
+  }
+
   // ---- tumbling and sliding ------------------------------------------------
 
   // Adds the row to each of its windows that is still kept; false when it
@@ -481,15 +580,18 @@ class WindowOperator final : public runtime::Operator {
   }
 
   Status spill() {
-    if (!store_) {
-      DF_ASSIGN_OR_RETURN(store_, state::open_store(state_dir_));
-    }
+    DF_RETURN_IF_ERROR(ensure_store());
     state::WriteBatch wb;
     std::string k;
     std::string v;
     for (auto& [end, w] : windows_) {
       if (w->groups.size() == 0) continue;
-      for (uint32_t g = 0; g < w->groups.size(); ++g) {
+      // In key order: RocksDB inserts a sorted batch far faster.
+      order_.resize(w->groups.size());
+      for (uint32_t g = 0; g < order_.size(); ++g) order_[g] = g;
+      std::sort(order_.begin(), order_.end(),
+                [&](uint32_t a, uint32_t b) { return w->index.key(a) < w->index.key(b); });
+      for (uint32_t g : order_) {
         k.clear();
         state::append_ordered_i64(end, k);
         k += w->index.key(g);
@@ -510,7 +612,7 @@ class WindowOperator final : public runtime::Operator {
     }
     if (!wb.empty()) DF_RETURN_IF_ERROR(store_->write(wb));
     ++spill_seq_;
-    mem_bytes_ = session_bytes_;
+    mem_bytes_ = 0;
     return Status::OK();
   }
 
@@ -659,16 +761,279 @@ class WindowOperator final : public runtime::Operator {
       if (end - 1 > limit) break;
       if (!w->fired) DF_RETURN_IF_ERROR(fire_window(*w, out));
     }
-    while (!fire_timers_.empty() && fire_timers_.begin()->first - 1 <= limit) {
-      auto node = fire_timers_.extract(fire_timers_.begin());
-      const auto& [end, key] = node.value();
-      Session* s = find_session(key, end);
-      if (s == nullptr) return Status::internal("window: session timer without a session");
-      DF_RETURN_IF_ERROR(sink_->append(key, s->start, s->end, session_groups_, s->g, out));
-      s->fired = true;
-      s->dirty = false;
-      purge_timers_.insert(std::move(node));
+    if (!session_mode_) return Status::OK();
+    if (!store_has_sessions_) {
+      while (!fire_timers_.empty() && fire_timers_.begin()->first - 1 <= limit) {
+        DF_RETURN_IF_ERROR(fire_memory_timer(out));
+      }
+      return Status::OK();
     }
+    // Stored fire timers in chunks, merged with the memory timers in (end,
+    // key) order; memory and store never hold the same key.
+    const int64_t max_end = sat_add(limit, 1);
+    // Start past the timers handled before: they are deleted, and a scan
+    // from the front would step over all their tombstones. Every fire timer
+    // written later ends after the watermark, so none lands below.
+    std::string lo = fire_from_.empty() ? std::string(1, kFireTimer) : fire_from_;
+    const std::string hi = timer_bound(kFireTimer, max_end);
+    if (hi > lo) fire_from_ = hi;
+    while (hi > lo) {
+      DF_RETURN_IF_ERROR(collect_timers(lo, hi));
+      for (const std::string& tk : timer_keys_) {
+        std::string_view rest = std::string_view(tk).substr(1);
+        DF_ASSIGN_OR_RETURN(int64_t end, state::read_ordered_i64(rest));
+        while (!fire_timers_.empty() && fire_timers_.begin()->first - 1 <= limit &&
+               (fire_timers_.begin()->first < end ||
+                (fire_timers_.begin()->first == end &&
+                 std::string_view(fire_timers_.begin()->second) < rest))) {
+          DF_RETURN_IF_ERROR(fire_memory_timer(out));
+        }
+        DF_RETURN_IF_ERROR(fire_stored_session(tk, rest, end, out));
+      }
+      DF_RETURN_IF_ERROR(write_pending());
+      if (timer_keys_.size() < kTimerChunk) break;
+      lo = timer_keys_.back();
+      lo.push_back('\0');
+    }
+    while (!fire_timers_.empty() && fire_timers_.begin()->first - 1 <= limit) {
+      DF_RETURN_IF_ERROR(fire_memory_timer(out));
+    }
+    return Status::OK();
+  }
+
+  Status fire_memory_timer(runtime::Output& out) {
+    auto node = fire_timers_.extract(fire_timers_.begin());
+    const auto& [end, key] = node.value();
+    Session* s = find_session(key, end);
+    if (s == nullptr) return Status::internal("window: session timer without a session");
+    DF_RETURN_IF_ERROR(sink_->append(key, s->start, s->end, session_groups_, s->g, out));
+    s->fired = true;
+    s->dirty = false;
+    purge_timers_.insert(std::move(node));
+    return Status::OK();
+  }
+
+  // ---- sessions in the store -------------------------------------------------
+
+  // The stored timer keys in [lo, hi), at most kTimerChunk, into
+  // timer_keys_, and their session records into pending_ (one multi_get).
+  Status collect_timers(std::string_view lo, std::string_view hi) {
+    timer_keys_.clear();
+    DF_RETURN_IF_ERROR(store_->scan(lo, hi, [&](std::string_view k, std::string_view) {
+      timer_keys_.emplace_back(k);
+      return timer_keys_.size() < kTimerChunk;
+    }));
+    lookup_.clear();
+    for (const std::string& tk : timer_keys_) {
+      if (tk.size() < 9) return Status::data_error("window state: a malformed session timer");
+      std::string rk(1, kSessionRecord);
+      rk.append(tk, 9);
+      lookup_.push_back(std::move(rk));
+    }
+    std::sort(lookup_.begin(), lookup_.end());
+    lookup_.erase(std::unique(lookup_.begin(), lookup_.end()), lookup_.end());
+    std::vector<std::string_view> keys(lookup_.begin(), lookup_.end());
+    std::vector<std::optional<std::string>> recs;
+    DF_RETURN_IF_ERROR(store_->multi_get(keys, recs));
+    for (size_t r = 0; r < keys.size(); ++r) {
+      if (!recs[r]) continue;
+      DF_RETURN_IF_ERROR(read_stored_sessions(*recs[r], stored_));
+      std::vector<OwnedSession> list;
+      list.reserve(stored_.size());
+      for (const StoredSession& st : stored_) {
+        list.push_back({st.start, st.end, st.fired, std::string(st.accumulators)});
+      }
+      pending_.emplace(std::string(keys[r].substr(1)), std::move(list));
+    }
+    return Status::OK();
+  }
+
+  // The sessions of stored `key`, read once per chunk of timers and changed
+  // in pending_ until write_pending().
+  Result<std::vector<OwnedSession>*> stored_sessions_of(std::string_view key) {
+    auto it = pending_.find(key);
+    if (it != pending_.end()) return &it->second;
+    rec_key_.assign(1, kSessionRecord);
+    rec_key_.append(key);
+    DF_ASSIGN_OR_RETURN(std::optional<std::string> rec, store_->get(rec_key_));
+    if (!rec) return Status::internal("window state: a session timer without its session");
+    DF_RETURN_IF_ERROR(read_stored_sessions(*rec, stored_));
+    std::vector<OwnedSession> list;
+    list.reserve(stored_.size());
+    for (const StoredSession& st : stored_) {
+      list.push_back({st.start, st.end, st.fired, std::string(st.accumulators)});
+    }
+    return &pending_.emplace(std::string(key), std::move(list)).first->second;
+  }
+
+  // Fires the stored session (key, end) whose fire timer is `timer_key`.
+  Status fire_stored_session(const std::string& timer_key, std::string_view key, int64_t end,
+                             runtime::Output& out) {
+    DF_ASSIGN_OR_RETURN(std::vector<OwnedSession> * list, stored_sessions_of(key));
+    auto s = std::find_if(list->begin(), list->end(),
+                          [&](const OwnedSession& o) { return o.end == end; });
+    if (s == list->end()) return Status::internal("window state: a fire timer without its session");
+    scratch_.reset(0);
+    DF_RETURN_IF_ERROR(scratch_.decode_merge(0, s->accumulators, decode_tmp_));
+    DF_RETURN_IF_ERROR(sink_->append(key, s->start, s->end, scratch_, 0, out));
+    pending_wb_.remove(timer_key);
+    if (end - 1 + lateness_ <= watermark_) {
+      list->erase(s);  // past its lateness already: purged at once
+    } else {
+      s->fired = true;
+      std::string pk = timer_key;
+      pk[0] = kPurgeTimer;
+      pending_wb_.put(pk, "");
+    }
+    return Status::OK();
+  }
+
+  // Drops stored sessions whose allowed lateness has passed.
+  Status purge_stored_sessions() {
+    const int64_t max_end = sat_add(sat_add(watermark_, 1), -lateness_);
+    // As in fire_until: purge timers written later end past this bound.
+    std::string lo = purge_from_.empty() ? std::string(1, kPurgeTimer) : purge_from_;
+    const std::string hi = timer_bound(kPurgeTimer, max_end);
+    if (hi <= lo) return Status::OK();
+    purge_from_ = hi;
+    while (true) {
+      DF_RETURN_IF_ERROR(collect_timers(lo, hi));
+      for (const std::string& tk : timer_keys_) {
+        std::string_view rest = std::string_view(tk).substr(1);
+        DF_ASSIGN_OR_RETURN(int64_t end, state::read_ordered_i64(rest));
+        DF_ASSIGN_OR_RETURN(std::vector<OwnedSession> * list, stored_sessions_of(rest));
+        std::erase_if(*list, [&](const OwnedSession& o) { return o.end == end; });
+        pending_wb_.remove(tk);
+      }
+      DF_RETURN_IF_ERROR(write_pending());
+      if (timer_keys_.size() < kTimerChunk) break;
+      lo = timer_keys_.back();
+      lo.push_back('\0');
+    }
+    return Status::OK();
+  }
+
+  // Writes the changed session records and timers as one batch.
+  Status write_pending() {
+    for (auto& [key, list] : pending_) {
+      rec_key_.assign(1, kSessionRecord);
+      rec_key_.append(key);
+      if (list.empty()) {
+        pending_wb_.remove(rec_key_);
+        continue;
+      }
+      buf_.clear();
+      append_session_count(list.size(), buf_);
+      for (const OwnedSession& o : list) {
+        append_stored_session({o.start, o.end, o.fired, o.accumulators}, buf_);
+      }
+      pending_wb_.put(rec_key_, buf_);
+    }
+    pending_.clear();
+    if (pending_wb_.empty()) return Status::OK();
+    Status st = store_->write(pending_wb_);
+    pending_wb_.clear();
+    return st;
+  }
+
+  // Moves the stored sessions of the batch's keys (the first n of
+  // key_arena_) into memory, removing them from the store, with one
+  // multi_get: afterwards a key is in memory or nowhere.
+  Status load_sessions(size_t n) {
+    lookup_.clear();
+    for (size_t k = 0; k < n; ++k) {
+      const std::string_view key(key_arena_.data() + key_offsets_[k],
+                                 key_offsets_[k + 1] - key_offsets_[k]);
+      if (sessions_.find(key) != sessions_.end()) continue;
+      std::string rk(1, kSessionRecord);
+      rk.append(key);
+      lookup_.push_back(std::move(rk));
+    }
+    if (lookup_.empty()) return Status::OK();
+    std::sort(lookup_.begin(), lookup_.end());
+    lookup_.erase(std::unique(lookup_.begin(), lookup_.end()), lookup_.end());
+    std::vector<std::string_view> keys(lookup_.begin(), lookup_.end());
+    std::vector<std::optional<std::string>> recs;
+    DF_RETURN_IF_ERROR(store_->multi_get(keys, recs));
+    state::WriteBatch wb;
+    for (size_t r = 0; r < keys.size(); ++r) {
+      if (!recs[r]) continue;
+      const std::string_view key = keys[r].substr(1);
+      DF_RETURN_IF_ERROR(read_stored_sessions(*recs[r], stored_));
+      wb.remove(keys[r]);
+      SessionList list;
+      list.reserve(stored_.size());
+      const size_t b = key.size() + kSessionOverhead + session_groups_.fixed_bytes_per_group();
+      for (const StoredSession& st : stored_) {
+        const uint32_t g = alloc_session_group();
+        DF_RETURN_IF_ERROR(session_groups_.decode_merge(g, st.accumulators, decode_tmp_));
+        list.push_back(Session{st.start, st.end, g, st.fired, false});
+        timers_of(list.back()).emplace(st.end, std::string(key));
+        std::string tk(1, st.fired ? kPurgeTimer : kFireTimer);
+        state::append_ordered_i64(st.end, tk);
+        tk += key;
+        wb.remove(tk);
+        session_bytes_ += b;
+        mem_bytes_ += b + st.accumulators.size();
+      }
+      sessions_.emplace(std::string(key), std::move(list));
+    }
+    return store_->write(wb);
+  }
+
+  // Writes every in-memory session to the store and empties memory.
+  Status spill_sessions() {
+    DF_RETURN_IF_ERROR(ensure_store());
+    // Records, then timers, each in key order (RocksDB inserts a sorted
+    // batch far faster).
+    std::vector<const std::pair<const std::string, SessionList>*> keys;
+    keys.reserve(sessions_.size());
+    for (const auto& e : sessions_) keys.push_back(&e);
+    std::sort(keys.begin(), keys.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    std::vector<std::string> timers;
+    state::WriteBatch wb;
+    std::string k;
+    std::string acc;
+    for (const auto* e : keys) {
+      const std::string& key = e->first;
+      buf_.clear();
+      append_session_count(e->second.size(), buf_);
+      for (const Session& st : e->second) {
+        acc.clear();
+        session_groups_.encode(st.g, acc);
+        append_stored_session({st.start, st.end, st.fired, acc}, buf_);
+        k.assign(1, st.fired ? kPurgeTimer : kFireTimer);
+        state::append_ordered_i64(st.end, k);
+        k += key;
+        timers.push_back(k);
+      }
+      k.assign(1, kSessionRecord);
+      k += key;
+      wb.put(k, buf_);
+      if (wb.size() >= kSpillWriteBatch) {
+        DF_RETURN_IF_ERROR(store_->write(wb));
+        wb.clear();
+      }
+    }
+    std::sort(timers.begin(), timers.end());
+    for (const std::string& t : timers) {
+      wb.put(t, {});
+      if (wb.size() >= kSpillWriteBatch) {
+        DF_RETURN_IF_ERROR(store_->write(wb));
+        wb.clear();
+      }
+    }
+    if (!wb.empty()) DF_RETURN_IF_ERROR(store_->write(wb));
+    if (!sessions_.empty()) store_has_sessions_ = true;
+    sessions_.clear();
+    fire_timers_.clear();
+    purge_timers_.clear();
+    session_groups_.clear();
+    free_groups_.clear();
+    redirect_.clear();
+    session_bytes_ = 0;
+    mem_bytes_ = 0;
     return Status::OK();
   }
 
@@ -701,6 +1066,7 @@ class WindowOperator final : public runtime::Operator {
       auto node = purge_timers_.extract(purge_timers_.begin());
       remove_session(node.value().second, node.value().first);
     }
+    if (store_has_sessions_) DF_RETURN_IF_ERROR(purge_stored_sessions());
     return Status::OK();
   }
 
@@ -792,9 +1158,176 @@ class WindowOperator final : public runtime::Operator {
   size_t mem_bytes_ = 0;
   std::unique_ptr<state::KvStore> store_;
   uint64_t spill_seq_ = 0;
+
+  // Sessions in the store.
+  bool store_has_sessions_ = false;  // set by the first spill or a resume
+  std::vector<std::string> lookup_;  // record keys for one multi_get
+  std::string fire_from_;            // stored fire timers below were handled
+  std::string purge_from_;           // stored purge timers below were handled
+  std::string rec_key_;
+  std::vector<StoredSession> stored_;
+  std::vector<std::string> timer_keys_;
+  std::unordered_map<std::string, std::vector<OwnedSession>, StringHash, std::equal_to<>> pending_;
+  state::WriteBatch pending_wb_;
 };
 
 }  // namespace
+
+void append_session_count(uint64_t count, std::string& out) { state::append_varint(count, out); }
+
+void append_stored_session(const StoredSession& s, std::string& out) {
+  state::append_ordered_i64(s.start, out);
+  state::append_ordered_i64(s.end, out);
+  out += s.fired ? '\1' : '\0';
+  state::append_varint(s.accumulators.size(), out);
+  out.append(s.accumulators);
+}
+
+Status read_stored_sessions(std::string_view in, std::vector<StoredSession>& out) {
+  out.clear();
+  const auto bad = [] { return Status::data_error("window state: malformed session record"); };
+  auto count = state::read_varint(in);
+  if (!count.ok() || *count == 0 || *count > in.size()) return bad();
+  for (uint64_t i = 0; i < *count; ++i) {
+    StoredSession s;
+    auto start = state::read_ordered_i64(in);
+    if (!start.ok()) return bad();
+    auto end = state::read_ordered_i64(in);
+    if (!end.ok() || in.empty() || static_cast<unsigned char>(in[0]) > 1) return bad();
+    s.start = *start;
+    s.end = *end;
+    s.fired = in[0] == 1;
+    in.remove_prefix(1);
+    auto len = state::read_varint(in);
+    if (!len.ok() || *len > in.size()) return bad();
+    s.accumulators = in.substr(0, *len);
+    in.remove_prefix(*len);
+    out.push_back(s);
+  }
+  if (!in.empty()) return bad();
+  return Status::OK();
+}
+
+Result<std::string_view> split_key(const WindowConfig& cfg, std::string_view& in) {
+  std::string_view rest = in;
+  for (size_t i = 0; i < cfg.key_types.size(); ++i) {
+    auto v = state::decode_key_value(rest, cfg.key_types[i]);
+    if (!v.ok()) {
+      return Status::data_error("window state: key field " + std::to_string(i + 1) +
+                                " does not decode: " + v.status().message());
+    }
+  }
+  std::string_view key = in.substr(0, in.size() - rest.size());
+  in = rest;
+  return key;
+}
+
+namespace {
+
+const char* type_word(WindowType t) {
+  switch (t) {
+    case WindowType::kTumbling:
+      return "tumbling";
+    case WindowType::kSliding:
+      return "sliding";
+    case WindowType::kSession:
+      return "session";
+  }
+  return "?";
+}
+
+constexpr int kMetaFormat = 1;
+
+}  // namespace
+
+nlohmann::json meta_to_json(const WindowConfig& cfg, const WindowMeta& meta) {
+  nlohmann::json j = {
+      {"format", kMetaFormat},
+      {"window", type_word(cfg.type)},
+      {"watermark_ms", meta.watermark ? nlohmann::json(*meta.watermark) : nlohmann::json(nullptr)},
+      {"next_seq", meta.next_seq}};
+  if (cfg.type != WindowType::kSession) {
+    j["spill_seq"] = meta.spill_seq;
+    nlohmann::json windows = nlohmann::json::array();
+    for (const auto& [end, fired] : meta.windows) {
+      windows.push_back({{"end_ms", end}, {"fired", fired}});
+    }
+    j["windows"] = std::move(windows);
+  }
+  return j;
+}
+
+Result<WindowMeta> meta_from_json(const WindowConfig& cfg, const nlohmann::json& j) {
+  using nlohmann::json;
+  if (!j.is_object()) return Status::invalid("the window meta must be a JSON object");
+  const bool session = cfg.type == WindowType::kSession;
+  std::vector<std::string> fields = {"format", "window", "watermark_ms", "next_seq"};
+  if (!session) {
+    fields.push_back("spill_seq");
+    fields.push_back("windows");
+  }
+  for (const auto& [k, v] : j.items()) {
+    if (std::find(fields.begin(), fields.end(), k) == fields.end()) {
+      return Status::invalid("the window meta has an unknown field '" + k + "'");
+    }
+  }
+  for (const std::string& f : fields) {
+    if (!j.contains(f)) return Status::invalid("the window meta lacks the field '" + f + "'");
+  }
+  const auto is_int = [](const json& v) { return v.is_number_integer(); };
+  const auto is_uint = [](const json& v) {
+    return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+  };
+  if (!is_int(j["format"]) || j["format"].get<int64_t>() != kMetaFormat) {
+    return Status::invalid("the window meta has format " + j["format"].dump() + ", expected " +
+                           std::to_string(kMetaFormat));
+  }
+  if (!j["window"].is_string() || j["window"].get<std::string>() != type_word(cfg.type)) {
+    return Status::invalid("the window meta is for a " + j["window"].dump() +
+                           " window, but this node is a " + type_word(cfg.type) + " window");
+  }
+  WindowMeta m;
+  const json& wm = j["watermark_ms"];
+  if (!wm.is_null()) {
+    if (!is_int(wm) || wm.is_number_unsigned()) {
+      if (!(wm.is_number_unsigned() && wm.get<uint64_t>() <= uint64_t{INT64_MAX})) {
+        return Status::invalid("the window meta's 'watermark_ms' must be an integer or null");
+      }
+    }
+    m.watermark = wm.get<int64_t>();
+  }
+  if (!is_uint(j["next_seq"])) {
+    return Status::invalid("the window meta's 'next_seq' must be a non-negative integer");
+  }
+  m.next_seq = j["next_seq"].get<uint64_t>();
+  if (session) return m;
+  if (!is_uint(j["spill_seq"])) {
+    return Status::invalid("the window meta's 'spill_seq' must be a non-negative integer");
+  }
+  m.spill_seq = j["spill_seq"].get<uint64_t>();
+  const json& windows = j["windows"];
+  if (!windows.is_array()) return Status::invalid("the window meta's 'windows' must be an array");
+  for (size_t i = 0; i < windows.size(); ++i) {
+    const json& w = windows[i];
+    const std::string what = "the window meta's windows[" + std::to_string(i) + "]";
+    if (!w.is_object() || w.size() != 2 || !w.contains("end_ms") || !w.contains("fired")) {
+      return Status::invalid(what + " must be an object {\"end_ms\": <int>, \"fired\": <bool>}");
+    }
+    if (!is_int(w["end_ms"]) || w["end_ms"].is_number_unsigned()) {
+      if (!(w["end_ms"].is_number_unsigned() &&
+            w["end_ms"].get<uint64_t>() <= uint64_t{INT64_MAX})) {
+        return Status::invalid(what + ".end_ms must be an integer");
+      }
+    }
+    if (!w["fired"].is_boolean()) return Status::invalid(what + ".fired must be a boolean");
+    const int64_t end = w["end_ms"].get<int64_t>();
+    if (!m.windows.empty() && end <= m.windows.back().first) {
+      return Status::invalid("the window meta's windows must have ascending ends");
+    }
+    m.windows.emplace_back(end, w["fired"].get<bool>());
+  }
+  return m;
+}
 
 std::unique_ptr<runtime::Operator> make_window_operator(
     std::shared_ptr<const WindowConfig> config) {

@@ -4,10 +4,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/core/schema.h"
+#include "engine/core/status.h"
 #include "engine/runtime/operator.h"
 #include "operators/window/aggregate.h"
 
@@ -30,6 +35,51 @@ struct WindowConfig {
   SchemaPtr output_schema;  // keys, window_start, window_end, aggregates
   std::string late_output;  // empty: late rows are dropped and counted
 };
+
+// ---- The operator's KvStore layout, shared with the StateSerde in window.cc.
+//
+// Tumbling and sliding: one entry per spilled partial group,
+//   ordered_i64(window_end) + encoded key + u64(spill number) -> accumulators
+// (GroupStates::encode). Session windows: per key one record holding all of
+// its sessions, and one timer entry per session:
+//   kSessionRecord + encoded key -> session list (below)
+//   kFireTimer + ordered_i64(end) + encoded key -> ""   (not fired yet)
+//   kPurgeTimer + ordered_i64(end) + encoded key -> ""  (fired, kept for lateness)
+// A session list: varint count, then per session ordered_i64 start,
+// ordered_i64 end, one byte fired (0/1), varint length, accumulators.
+inline constexpr char kSessionRecord = 0x01;
+inline constexpr char kFireTimer = 0x02;
+inline constexpr char kPurgeTimer = 0x03;
+
+struct StoredSession {
+  int64_t start = 0;
+  int64_t end = 0;
+  bool fired = false;
+  std::string_view accumulators;  // into the decoded record
+};
+void append_session_count(uint64_t count, std::string& out);
+void append_stored_session(const StoredSession& s, std::string& out);
+// kDataError when `record` is not a session list.
+Status read_stored_sessions(std::string_view record, std::vector<StoredSession>& out);
+
+// Splits the encoded key_by cells off the front of `in` (kDataError when
+// they do not decode); the key's bytes.
+Result<std::string_view> split_key(const WindowConfig& cfg, std::string_view& in);
+
+// The operator's meta document (SnapshotContext::set_meta):
+//   {"format": 1, "window": "tumbling"|"sliding"|"session",
+//    "watermark_ms": <int64>|null, "next_seq": <uint64>,
+//    "spill_seq": <uint64>,                               (tumbling, sliding)
+//    "windows": [{"end_ms": <int64>, "fired": <bool>}]}   (tumbling, sliding)
+struct WindowMeta {
+  std::optional<int64_t> watermark;
+  uint64_t next_seq = 0;
+  uint64_t spill_seq = 0;
+  std::vector<std::pair<int64_t, bool>> windows;  // (end, fired), ascending ends
+};
+nlohmann::json meta_to_json(const WindowConfig& cfg, const WindowMeta& meta);
+// kInvalidArgument with one sentence when `j` is not this node's meta.
+Result<WindowMeta> meta_from_json(const WindowConfig& cfg, const nlohmann::json& j);
 
 // One instance per subtask. Not thread-safe (the scheduler never calls it
 // concurrently).
