@@ -13,12 +13,68 @@
 
 #include "engine/core/time.h"
 #include "operators/expr/divide.h"
+#include "operators/expr/kernels.h"
 #include "operators/expr/scalar.h"
 
 namespace df::expr::internal {
 namespace {
 
 thread_local bool t_fast_paths = true;
+
+// Result columns of inner nodes live only while one evaluation runs; instead
+// of allocating (and zeroing) fresh ones for every batch, each thread keeps
+// the ones it made and gets them back when they are solely its own again.
+// Only columns that never escaped are reused: evaluate() returns its result
+// column to the caller (still referenced, so never recycled), and a column
+// that grew a validity vector is dropped (it cannot be reset). A reused
+// column's unwritten slots keep old values, which is fine: slots of rows not
+// computed are unspecified, and the dense kernels treat them as arbitrary.
+struct Scratch {
+  std::vector<std::shared_ptr<Column>> free;  // solely owned, no nulls
+  std::vector<std::shared_ptr<Column>> made;  // made by evaluations in progress
+};
+thread_local Scratch t_scratch;
+constexpr size_t kMaxFreeColumns = 16;
+
+std::shared_ptr<Column> new_column(TypeId type, size_t size) {
+  if (!t_fast_paths) return Column::make(type, size);
+  auto& free = t_scratch.free;
+  std::shared_ptr<Column> c;
+  for (size_t i = free.size(); i-- > 0;) {
+    if (free[i]->type() == type && free[i]->size() == size) {
+      c = std::move(free[i]);
+      if (i + 1 != free.size()) free[i] = std::move(free.back());
+      free.pop_back();
+      break;
+    }
+  }
+  if (!c) c = Column::make(type, size);
+  t_scratch.made.push_back(c);
+  return c;
+}
+
+// Recycles, when destroyed, the columns made since it was constructed that
+// nobody else holds any more.
+class ScratchScope {
+ public:
+  ScratchScope() : mark_(t_scratch.made.size()) {}
+  ScratchScope(const ScratchScope&) = delete;
+  ScratchScope& operator=(const ScratchScope&) = delete;
+  ~ScratchScope() {
+    auto& made = t_scratch.made;
+    auto& free = t_scratch.free;
+    for (size_t i = mark_; i < made.size(); ++i) {
+      std::shared_ptr<Column>& c = made[i];
+      if (c.use_count() != 1 || c->has_nulls()) continue;
+      if (free.size() >= kMaxFreeColumns) free.erase(free.begin());
+      free.push_back(std::move(c));
+    }
+    made.resize(mark_);
+  }
+
+ private:
+  size_t mark_;
+};
 
 // The rows one node is evaluated for. A constant subtree is evaluated in a
 // one-slot "scalar" domain; its data errors are charged to every row in
@@ -65,6 +121,7 @@ Domain domain(const Rows& rows, Cost cost) {
 template <class O, class K>
 void apply(const Domain& d, O* o, K&& k) {
   if (d.sel == nullptr) {
+#pragma GCC unroll 4
     for (size_t r = 0; r < d.n; ++r) o[r] = k(r);
   } else {
     for (size_t i = 0; i < d.n; ++i) {
@@ -132,7 +189,7 @@ template <class T>
 class Out {
  public:
   Out(TypeId type, const Rows& rows) : scalar_(rows.scalar()) {
-    col_ = Column::make(type, rows.slots);
+    col_ = new_column(type, rows.slots);
     if constexpr (std::is_same_v<T, bool>) {
       data_ = col_->mutable_bool_data();
     } else if constexpr (std::is_same_v<T, int64_t>) {
@@ -567,9 +624,46 @@ class Evaluator {
     return out.finish();
   }
 
+  // Compares double columns densely with the SSE2 kernel; `literal OP column`
+  // becomes `column mirrored-OP literal` (the same result, NaN included).
+  Vec compare_doubles(Op op, const Vec& a, const Vec& b, const Rows& rows) {
+    const bool swap = a.scalar;
+    if (swap) {
+      switch (op) {
+        case Op::kLt:
+          op = Op::kGt;
+          break;
+        case Op::kLe:
+          op = Op::kGe;
+          break;
+        case Op::kGt:
+          op = Op::kLt;
+          break;
+        case Op::kGe:
+          op = Op::kLe;
+          break;
+        default:
+          break;
+      }
+    }
+    const Vec& x = swap ? b : a;
+    const Vec& y = swap ? a : b;
+    Out<bool> out(TypeId::kBool, rows);
+    const size_t n = domain(rows, Cost::kCheap).n;
+    kernels::compare_f64(op, x.col->double_data(), y.scalar ? nullptr : y.col->double_data(),
+                         y.scalar ? y.col->double_at(0) : 0.0, out.raw(), n);
+    copy_nulls(out, rows, NullMask(a), NullMask(b));
+    return out.finish();
+  }
+
   Vec compare(const Node& n, Op op, TypeId t, const Vec& a, const Vec& b, const Rows& rows) {
     return with_type(t, [&](auto tag) {
       using T = typename decltype(tag)::type;
+      if constexpr (std::is_same_v<T, double>) {
+        if (t_fast_paths && !(a.scalar && b.scalar) && domain(rows, Cost::kCheap).sel == nullptr) {
+          return compare_doubles(op, a, b, rows);
+        }
+      }
       auto run = [&](auto cmp) {
         if constexpr (!std::is_same_v<T, std::string_view>) {
           if (t_fast_paths) return pure2<T, T, bool>(TypeId::kBool, a, b, rows, Cost::kCheap, cmp);
@@ -792,6 +886,16 @@ class Evaluator {
       case TypeId::kInt64:
       case TypeId::kTimestamp:
         if (to == TypeId::kDouble) {
+          const Domain d = domain(rows, cheap);
+          if (!a.scalar && d.sel == nullptr) {
+            Out<double> out(to, rows);
+            const int64_t* x = a.col->int64_data();
+            if (!kernels::int64_to_double(x, out.raw(), d.n)) {
+              apply(d, out.raw(), [x](size_t r) { return static_cast<double>(x[r]); });
+            }
+            copy_nulls(out, rows, NullMask(a), NullMask(a));
+            return out.finish();
+          }
           return pure1<int64_t, double>(to, a, rows, cheap,
                                         [](int64_t x) { return static_cast<double>(x); });
         }
@@ -1153,10 +1257,14 @@ bool fast_paths() { return t_fast_paths; }
 ColumnPtr evaluate(const Node& root, const Batch& batch, EvalContext& ctx) {
   const Selection* sel = batch.selection();
   const Rows rows{sel ? sel->data() : nullptr, batch.active_rows(), batch.num_rows(), nullptr};
+  ColumnPtr result;  // declared before `scope`: still held when the scope recycles
+  const ScratchScope scope;
   Evaluator ev(batch, ctx);
-  const Vec v = ev.eval(root, rows);
-  if (v.scalar) return Column::constant(v.col->value_at(0), batch.num_rows());
-  return v.col;
+  {
+    const Vec v = ev.eval(root, rows);
+    result = v.scalar ? Column::constant(v.col->value_at(0), batch.num_rows()) : v.col;
+  }
+  return result;
 }
 
 }  // namespace df::expr::internal

@@ -6,6 +6,7 @@
 #include "operators/expr/ast.h"
 #include "operators/expr/binder.h"
 #include "operators/expr/eval.h"
+#include "operators/expr/kernels.h"
 #include "operators/expr/parser.h"
 
 namespace df::expr {
@@ -61,30 +62,24 @@ SelectionPtr select_true(const Batch& batch, const Column& predicate) {
   const uint8_t* valid = predicate.validity();
   const Selection* in = batch.selection();
   const size_t n = batch.active_rows();
-  auto out = std::make_shared<Selection>(n);
-  uint32_t* o = out->data();
-  // Branch-free: every candidate row index is written, and the write position
-  // advances only when the row is kept (predicates are unpredictable).
-  size_t k = 0;
-  if (in == nullptr && valid == nullptr) {
-    for (size_t r = 0; r < n; ++r) {
-      o[k] = static_cast<uint32_t>(r);
-      k += v[r] != 0;
-    }
-  } else if (in == nullptr) {
-    for (size_t r = 0; r < n; ++r) {
-      o[k] = static_cast<uint32_t>(r);
-      k += (v[r] != 0) & (valid[r] != 0);
-    }
+  auto out = std::make_shared<Selection>();
+  if (in == nullptr) {
+    out->resize(n + 8);  // the vector kernel stores eight indexes at a time
+    out->resize(internal::kernels::select_nonzero(v, valid, n, out->data()));
   } else {
+    // Branch-free: every candidate row index is written, and the write
+    // position advances only when the row is kept (predicates are unpredictable).
+    out->resize(n);
+    uint32_t* o = out->data();
     const uint32_t* sel = in->data();
+    size_t k = 0;
     for (size_t i = 0; i < n; ++i) {
       const uint32_t r = sel[i];
       o[k] = r;
       k += (v[r] != 0) & (valid == nullptr || valid[r] != 0);
     }
+    out->resize(k);
   }
-  out->resize(k);
   // Nothing filtered out of an already-filtered batch: share its selection.
   if (batch.selection() && out->size() == batch.active_rows()) return batch.selection_ptr();
   return out;

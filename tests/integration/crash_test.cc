@@ -99,8 +99,8 @@ std::string pipeline_writing_to(const std::string& out) {
 // `extra` adds storage flags (e.g. --checkpoint-storage s3://...).
 std::vector<std::string> exec_args(const std::string& pipeline, const std::string& state_dir,
                                    const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> argv{DATAFLOW_BIN, "exec", pipeline, "--no-progress", "--workers", "2",
-                                "--batch-size", "256"};
+  std::vector<std::string> argv{DATAFLOW_BIN, "exec", pipeline,       "--no-progress",
+                                "--workers",  "2",    "--batch-size", "256"};
   if (!state_dir.empty()) {
     argv.push_back("--state-dir");
     argv.push_back(state_dir);
@@ -111,7 +111,10 @@ std::vector<std::string> exec_args(const std::string& pipeline, const std::strin
 
 // Kills the pipeline with SIGKILL `kills` times at random moments, then runs
 // it to the end and compares the committed output with an uninterrupted run.
-void crash_and_compare(int kills_wanted, int resumes_wanted,
+// Kill times are drawn from [kill_from, kill_to] percent of an uninterrupted
+// run's duration (storage slower than local disk needs later kills so that
+// checkpoints complete in between).
+void crash_and_compare(int kills_wanted, int resumes_wanted, int kill_from, int kill_to,
                        const std::vector<std::string>& storage_flags) {
   TempDir tmp;
   write_input(tmp);
@@ -132,8 +135,8 @@ void crash_and_compare(int kills_wanted, int resumes_wanted,
   const uint32_t seed = std::random_device{}();
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> kill_after_ms(
-      static_cast<int>(std::max<int64_t>(150, ref_ms * 10 / 100)),
-      static_cast<int>(std::max<int64_t>(400, ref_ms * 30 / 100)));
+      static_cast<int>(std::max<int64_t>(150, ref_ms * kill_from / 100)),
+      static_cast<int>(std::max<int64_t>(400, ref_ms * kill_to / 100)));
   std::cerr << "uninterrupted run: " << ref_ms << " ms\n";
   int kills = 0;
   int resumed = 0;
@@ -146,8 +149,9 @@ void crash_and_compare(int kills_wanted, int resumes_wanted,
     if (log.find("resuming crash from checkpoint") != std::string::npos) ++resumed;
     if (r.timed_out) {
       ++kills;  // wait() killed it with SIGKILL mid-run
-      std::cerr << "kill " << kills << " after " << wait_ms << " ms; committed rows so far: "
-                << committed_rows(tmp.path() / "out").size() << "\n";
+      std::cerr << "kill " << kills << " after " << wait_ms
+                << " ms; committed rows so far: " << committed_rows(tmp.path() / "out").size()
+                << "\n";
       continue;
     }
     ASSERT_EQ(r.exit_code, 0) << "seed " << seed << ": " << log;
@@ -173,7 +177,9 @@ void crash_and_compare(int kills_wanted, int resumes_wanted,
   EXPECT_EQ(committed_rows(tmp.path() / "out"), expected);
 }
 
-TEST(Crash, SigkillAtRandomMomentsLosesAndDuplicatesNothing) { crash_and_compare(12, 3, {}); }
+TEST(Crash, SigkillAtRandomMomentsLosesAndDuplicatesNothing) {
+  crash_and_compare(12, 3, 10, 30, {});
+}
 
 TEST(Crash, SigkillWithCheckpointsOnS3) {
   if (!S3Server::node_available()) GTEST_SKIP() << S3Server::skip_reason();
@@ -184,7 +190,7 @@ TEST(Crash, SigkillWithCheckpointsOnS3) {
   setenv("AWS_REGION", S3Server::kRegion, 1);
   setenv("AWS_ACCESS_KEY_ID", S3Server::kAccessKey, 1);
   setenv("AWS_SECRET_ACCESS_KEY", S3Server::kSecretKey, 1);
-  crash_and_compare(5, 1, {"--checkpoint-storage", "s3://" + s3.bucket() + "/crash-test"});
+  crash_and_compare(5, 1, 30, 80, {"--checkpoint-storage", "s3://" + s3.bucket() + "/crash-test"});
 }
 
 // A generator paced at 20k rows/s; SIGTERM half-way takes a final checkpoint,

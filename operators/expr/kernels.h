@@ -1,0 +1,36 @@
+// Internal: hand-vectorized loops for the evaluator's hottest operations,
+// where the compiler's auto-vectorizer gives up on baseline x86-64 (SSE2):
+// comparisons that produce one byte per row, int64 -> double conversion, and
+// turning a bool column into a selection vector. Each has a plain scalar
+// version that defines its result; the SSE2 version must match it bit for bit
+// (tests/unit/expr/kernels_test.cc checks both).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "operators/expr/ast.h"
+
+namespace df::expr::internal::kernels {
+
+// o[r] = x[r] OP y[r] (or x[r] OP *y_scalar when y == nullptr), as 0/1, for
+// r in [0, n). OP is a comparison (kEq..kGe), with IEEE semantics (NaN
+// compares false except with <>).
+void compare_f64(Op op, const double* x, const double* y, double y_scalar, uint8_t* o, size_t n);
+
+// o[r] = (double)x[r] for r in [0, n). Returns false (and leaves `o`
+// partially written) if some |x[r]| is too large for the fast method; the
+// caller then converts with the scalar loop.
+bool int64_to_double(const int64_t* x, double* o, size_t n);
+
+// Writes the indexes r in [0, n) where v[r] != 0 (and valid[r] != 0 when
+// valid is not null), ascending, to `out`, and returns how many. `out` must
+// have room for n + 8 entries (the vector loop stores 8 at a time).
+size_t select_nonzero(const uint8_t* v, const uint8_t* valid, size_t n, uint32_t* out);
+
+// The plain loops the vector versions are checked against.
+void compare_f64_scalar(Op op, const double* x, const double* y, double y_scalar, uint8_t* o,
+                        size_t n);
+size_t select_nonzero_scalar(const uint8_t* v, const uint8_t* valid, size_t n, uint32_t* out);
+
+}  // namespace df::expr::internal::kernels
