@@ -134,9 +134,8 @@ class GeneratorSource final : public runtime::SourceOperator {
   void emit_rows(uint64_t n, runtime::Output& out) {
     auto ids = Column::make(TypeId::kInt64, n);
     int64_t* data = ids->mutable_int64_data();
-    for (uint64_t r = 0; r < n; ++r) {
-      data[r] = static_cast<int64_t>(first_ + (next_ + r) * stride_);
-    }
+    uint64_t id = first_ + next_ * stride_;
+    for (uint64_t r = 0; r < n; ++r, id += stride_) data[r] = static_cast<int64_t>(id);
     ColumnPtr id_col = ids;
     Batch input(cfg_->input_schema, {id_col}, n);
     expr::EvalContext ectx;
