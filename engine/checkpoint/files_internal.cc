@@ -8,7 +8,9 @@
 #include <atomic>
 #include <charconv>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
+#include <thread>
 
 #include "engine/checkpoint/compression.h"
 #include "engine/core/log.h"
@@ -272,6 +274,33 @@ Result<RetentionResult> apply_retention(CheckpointStorage& storage, const std::s
     result.deleted_shared.insert(o.key);
   }
   return result;
+}
+
+Status run_parallel(size_t count, int threads, const std::function<Status(size_t)>& job) {
+  std::mutex mu;
+  size_t next = 0;
+  Status first;  // guarded by mu
+  auto work = [&] {
+    for (;;) {
+      size_t i;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (next >= count || !first.ok()) return;
+        i = next++;
+      }
+      Status st = job(i);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first.ok()) first = std::move(st);
+      }
+    }
+  };
+  const int n = std::max(1, std::min<int>(threads, static_cast<int>(count)));
+  std::vector<std::thread> pool;
+  for (int i = 1; i < n; ++i) pool.emplace_back(work);
+  work();
+  for (std::thread& t : pool) t.join();
+  return first;
 }
 
 }  // namespace df::checkpoint::internal

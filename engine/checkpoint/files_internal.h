@@ -92,4 +92,9 @@ Result<RetentionResult> apply_retention(CheckpointStorage& storage, const std::s
                                         const std::function<std::set<std::string>()>& pinned_keys,
                                         std::optional<uint64_t> keep_id);
 
+// Runs job(0) .. job(count - 1) on up to `threads` threads (this one
+// included) and waits; after the first failure no new job starts. Returns
+// that failure.
+Status run_parallel(size_t count, int threads, const std::function<Status(size_t)>& job);
+
 }  // namespace df::checkpoint::internal

@@ -173,41 +173,25 @@ Result<uint64_t> write_checkpoint(
     }
   }
 
-  std::mutex mu;
-  size_t next = 0;
-  Status first;
-  auto work = [&] {
-    for (;;) {
-      size_t i;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (next >= jobs.size() || !first.ok()) return;
-        i = next++;
-      }
-      const Job& j = jobs[i];
-      const TaskEntry& t = m.tasks[j.task];
-      const bool sst = internal::is_sst(j.local.name);
-      auto key_for = [&](const std::string& sha) {
-        return sst ? internal::shared_file_key(m.pipeline, t.node, t.subtask, j.local.name, sha)
-                   : internal::private_file_key(m.pipeline, m.id, t.node, t.subtask, j.local.name);
-      };
-      Result<FileRef> ref =
-          internal::store_file(storage, j.local, key_for, options.compression && !sst);
-      std::lock_guard<std::mutex> lock(mu);
-      if (ref.ok()) {
-        m.tasks[j.task].files[j.file] = *ref;
-      } else if (first.ok()) {
-        first =
-            ref.status().with_context("node '" + t.node + "' subtask " + std::to_string(t.subtask));
-      }
+  std::mutex mu;  // guards m.tasks[].files while jobs store
+  DF_RETURN_IF_ERROR(internal::run_parallel(jobs.size(), options.io_threads, [&](size_t i) {
+    const Job& j = jobs[i];
+    const TaskEntry& t = m.tasks[j.task];
+    const bool sst = internal::is_sst(j.local.name);
+    auto key_for = [&](const std::string& sha) {
+      return sst ? internal::shared_file_key(m.pipeline, t.node, t.subtask, j.local.name, sha)
+                 : internal::private_file_key(m.pipeline, m.id, t.node, t.subtask, j.local.name);
+    };
+    Result<FileRef> ref =
+        internal::store_file(storage, j.local, key_for, options.compression && !sst);
+    if (!ref.ok()) {
+      return ref.status().with_context("node '" + t.node + "' subtask " +
+                                       std::to_string(t.subtask));
     }
-  };
-  const int n = std::max(1, std::min<int>(options.io_threads, static_cast<int>(jobs.size())));
-  std::vector<std::thread> threads;
-  for (int i = 1; i < n; ++i) threads.emplace_back(work);
-  work();
-  for (std::thread& t : threads) t.join();
-  DF_RETURN_IF_ERROR(first);
+    std::lock_guard<std::mutex> lock(mu);
+    m.tasks[j.task].files[j.file] = *ref;
+    return Status::OK();
+  }));
 
   m.size_bytes = 0;
   for (const TaskEntry& t : m.tasks) {

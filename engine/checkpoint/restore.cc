@@ -107,30 +107,9 @@ struct FetchJob {
 Status fetch_all(CheckpointStorage& storage, std::vector<FetchJob>& jobs, int threads) {
   std::sort(jobs.begin(), jobs.end(),
             [](const FetchJob& a, const FetchJob& b) { return a.ref->size > b.ref->size; });
-  std::mutex mu;
-  size_t next = 0;
-  Status first;
-  auto work = [&] {
-    for (;;) {
-      size_t i;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        if (next >= jobs.size() || !first.ok()) return;
-        i = next++;
-      }
-      Status st = internal::fetch_file(storage, *jobs[i].ref, jobs[i].dest, jobs[i].must_copy);
-      if (!st.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first.ok()) first = st;
-      }
-    }
-  };
-  const int n = std::max(1, std::min<int>(threads, static_cast<int>(jobs.size())));
-  std::vector<std::thread> pool;
-  for (int i = 1; i < n; ++i) pool.emplace_back(work);
-  work();
-  for (std::thread& t : pool) t.join();
-  return first;
+  return internal::run_parallel(jobs.size(), threads, [&](size_t i) {
+    return internal::fetch_file(storage, *jobs[i].ref, jobs[i].dest, jobs[i].must_copy);
+  });
 }
 
 }  // namespace
