@@ -8,9 +8,14 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+#include <string_view>
+
 #include "engine/core/batch.h"
 #include "engine/core/config_value.h"
 #include "engine/runtime/node_factory.h"
+#include "engine/runtime/operator.h"
+#include "engine/state/state_backend.h"
 
 namespace df::operators {
 
@@ -41,5 +46,34 @@ class StateStats {
   // Entries (rows or keys) currently held in keyed state.
   virtual size_t state_entries() const = 0;
 };
+
+// --- Checkpoints of keyed operators (implemented in state_json.cc). ---
+//
+// A keyed operator writes every pending change to its KvStore, then calls
+// snapshot_store, which puts a RocksDB checkpoint of the store into
+// ctx.files_dir() and `meta` (never empty, so a resumed run can tell it is
+// resumed) into ctx.set_meta. `what` names the node in errors
+// ("dedupe 'firsts'"). A store in memory (no state directory) cannot be
+// checkpointed: kUnimplemented saying so.
+Status snapshot_store(state::KvStore& store, runtime::SnapshotContext& ctx,
+                      const nlohmann::json& meta, std::string_view what);
+
+// The meta a resumed run hands back (OperatorContext::restored_meta), parsed;
+// a null JSON on a fresh start. kDataError naming `what` when it is not a
+// JSON object. The store at ctx.state_dir() already holds the snapshot.
+Result<nlohmann::json> parse_restored_meta(const runtime::OperatorContext& ctx,
+                                           std::string_view what);
+
+// Meta members shared by the keyed operators. A time is a timestamp JSON
+// (state_json.h) or null for "none yet" (INT64_MIN); a count is a JSON
+// unsigned integer. The readers return kInvalidArgument with one sentence
+// naming `what` and the member when it is missing or of the wrong type.
+nlohmann::json time_to_meta(int64_t ms);
+Result<int64_t> time_from_meta(const nlohmann::json& meta, std::string_view name,
+                               std::string_view what);
+Result<uint64_t> count_from_meta(const nlohmann::json& meta, std::string_view name,
+                                 std::string_view what);
+Result<bool> bool_from_meta(const nlohmann::json& meta, std::string_view name,
+                            std::string_view what);
 
 }  // namespace df::operators

@@ -6,7 +6,7 @@
 // can match are one range scan of the other side's buffer, and matches are
 // emitted at once. A left row is kept until the watermark passes l + upper, a
 // right row until it passes r - lower; after that no row still to come can
-// match it. Expiry runs in time order over an index. For a left outer join a
+// match it. Expiry runs in time order over an index. Checkpoints: join.h. For a left outer join a
 // left row carries a "matched" flag; still unmatched when it expires (or at
 // finish), it is emitted with null right fields, and the output watermark is
 // held back by max(upper, 0) so those rows are never late downstream.
@@ -27,9 +27,6 @@ namespace df::operators::join {
 
 namespace {
 
-constexpr char kLeft = 'L';
-constexpr char kRight = 'R';
-constexpr char kIndex = 'X';
 constexpr size_t kSlice = 4096;
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
@@ -67,10 +64,30 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
 
   Status open(runtime::OperatorContext& ctx) override {
     ctx_ = &ctx;
+    what_ = "join '" + ctx.node_id() + "'";
+    DF_ASSIGN_OR_RETURN(nlohmann::json meta, parse_restored_meta(ctx, what_));
+    if (!meta.is_null()) {
+      DF_ASSIGN_OR_RETURN(wm_, time_from_meta(meta, "watermark", what_));
+      DF_ASSIGN_OR_RETURN(out_wm_, time_from_meta(meta, "output_watermark", what_));
+      DF_ASSIGN_OR_RETURN(out_idle_, bool_from_meta(meta, "output_idle", what_));
+      DF_ASSIGN_OR_RETURN(uint64_t entries, count_from_meta(meta, "entries", what_));
+      entries_ = static_cast<size_t>(entries);
+      left_expired_below_ = right_expired_below_ = wm_;
+    }
     output_ = std::make_unique<JoinOutput>(config_, ctx.batch_size());
+    // On resume the store at state_dir() already holds the snapshot's files.
     DF_ASSIGN_OR_RETURN(store_, state::open_store(ctx.state_dir()));
     DF_RETURN_IF_ERROR(seq_.load(*store_));
     return Status::OK();
+  }
+
+  // Every call leaves its writes in the store, so there is nothing to flush.
+  Status snapshot(runtime::SnapshotContext& ctx) override {
+    nlohmann::json meta = {{"watermark", time_to_meta(wm_)},
+                           {"output_watermark", time_to_meta(out_wm_)},
+                           {"output_idle", out_idle_},
+                           {"entries", static_cast<uint64_t>(entries_)}};
+    return snapshot_store(*store_, ctx, meta, what_);
   }
 
   Status process(size_t input, const BatchPtr& batch, runtime::Output& out) override {
@@ -214,18 +231,29 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
   // Removes the rows of `side` whose expiry is < limit (all when limit is
   // the maximum), in expiry order; unmatched left rows of a left outer join
   // are emitted with null right fields.
+  //
+  // The scan starts at the previous call's limit, not at the index's start:
+  // no index entry below the watermark exists after a call (rows already
+  // expired on arrival are never stored), and the removed entries stay in
+  // RocksDB as tombstones until compaction, which a scan from the start
+  // would step over again on every watermark (quadratic in the run's rows).
   Status expire(char side, int64_t limit, runtime::Output& out) {
     const std::string prefix{kIndex, side};
     const std::string end =
         limit == kMax ? state::prefix_end(prefix) : at_time(prefix, limit, false);
+    int64_t& expired_below = side == kLeft ? left_expired_below_ : right_expired_below_;
+    std::string begin = at_time(prefix, expired_below, false);
+    if (limit != kMax) expired_below = std::max(expired_below, limit);
     const bool emit_unmatched = side == kLeft && config_->left_outer;
     for (;;) {
       std::vector<std::string> expired;
-      DF_RETURN_IF_ERROR(store_->scan(prefix, end, [&](std::string_view k, std::string_view) {
+      DF_RETURN_IF_ERROR(store_->scan(begin, end, [&](std::string_view k, std::string_view) {
         expired.emplace_back(k);
         return expired.size() < kSlice;
       }));
       if (expired.empty()) return Status::OK();
+      begin = expired.back();
+      begin.push_back('\0');  // the smallest key after the last one taken
       state::WriteBatch writes;
       for (const auto& index_key : expired) {
         std::string_view buffer_key = std::string_view(index_key).substr(2 + 8);
@@ -252,9 +280,13 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
   state::Row left_row_;  // decode buffers
   state::Row right_row_;
   runtime::OperatorContext* ctx_ = nullptr;
+  std::string what_;
   std::unique_ptr<state::KvStore> store_;
   std::unique_ptr<JoinOutput> output_;
   int64_t wm_ = kMin;
+  // Every index entry of a side has expiry >= this (see expire()).
+  int64_t left_expired_below_ = kMin;
+  int64_t right_expired_below_ = kMin;
   int64_t out_wm_ = kMin;
   bool out_idle_ = false;
   RowSequence seq_;

@@ -15,6 +15,7 @@
 // key fields, so any parallelism gives the same result.
 #include <set>
 
+#include "engine/checkpoint/state_serde.h"
 #include "engine/core/time.h"
 #include "operators/join/join.h"
 #include "operators/stateful.h"
@@ -26,7 +27,7 @@ namespace {
 using join::JoinConfig;
 using join::JoinConfigPtr;
 
-class PreparedJoin final : public runtime::PreparedNode {
+class PreparedJoin final : public runtime::PreparedNode, public checkpoint::StateSerde {
  public:
   explicit PreparedJoin(JoinConfigPtr config) : config_(std::move(config)) {}
   SchemaPtr output_schema() const override { return config_->output; }
@@ -56,6 +57,19 @@ class PreparedJoin final : public runtime::PreparedNode {
            offset(config_->upper_ms) + "]";
     }
     return d;
+  }
+
+  // StateSerde: join.h shows the entry shapes; join_state.cc does the work.
+  Result<nlohmann::json> entry_to_json(std::string_view key,
+                                       std::string_view value) const override {
+    return join::state_entry_to_json(*config_, key, value);
+  }
+  Status entry_from_json(const nlohmann::json& entry, std::string& key,
+                         std::string& value) const override {
+    return join::state_entry_from_json(*config_, entry, key, value);
+  }
+  Status check_meta(const nlohmann::json& meta) const override {
+    return join::check_state_meta(*config_, meta);
   }
 
  private:

@@ -7,7 +7,27 @@
 //   interval: side('L'|'R') key ts seq          -> [matched flag (left)] row
 //             'X' side expiry side key ts seq    -> ""   (expiry index)
 //   windowed: 'W' window_start key side seq     -> row
+//   both:     'S'                                 -> next seq (u64)
 // A row is its fields' compact value encodings (encode_cell) in schema order.
+//
+// Checkpoints: every write is in the store when a call returns (the windowed
+// join's CachedTable is flushed first), so a snapshot is a RocksDB checkpoint
+// of the store plus the meta (stateful.h helpers)
+//   windowed: {"watermark": <timestamp>|null, "entries": n}
+//   interval: {"watermark": <timestamp>|null, "output_watermark": ...|null,
+//              "output_idle": bool, "entries": n}
+// The watermark decides which rows are late (windowed) or already expired
+// (interval), so a resumed run restores it before any row arrives.
+//
+// `dataflow state export` entries (JoinStateSerde, join_state.cc): the key
+// fields are named after the row's side.
+//   windowed row:  {"window_start": ts, "window_end": ts, "side": "left",
+//                   "key": {...}, "seq": n, "row": {...}}
+//   interval row:  {"side": "left", "key": {...}, "event_time": ts, "seq": n,
+//                   "matched": bool (left rows only), "row": {...}}
+//   interval index:{"expiry_index": {"side": "left", "expires": ts, "key": {...},
+//                   "event_time": ts, "seq": n}}
+//   sequence:      {"next_seq": n}
 #pragma once
 
 #include <cstdint>
@@ -16,12 +36,21 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/core/batch.h"
 #include "engine/runtime/operator.h"
 #include "engine/state/keyed_state.h"
 #include "engine/state/state_backend.h"
 
 namespace df::operators::join {
+
+// State layout bytes (see above).
+inline constexpr char kLeft = 'L';
+inline constexpr char kRight = 'R';
+inline constexpr char kIndex = 'X';
+inline constexpr char kWindow = 'W';
+inline constexpr std::string_view kRowSequenceKey = "S";
 
 struct JoinConfig {
   enum class Kind { kWindowed, kInterval };
@@ -55,6 +84,13 @@ class RowSequence {
 
 std::unique_ptr<runtime::Operator> make_interval_join(JoinConfigPtr config);
 std::unique_ptr<runtime::Operator> make_windowed_join(JoinConfigPtr config);
+
+// StateSerde of both joins (join_state.cc); PreparedJoin forwards to these.
+Result<nlohmann::json> state_entry_to_json(const JoinConfig& config, std::string_view key,
+                                           std::string_view value);
+Status state_entry_from_json(const JoinConfig& config, const nlohmann::json& entry,
+                             std::string& key, std::string& value);
+Status check_state_meta(const JoinConfig& config, const nlohmann::json& meta);
 
 // One side of an output row: a physical row of an arriving batch, or a row
 // decoded from state.

@@ -54,10 +54,6 @@ state::RowCodec row_codec(const Schema& schema) {
   return state::RowCodec(std::move(types));
 }
 
-namespace {
-const char kRowSequenceKey[] = "S";
-}  // namespace
-
 Status RowSequence::load(state::KvStore& store) {
   DF_ASSIGN_OR_RETURN(auto stored, store.get(kRowSequenceKey));
   if (stored) {

@@ -10,7 +10,7 @@
 // the left rows of a key before its right rows, so firing is one merged scan
 // that joins one (window, key) group at a time, then one range delete. Only
 // one group is held decoded while firing. A row whose window has already fired is late:
-// it is counted as a data error and dropped.
+// it is counted as a data error and dropped. Checkpoints: join.h.
 #include <algorithm>
 #include <limits>
 
@@ -22,9 +22,6 @@ namespace df::operators::join {
 
 namespace {
 
-constexpr char kWindow = 'W';
-constexpr char kLeft = 'L';
-constexpr char kRight = 'R';
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 
@@ -43,6 +40,14 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
 
   Status open(runtime::OperatorContext& ctx) override {
     ctx_ = &ctx;
+    what_ = "join '" + ctx.node_id() + "'";
+    DF_ASSIGN_OR_RETURN(nlohmann::json meta, parse_restored_meta(ctx, what_));
+    if (!meta.is_null()) {
+      DF_ASSIGN_OR_RETURN(wm_, time_from_meta(meta, "watermark", what_));
+      DF_ASSIGN_OR_RETURN(uint64_t entries, count_from_meta(meta, "entries", what_));
+      entries_ = static_cast<size_t>(entries);
+    }
+    // On resume the store at state_dir() already holds the snapshot's files.
     output_ = std::make_unique<JoinOutput>(config_, ctx.batch_size());
     DF_ASSIGN_OR_RETURN(store_, state::open_store(ctx.state_dir()));
     Table::Options options;
@@ -102,6 +107,14 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
   }
 
   Status finish(runtime::Output& out) override { return fire(kMax, out); }
+
+  // Buffered rows still in memory go to the store first.
+  Status snapshot(runtime::SnapshotContext& ctx) override {
+    DF_RETURN_IF_ERROR(rows_->flush());
+    nlohmann::json meta = {{"watermark", time_to_meta(wm_)},
+                           {"entries", static_cast<uint64_t>(entries_)}};
+    return snapshot_store(*store_, ctx, meta, what_);
+  }
 
   // Rows not yet fired go to the store, so a restart on this state dir finds them.
   Status close() override { return rows_ ? rows_->flush() : Status::OK(); }
@@ -182,6 +195,7 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
   state::RowCodec left_codec_;
   state::RowCodec right_codec_;
   runtime::OperatorContext* ctx_ = nullptr;
+  std::string what_;
   std::unique_ptr<state::KvStore> store_;
   std::unique_ptr<Table> rows_;  // uses *store_, so declared after it
   std::unique_ptr<JoinOutput> output_;

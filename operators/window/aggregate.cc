@@ -109,14 +109,25 @@ inline bool better(const T& v, const T& current) {
   }
 }
 
-template <bool kMin>
-size_t update_extreme(size_t j, const Column& arg, const std::vector<Entry>& entries) {
+// Where an entry's accumulators of aggregate j are: AnyGroups looks them up
+// per entry, OneGroups (every entry in one GroupStates) once.
+struct AnyGroups {
+  size_t j;
+  AggStates& operator()(const Entry& e) const { return e.groups->aggs[j]; }
+};
+struct OneGroups {
+  AggStates* st;
+  AggStates& operator()(const Entry&) const { return *st; }
+};
+
+template <bool kMin, typename States>
+size_t update_extreme(States states_of, const Column& arg, const std::vector<Entry>& entries) {
   size_t bytes = 0;
   switch (arg.type()) {
     case TypeId::kDouble: {
       const double* v = arg.double_data();
       for_valid(arg, entries, [&](const Entry& e) {
-        AggStates& st = e.groups->aggs[j];
+        AggStates& st = states_of(e);
         const double x = v[e.row];
         if (x != x) return;  // NaN has no order; ignored
         if (st.n[e.g] == 0 || better<kMin>(x, st.d[e.g])) st.d[e.g] = x;
@@ -126,7 +137,7 @@ size_t update_extreme(size_t j, const Column& arg, const std::vector<Entry>& ent
     }
     case TypeId::kString:
       for_valid(arg, entries, [&](const Entry& e) {
-        AggStates& st = e.groups->aggs[j];
+        AggStates& st = states_of(e);
         std::string_view x = arg.string_at(e.row);
         std::string& cur = st.s[e.g];
         if (st.n[e.g] == 0 || better<kMin>(x, std::string_view(cur))) {
@@ -138,7 +149,7 @@ size_t update_extreme(size_t j, const Column& arg, const std::vector<Entry>& ent
       break;
     default:
       for_valid(arg, entries, [&](const Entry& e) {
-        AggStates& st = e.groups->aggs[j];
+        AggStates& st = states_of(e);
         const int64_t x = int_at(arg, e.row);
         if (st.n[e.g] == 0 || better<kMin>(x, st.i[e.g])) st.i[e.g] = x;
         ++st.n[e.g];
@@ -150,13 +161,13 @@ size_t update_extreme(size_t j, const Column& arg, const std::vector<Entry>& ent
 
 // first (kFirst) keeps the value with the smallest (event time, arrival),
 // last the largest.
-template <bool kFirst>
-size_t update_ordered(size_t j, const Column& arg, const Column& event_time,
+template <bool kFirst, typename States>
+size_t update_ordered(States states_of, const Column& arg, const Column& event_time,
                       const std::vector<Entry>& entries) {
   size_t bytes = 0;
   const int64_t* ts = event_time.int64_data();
   for_valid(arg, entries, [&](const Entry& e) {
-    AggStates& st = e.groups->aggs[j];
+    AggStates& st = states_of(e);
     const int64_t t = ts[e.row];
     if (st.n[e.g] != 0) {
       const bool earlier = t < st.ts[e.g] || (t == st.ts[e.g] && e.seq < st.seq[e.g]);
@@ -592,45 +603,49 @@ void GroupStates::append_result(size_t j, uint32_t g, ColumnBuilder& out) const 
   }
 }
 
-size_t update_aggregate(const AggSpec& spec, size_t j, const Column* arg, const Column& event_time,
-                        const std::vector<Entry>& entries, std::string& scratch) {
+namespace {
+
+template <typename States>
+size_t update_with(States states_of, const AggSpec& spec, const Column* arg,
+                   const Column& event_time, const std::vector<Entry>& entries,
+                   std::string& scratch) {
   switch (spec.kind) {
     case AggKind::kCountStar:
-      for (const Entry& e : entries) ++e.groups->aggs[j].n[e.g];
+      for (const Entry& e : entries) ++states_of(e).n[e.g];
       return 0;
     case AggKind::kCount:
-      for_valid(*arg, entries, [&](const Entry& e) { ++e.groups->aggs[j].n[e.g]; });
+      for_valid(*arg, entries, [&](const Entry& e) { ++states_of(e).n[e.g]; });
       return 0;
     case AggKind::kSum:
     case AggKind::kAvg:
       if (arg->type() == TypeId::kInt64) {
         const int64_t* v = arg->int64_data();
         for_valid(*arg, entries, [&](const Entry& e) {
-          AggStates& st = e.groups->aggs[j];
+          AggStates& st = states_of(e);
           ++st.n[e.g];
           st.i[e.g] += v[e.row];
         });
       } else {
         const double* v = arg->double_data();
         for_valid(*arg, entries, [&](const Entry& e) {
-          AggStates& st = e.groups->aggs[j];
+          AggStates& st = states_of(e);
           ++st.n[e.g];
           st.d[e.g] += v[e.row];
         });
       }
       return 0;
     case AggKind::kMin:
-      return update_extreme<true>(j, *arg, entries);
+      return update_extreme<true>(states_of, *arg, entries);
     case AggKind::kMax:
-      return update_extreme<false>(j, *arg, entries);
+      return update_extreme<false>(states_of, *arg, entries);
     case AggKind::kFirst:
-      return update_ordered<true>(j, *arg, event_time, entries);
+      return update_ordered<true>(states_of, *arg, event_time, entries);
     case AggKind::kLast:
-      return update_ordered<false>(j, *arg, event_time, entries);
+      return update_ordered<false>(states_of, *arg, event_time, entries);
     case AggKind::kCountDistinct: {
       size_t bytes = 0;
       for_valid(*arg, entries, [&](const Entry& e) {
-        std::unique_ptr<DistinctSet>& set = e.groups->aggs[j].set[e.g];
+        std::unique_ptr<DistinctSet>& set = states_of(e).set[e.g];
         if (!set) set = std::make_unique<DistinctSet>();
         scratch.clear();
         state::encode_key_cell(*arg, e.row, scratch);
@@ -643,6 +658,17 @@ size_t update_aggregate(const AggSpec& spec, size_t j, const Column* arg, const 
     }
   }
   return 0;
+}
+
+}  // namespace
+
+size_t update_aggregate(const AggSpec& spec, size_t j, const Column* arg, const Column& event_time,
+                        const std::vector<Entry>& entries, GroupStates* single,
+                        std::string& scratch) {
+  if (single != nullptr) {
+    return update_with(OneGroups{&single->aggs[j]}, spec, arg, event_time, entries, scratch);
+  }
+  return update_with(AnyGroups{j}, spec, arg, event_time, entries, scratch);
 }
 
 }  // namespace df::operators::window

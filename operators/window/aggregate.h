@@ -128,10 +128,13 @@ class GroupStates {
 
 // Folds the rows of `entries` into their groups for aggregate `j`. `arg` is
 // the evaluated argument (nullptr for count(*)), `event_time` the batch's
-// event-time column. Returns the bytes of new out-of-line state (strings,
-// distinct values) for memory accounting. `scratch` is a reused buffer.
+// event-time column. `single`, when not null, is the GroupStates every entry
+// goes to (its arrays are then looked up once). Returns the bytes of new
+// out-of-line state (strings, distinct values) for memory accounting.
+// `scratch` is a reused buffer.
 size_t update_aggregate(const AggSpec& spec, size_t j, const Column* arg, const Column& event_time,
-                        const std::vector<Entry>& entries, std::string& scratch);
+                        const std::vector<Entry>& entries, GroupStates* single,
+                        std::string& scratch);
 
 // ---- readable state (dataflow state export / import) ----------------------
 

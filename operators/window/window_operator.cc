@@ -66,6 +66,8 @@ constexpr size_t kSpillWriteBatch = 4096;
 constexpr size_t kTimerChunk = 4096;  // stored timers handled per scan
 constexpr int64_t kNoWatermark = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
+constexpr uint64_t kNullKeyHash = runtime::kNullHash;
+constexpr char kKeyPresentMarker = 0x01;  // a non-null key cell's first byte (state/codec)
 
 // a + b, clamped to the int64 range.
 int64_t sat_add(int64_t a, int64_t b) {
@@ -99,8 +101,8 @@ class KeyTable {
   // The group of `key` (whose row hash is `hash`), added as group size()
   // when absent.
   uint32_t find_or_add(std::string_view key, uint64_t hash, bool& added) {
-    if ((size_ + 1) * 2 > slots_.size()) grow();
-    const size_t mask = slots_.size() - 1;
+    if (size_ >= grow_at_) grow();
+    const size_t mask = mask_;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
       Slot& s = slots_[i];
       if (s.group == kEmpty) {
@@ -117,6 +119,36 @@ class KeyTable {
       }
     }
   }
+  // The group of the non-null int64/timestamp key `v`, whose hash is
+  // runtime::hash_int64(v): that mix is a bijection, so equal hashes mean
+  // equal values and no key bytes are compared. Only for tables whose keys
+  // are one int64/timestamp cell; their null key (find_or_add_null) has a
+  // group but no slot.
+  __attribute__((always_inline)) uint32_t find_or_add_i64(int64_t v, uint64_t hash, bool& added) {
+    if (size_ >= grow_at_) grow();
+    Slot* slots = slots_.data();
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots[i];
+      if (s.hash == hash && s.group != kEmpty) {
+        added = false;
+        return s.group;
+      }
+      if (s.group == kEmpty) {
+        added = true;
+        return insert_i64(s, v, hash);
+      }
+    }
+  }
+  // The group of the null key (`key`, its encoding) in an int64-keyed table.
+  uint32_t find_or_add_null(std::string_view key, bool& added) {
+    added = null_group_ == kEmpty;
+    if (added) {
+      arena_.append(key);
+      offsets_.push_back(arena_.size());
+      null_group_ = size_++;
+    }
+    return null_group_;
+  }
   std::string_view key(uint32_t g) const {
     return std::string_view(arena_.data() + offsets_[g], offsets_[g + 1] - offsets_[g]);
   }
@@ -127,6 +159,9 @@ class KeyTable {
     arena_ = {};
     offsets_ = {0};
     size_ = 0;
+    null_group_ = kEmpty;
+    grow_at_ = 0;
+    mask_ = 0;
   }
   // Empties the table, keeping its capacity for reuse.
   void reset() {
@@ -134,6 +169,7 @@ class KeyTable {
     arena_.clear();
     offsets_.assign(1, 0);
     size_ = 0;
+    null_group_ = kEmpty;
   }
 
  private:
@@ -159,10 +195,24 @@ class KeyTable {
     return a == b;
   }
 
+  __attribute__((noinline)) uint32_t insert_i64(Slot& s, int64_t v, uint64_t hash) {
+    s.hash = hash;
+    s.group = size_;
+    state::append_key_i64(v, arena_);
+    offsets_.push_back(arena_.size());
+    return size_++;
+  }
+
+  // Doubles the slots (at least 16) so the load factor stays <= 1/2 with
+  // one more group.
   void grow() {
     std::vector<Slot> old = std::move(slots_);
-    slots_.assign(std::max<size_t>(16, old.size() * 2), Slot{});
-    const size_t mask = slots_.size() - 1;
+    size_t n = std::max<size_t>(16, old.size());
+    while ((size_ + 1) * 2 > n) n *= 2;
+    slots_.assign(n, Slot{});
+    mask_ = n - 1;
+    grow_at_ = n / 2;
+    const size_t mask = mask_;
     for (const Slot& s : old) {
       if (s.group == kEmpty) continue;
       size_t i = s.hash & mask;
@@ -175,6 +225,9 @@ class KeyTable {
   std::string arena_;
   std::vector<size_t> offsets_{0};
   uint32_t size_ = 0;
+  uint32_t null_group_ = kEmpty;  // int64-keyed tables: the null key's group
+  size_t grow_at_ = 0;            // grow before adding past this many groups
+  size_t mask_ = 0;               // slots_.size() - 1
 };
 
 // One tumbling or sliding window: [end - size, end).
@@ -221,7 +274,17 @@ class RowSink {
                 runtime::Output& out) {
     const size_t nk = cfg_.key_types.size();
     for (size_t i = 0; i < nk; ++i) {
-      DF_ASSIGN_OR_RETURN(Value v, state::decode_key_value(key, cfg_.key_types[i]));
+      const TypeId t = cfg_.key_types[i];
+      if ((t == TypeId::kInt64 || t == TypeId::kTimestamp) && key.size() >= 9 &&
+          key[0] == kKeyPresentMarker) {
+        // What state::decode_key_value reads, without boxing a Value.
+        uint64_t be;
+        std::memcpy(&be, key.data() + 1, 8);
+        cols_[i].append_int64(static_cast<int64_t>(__builtin_bswap64(be) ^ (uint64_t{1} << 63)));
+        key.remove_prefix(9);
+        continue;
+      }
+      DF_ASSIGN_OR_RETURN(Value v, state::decode_key_value(key, t));
       cols_[i].append_value(v);
     }
     cols_[nk].append_int64(start);
@@ -261,12 +324,16 @@ class WindowOperator final : public runtime::Operator {
   explicit WindowOperator(std::shared_ptr<const WindowConfig> cfg)
       : cfg_(std::move(cfg)),
         session_mode_(cfg_->type == WindowType::kSession),
+        int_key_(!session_mode_ && cfg_->key_types.size() == 1 &&
+                 (cfg_->key_types[0] == TypeId::kInt64 ||
+                  cfg_->key_types[0] == TypeId::kTimestamp)),
         lateness_(cfg_->allowed_lateness_ms),
         scratch_(&cfg_->aggs),
         decode_tmp_(&cfg_->aggs),
         session_groups_(&cfg_->aggs) {
     scratch_.add();
     decode_tmp_.add();
+    state::append_key_null(null_key_);
   }
 
   Status open(runtime::OperatorContext& ctx) override {
@@ -320,48 +387,26 @@ class WindowOperator final : public runtime::Operator {
     entries_.clear();
     late_.clear();
     const size_t n = batch->active_rows();
-    const int64_t* ts = et->int64_data();
-    // Pass 1: every row's encoded key into one arena, and key hashes
-    // column-wise from the values (consistent with the encoding: both fold
-    // -0.0 and NaN). Looking keys up in a second pass keeps the lookups off
-    // the bytes just written.
-    key_arena_.clear();
-    key_arena_.reserve(n * 9 * cfg_->key_fields.size());
-    key_offsets_.resize(n + 1);
-    key_offsets_[0] = 0;
-    for (size_t k = 0; k < n; ++k) {
-      const size_t r = batch->row_at(k);
-      for (size_t f : cfg_->key_fields) state::encode_key_cell(*batch->column(f), r, key_arena_);
-      key_offsets_[k + 1] = key_arena_.size();
-    }
-    if (!session_mode_) runtime::hash_rows(*batch, cfg_->key_fields, hashes_);
-    if (session_mode_ && store_has_sessions_) DF_RETURN_IF_ERROR(load_sessions(n));
-    // Pass 2: assign rows to their windows' groups.
-    for (size_t k = 0; k < n; ++k) {
-      const size_t r = batch->row_at(k);
-      if (et->is_null(r)) {
-        ctx_->report_data_error("window '" + cfg_->id + "': row without event time dropped");
-        continue;
-      }
-      const std::string_view key(key_arena_.data() + key_offsets_[k],
-                                 key_offsets_[k + 1] - key_offsets_[k]);
-      if (session_mode_) {
-        key_.assign(key);
-      } else {
-        key_view_ = key;
-        key_hash_ = hashes_[k];
-      }
-      const uint64_t seq = seq_base_ + k;
-      const bool placed =
-          session_mode_ ? assign_session(ts[r], r, seq) : assign_windows(ts[r], r, seq);
-      if (!placed) late_.push_back(static_cast<uint32_t>(r));
+    if (int_key_) {
+      assign_int_keyed(*batch, *et, n);
+    } else {
+      DF_RETURN_IF_ERROR(assign_generic(*batch, *et, n));
     }
     seq_base_ += n;
     if (session_mode_) resolve_merged_groups();
 
+    // Tumbling batches mostly fold into one window: its accumulator arrays
+    // are then looked up once per aggregate, not per row.
+    GroupStates* single = entries_.empty() ? nullptr : entries_.front().groups;
+    for (const Entry& e : entries_) {
+      if (e.groups != single) {
+        single = nullptr;
+        break;
+      }
+    }
     size_t bytes = 0;
     for (size_t j = 0; j < nagg; ++j) {
-      bytes += update_aggregate(cfg_->aggs[j], j, args_[j].get(), *et, entries_, buf_);
+      bytes += update_aggregate(cfg_->aggs[j], j, args_[j].get(), *et, entries_, single, buf_);
     }
     mem_bytes_ += bytes;
     if (session_mode_) release_merged_groups();
@@ -424,6 +469,138 @@ class WindowOperator final : public runtime::Operator {
     return Status::OK();
   }
 
+  // ---- assigning rows ----------------------------------------------------------
+
+  // Any key: every alive row to its window groups or sessions (entries_),
+  // late rows to late_.
+  Status assign_generic(const Batch& batch, const Column& et, size_t n) {
+    const int64_t* ts = et.int64_data();
+    // Pass 1: every row's encoded key into one arena, and key hashes
+    // column-wise from the values (consistent with the encoding: both fold
+    // -0.0 and NaN). Looking keys up in a second pass keeps the lookups off
+    // the bytes just written.
+    key_arena_.clear();
+    key_arena_.reserve(n * 9 * cfg_->key_fields.size());
+    key_offsets_.resize(n + 1);
+    key_offsets_[0] = 0;
+    for (size_t k = 0; k < n; ++k) {
+      const size_t r = batch.row_at(k);
+      for (size_t f : cfg_->key_fields) state::encode_key_cell(*batch.column(f), r, key_arena_);
+      key_offsets_[k + 1] = key_arena_.size();
+    }
+    if (!session_mode_) runtime::hash_rows(batch, cfg_->key_fields, hashes_);
+    if (session_mode_ && store_has_sessions_) DF_RETURN_IF_ERROR(load_sessions(n));
+    // Pass 2: assign rows to their windows' groups.
+    for (size_t k = 0; k < n; ++k) {
+      const size_t r = batch.row_at(k);
+      if (et.is_null(r)) {
+        ctx_->report_data_error("window '" + cfg_->id + "': row without event time dropped");
+        continue;
+      }
+      const std::string_view key(key_arena_.data() + key_offsets_[k],
+                                 key_offsets_[k + 1] - key_offsets_[k]);
+      if (session_mode_) {
+        key_.assign(key);
+      } else {
+        key_view_ = key;
+        key_hash_ = hashes_[k];
+      }
+      const uint64_t seq = seq_base_ + k;
+      const bool placed =
+          session_mode_ ? assign_session(ts[r], r, seq) : assign_windows(ts[r], r, seq);
+      if (!placed) late_.push_back(static_cast<uint32_t>(r));
+    }
+    return Status::OK();
+  }
+
+  // Tumbling and sliding windows keyed by one int64/timestamp field: the key
+  // is looked up by value (no encoding, no byte compare) and rows of one
+  // window skip the window search.
+  void assign_int_keyed(const Batch& batch, const Column& et, size_t n) {
+    const Column& kc = *batch.column(cfg_->key_fields[0]);
+    const int64_t* kv = kc.int64_data();
+    const int64_t* ts = et.int64_data();
+    const bool maybe_null = kc.has_nulls() || et.has_nulls();
+    const bool tumbling = cfg_->type == WindowType::kTumbling;
+    if (entries_.capacity() < n) entries_.reserve(n);
+    if (tumbling && !maybe_null) {
+      if (const Selection* sel = batch.selection()) {
+        const uint32_t* rows = sel->data();
+        assign_tumbling_i64(kv, ts, n, [rows](size_t k) { return size_t{rows[k]}; });
+      } else {
+        assign_tumbling_i64(kv, ts, n, [](size_t k) { return k; });
+      }
+      return;
+    }
+    key_null_ = false;
+    Window* w = nullptr;
+    for (size_t k = 0; k < n; ++k) {
+      const size_t r = batch.row_at(k);
+      const uint64_t seq = seq_base_ + k;
+      if (maybe_null) {
+        if (et.is_null(r)) {
+          ctx_->report_data_error("window '" + cfg_->id + "': row without event time dropped");
+          continue;
+        }
+        key_null_ = kc.is_null(r);
+      }
+      if (!key_null_) {
+        key_int_ = kv[r];
+        key_hash_ = runtime::hash_int64(key_int_);
+      }
+      const int64_t t = ts[r];
+      if (!tumbling) {
+        if (!assign_windows(t, r, seq)) late_.push_back(static_cast<uint32_t>(r));
+        continue;
+      }
+      if (t < tumbling_start_ || t >= tumbling_end_) {
+        tumbling_end_ = floor_div(t, cfg_->size_ms) * cfg_->size_ms + cfg_->size_ms;
+        tumbling_start_ = tumbling_end_ - cfg_->size_ms;
+      }
+      const int64_t end = tumbling_end_;
+      if (end - 1 + lateness_ <= watermark_) {
+        late_.push_back(static_cast<uint32_t>(r));
+        continue;
+      }
+      if (w == nullptr || w->end != end) w = window_for(end);
+      add_to(*w, r, seq);
+    }
+  }
+
+  // The common case of assign_int_keyed: tumbling, no null keys or event
+  // times. The same steps as assign_windows + add_to, in one loop.
+  template <typename RowAt>
+  void assign_tumbling_i64(const int64_t* kv, const int64_t* ts, size_t n, RowAt row_at) {
+    Window* w = nullptr;
+    int64_t start = tumbling_start_;
+    int64_t end = tumbling_end_;
+    bool late = false;
+    for (size_t k = 0; k < n; ++k) {
+      const size_t r = row_at(k);
+      const int64_t t = ts[r];
+      if (t < start || t >= end || w == nullptr) {
+        if (t < start || t >= end) {
+          end = floor_div(t, cfg_->size_ms) * cfg_->size_ms + cfg_->size_ms;
+          start = end - cfg_->size_ms;
+        }
+        late = end - 1 + lateness_ <= watermark_;
+        if (!late) w = window_for(end);
+      }
+      if (late) {
+        late_.push_back(static_cast<uint32_t>(r));
+        continue;
+      }
+      const int64_t v = kv[r];
+      bool added;
+      const uint32_t g = w->index.find_or_add_i64(v, runtime::hash_int64(v), added);
+      if (added) count_new_group(*w, g);
+      entries_.push_back({static_cast<uint32_t>(r), g, &w->groups, seq_base_ + k});
+      if (w->fired) mark_dirty(*w, g);
+    }
+    tumbling_start_ = start;
+    tumbling_end_ = end;
+  }
+
   // ---- tumbling and sliding ------------------------------------------------
 
   // Adds the row to each of its windows that is still kept; false when it
@@ -453,19 +630,30 @@ class WindowOperator final : public runtime::Operator {
     return placed || !any;
   }
 
-  void add_to_window(int64_t end, size_t row, uint64_t seq) {
-    Window* w = window_for(end);
-    uint32_t g;
+  void add_to_window(int64_t end, size_t row, uint64_t seq) { add_to(*window_for(end), row, seq); }
+
+  // Adds the row (of the current key) to window w.
+  void add_to(Window& w, size_t row, uint64_t seq) {
     bool added = false;
-    g = w->index.find_or_add(key_view_, key_hash_, added);
-    if (added) {
-      w->groups.add();
-      const size_t b = key_view_.size() + kGroupOverhead + w->groups.fixed_bytes_per_group();
-      w->bytes += b;
-      mem_bytes_ += b;
+    uint32_t g;
+    if (!int_key_) {
+      g = w.index.find_or_add(key_view_, key_hash_, added);
+    } else if (!key_null_) {
+      g = w.index.find_or_add_i64(key_int_, key_hash_, added);
+    } else {
+      g = w.index.find_or_add_null(null_key_, added);
     }
-    entries_.push_back({static_cast<uint32_t>(row), g, &w->groups, seq});
-    if (w->fired) mark_dirty(*w, g);
+    if (added) count_new_group(w, g);
+    entries_.push_back({static_cast<uint32_t>(row), g, &w.groups, seq});
+    if (w.fired) mark_dirty(w, g);
+  }
+
+  // Adds the accumulators of group g, just added to w's index.
+  void count_new_group(Window& w, uint32_t g) {
+    w.groups.add();
+    const size_t b = w.index.key(g).size() + kGroupOverhead + w.groups.fixed_bytes_per_group();
+    w.bytes += b;
+    mem_bytes_ += b;
   }
 
   Window* window_for(int64_t end) {
@@ -1109,6 +1297,7 @@ class WindowOperator final : public runtime::Operator {
 
   std::shared_ptr<const WindowConfig> cfg_;
   const bool session_mode_;
+  const bool int_key_;  // tumbling/sliding keyed by one int64/timestamp field
   const int64_t lateness_;
   runtime::OperatorContext* ctx_ = nullptr;
   std::unique_ptr<RowSink> sink_;
@@ -1126,6 +1315,9 @@ class WindowOperator final : public runtime::Operator {
   std::string key_;                  // sessions: the current row's key
   std::string_view key_view_;        // windows: the current row's key
   uint64_t key_hash_ = 0;
+  int64_t key_int_ = 0;    // int_key_: the current row's key value
+  bool key_null_ = false;  // int_key_: the current row's key is null
+  std::string null_key_;   // the encoded null key
   int64_t tumbling_start_ = 0;  // the last row's tumbling window
   int64_t tumbling_end_ = 0;
   std::vector<uint64_t> hashes_;
