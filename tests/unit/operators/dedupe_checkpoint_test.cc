@@ -11,12 +11,11 @@
 #include <filesystem>
 #include <random>
 
-#include "config/yaml_loader.h"
 #include "engine/checkpoint/state_serde.h"
-#include "engine/state/state_backend.h"
 #include "operators/operators.h"
 #include "operators/stateful.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
@@ -27,52 +26,15 @@ SchemaPtr clicks_schema() {
   return make_schema({{"user", TypeId::kString}, {"page", TypeId::kString}, {"n", TypeId::kInt64}});
 }
 
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-};
-
-std::unique_ptr<Built> prepare(const std::string& yaml, const SchemaPtr& schema, bool event_time) {
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(yaml, "t.yaml");
-  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  runtime::NodeSpec spec;
-  spec.id = built->doc.find("id")->scalar_text();
-  spec.type = "dedupe";
-  spec.config = &built->doc;
-  spec.inputs = {"clicks"};
-  spec.input_has_event_time = {event_time};
-  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
-  for (const char* k : {"id", "type", "input", "inputs", "parallelism"}) opts.allow(k);
-  built->node =
-      registry.find(runtime::NodeRole::kTransform, "dedupe")->prepare(spec, {schema}, opts);
-  opts.finish();
+std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml, const SchemaPtr& schema,
+                                         bool event_time) {
+  auto built = test::prepare_operator(yaml, "dedupe", {"clicks"}, {schema}, {event_time});
   EXPECT_TRUE(built->node) << built->diags.to_status().message();
   return built;
 }
 
-class LogOutput final : public runtime::Output {
- public:
-  void emit(BatchPtr b) override {
-    for (size_t k = 0; k < b->active_rows(); ++k) {
-      const size_t r = b->row_at(k);
-      std::string line;
-      for (size_t c = 0; c < b->num_columns(); ++c) {
-        line += (c ? "|" : "") + b->column(c)->value_at(r).to_string();
-      }
-      if (b->event_time()) line += "@" + std::to_string(b->event_time()->int64_at(r));
-      log.push_back(line);
-    }
-  }
-  void emit_watermark(Watermark wm) override {
-    log.push_back("WM " + std::to_string(wm.timestamp_ms));
-  }
-  std::vector<std::string> log;
-};
+// Rows with or without event time (processing-time runs have none).
+using test::LogOutput;
 
 struct Step {
   BatchPtr batch;  // nullptr: a watermark
@@ -236,21 +198,7 @@ SchemaPtr typed_schema() {
                       {"t", TypeId::kTimestamp}});
 }
 
-// Every entry of the store in `dir`.
-std::vector<std::pair<std::string, std::string>> entries_of(const std::string& dir) {
-  std::vector<std::pair<std::string, std::string>> out;
-  auto store = state::open_rocksdb({dir});
-  EXPECT_TRUE(store.ok()) << store.status().to_string();
-  if (!store.ok()) return out;
-  EXPECT_TRUE((*store)
-                  ->scan("", "",
-                         [&](std::string_view k, std::string_view v) {
-                           out.emplace_back(std::string(k), std::string(v));
-                           return true;
-                         })
-                  .ok());
-  return out;
-}
+using test::entries_of;
 
 TEST(DedupeState, EveryEntryRoundTripsThroughItsJsonByteForByte) {
   auto b =

@@ -3,10 +3,9 @@
 
 #include <thread>
 
-#include "config/yaml_loader.h"
 #include "operators/operators.h"
-#include "operators/stateful.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
@@ -15,32 +14,8 @@ SchemaPtr clicks_schema() {
   return make_schema({{"user", TypeId::kString}, {"page", TypeId::kString}, {"n", TypeId::kInt64}});
 }
 
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-};
-
-std::unique_ptr<Built> prepare(const std::string& yaml, bool event_time) {
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(yaml, "t.yaml");
-  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  runtime::NodeSpec spec;
-  spec.id = built->doc.find("id")->scalar_text();
-  spec.type = "dedupe";
-  spec.config = &built->doc;
-  spec.inputs = {"clicks"};
-  spec.input_has_event_time = {event_time};
-  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
-  for (const char* k : {"id", "type", "input", "inputs", "parallelism"}) opts.allow(k);
-  const runtime::NodeFactory* f = registry.find(runtime::NodeRole::kTransform, "dedupe");
-  EXPECT_NE(f, nullptr);
-  built->node = f->prepare(spec, {clicks_schema()}, opts);
-  opts.finish();
-  return built;
+std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml, bool event_time) {
+  return test::prepare_operator(yaml, "dedupe", {"clicks"}, {clicks_schema()}, {event_time});
 }
 
 struct Click {
@@ -69,11 +44,7 @@ std::vector<int64_t> ns_of(const test::CollectOutput& out) {
   return ns;
 }
 
-size_t entries(runtime::Operator& op) {
-  auto* stats = dynamic_cast<StateStats*>(&op);
-  EXPECT_NE(stats, nullptr);
-  return stats ? stats->state_entries() : 0;
-}
+size_t entries(runtime::Operator& op) { return test::state_entries(op); }
 
 TEST(Dedupe, KeepsTheFirstRowPerKeyWithinTheHorizonInEventTime) {
   auto b =

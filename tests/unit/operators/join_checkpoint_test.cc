@@ -13,11 +13,11 @@
 #include <filesystem>
 #include <random>
 
-#include "config/yaml_loader.h"
 #include "engine/checkpoint/state_serde.h"
 #include "operators/operators.h"
 #include "operators/stateful.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
@@ -27,54 +27,20 @@ namespace fs = std::filesystem;
 SchemaPtr left_schema() { return make_schema({{"k", TypeId::kInt64}, {"a", TypeId::kString}}); }
 SchemaPtr right_schema() { return make_schema({{"k", TypeId::kInt64}, {"b", TypeId::kString}}); }
 
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-};
-
-std::unique_ptr<Built> prepare(const std::string& extra) {
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(
-      "{id: j, type: join, left: persons, right: auctions, on: [k], " + extra + "}", "t.yaml");
-  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  const runtime::NodeFactory* f = registry.find(runtime::NodeRole::kTransform, "join");
-  runtime::NodeSpec spec;
-  spec.id = "j";
-  spec.type = "join";
-  spec.config = &built->doc;
-  spec.inputs = {"persons", "auctions"};
-  spec.input_has_event_time = {true, true};
-  OptionReader opts(built->doc, "transform 'j'", built->diags);
-  for (const char* k : {"id", "type", "parallelism"}) opts.allow(k);
-  built->node = f->prepare(spec, {left_schema(), right_schema()}, opts);
-  opts.finish();
+std::unique_ptr<test::BuiltNode> prepare(const std::string& extra) {
+  auto built = test::prepare_operator(
+      "{id: j, type: join, left: persons, right: auctions, on: [k], " + extra + "}", "join",
+      {"persons", "auctions"}, {left_schema(), right_schema()}, {true, true},
+      {"id", "type", "parallelism"});
   EXPECT_TRUE(built->node) << built->diags.to_status().message();
   return built;
 }
 
-// Records everything an operator emits, in order, as text.
-class LogOutput final : public runtime::Output {
+// Records everything an operator emits, in order, as text; join output
+// always carries event time.
+class LogOutput final : public test::LogOutput {
  public:
-  void emit(BatchPtr b) override {
-    EXPECT_TRUE(b->event_time());
-    for (size_t k = 0; k < b->active_rows(); ++k) {
-      const size_t r = b->row_at(k);
-      std::string line;
-      for (size_t c = 0; c < b->num_columns(); ++c) {
-        line += (c ? "|" : "") + b->column(c)->value_at(r).to_string();
-      }
-      line += "@" + std::to_string(b->event_time()->int64_at(r));
-      log.push_back(line);
-    }
-  }
-  void emit_watermark(Watermark wm) override {
-    log.push_back("WM " + std::to_string(wm.timestamp_ms) + (wm.idle ? " idle" : ""));
-  }
-  std::vector<std::string> log;
+  LogOutput() : test::LogOutput(/*require_event_time=*/true) {}
 };
 
 struct Step {

@@ -9,13 +9,11 @@
 #include <cmath>
 #include <limits>
 
-#include "config/yaml_loader.h"
 #include "engine/checkpoint/state_serde.h"
-#include "engine/state/state_backend.h"
 #include "operators/operators.h"
 #include "operators/state_json.h"
-#include "operators/stateful.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
@@ -142,37 +140,16 @@ SchemaPtr right_schema() {
       {{"rs", TypeId::kString}, {"rd", TypeId::kDouble}, {"price", TypeId::kDouble}});
 }
 
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-  const checkpoint::StateSerde* serde = nullptr;
-};
+using Built = test::BuiltNode;
 
 std::unique_ptr<Built> prepare(const std::string& extra) {
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(
+  auto built = test::prepare_operator(
       "{id: j, type: join, left: persons, right: auctions, "
       "on: {left: [ks, kd], right: [rs, rd]}, " +
           extra + "}",
-      "t.yaml");
-  EXPECT_TRUE(doc.ok());
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  runtime::NodeSpec spec;
-  spec.id = "j";
-  spec.type = "join";
-  spec.config = &built->doc;
-  spec.inputs = {"persons", "auctions"};
-  spec.input_has_event_time = {true, true};
-  OptionReader opts(built->doc, "transform 'j'", built->diags);
-  for (const char* k : {"id", "type", "parallelism"}) opts.allow(k);
-  built->node = registry.find(runtime::NodeRole::kTransform, "join")
-                    ->prepare(spec, {left_schema(), right_schema()}, opts);
-  opts.finish();
+      "join", {"persons", "auctions"}, {left_schema(), right_schema()}, {true, true},
+      {"id", "type", "parallelism"});
   EXPECT_TRUE(built->node) << built->diags.to_status().message();
-  if (built->node) built->serde = dynamic_cast<const checkpoint::StateSerde*>(built->node.get());
   EXPECT_NE(built->serde, nullptr);
   return built;
 }
@@ -208,10 +185,15 @@ BatchPtr rights() {
   return b.finish()->with_event_time(ts.finish());
 }
 
-// Runs the join over both batches on RocksDB and returns the snapshot's entries.
-std::vector<std::pair<std::string, std::string>> stored_entries(const Built& b,
-                                                                const test::TempDir& tmp,
-                                                                json& meta) {
+struct Stored {
+  json meta;
+  std::vector<std::pair<std::string, std::string>> entries;
+};
+
+// Runs the join over both batches on RocksDB, snapshots it, checks the meta
+// with the node's StateSerde and returns the meta and the snapshot's entries.
+Stored stored_entries(const Built& b) {
+  test::TempDir tmp;
   test::FakeContext ctx;
   ctx.set_state_dir(tmp.file("state"));
   test::CollectOutput out;
@@ -222,18 +204,9 @@ std::vector<std::pair<std::string, std::string>> stored_entries(const Built& b,
   EXPECT_TRUE(op->on_watermark(Watermark{9000}, out).ok());
   test::FakeSnapshotContext sctx(1, tmp.file("ckpt"));
   EXPECT_TRUE(op->snapshot(sctx).ok());
-  meta = json::parse(sctx.meta());
-  std::vector<std::pair<std::string, std::string>> entries;
-  auto store = state::open_rocksdb({tmp.file("ckpt")});
-  EXPECT_TRUE(store.ok());
-  EXPECT_TRUE((*store)
-                  ->scan("", "",
-                         [&](std::string_view k, std::string_view v) {
-                           entries.emplace_back(std::string(k), std::string(v));
-                           return true;
-                         })
-                  .ok());
-  return entries;
+  Stored stored{json::parse(sctx.meta()), test::entries_of(tmp.file("ckpt"))};
+  EXPECT_TRUE(b.serde->check_meta(stored.meta).ok()) << stored.meta.dump();
+  return stored;
 }
 
 // Every entry: bytes -> JSON text -> bytes is the identity. Returns the JSONs.
@@ -258,10 +231,7 @@ std::vector<json> round_trip_all(const Built& b,
 TEST(JoinState, WindowedEntriesRoundTripAndReadWell) {
   auto b = prepare("window: {type: tumbling, size: 10s}, join_type: left");
   ASSERT_TRUE(b->serde);
-  test::TempDir tmp;
-  json meta;
-  const auto entries = stored_entries(*b, tmp, meta);
-  EXPECT_TRUE(b->serde->check_meta(meta).ok()) << meta.dump();
+  auto [meta, entries] = stored_entries(*b);
   EXPECT_EQ(meta["watermark"], "1970-01-01T00:00:09.000Z");
   EXPECT_EQ(meta["entries"], 6);
   ASSERT_EQ(entries.size(), 7u);  // 4 left + 2 right rows + the sequence
@@ -292,10 +262,7 @@ TEST(JoinState, WindowedEntriesRoundTripAndReadWell) {
 TEST(JoinState, IntervalEntriesRoundTripWithMatchedFlagsAndIndex) {
   auto b = prepare("between: {lower: -1s, upper: 1s}, join_type: left");
   ASSERT_TRUE(b->serde);
-  test::TempDir tmp;
-  json meta;
-  const auto entries = stored_entries(*b, tmp, meta);
-  EXPECT_TRUE(b->serde->check_meta(meta).ok()) << meta.dump();
+  auto [meta, entries] = stored_entries(*b);
   EXPECT_EQ(meta["output_watermark"], "1970-01-01T00:00:08.000Z");  // held back by upper
   EXPECT_EQ(meta["output_idle"], false);
   // 3 keyed left rows + 2 right rows, each with an index entry, + the sequence.

@@ -4,10 +4,9 @@
 
 #include <algorithm>
 
-#include "config/yaml_loader.h"
 #include "operators/operators.h"
-#include "operators/stateful.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
@@ -15,36 +14,17 @@ namespace {
 SchemaPtr left_schema() { return make_schema({{"k", TypeId::kInt64}, {"a", TypeId::kString}}); }
 SchemaPtr right_schema() { return make_schema({{"k", TypeId::kInt64}, {"b", TypeId::kString}}); }
 
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-};
-
 // Prepares a join from YAML text as the planner does: inputs named by
 // `left`/`right`, with the given schemas and event-time flags.
-std::unique_ptr<Built> prepare(const std::string& yaml, std::vector<SchemaPtr> inputs = {},
-                               std::vector<bool> event_time = {true, true}) {
+std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml,
+                                         std::vector<SchemaPtr> inputs = {},
+                                         std::vector<bool> event_time = {true, true}) {
   if (inputs.empty()) inputs = {left_schema(), right_schema()};
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(yaml, "t.yaml");
-  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  const runtime::NodeFactory* f = registry.find(runtime::NodeRole::kTransform, "join");
-  EXPECT_NE(f, nullptr);
-  EXPECT_EQ(f->input_keys(), (std::vector<std::string>{"left", "right"}));
-  runtime::NodeSpec spec;
-  spec.id = built->doc.find("id")->scalar_text();
-  spec.type = "join";
-  spec.config = &built->doc;
-  spec.inputs = {"persons", "auctions"};
-  spec.input_has_event_time = std::move(event_time);
-  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
-  for (const char* k : {"id", "type", "parallelism"}) opts.allow(k);
-  built->node = f->prepare(spec, inputs, opts);
-  opts.finish();
+  auto built = test::prepare_operator(yaml, "join", {"persons", "auctions"}, std::move(inputs),
+                                      std::move(event_time), {"id", "type", "parallelism"});
+  if (built->factory) {
+    EXPECT_EQ(built->factory->input_keys(), (std::vector<std::string>{"left", "right"}));
+  }
   return built;
 }
 
@@ -78,15 +58,7 @@ std::vector<std::string> take(test::CollectOutput& out) {
   std::vector<std::string> lines;
   for (const auto& b : out.batches) {
     EXPECT_TRUE(b->event_time()) << "join output without event time";
-    for (size_t k = 0; k < b->active_rows(); ++k) {
-      const size_t r = b->row_at(k);
-      std::string line;
-      for (size_t c = 0; c < b->num_columns(); ++c) {
-        line += (c ? "|" : "") + b->column(c)->value_at(r).to_string();
-      }
-      if (b->event_time()) line += "@" + std::to_string(b->event_time()->int64_at(r));
-      lines.push_back(line);
-    }
+    test::append_row_lines(*b, lines);
   }
   out.batches.clear();
   std::sort(lines.begin(), lines.end());
@@ -95,11 +67,7 @@ std::vector<std::string> take(test::CollectOutput& out) {
 
 using Lines = std::vector<std::string>;
 
-size_t entries(runtime::Operator& op) {
-  auto* stats = dynamic_cast<StateStats*>(&op);
-  EXPECT_NE(stats, nullptr);
-  return stats ? stats->state_entries() : 0;
-}
+size_t entries(runtime::Operator& op) { return test::state_entries(op); }
 
 struct Running {
   test::FakeContext ctx;

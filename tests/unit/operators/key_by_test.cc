@@ -1,9 +1,9 @@
 // key_by: declares a hash exchange on its fields and passes rows through.
 #include <gtest/gtest.h>
 
-#include "config/yaml_loader.h"
 #include "operators/operators.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
@@ -12,31 +12,8 @@ SchemaPtr clicks_schema() {
   return make_schema({{"user", TypeId::kString}, {"page", TypeId::kString}, {"n", TypeId::kInt64}});
 }
 
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-};
-
-std::unique_ptr<Built> prepare(const std::string& yaml) {
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(yaml, "t.yaml");
-  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  runtime::NodeSpec spec;
-  spec.id = built->doc.find("id")->scalar_text();
-  spec.type = "key_by";
-  spec.config = &built->doc;
-  spec.inputs = {"clicks"};
-  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
-  for (const char* k : {"id", "type", "input", "inputs", "parallelism"}) opts.allow(k);
-  const runtime::NodeFactory* f = registry.find(runtime::NodeRole::kTransform, "key_by");
-  EXPECT_NE(f, nullptr);
-  built->node = f->prepare(spec, {clicks_schema()}, opts);
-  opts.finish();
-  return built;
+std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml) {
+  return test::prepare_operator(yaml, "key_by", {"clicks"}, {clicks_schema()});
 }
 
 TEST(KeyBy, DeclaresHashPartitioningOnItsFields) {

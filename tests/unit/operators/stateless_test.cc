@@ -1,17 +1,16 @@
 // filter, map and union through their factories, as the planner uses them.
 #include <gtest/gtest.h>
 
-#include "config/yaml_loader.h"
 #include "operators/operators.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
 
-using runtime::NodeRole;
-
 SchemaPtr bids_schema() {
-  return make_schema({{"id", TypeId::kInt64}, {"name", TypeId::kString}, {"price", TypeId::kDouble}});
+  return make_schema(
+      {{"id", TypeId::kInt64}, {"name", TypeId::kString}, {"price", TypeId::kDouble}});
 }
 
 BatchPtr bids() {
@@ -23,32 +22,13 @@ BatchPtr bids() {
   return b.finish();
 }
 
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-};
-
-// Prepares one transform from YAML text against the given input schemas.
-std::unique_ptr<Built> prepare(const std::string& yaml, std::vector<SchemaPtr> inputs) {
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(yaml, "t.yaml");
-  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  runtime::NodeSpec spec;
-  spec.id = built->doc.find("id")->scalar_text();
-  spec.type = built->doc.find("type")->scalar_text();
-  spec.config = &built->doc;
-  for (size_t i = 0; i < inputs.size(); ++i) spec.inputs.push_back("in" + std::to_string(i));
-  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
-  for (const char* k : {"id", "type", "input", "inputs"}) opts.allow(k);
-  const runtime::NodeFactory* f = registry.find(NodeRole::kTransform, spec.type);
-  EXPECT_NE(f, nullptr);
-  built->node = f->prepare(spec, inputs, opts);
-  opts.finish();
-  return built;
+// Prepares one transform (of the document's type) from YAML text against the
+// given input schemas, named in0, in1, ...; `parallelism` is not allowed.
+std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml, std::vector<SchemaPtr> inputs) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < inputs.size(); ++i) names.push_back("in" + std::to_string(i));
+  return test::prepare_operator(yaml, "", std::move(names), std::move(inputs), {},
+                                {"id", "type", "input", "inputs"});
 }
 
 // Every alive output row as "v1|v2|...".
@@ -76,7 +56,8 @@ TEST(Filter, KeepsTrueRowsWithoutCopying) {
   test::FakeContext ctx;
   BatchPtr input = bids();
   BatchPtr out;
-  EXPECT_EQ(run(*b->node, {input}, ctx, &out), (std::vector<std::string>{"2|null|2000", "4|dee|1500"}));
+  EXPECT_EQ(run(*b->node, {input}, ctx, &out),
+            (std::vector<std::string>{"2|null|2000", "4|dee|1500"}));
   ASSERT_TRUE(out);
   EXPECT_EQ(out->column(0).get(), input->column(0).get());  // shared, not copied
   EXPECT_NE(out->selection(), nullptr);
@@ -88,7 +69,8 @@ TEST(Filter, RejectsNonBooleanAndUnknownFields) {
   EXPECT_EQ(b->node, nullptr);
   ASSERT_EQ(b->diags.size(), 1u);
   EXPECT_NE(b->diags.items()[0].to_string().find("must be a condition (bool), got double"),
-            std::string::npos) << b->diags.items()[0].to_string();
+            std::string::npos)
+      << b->diags.items()[0].to_string();
   auto u = prepare("{id: f, type: filter, input: in0, where: \"prise > 1\"}", {bids_schema()});
   EXPECT_EQ(u->node, nullptr);
   ASSERT_FALSE(u->diags.empty());
@@ -97,9 +79,9 @@ TEST(Filter, RejectsNonBooleanAndUnknownFields) {
 }
 
 TEST(Map, SelectBuildsANewSchemaAndSharesPassthroughColumns) {
-  auto b = prepare(
-      "{id: m, type: map, input: in0, select: {who: name, id: id, eur: \"price * 0.5\"}}",
-      {bids_schema()});
+  auto b =
+      prepare("{id: m, type: map, input: in0, select: {who: name, id: id, eur: \"price * 0.5\"}}",
+              {bids_schema()});
   ASSERT_TRUE(b->diags.empty()) << b->diags.to_status().message();
   EXPECT_EQ(b->node->output_schema()->to_string(), "{who: string, id: int64, eur: double}");
   test::FakeContext ctx;
@@ -112,7 +94,8 @@ TEST(Map, SelectBuildsANewSchemaAndSharesPassthroughColumns) {
 
 TEST(Map, SetOverwritesAndAddsDropRemoves) {
   auto b = prepare(
-      "{id: m, type: map, input: in0, set: {price: \"coalesce(price, 0) + 1\", big: \"price > 100\"},"
+      "{id: m, type: map, input: in0, "
+      "set: {price: \"coalesce(price, 0) + 1\", big: \"price > 100\"},"
       " drop: [name]}",
       {bids_schema()});
   ASSERT_TRUE(b->diags.empty()) << b->diags.to_status().message();
@@ -124,7 +107,8 @@ TEST(Map, SetOverwritesAndAddsDropRemoves) {
 
 TEST(Map, KeepsTheFilterSelection) {
   auto f = prepare("{id: f, type: filter, input: in0, where: \"id % 2 = 0\"}", {bids_schema()});
-  auto m = prepare("{id: m, type: map, input: in0, select: {id: id, twice: \"id * 2\"}}", {bids_schema()});
+  auto m = prepare("{id: m, type: map, input: in0, select: {id: id, twice: \"id * 2\"}}",
+                   {bids_schema()});
   test::FakeContext ctx;
   BatchPtr filtered;
   run(*f->node, {bids()}, ctx, &filtered);
@@ -133,7 +117,8 @@ TEST(Map, KeepsTheFilterSelection) {
 }
 
 TEST(Map, DataErrorsBecomeNullAndAreReported) {
-  auto b = prepare("{id: m, type: map, input: in0, select: {q: \"id / (id - 2)\"}}", {bids_schema()});
+  auto b =
+      prepare("{id: m, type: map, input: in0, select: {q: \"id / (id - 2)\"}}", {bids_schema()});
   ASSERT_TRUE(b->diags.empty()) << b->diags.to_status().message();
   test::FakeContext ctx;
   EXPECT_EQ(run(*b->node, {bids()}, ctx), (std::vector<std::string>{"-1", "null", "3", "2"}));
@@ -143,16 +128,18 @@ TEST(Map, DataErrorsBecomeNullAndAreReported) {
 }
 
 TEST(Map, ReportsEveryProblem) {
-  auto b = prepare(
-      "{id: m, type: map, input: in0, set: {x: \"nope + 1\"}, drop: [ghost], colour: red}",
-      {bids_schema()});
+  auto b =
+      prepare("{id: m, type: map, input: in0, set: {x: \"nope + 1\"}, drop: [ghost], colour: red}",
+              {bids_schema()});
   EXPECT_EQ(b->node, nullptr);
   std::string all = b->diags.to_status().message();
   EXPECT_NE(all.find("unknown field 'nope'"), std::string::npos) << all;
   EXPECT_NE(all.find("cannot drop unknown field 'ghost'"), std::string::npos) << all;
   EXPECT_NE(all.find("unknown option 'colour'"), std::string::npos) << all;
-  auto both = prepare("{id: m, type: map, input: in0, select: {a: id}, drop: [id]}", {bids_schema()});
-  EXPECT_NE(both->diags.to_status().message().find("either 'select' or 'set'/'drop'"), std::string::npos);
+  auto both =
+      prepare("{id: m, type: map, input: in0, select: {a: id}, drop: [id]}", {bids_schema()});
+  EXPECT_NE(both->diags.to_status().message().find("either 'select' or 'set'/'drop'"),
+            std::string::npos);
 }
 
 TEST(Union, PassesEveryInputThroughAndChecksSchemas) {
@@ -165,7 +152,8 @@ TEST(Union, PassesEveryInputThroughAndChecksSchemas) {
   auto bad = prepare("{id: u, type: union, inputs: [in0, in1]}", {bids_schema(), other});
   EXPECT_EQ(bad->node, nullptr);
   EXPECT_NE(bad->diags.to_status().message().find("input 'in1' has schema {id: int64}"),
-            std::string::npos) << bad->diags.to_status().message();
+            std::string::npos)
+      << bad->diags.to_status().message();
 }
 
 }  // namespace

@@ -1,0 +1,84 @@
+#include "tests/unit/operators/node_test_util.h"
+
+#include <gtest/gtest.h>
+
+#include "config/yaml_loader.h"
+#include "engine/state/state_backend.h"
+#include "operators/operators.h"
+#include "operators/stateful.h"
+
+namespace df::test {
+
+std::unique_ptr<BuiltNode> prepare_operator(const std::string& yaml, std::string_view type,
+                                            std::vector<std::string> inputs,
+                                            std::vector<SchemaPtr> schemas,
+                                            std::vector<bool> input_has_event_time,
+                                            std::vector<std::string> allowed_keys) {
+  auto built = std::make_unique<BuiltNode>();
+  auto doc = config::parse_yaml(yaml, "t.yaml");
+  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
+  if (!doc.ok()) return built;
+  built->doc = std::move(doc).value();
+  operators::register_operators(built->registry);
+  runtime::NodeSpec spec;
+  spec.id = built->doc.find("id")->scalar_text();
+  spec.type = type.empty() ? built->doc.find("type")->scalar_text() : std::string(type);
+  spec.config = &built->doc;
+  spec.inputs = std::move(inputs);
+  spec.input_has_event_time = std::move(input_has_event_time);
+  built->factory = built->registry.find(runtime::NodeRole::kTransform, spec.type);
+  EXPECT_NE(built->factory, nullptr) << "no transform '" << spec.type << "'";
+  if (!built->factory) return built;
+  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
+  for (const auto& k : allowed_keys) opts.allow(k);
+  built->node = built->factory->prepare(spec, std::move(schemas), opts);
+  opts.finish();
+  if (built->node) built->serde = dynamic_cast<const checkpoint::StateSerde*>(built->node.get());
+  return built;
+}
+
+void append_row_lines(const Batch& batch, std::vector<std::string>& lines) {
+  for (size_t k = 0; k < batch.active_rows(); ++k) {
+    const size_t r = batch.row_at(k);
+    std::string line;
+    for (size_t c = 0; c < batch.num_columns(); ++c) {
+      line += (c ? "|" : "") + batch.column(c)->value_at(r).to_string();
+    }
+    if (batch.event_time()) line += "@" + std::to_string(batch.event_time()->int64_at(r));
+    lines.push_back(line);
+  }
+}
+
+void LogOutput::emit(BatchPtr b) {
+  if (require_event_time_) {
+    EXPECT_TRUE(b->event_time()) << "output without event time";
+  }
+  append_row_lines(*b, log);
+}
+
+void LogOutput::emit_watermark(Watermark wm) {
+  log.push_back("WM " + std::to_string(wm.timestamp_ms) + (wm.idle ? " idle" : ""));
+}
+
+size_t state_entries(runtime::Operator& op) {
+  auto* stats = dynamic_cast<operators::StateStats*>(&op);
+  EXPECT_NE(stats, nullptr);
+  return stats ? stats->state_entries() : 0;
+}
+
+std::vector<std::pair<std::string, std::string>> entries_of(const std::string& dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto store = state::open_rocksdb({dir});
+  EXPECT_TRUE(store.ok()) << store.status().to_string();
+  if (!store.ok()) return out;
+  EXPECT_TRUE((*store)
+                  ->scan("", "",
+                         [&](std::string_view k, std::string_view v) {
+                           out.emplace_back(std::string(k), std::string(v));
+                           return true;
+                         })
+                  .ok());
+  return out;
+}
+
+}  // namespace df::test

@@ -1,0 +1,65 @@
+// Shared scaffolding of the operator tests: preparing one operator from YAML
+// text as the planner does, recording what an operator emits as text, and
+// reading a snapshot's RocksDB entries back.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/checkpoint/state_serde.h"
+#include "engine/core/batch.h"
+#include "engine/core/config_value.h"
+#include "engine/runtime/node_factory.h"
+#include "engine/runtime/operator.h"
+
+namespace df::test {
+
+// A prepared node with what it refers to: its config document, the registry
+// and factory that made it, and the diagnostics of preparing it.
+struct BuiltNode {
+  ConfigValue doc;
+  Diagnostics diags;
+  runtime::NodeRegistry registry;
+  const runtime::NodeFactory* factory = nullptr;  // null: `type` is not registered
+  runtime::PreparedNodePtr node;                  // null: preparing failed (see diags)
+  const checkpoint::StateSerde* serde = nullptr;  // the node's, if it has one
+};
+
+// Parses `yaml` (a transform's map, named t.yaml in locations), registers the
+// operators and prepares the transform of `type` (empty: the document's
+// `type`) with one input per entry of `inputs`, of the given schemas and
+// event-time flags; the options in `allowed_keys` are allowed besides the
+// operator's own, and OptionReader::finish() is called.
+std::unique_ptr<BuiltNode> prepare_operator(
+    const std::string& yaml, std::string_view type, std::vector<std::string> inputs,
+    std::vector<SchemaPtr> schemas, std::vector<bool> input_has_event_time = {},
+    std::vector<std::string> allowed_keys = {"id", "type", "input", "inputs", "parallelism"});
+
+// Appends every alive row of `batch` as "v1|v2|...", with "@<event time>"
+// when the batch carries event time.
+void append_row_lines(const Batch& batch, std::vector<std::string>& lines);
+
+// Records everything an operator emits, in order, as text: rows as
+// append_row_lines() writes them, watermarks as "WM <ts>" (+ " idle").
+class LogOutput : public runtime::Output {
+ public:
+  // require_event_time: every emitted batch must carry event time (checked).
+  explicit LogOutput(bool require_event_time = false) : require_event_time_(require_event_time) {}
+  void emit(BatchPtr b) override;
+  void emit_watermark(Watermark wm) override;
+  std::vector<std::string> log;
+
+ private:
+  bool require_event_time_;
+};
+
+// The StateStats::state_entries() of `op` (0, and a failure, if it has none).
+size_t state_entries(runtime::Operator& op);
+
+// Every entry of the RocksDB store in `dir` (e.g. a snapshot's files).
+std::vector<std::pair<std::string, std::string>> entries_of(const std::string& dir);
+
+}  // namespace df::test
