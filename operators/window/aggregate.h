@@ -86,6 +86,11 @@ struct AggStates {
 // to group `g` of `groups`.
 class GroupStates;
 struct Entry {
+  // Uninitialised by default, so a batch's entries can be sized without
+  // zeroing them first.
+  Entry() {}  // NOLINT(modernize-use-equals-default)
+  Entry(uint32_t row_, uint32_t g_, GroupStates* groups_, uint64_t seq_)
+      : row(row_), g(g_), groups(groups_), seq(seq_) {}
   uint32_t row;
   uint32_t g;
   GroupStates* groups;

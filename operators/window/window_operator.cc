@@ -5,7 +5,11 @@
 // (GroupStates). A batch is processed in two passes: first every alive row is
 // assigned to its (window, group) — key encoded into a reused buffer, one
 // hash lookup per window — then each aggregate folds its evaluated argument
-// column into the groups in one tight loop.
+// column into the groups in one tight loop. Windows keyed by one
+// int64/timestamp field skip the encoding: the key's value is hashed with a
+// bijective mix, so the index compares hashes only, and a tumbling batch is
+// assigned in one loop that keeps the current window's table in locals; its
+// key bytes are encoded once, when a group is added.
 //
 // Spilling: when the estimated bytes of the in-memory groups pass the state
 // memory budget, every in-memory group is written to the KvStore as a
@@ -40,6 +44,7 @@
 #include "operators/window/window_operator.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <limits>
 #include <map>
@@ -93,11 +98,52 @@ int64_t floor_div(int64_t a, int64_t b) {
   return q;
 }
 
+// Sorts `items` by their keys' bytes (`key_of(item)`), comparing two
+// big-endian 8-byte words of each key first: most comparisons then need no
+// memcmp and no access to the key bytes.
+template <typename T, typename KeyOf>
+void sort_by_key(std::vector<T>& items, KeyOf key_of) {
+  struct Sortable {
+    uint64_t w0;
+    uint64_t w1;
+    T item;
+  };
+  static_assert(std::endian::native == std::endian::little);
+  const auto word = [](std::string_view k, size_t at) {
+    uint64_t w = 0;
+    if (at < k.size()) std::memcpy(&w, k.data() + at, std::min<size_t>(8, k.size() - at));
+    return __builtin_bswap64(w);
+  };
+  std::vector<Sortable> tmp;
+  tmp.reserve(items.size());
+  for (const T& it : items) {
+    const std::string_view k = key_of(it);
+    tmp.push_back({word(k, 0), word(k, 8), it});
+  }
+  const auto less = [&](const Sortable& a, const Sortable& b) {
+    if (a.w0 != b.w0) return a.w0 < b.w0;
+    if (a.w1 != b.w1) return a.w1 < b.w1;
+    // Equal zero-padded first 16 bytes: the bytes decide.
+    return key_of(a.item) < key_of(b.item);
+  };
+  // Keys often arrive in order (sequential ids): then there is nothing to do.
+  if (std::is_sorted(tmp.begin(), tmp.end(), less)) return;
+  std::sort(tmp.begin(), tmp.end(), less);
+  for (size_t i = 0; i < items.size(); ++i) items[i] = tmp[i].item;
+}
+
 // Open-addressing index from encoded key to group number (linear probing,
 // load factor <= 1/2). Keys live in one arena, so a group costs no
 // allocation of its own and dropping a window frees a few large blocks.
 class KeyTable {
+  static constexpr uint32_t kEmpty = std::numeric_limits<uint32_t>::max();
+
  public:
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t group = kEmpty;
+  };
+
   // The group of `key` (whose row hash is `hash`), added as group size()
   // when absent.
   uint32_t find_or_add(std::string_view key, uint64_t hash, bool& added) {
@@ -139,6 +185,30 @@ class KeyTable {
       }
     }
   }
+  // A lookup view of the slots, valid until the next insertion.
+  struct Probe {
+    Slot* slots;
+    size_t mask;
+  };
+  static constexpr uint32_t kNoGroup = kEmpty;
+  // Gives the table its first slots (a Probe needs some).
+  void ensure_slots() {
+    if (slots_.empty()) grow();
+  }
+  Probe probe() { return {slots_.data(), mask_}; }
+  // The slot of int64 key hash `hash` (see find_or_add_i64), or the empty
+  // slot where it would go (group kNoGroup).
+  static Slot* find_slot(const Probe& p, uint64_t hash) {
+    for (size_t i = hash & p.mask;; i = (i + 1) & p.mask) {
+      Slot* s = p.slots + i;
+      if (s->group == kEmpty || s->hash == hash) return s;
+    }
+  }
+  // Adds the absent int64 key v (hash `hash`) and returns its group.
+  __attribute__((noinline)) uint32_t insert_i64(int64_t v, uint64_t hash) {
+    if (size_ >= grow_at_) grow();
+    return insert_i64(*find_slot(probe(), hash), v, hash);
+  }
   // The group of the null key (`key`, its encoding) in an int64-keyed table.
   uint32_t find_or_add_null(std::string_view key, bool& added) {
     added = null_group_ == kEmpty;
@@ -173,12 +243,6 @@ class KeyTable {
   }
 
  private:
-  struct Slot {
-    uint64_t hash = 0;
-    uint32_t group = kEmpty;
-  };
-  static constexpr uint32_t kEmpty = std::numeric_limits<uint32_t>::max();
-
   // Byte equality without a library call for the common short keys (an
   // int64 key encodes to 9 bytes).
   static bool equal(std::string_view a, std::string_view b) {
@@ -324,9 +388,9 @@ class WindowOperator final : public runtime::Operator {
   explicit WindowOperator(std::shared_ptr<const WindowConfig> cfg)
       : cfg_(std::move(cfg)),
         session_mode_(cfg_->type == WindowType::kSession),
-        int_key_(!session_mode_ && cfg_->key_types.size() == 1 &&
-                 (cfg_->key_types[0] == TypeId::kInt64 ||
-                  cfg_->key_types[0] == TypeId::kTimestamp)),
+        int_key_(
+            !session_mode_ && cfg_->key_types.size() == 1 &&
+            (cfg_->key_types[0] == TypeId::kInt64 || cfg_->key_types[0] == TypeId::kTimestamp)),
         lateness_(cfg_->allowed_lateness_ms),
         scratch_(&cfg_->aggs),
         decode_tmp_(&cfg_->aggs),
@@ -533,7 +597,6 @@ class WindowOperator final : public runtime::Operator {
       return;
     }
     key_null_ = false;
-    Window* w = nullptr;
     for (size_t k = 0; k < n; ++k) {
       const size_t r = batch.row_at(k);
       const uint64_t seq = seq_base_ + k;
@@ -548,22 +611,7 @@ class WindowOperator final : public runtime::Operator {
         key_int_ = kv[r];
         key_hash_ = runtime::hash_int64(key_int_);
       }
-      const int64_t t = ts[r];
-      if (!tumbling) {
-        if (!assign_windows(t, r, seq)) late_.push_back(static_cast<uint32_t>(r));
-        continue;
-      }
-      if (t < tumbling_start_ || t >= tumbling_end_) {
-        tumbling_end_ = floor_div(t, cfg_->size_ms) * cfg_->size_ms + cfg_->size_ms;
-        tumbling_start_ = tumbling_end_ - cfg_->size_ms;
-      }
-      const int64_t end = tumbling_end_;
-      if (end - 1 + lateness_ <= watermark_) {
-        late_.push_back(static_cast<uint32_t>(r));
-        continue;
-      }
-      if (w == nullptr || w->end != end) w = window_for(end);
-      add_to(*w, r, seq);
+      if (!assign_windows(ts[r], r, seq)) late_.push_back(static_cast<uint32_t>(r));
     }
   }
 
@@ -571,10 +619,17 @@ class WindowOperator final : public runtime::Operator {
   // times. The same steps as assign_windows + add_to, in one loop.
   template <typename RowAt>
   void assign_tumbling_i64(const int64_t* kv, const int64_t* ts, size_t n, RowAt row_at) {
+    // The current window's parts in locals: stores into entries_ could
+    // alias its members, which would then be reloaded per row.
     Window* w = nullptr;
+    KeyTable::Probe probe{};
+    bool fired = false;
     int64_t start = tumbling_start_;
     int64_t end = tumbling_end_;
     bool late = false;
+    entries_.resize(n);
+    Entry* out = entries_.data();
+    size_t m = 0;
     for (size_t k = 0; k < n; ++k) {
       const size_t r = row_at(k);
       const int64_t t = ts[r];
@@ -584,19 +639,29 @@ class WindowOperator final : public runtime::Operator {
           start = end - cfg_->size_ms;
         }
         late = end - 1 + lateness_ <= watermark_;
-        if (!late) w = window_for(end);
+        if (!late) {
+          w = window_for(end);
+          w->index.ensure_slots();
+          probe = w->index.probe();
+          fired = w->fired;
+        }
       }
       if (late) {
         late_.push_back(static_cast<uint32_t>(r));
         continue;
       }
       const int64_t v = kv[r];
-      bool added;
-      const uint32_t g = w->index.find_or_add_i64(v, runtime::hash_int64(v), added);
-      if (added) count_new_group(*w, g);
-      entries_.push_back({static_cast<uint32_t>(r), g, &w->groups, seq_base_ + k});
-      if (w->fired) mark_dirty(*w, g);
+      const uint64_t h = runtime::hash_int64(v);
+      uint32_t g = KeyTable::find_slot(probe, h)->group;
+      if (g == KeyTable::kNoGroup) {
+        g = w->index.insert_i64(v, h);
+        probe = w->index.probe();
+        count_new_group(*w, g);
+      }
+      out[m++] = Entry{static_cast<uint32_t>(r), g, &w->groups, seq_base_ + k};
+      if (fired) mark_dirty(*w, g);
     }
+    entries_.resize(m);
     tumbling_start_ = start;
     tumbling_end_ = end;
   }
@@ -777,8 +842,7 @@ class WindowOperator final : public runtime::Operator {
       // In key order: RocksDB inserts a sorted batch far faster.
       order_.resize(w->groups.size());
       for (uint32_t g = 0; g < order_.size(); ++g) order_[g] = g;
-      std::sort(order_.begin(), order_.end(),
-                [&](uint32_t a, uint32_t b) { return w->index.key(a) < w->index.key(b); });
+      sort_by_key(order_, [&](uint32_t g) { return w->index.key(g); });
       for (uint32_t g : order_) {
         k.clear();
         state::append_ordered_i64(end, k);
@@ -1177,12 +1241,11 @@ class WindowOperator final : public runtime::Operator {
     std::vector<const std::pair<const std::string, SessionList>*> keys;
     keys.reserve(sessions_.size());
     for (const auto& e : sessions_) keys.push_back(&e);
-    std::sort(keys.begin(), keys.end(),
-              [](const auto* a, const auto* b) { return a->first < b->first; });
-    std::vector<std::string> timers;
+    sort_by_key(keys, [](const auto* e) { return std::string_view(e->first); });
     state::WriteBatch wb;
     std::string k;
     std::string acc;
+    size_t n_sessions = 0;
     for (const auto* e : keys) {
       const std::string& key = e->first;
       buf_.clear();
@@ -1191,11 +1254,8 @@ class WindowOperator final : public runtime::Operator {
         acc.clear();
         session_groups_.encode(st.g, acc);
         append_stored_session({st.start, st.end, st.fired, acc}, buf_);
-        k.assign(1, st.fired ? kPurgeTimer : kFireTimer);
-        state::append_ordered_i64(st.end, k);
-        k += key;
-        timers.push_back(k);
       }
+      n_sessions += e->second.size();
       k.assign(1, kSessionRecord);
       k += key;
       wb.put(k, buf_);
@@ -1204,12 +1264,23 @@ class WindowOperator final : public runtime::Operator {
         wb.clear();
       }
     }
-    std::sort(timers.begin(), timers.end());
-    for (const std::string& t : timers) {
-      wb.put(t, {});
-      if (wb.size() >= kSpillWriteBatch) {
-        DF_RETURN_IF_ERROR(store_->write(wb));
-        wb.clear();
+    // Each session's timer is in fire_timers_ (not fired) or purge_timers_
+    // (fired), ordered by (end, key): iterated fire timers then purge
+    // timers, they are already in the stored keys' byte order.
+    if (fire_timers_.size() + purge_timers_.size() != n_sessions) {
+      return Status::internal("window: session timers out of step with the sessions");
+    }
+    for (const Timers* timers : {&fire_timers_, &purge_timers_}) {
+      const char tag = timers == &fire_timers_ ? kFireTimer : kPurgeTimer;
+      for (const auto& [end, key] : *timers) {
+        k.assign(1, tag);
+        state::append_ordered_i64(end, k);
+        k += key;
+        wb.put(k, {});
+        if (wb.size() >= kSpillWriteBatch) {
+          DF_RETURN_IF_ERROR(store_->write(wb));
+          wb.clear();
+        }
       }
     }
     if (!wb.empty()) DF_RETURN_IF_ERROR(store_->write(wb));
@@ -1315,9 +1386,9 @@ class WindowOperator final : public runtime::Operator {
   std::string key_;                  // sessions: the current row's key
   std::string_view key_view_;        // windows: the current row's key
   uint64_t key_hash_ = 0;
-  int64_t key_int_ = 0;    // int_key_: the current row's key value
-  bool key_null_ = false;  // int_key_: the current row's key is null
-  std::string null_key_;   // the encoded null key
+  int64_t key_int_ = 0;         // int_key_: the current row's key value
+  bool key_null_ = false;       // int_key_: the current row's key is null
+  std::string null_key_;        // the encoded null key
   int64_t tumbling_start_ = 0;  // the last row's tumbling window
   int64_t tumbling_end_ = 0;
   std::vector<uint64_t> hashes_;

@@ -693,6 +693,37 @@ TEST(Window, LateUpdatesOfASpilledWindowMergeStoredPartials) {
   EXPECT_EQ(lines(d.out.side[1]), (Lines{"1|8|c|4"}));
 }
 
+TEST(Window, Int64KeysWithNullsAndExtremesInMemoryAndSpilled) {
+  // One int64 key: looked up by value, the null key apart.
+  const std::vector<Bid> rows = {{5, 1.0, "a", 1},           {std::nullopt, 2.0, "b", 2},
+                                 {-3, 3.0, "c", 3},          {INT64_MIN, 4.0, "d", 4},
+                                 {INT64_MAX, 5.0, "e", 5},   {5, 6.0, "f", 6},
+                                 {std::nullopt, 7.0, "g", 7}};
+  auto b = prepare_ok(kTumbling);
+  ASSERT_TRUE(b->node);
+  const std::string lo = std::to_string(INT64_MIN);
+  const std::string hi = std::to_string(INT64_MAX);
+  {
+    Driver d(*b->node);
+    d.batch(rows);
+    d.batch({{-3, 0.5, "h", 12}});
+    d.finish();
+    // In memory: first-arrival order.
+    EXPECT_EQ(d.take(), (Lines{"5|0|10|2|7|6", "null|0|10|2|9|7", "-3|0|10|1|3|3",
+                               lo + "|0|10|1|4|4", hi + "|0|10|1|5|5", "-3|10|20|1|0.5|0.5"}));
+  }
+  {
+    test::TempDir dir;
+    Driver d(*b->node, dir.str(), 1);  // spills after every batch
+    d.batch(std::vector<Bid>(rows.begin(), rows.begin() + 4));
+    d.batch(std::vector<Bid>(rows.begin() + 4, rows.end()));
+    d.finish();
+    // Spilled: merged partials in key order, null first.
+    EXPECT_EQ(d.take(), (Lines{"null|0|10|2|9|7", lo + "|0|10|1|4|4", "-3|0|10|1|3|3",
+                               "5|0|10|2|7|6", hi + "|0|10|1|5|5"}));
+  }
+}
+
 // ---- validation -------------------------------------------------------------
 
 void expect_error(const std::string& yaml, const std::string& location, const std::string& text,
