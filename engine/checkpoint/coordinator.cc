@@ -464,35 +464,30 @@ void CheckpointCoordinator::Impl::retain() {
 }
 
 void CheckpointCoordinator::Impl::fail_inflight(const std::string& reason) {
-  const uint64_t id = inflight_->id;
-  inflight_.reset();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.failed;
-  }
-  stats_cv_.notify_all();
-  log_warn(kLog, "checkpoint " + std::to_string(id) + " of pipeline " + settings_.pipeline +
-                     " failed: " + reason);
-  target_->notify_checkpoint_aborted(id);
+  give_up_inflight(/*timed_out=*/false, "failed: " + reason);
 }
 
 void CheckpointCoordinator::Impl::check_timeout() {
   if (!inflight_) return;
-  const Clock::time_point now = Clock::now();
-  if (now - inflight_->triggered <= settings_.timeout) return;
+  if (Clock::now() - inflight_->triggered <= settings_.timeout) return;
+  give_up_inflight(/*timed_out=*/true, "timed out after " + format_duration(settings_.timeout) +
+                                           " with " + std::to_string(inflight_->acks.size()) +
+                                           " of " + std::to_string(inflight_->expected) +
+                                           " tasks acknowledged; aborted");
+}
+
+// Drops the checkpoint in flight, counts it (failed or aborted), logs why and
+// tells the scheduler.
+void CheckpointCoordinator::Impl::give_up_inflight(bool timed_out, const std::string& why) {
   const uint64_t id = inflight_->id;
-  size_t acked = inflight_->acks.size();
-  const size_t expected = inflight_->expected;
   inflight_.reset();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.aborted;
+    ++(timed_out ? stats_.aborted : stats_.failed);
   }
   stats_cv_.notify_all();
-  log_warn(kLog, "checkpoint " + std::to_string(id) + " of pipeline " + settings_.pipeline +
-                     " timed out after " + format_duration(settings_.timeout) + " with " +
-                     std::to_string(acked) + " of " + std::to_string(expected) +
-                     " tasks acknowledged; aborted");
+  log_warn(kLog,
+           "checkpoint " + std::to_string(id) + " of pipeline " + settings_.pipeline + " " + why);
   target_->notify_checkpoint_aborted(id);
 }
 

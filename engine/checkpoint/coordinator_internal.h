@@ -97,6 +97,7 @@ class CheckpointCoordinator::Impl {
   void retain();
   std::set<std::string> pinned_keys();
   void fail_inflight(const std::string& reason);
+  void give_up_inflight(bool timed_out, const std::string& why);
 
   CheckpointStorage& storage_;
   const CheckpointSettings settings_;
