@@ -80,6 +80,101 @@ Status wrong(std::string_view what, std::string_view expected, const nlohmann::j
 
 }  // namespace
 
+nlohmann::json double_to_json(double d) {
+  if (std::isnan(d)) {
+    const auto bits = std::bit_cast<uint64_t>(d);
+    if (bits == std::bit_cast<uint64_t>(std::numeric_limits<double>::quiet_NaN())) return "NaN";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "NaN(0x%016llx)", static_cast<unsigned long long>(bits));
+    return std::string(buf);
+  }
+  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+  return d;
+}
+
+nlohmann::json string_to_json(std::string_view s) {
+  if (valid_utf8(s)) return std::string(s);
+  return nlohmann::json{{"hex", to_hex(s)}};
+}
+
+nlohmann::json timestamp_to_json(int64_t epoch_ms) {
+  // RFC 3339 spells years 0000..9999 only; other times stay integers.
+  constexpr int64_t kYear0 = -62'167'219'200'000;      // 0000-01-01T00:00:00.000Z
+  constexpr int64_t kYear10000 = 253'402'300'800'000;  // 10000-01-01T00:00:00.000Z
+  if (epoch_ms < kYear0 || epoch_ms >= kYear10000) return epoch_ms;
+  return format_timestamp(epoch_ms);
+}
+
+Result<int64_t> int_from_json(const nlohmann::json& j, std::string_view what) {
+  if (j.is_number_integer() && !j.is_number_unsigned()) return j.get<int64_t>();
+  if (j.is_number_unsigned()) {
+    auto u = j.get<uint64_t>();
+    if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return static_cast<int64_t>(u);
+    }
+    return wrong(what, "an int64 (it is out of range)", j);
+  }
+  return wrong(what, "an integer", j);
+}
+
+Result<uint64_t> uint_from_json(const nlohmann::json& j, std::string_view what) {
+  if (j.is_number_unsigned()) return j.get<uint64_t>();
+  if (j.is_number_integer()) {
+    return Status::invalid(std::string(what) + " must not be negative (it is " + j.dump() + ")");
+  }
+  return wrong(what, "a non-negative integer", j);
+}
+
+Result<double> double_from_json(const nlohmann::json& j, std::string_view what) {
+  if (j.is_number_float()) return j.get<double>();
+  if (j.is_number_unsigned()) return static_cast<double>(j.get<uint64_t>());
+  if (j.is_number_integer()) return static_cast<double>(j.get<int64_t>());
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    if (s == "NaN") return std::numeric_limits<double>::quiet_NaN();
+    if (s == "Infinity") return std::numeric_limits<double>::infinity();
+    if (s == "-Infinity") return -std::numeric_limits<double>::infinity();
+    if (s.size() == 23 && s.starts_with("NaN(0x") && s.back() == ')') {
+      uint64_t bits = 0;
+      auto [p, ec] = std::from_chars(s.data() + 6, s.data() + 22, bits, 16);
+      double d = std::bit_cast<double>(bits);
+      if (ec == std::errc() && p == s.data() + 22 && std::isnan(d)) return d;
+    }
+  }
+  return wrong(what, "a number, \"NaN\", \"Infinity\" or \"-Infinity\"", j);
+}
+
+Result<std::string> string_from_json(const nlohmann::json& j, std::string_view what) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_object() && j.size() == 1 && j.contains("hex") && j["hex"].is_string()) {
+    const auto& h = j["hex"].get_ref<const std::string&>();
+    if (h.size() % 2 != 0) return wrong(what, "a string or {\"hex\": even-length hex}", j);
+    std::string out;
+    out.reserve(h.size() / 2);
+    for (size_t i = 0; i < h.size(); i += 2) {
+      int hi = hex_digit(h[i]);
+      int lo = hex_digit(h[i + 1]);
+      if (hi < 0 || lo < 0) return wrong(what, "a string or {\"hex\": hex digits}", j);
+      out.push_back(static_cast<char>((hi << 4) | lo));
+    }
+    return out;
+  }
+  return wrong(what, "a string", j);
+}
+
+Result<int64_t> timestamp_from_json(const nlohmann::json& j, std::string_view what) {
+  if (j.is_string()) {
+    auto ms = parse_timestamp(j.get_ref<const std::string&>());
+    if (!ms.ok()) return wrong(what, "an RFC 3339 timestamp", j);
+    return *ms;
+  }
+  if (j.is_number_integer()) {
+    auto ms = int_from_json(j, what);
+    if (ms.ok()) return ms;
+  }
+  return wrong(what, "an RFC 3339 timestamp string or integer milliseconds", j);
+}
+
 nlohmann::json value_to_json(const Value& v, TypeId type) {
   if (v.is_null()) return nullptr;
   switch (type) {
@@ -87,33 +182,12 @@ nlohmann::json value_to_json(const Value& v, TypeId type) {
       return v.as_bool();
     case TypeId::kInt64:
       return v.as_int64();
-    case TypeId::kDouble: {
-      double d = v.as_double();
-      if (std::isnan(d)) {
-        const auto bits = std::bit_cast<uint64_t>(d);
-        if (bits == std::bit_cast<uint64_t>(std::numeric_limits<double>::quiet_NaN())) {
-          return "NaN";
-        }
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "NaN(0x%016llx)", static_cast<unsigned long long>(bits));
-        return std::string(buf);
-      }
-      if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
-      return d;
-    }
-    case TypeId::kString: {
-      const std::string& s = v.as_string();
-      if (valid_utf8(s)) return s;
-      return nlohmann::json{{"hex", to_hex(s)}};
-    }
-    case TypeId::kTimestamp: {
-      // RFC 3339 spells years 0000..9999 only; other times stay integers.
-      constexpr int64_t kYear0 = -62'167'219'200'000;      // 0000-01-01T00:00:00.000Z
-      constexpr int64_t kYear10000 = 253'402'300'800'000;  // 10000-01-01T00:00:00.000Z
-      const int64_t ms = v.as_int64();
-      if (ms < kYear0 || ms >= kYear10000) return ms;
-      return format_timestamp(ms);
-    }
+    case TypeId::kDouble:
+      return double_to_json(v.as_double());
+    case TypeId::kString:
+      return string_to_json(v.as_string());
+    case TypeId::kTimestamp:
+      return timestamp_to_json(v.as_int64());
   }
   return nullptr;
 }
@@ -124,66 +198,22 @@ Result<Value> value_from_json(const nlohmann::json& j, TypeId type, std::string_
     case TypeId::kBool:
       if (!j.is_boolean()) return wrong(what, "true, false or null", j);
       return Value::boolean(j.get<bool>());
-    case TypeId::kInt64:
-      if (j.is_number_integer() && !j.is_number_unsigned()) return Value::int64(j.get<int64_t>());
-      if (j.is_number_unsigned()) {
-        auto u = j.get<uint64_t>();
-        if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-          return Value::int64(static_cast<int64_t>(u));
-        }
-        return wrong(what, "an int64 (it is out of range)", j);
-      }
-      return wrong(what, "an integer or null", j);
-    case TypeId::kDouble:
-      if (j.is_number_float()) return Value::float64(j.get<double>());
-      if (j.is_number_unsigned()) return Value::float64(static_cast<double>(j.get<uint64_t>()));
-      if (j.is_number_integer()) return Value::float64(static_cast<double>(j.get<int64_t>()));
-      if (j.is_string()) {
-        const auto& s = j.get_ref<const std::string&>();
-        if (s == "NaN") return Value::float64(std::numeric_limits<double>::quiet_NaN());
-        if (s == "Infinity") return Value::float64(std::numeric_limits<double>::infinity());
-        if (s == "-Infinity") return Value::float64(-std::numeric_limits<double>::infinity());
-        if (s.size() == 23 && s.starts_with("NaN(0x") && s.back() == ')') {
-          uint64_t bits = 0;
-          auto [p, ec] = std::from_chars(s.data() + 6, s.data() + 22, bits, 16);
-          double d = std::bit_cast<double>(bits);
-          if (ec == std::errc() && p == s.data() + 22 && std::isnan(d)) return Value::float64(d);
-        }
-      }
-      return wrong(what, "a number, \"NaN\", \"Infinity\", \"-Infinity\" or null", j);
-    case TypeId::kString: {
-      if (j.is_string()) return Value::string(j.get<std::string>());
-      if (j.is_object() && j.size() == 1 && j.contains("hex") && j["hex"].is_string()) {
-        const auto& h = j["hex"].get_ref<const std::string&>();
-        if (h.size() % 2 != 0) return wrong(what, "a string or {\"hex\": even-length hex}", j);
-        std::string out;
-        out.reserve(h.size() / 2);
-        for (size_t i = 0; i < h.size(); i += 2) {
-          int hi = hex_digit(h[i]);
-          int lo = hex_digit(h[i + 1]);
-          if (hi < 0 || lo < 0) return wrong(what, "a string or {\"hex\": hex digits}", j);
-          out.push_back(static_cast<char>((hi << 4) | lo));
-        }
-        return Value::string(std::move(out));
-      }
-      return wrong(what, "a string or null", j);
+    case TypeId::kInt64: {
+      DF_ASSIGN_OR_RETURN(int64_t i, int_from_json(j, what));
+      return Value::int64(i);
     }
-    case TypeId::kTimestamp:
-      if (j.is_string()) {
-        auto ms = parse_timestamp(j.get_ref<const std::string&>());
-        if (!ms.ok()) return wrong(what, "an RFC 3339 timestamp", j);
-        return Value::timestamp(*ms);
-      }
-      if (j.is_number_integer() && !j.is_number_unsigned()) {
-        return Value::timestamp(j.get<int64_t>());
-      }
-      if (j.is_number_unsigned()) {
-        auto u = j.get<uint64_t>();
-        if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-          return Value::timestamp(static_cast<int64_t>(u));
-        }
-      }
-      return wrong(what, "an RFC 3339 timestamp string, integer milliseconds or null", j);
+    case TypeId::kDouble: {
+      DF_ASSIGN_OR_RETURN(double d, double_from_json(j, what));
+      return Value::float64(d);
+    }
+    case TypeId::kString: {
+      DF_ASSIGN_OR_RETURN(std::string s, string_from_json(j, what));
+      return Value::string(std::move(s));
+    }
+    case TypeId::kTimestamp: {
+      DF_ASSIGN_OR_RETURN(int64_t ms, timestamp_from_json(j, what));
+      return Value::timestamp(ms);
+    }
   }
   return Status::internal("unknown type for " + std::string(what));
 }

@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 #include <string_view>
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -44,6 +45,22 @@ nlohmann::json value_to_json(const Value& v, TypeId type);
 // kInvalidArgument with one sentence naming `what` (e.g. "key field
 // 'auction'") when `j` is not a `type` in the layout above.
 Result<Value> value_from_json(const nlohmann::json& j, TypeId type, std::string_view what);
+
+// --- The typed primitives value_to_json/value_from_json are made of, for
+// state kept outside Values (e.g. the window's accumulators). Same layout. ---
+
+nlohmann::json double_to_json(double d);
+nlohmann::json string_to_json(std::string_view s);
+nlohmann::json timestamp_to_json(int64_t epoch_ms);
+
+// Each fails with kInvalidArgument and one sentence starting with `what`;
+// none accepts null.
+Result<int64_t> int_from_json(const nlohmann::json& j, std::string_view what);
+// A non-negative integer.
+Result<uint64_t> uint_from_json(const nlohmann::json& j, std::string_view what);
+Result<double> double_from_json(const nlohmann::json& j, std::string_view what);
+Result<std::string> string_from_json(const nlohmann::json& j, std::string_view what);
+Result<int64_t> timestamp_from_json(const nlohmann::json& j, std::string_view what);
 
 // --- Helpers for StateSerde implementations. ---
 

@@ -2,14 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cmath>
-#include <cstdio>
 #include <cstring>
-#include <limits>
 #include <optional>
 
-#include "engine/core/time.h"
 #include "engine/state/codec.h"
+#include "operators/state_json.h"
 
 namespace df::operators::window {
 
@@ -681,208 +678,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int64_t kMinRfc3339Ms = -62135596800000;  // 0001-01-01T00:00:00.000Z
-constexpr int64_t kMaxRfc3339Ms = 253402300799999;  // 9999-12-31T23:59:59.999Z
-constexpr uint64_t kQuietNanBits = 0x7ff8000000000000ULL;
-constexpr uint64_t kNegQuietNanBits = 0xfff8000000000000ULL;
-
-bool valid_utf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += len;
-  }
-  return true;
-}
-
-std::string to_hex(std::string_view s) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size() * 2);
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
-std::optional<std::string> from_hex(std::string_view s) {
-  if (s.size() % 2 != 0) return std::nullopt;
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(s.size() / 2);
-  for (size_t i = 0; i < s.size(); i += 2) {
-    const int hi = digit(s[i]);
-    const int lo = digit(s[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-  }
-  return out;
-}
-
-json double_to_json(double d) {
-  if (std::isfinite(d)) return d;
-  if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
-  uint64_t bits;
-  std::memcpy(&bits, &d, 8);
-  if (bits == kQuietNanBits) return "NaN";
-  if (bits == kNegQuietNanBits) return "-NaN";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "NaN(0x%016llx)", static_cast<unsigned long long>(bits));
-  return buf;
-}
-
-json timestamp_to_json(int64_t ms) {
-  if (ms >= kMinRfc3339Ms && ms <= kMaxRfc3339Ms) {
-    std::string s = format_timestamp(ms);
-    auto back = parse_timestamp(s);
-    if (back.ok() && *back == ms) return s;
-  }
-  return ms;
-}
-
-const char* json_kind(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a number";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    default:
-      return "something else";
-  }
-}
-
-Status wrong(const std::string& what, const char* expected, const json& got) {
-  return Status::invalid(what + " must be " + expected + ", got " + json_kind(got));
-}
-
-Result<int64_t> int_from_json(const json& j, const std::string& what) {
-  if (j.is_number_integer() && !j.is_number_unsigned()) return j.get<int64_t>();
-  if (j.is_number_unsigned()) {
-    const uint64_t u = j.get<uint64_t>();
-    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return Status::invalid(what + " is out of the int64 range");
-    }
-    return static_cast<int64_t>(u);
-  }
-  return wrong(what, "an integer", j);
-}
-
-Result<uint64_t> uint_from_json(const json& j, const std::string& what) {
-  if (j.is_number_unsigned()) return j.get<uint64_t>();
-  if (j.is_number_integer()) {
-    const int64_t v = j.get<int64_t>();
-    if (v < 0) return Status::invalid(what + " must not be negative");
-    return static_cast<uint64_t>(v);
-  }
-  return wrong(what, "a non-negative integer", j);
-}
-
-Result<double> double_from_json(const json& j, const std::string& what) {
-  if (j.is_number_float()) return j.get<double>();
-  if (j.is_number_integer()) {
-    // An integral double may come back as an integer from other JSON tools.
-    return j.is_number_unsigned() ? static_cast<double>(j.get<uint64_t>())
-                                  : static_cast<double>(j.get<int64_t>());
-  }
-  if (j.is_string()) {
-    const std::string& s = j.get_ref<const std::string&>();
-    if (s == "Infinity") return std::numeric_limits<double>::infinity();
-    if (s == "-Infinity") return -std::numeric_limits<double>::infinity();
-    uint64_t bits = 0;
-    if (s == "NaN") {
-      bits = kQuietNanBits;
-    } else if (s == "-NaN") {
-      bits = kNegQuietNanBits;
-    } else if (s.size() == 24 && s.compare(0, 6, "NaN(0x") == 0 && s.back() == ')') {
-      auto raw = from_hex(std::string_view(s).substr(6, 16));
-      if (!raw) return Status::invalid(what + " has a bad NaN spelling '" + s + "'");
-      for (char c : *raw) bits = (bits << 8) | static_cast<unsigned char>(c);
-    } else {
-      return Status::invalid(
-          what + " must be a number, \"NaN\", \"Infinity\" or \"-Infinity\", got '" + s + "'");
-    }
-    double d;
-    std::memcpy(&d, &bits, 8);
-    if (!std::isnan(d)) return Status::invalid(what + " has a NaN spelling that is not a NaN");
-    return d;
-  }
-  return wrong(what, "a number", j);
-}
-
-Result<int64_t> timestamp_from_json(const json& j, const std::string& what) {
-  if (j.is_string()) {
-    auto t = parse_timestamp(j.get_ref<const std::string&>());
-    if (!t.ok()) {
-      return Status::invalid(what + " is not an RFC 3339 timestamp: '" +
-                             j.get_ref<const std::string&>() + "'");
-    }
-    return *t;
-  }
-  if (j.is_number_integer()) return int_from_json(j, what);
-  return wrong(what, "an RFC 3339 timestamp", j);
-}
-
-Result<std::string> string_from_json(const json& j, const std::string& what) {
-  if (j.is_string()) return j.get<std::string>();
-  if (j.is_object() && j.size() == 1 && j.contains("hex") && j["hex"].is_string()) {
-    auto raw = from_hex(j["hex"].get_ref<const std::string&>());
-    if (!raw) return Status::invalid(what + " has bad hex digits");
-    return *raw;
-  }
-  return wrong(what, "a string", j);
-}
-
-json string_to_json(std::string_view s) {
-  if (valid_utf8(s)) return std::string(s);
-  return json{{"hex", to_hex(s)}};
-}
-
 // Reads the fixed little-endian layout GroupStates::encode writes.
 struct Reader {
   std::string_view in;
@@ -952,67 +747,7 @@ Status slot_from_json(const AggSpec& a, const json& j, const std::string& what, 
   return Status::OK();
 }
 
-// Checks that object `j` (named `what`) has only `allowed` fields and all of them.
-Status check_fields(const json& j, const std::string& what,
-                    std::initializer_list<const char*> required) {
-  if (!j.is_object()) return wrong(what, "an object", j);
-  for (const auto& [k, v] : j.items()) {
-    bool known = false;
-    for (const char* r : required) known = known || k == r;
-    if (!known) return Status::invalid(what + " has an unknown field '" + k + "'");
-  }
-  for (const char* r : required) {
-    if (!j.contains(r)) return Status::invalid(what + " lacks the field '" + r + "'");
-  }
-  return Status::OK();
-}
-
 }  // namespace
-
-json value_to_json(const Value& v) {
-  if (v.is_null()) return nullptr;
-  switch (v.type()) {
-    case TypeId::kBool:
-      return v.as_bool();
-    case TypeId::kInt64:
-      return v.as_int64();
-    case TypeId::kDouble:
-      return double_to_json(v.as_double());
-    case TypeId::kString:
-      return string_to_json(v.as_string());
-    case TypeId::kTimestamp:
-      return timestamp_to_json(v.as_int64());
-    default:
-      return nullptr;
-  }
-}
-
-Result<Value> value_from_json(const json& j, TypeId type, const std::string& what) {
-  if (j.is_null()) return Value::null(type);
-  switch (type) {
-    case TypeId::kBool:
-      if (!j.is_boolean()) return wrong(what, "a boolean", j);
-      return Value::boolean(j.get<bool>());
-    case TypeId::kInt64: {
-      DF_ASSIGN_OR_RETURN(int64_t v, int_from_json(j, what));
-      return Value::int64(v);
-    }
-    case TypeId::kDouble: {
-      DF_ASSIGN_OR_RETURN(double v, double_from_json(j, what));
-      return Value::float64(v);
-    }
-    case TypeId::kString: {
-      DF_ASSIGN_OR_RETURN(std::string v, string_from_json(j, what));
-      return Value::string(std::move(v));
-    }
-    case TypeId::kTimestamp: {
-      DF_ASSIGN_OR_RETURN(int64_t v, timestamp_from_json(j, what));
-      return Value::timestamp(v);
-    }
-    default:
-      return Status::invalid(what + " has an unsupported type");
-  }
-}
 
 Result<json> accumulators_to_json(const std::vector<AggSpec>& specs, std::string_view in) {
   Reader r{in};
@@ -1065,7 +800,7 @@ Result<json> accumulators_to_json(const std::vector<AggSpec>& specs, std::string
           if (!r.ok) break;
           auto value = state::decode_key_value(e, a.arg_type);
           if (!value.ok() || !e.empty()) return bad(a.name);
-          v.push_back(value_to_json(*value));
+          v.push_back(value_to_json(*value, a.arg_type));
         }
         if (!r.ok) return bad(a.name);
         break;
@@ -1081,7 +816,9 @@ Result<json> accumulators_to_json(const std::vector<AggSpec>& specs, std::string
 }
 
 Status accumulators_from_json(const std::vector<AggSpec>& specs, const json& j, std::string& out) {
-  if (!j.is_object()) return wrong("'aggregates'", "an object", j);
+  if (!j.is_object()) {
+    return Status::invalid(std::string("'aggregates' must be a JSON object, not ") + j.type_name());
+  }
   for (const auto& [k, v] : j.items()) {
     bool known = false;
     for (const AggSpec& a : specs) known = known || a.name == k;
@@ -1101,7 +838,7 @@ Status accumulators_from_json(const std::vector<AggSpec>& specs, const json& j, 
       }
       case AggKind::kSum:
       case AggKind::kAvg: {
-        DF_RETURN_IF_ERROR(check_fields(v, what, {"sum", "count"}));
+        DF_RETURN_IF_ERROR(check_object(v, what, {"sum", "count"}));
         DF_ASSIGN_OR_RETURN(int64_t n, int_from_json(v["count"], what + " count"));
         put64(static_cast<uint64_t>(n), out);
         if (a.uses_i) {
@@ -1117,7 +854,7 @@ Status accumulators_from_json(const std::vector<AggSpec>& specs, const json& j, 
       }
       case AggKind::kMin:
       case AggKind::kMax: {
-        DF_RETURN_IF_ERROR(check_fields(v, what, {"value", "count"}));
+        DF_RETURN_IF_ERROR(check_object(v, what, {"value", "count"}));
         DF_ASSIGN_OR_RETURN(int64_t n, int_from_json(v["count"], what + " count"));
         put64(static_cast<uint64_t>(n), out);
         DF_RETURN_IF_ERROR(slot_from_json(a, v["value"], what + " value", out));
@@ -1125,7 +862,7 @@ Status accumulators_from_json(const std::vector<AggSpec>& specs, const json& j, 
       }
       case AggKind::kFirst:
       case AggKind::kLast: {
-        DF_RETURN_IF_ERROR(check_fields(v, what, {"value", "time", "seq", "count"}));
+        DF_RETURN_IF_ERROR(check_object(v, what, {"value", "time", "seq", "count"}));
         DF_ASSIGN_OR_RETURN(int64_t n, int_from_json(v["count"], what + " count"));
         put64(static_cast<uint64_t>(n), out);
         DF_RETURN_IF_ERROR(slot_from_json(a, v["value"], what + " value", out));
@@ -1136,7 +873,10 @@ Status accumulators_from_json(const std::vector<AggSpec>& specs, const json& j, 
         break;
       }
       case AggKind::kCountDistinct: {
-        if (!v.is_array()) return wrong(what, "an array of distinct values", v);
+        if (!v.is_array()) {
+          return Status::invalid(what + " must be an array of distinct values, not " +
+                                 v.type_name());
+        }
         put32(static_cast<uint32_t>(v.size()), out);
         std::string cell;
         for (size_t k = 0; k < v.size(); ++k) {

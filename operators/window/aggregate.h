@@ -143,18 +143,11 @@ size_t update_aggregate(const AggSpec& spec, size_t j, const Column* arg, const 
 
 // ---- readable state (dataflow state export / import) ----------------------
 
-// A value of `type` as JSON: null, bool, integer; doubles as numbers, or
-// "NaN"/"-NaN"/"NaN(0x<bits>)"/"Infinity"/"-Infinity"; timestamps as
-// RFC 3339 with milliseconds (integer ms outside years 0001..9999); strings
-// as JSON strings, or {"hex": "..."} when not valid UTF-8.
-nlohmann::json value_to_json(const Value& v);
-// The inverse of value_to_json (exact); kInvalidArgument naming `what`.
-Result<Value> value_from_json(const nlohmann::json& j, TypeId type, const std::string& what);
-
 // The encoded accumulators of one group (GroupStates::encode) as a JSON
 // object {aggregate name: state}: count -> n; sum/avg -> {"sum", "count"};
 // min/max -> {"value", "count"}; first/last -> {"value", "time", "seq",
-// "count"}; count_distinct -> [distinct values]. kDataError on bad bytes.
+// "count"}; count_distinct -> [distinct values]. Values are spelled as
+// operators/state_json.h lays them out. kDataError on bad bytes.
 Result<nlohmann::json> accumulators_to_json(const std::vector<AggSpec>& specs, std::string_view in);
 // The inverse, exactly; appends the bytes to `out`.
 Status accumulators_from_json(const std::vector<AggSpec>& specs, const nlohmann::json& j,

@@ -7,6 +7,7 @@
 #include "engine/checkpoint/state_serde.h"
 #include "engine/core/time.h"
 #include "engine/state/codec.h"
+#include "operators/state_json.h"
 #include "operators/stateless.h"
 #include "operators/window/window_operator.h"
 
@@ -100,8 +101,8 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
     }
     DF_ASSIGN_OR_RETURN(json aggs, window::accumulators_to_json(cfg_->aggs, value));
     return json{{"key", std::move(k)},
-                {"window_start", window::value_to_json(Value::timestamp(*end - cfg_->size_ms))},
-                {"window_end", window::value_to_json(Value::timestamp(*end))},
+                {"window_start", timestamp_to_json(*end - cfg_->size_ms)},
+                {"window_end", timestamp_to_json(*end)},
                 {"spill", *spill},
                 {"aggregates", std::move(aggs)}};
   }
@@ -110,10 +111,11 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
     key.clear();
     value.clear();
     if (cfg_->type == WindowType::kSession) return session_entry_from_json(entry, key, value);
-    DF_RETURN_IF_ERROR(check_fields(entry, "a window entry",
+    DF_RETURN_IF_ERROR(check_object(entry, "a window entry",
                                     {"key", "window_start", "window_end", "spill", "aggregates"}));
-    DF_ASSIGN_OR_RETURN(int64_t end, timestamp(entry["window_end"], "'window_end'"));
-    DF_ASSIGN_OR_RETURN(int64_t start, timestamp(entry["window_start"], "'window_start'"));
+    DF_ASSIGN_OR_RETURN(int64_t end, timestamp_from_json(entry["window_end"], "'window_end'"));
+    DF_ASSIGN_OR_RETURN(int64_t start,
+                        timestamp_from_json(entry["window_start"], "'window_start'"));
     if (start != end - cfg_->size_ms) {
       return Status::invalid("'window_start' must be 'window_end' minus the window size " +
                              format_duration(Millis(cfg_->size_ms)));
@@ -133,26 +135,6 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
   }
 
  private:
-  static Status check_fields(const json& j, const std::string& what,
-                             std::initializer_list<const char*> fields) {
-    if (!j.is_object()) return Status::invalid(what + " must be a JSON object");
-    for (const auto& [k, v] : j.items()) {
-      if (std::none_of(fields.begin(), fields.end(), [&](const char* f) { return k == f; })) {
-        return Status::invalid(what + " has an unknown field '" + k + "'");
-      }
-    }
-    for (const char* f : fields) {
-      if (!j.contains(f)) return Status::invalid(what + " lacks the field '" + f + "'");
-    }
-    return Status::OK();
-  }
-
-  static Result<int64_t> timestamp(const json& j, const std::string& what) {
-    if (j.is_null()) return Status::invalid(what + " must be a timestamp, got null");
-    DF_ASSIGN_OR_RETURN(Value v, window::value_from_json(j, TypeId::kTimestamp, what));
-    return v.as_int64();
-  }
-
   // Reads the encoded key cells at the front of `in` as {field: value}.
   Result<json> key_to_json(std::string_view& in) const {
     json k = json::object();
@@ -162,7 +144,7 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
         return Status::data_error("window state: key field '" + key_name(i) +
                                   "' does not decode: " + v.status().message());
       }
-      k[key_name(i)] = window::value_to_json(*v);
+      k[key_name(i)] = value_to_json(*v, cfg_->key_types[i]);
     }
     return k;
   }
@@ -178,8 +160,8 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
       const std::string name = key_name(i);
       auto it = j.find(name);
       if (it == j.end()) return Status::invalid("'key' lacks the key_by field '" + name + "'");
-      DF_ASSIGN_OR_RETURN(
-          Value v, window::value_from_json(*it, cfg_->key_types[i], "key field '" + name + "'"));
+      DF_ASSIGN_OR_RETURN(Value v,
+                          value_from_json(*it, cfg_->key_types[i], "key field '" + name + "'"));
       state::encode_key_value(v, out);
     }
     return Status::OK();
@@ -201,8 +183,8 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
       json list = json::array();
       for (const window::StoredSession& s : sessions) {
         DF_ASSIGN_OR_RETURN(json aggs, window::accumulators_to_json(cfg_->aggs, s.accumulators));
-        list.push_back({{"window_start", window::value_to_json(Value::timestamp(s.start))},
-                        {"window_end", window::value_to_json(Value::timestamp(s.end))},
+        list.push_back({{"window_start", timestamp_to_json(s.start)},
+                        {"window_end", timestamp_to_json(s.end)},
                         {"fired", s.fired},
                         {"aggregates", std::move(aggs)}});
       }
@@ -217,7 +199,7 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
       }
       return json{{"timer", tag == window::kFireTimer ? "fire" : "purge"},
                   {"key", std::move(k)},
-                  {"window_end", window::value_to_json(Value::timestamp(*end))}};
+                  {"window_end", timestamp_to_json(*end)}};
     }
     return Status::data_error("window state: an entry of unknown kind");
   }
@@ -225,17 +207,17 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
   Status session_entry_from_json(const json& entry, std::string& key, std::string& value) const {
     if (!entry.is_object()) return Status::invalid("a session entry must be a JSON object");
     if (entry.contains("timer")) {
-      DF_RETURN_IF_ERROR(check_fields(entry, "a session timer", {"timer", "key", "window_end"}));
+      DF_RETURN_IF_ERROR(check_object(entry, "a session timer", {"timer", "key", "window_end"}));
       const json& t = entry["timer"];
       if (!t.is_string() || (t != "fire" && t != "purge")) {
         return Status::invalid("'timer' must be \"fire\" or \"purge\"");
       }
-      DF_ASSIGN_OR_RETURN(int64_t end, timestamp(entry["window_end"], "'window_end'"));
+      DF_ASSIGN_OR_RETURN(int64_t end, timestamp_from_json(entry["window_end"], "'window_end'"));
       key += t == "fire" ? window::kFireTimer : window::kPurgeTimer;
       state::append_ordered_i64(end, key);
       return key_from_json(entry["key"], key);
     }
-    DF_RETURN_IF_ERROR(check_fields(entry, "a session entry", {"key", "sessions"}));
+    DF_RETURN_IF_ERROR(check_object(entry, "a session entry", {"key", "sessions"}));
     key += window::kSessionRecord;
     DF_RETURN_IF_ERROR(key_from_json(entry["key"], key));
     const json& list = entry["sessions"];
@@ -248,9 +230,10 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
       const std::string what = "sessions[" + std::to_string(i) + "]";
       const json& s = list[i];
       DF_RETURN_IF_ERROR(
-          check_fields(s, what, {"window_start", "window_end", "fired", "aggregates"}));
-      DF_ASSIGN_OR_RETURN(int64_t start, timestamp(s["window_start"], what + ".window_start"));
-      DF_ASSIGN_OR_RETURN(int64_t end, timestamp(s["window_end"], what + ".window_end"));
+          check_object(s, what, {"window_start", "window_end", "fired", "aggregates"}));
+      DF_ASSIGN_OR_RETURN(int64_t start,
+                          timestamp_from_json(s["window_start"], what + ".window_start"));
+      DF_ASSIGN_OR_RETURN(int64_t end, timestamp_from_json(s["window_end"], what + ".window_end"));
       if (!s["fired"].is_boolean()) return Status::invalid(what + ".fired must be a boolean");
       acc.clear();
       DF_RETURN_IF_ERROR(window::accumulators_from_json(cfg_->aggs, s["aggregates"], acc));

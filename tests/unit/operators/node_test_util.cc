@@ -81,4 +81,23 @@ std::vector<std::pair<std::string, std::string>> entries_of(const std::string& d
   return out;
 }
 
+SchemaPtr bids_schema() {
+  return make_schema({{"auction", TypeId::kInt64},
+                      {"price", TypeId::kDouble},
+                      {"name", TypeId::kString},
+                      {"ts", TypeId::kTimestamp}});
+}
+
+BatchPtr bids(const std::vector<Bid>& rows) {
+  BatchBuilder b(bids_schema());
+  for (const Bid& r : rows) {
+    b.append_row({r.auction ? Value::int64(*r.auction) : Value::null(TypeId::kInt64),
+                  r.price ? Value::float64(*r.price) : Value::null(TypeId::kDouble),
+                  r.name ? Value::string(*r.name) : Value::null(TypeId::kString),
+                  Value::timestamp(r.ts)});
+  }
+  BatchPtr batch = b.finish();
+  return batch->with_event_time(batch->column(3));
+}
+
 }  // namespace df::test

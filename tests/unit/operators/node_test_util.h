@@ -1,9 +1,12 @@
 // Shared scaffolding of the operator tests: preparing one operator from YAML
-// text as the planner does, recording what an operator emits as text, and
-// reading a snapshot's RocksDB entries back.
+// text as the planner does, recording what an operator emits as text,
+// reading a snapshot's RocksDB entries back, and the bids stream of the
+// window tests.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,5 +64,20 @@ size_t state_entries(runtime::Operator& op);
 
 // Every entry of the RocksDB store in `dir` (e.g. a snapshot's files).
 std::vector<std::pair<std::string, std::string>> entries_of(const std::string& dir);
+
+// The window tests' input: {auction: int64, price: double, name: string,
+// ts: timestamp}.
+SchemaPtr bids_schema();
+
+// One bid; nullopt is null.
+struct Bid {
+  std::optional<int64_t> auction;
+  std::optional<double> price;
+  std::optional<std::string> name;
+  int64_t ts;
+};
+
+// A batch of bids whose event time is their `ts` field.
+BatchPtr bids(const std::vector<Bid>& rows);
 
 }  // namespace df::test

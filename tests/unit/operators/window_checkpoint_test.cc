@@ -16,11 +16,11 @@
 #include <map>
 #include <random>
 
-#include "config/yaml_loader.h"
 #include "engine/checkpoint/state_serde.h"
 #include "engine/state/state_backend.h"
 #include "operators/operators.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
@@ -28,57 +28,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-SchemaPtr bids_schema() {
-  return make_schema({{"auction", TypeId::kInt64},
-                      {"price", TypeId::kDouble},
-                      {"name", TypeId::kString},
-                      {"ts", TypeId::kTimestamp}});
-}
+using test::Bid;
+using test::bids;
+using test::bids_schema;
 
-struct Bid {
-  std::optional<int64_t> auction;
-  std::optional<double> price;
-  std::optional<std::string> name;
-  int64_t ts;
-};
-
-BatchPtr bids(const std::vector<Bid>& rows) {
-  BatchBuilder b(bids_schema());
-  for (const Bid& r : rows) {
-    b.append_row({r.auction ? Value::int64(*r.auction) : Value::null(TypeId::kInt64),
-                  r.price ? Value::float64(*r.price) : Value::null(TypeId::kDouble),
-                  r.name ? Value::string(*r.name) : Value::null(TypeId::kString),
-                  Value::timestamp(r.ts)});
-  }
-  BatchPtr batch = b.finish();
-  return batch->with_event_time(batch->column(3));
-}
-
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-};
-
-std::unique_ptr<Built> prepare(const std::string& yaml, SchemaPtr input = bids_schema()) {
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(yaml, "t.yaml");
-  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
-  if (!doc.ok()) return built;
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  runtime::NodeSpec spec;
-  spec.id = built->doc.find("id")->scalar_text();
-  spec.type = "window";
-  spec.config = &built->doc;
-  spec.inputs = {"bids"};
-  spec.input_has_event_time = {true};
-  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
-  for (const char* k : {"id", "type", "input", "parallelism"}) opts.allow(k);
-  const runtime::NodeFactory* f = registry.find(runtime::NodeRole::kTransform, "window");
-  built->node = f->prepare(spec, {std::move(input)}, opts);
-  opts.finish();
+// Prepares a window from YAML, as the planner does; it must prepare cleanly.
+std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml, SchemaPtr input = bids_schema()) {
+  auto built = test::prepare_operator(yaml, "window", {"bids"}, {std::move(input)}, {true},
+                                      {"id", "type", "input", "parallelism"});
   EXPECT_TRUE(built->diags.empty()) << built->diags.to_status().message();
   EXPECT_TRUE(built->node);
   return built;
@@ -593,6 +550,9 @@ std::vector<std::vector<Value>> tricky_rows() {
   // Timestamps far from now.
   rows.push_back({Value::int64(2), Value::float64(1), Value::string("old"), Value::boolean(false),
                   Value::timestamp(-62'135'596'800'000 + 5)});
+  // x86's default NaN (sign bit set): "NaN(0xfff8000000000000)".
+  rows.push_back({Value::int64(3), Value::float64(-std::numeric_limits<double>::quiet_NaN()),
+                  Value::string("neg"), Value::boolean(true), Value::timestamp(t)});
   return rows;
 }
 
@@ -656,6 +616,11 @@ TEST(WindowSerde, EveryAggregateAndKeyTypeRoundTripsExactly) {
     bool timers = false;
     for (const json& j : seen) timers = timers || j.contains("timer");
     EXPECT_EQ(timers, std::string(shape).find("session") != std::string::npos);
+    // The spellings of operators/state_json.h.
+    std::string all;
+    for (const json& j : seen) all += j.dump();
+    EXPECT_NE(all.find("\"NaN(0xfff8000000000000)\""), std::string::npos);
+    EXPECT_EQ(all.find("-NaN"), std::string::npos);
   }
 }
 
@@ -728,7 +693,7 @@ TEST(WindowSerde, BadEntriesAreRefusedInOneSentence) {
   refused([](json& j) { j["window_start"] = "2026-01-01T00:00:01Z"; }, "window size");
   refused([](json& j) { j["window_end"] = "yesterday"; }, "RFC 3339");
   refused([](json& j) { j["aggregates"]["n"] = 1.5; }, "aggregate 'n' must be an integer");
-  refused([](json& j) { j["aggregates"]["s"] = 2.0; }, "aggregate 's' must be an object");
+  refused([](json& j) { j["aggregates"]["s"] = 2.0; }, "aggregate 's' must be a JSON object");
   refused([](json& j) { j["aggregates"]["s"]["sum"] = "x"; }, "aggregate 's' sum");
   refused([](json& j) { j["aggregates"]["zz"] = 1; }, "unknown aggregate 'zz'");
   refused([](json& j) { j["aggregates"].erase("f"); }, "lacks the aggregate 'f'");

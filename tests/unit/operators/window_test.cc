@@ -6,41 +6,16 @@
 #include <map>
 #include <set>
 
-#include "config/yaml_loader.h"
 #include "operators/operators.h"
 #include "tests/support/operator_harness.h"
+#include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
 namespace {
 
-using runtime::NodeRole;
-
-SchemaPtr bids_schema() {
-  return make_schema({{"auction", TypeId::kInt64},
-                      {"price", TypeId::kDouble},
-                      {"name", TypeId::kString},
-                      {"ts", TypeId::kTimestamp}});
-}
-
-struct Bid {
-  std::optional<int64_t> auction;
-  std::optional<double> price;
-  std::optional<std::string> name;
-  int64_t ts;
-};
-
-// A batch of bids whose event time is their `ts` field.
-BatchPtr bids(const std::vector<Bid>& rows) {
-  BatchBuilder b(bids_schema());
-  for (const Bid& r : rows) {
-    b.append_row({r.auction ? Value::int64(*r.auction) : Value::null(TypeId::kInt64),
-                  r.price ? Value::float64(*r.price) : Value::null(TypeId::kDouble),
-                  r.name ? Value::string(*r.name) : Value::null(TypeId::kString),
-                  Value::timestamp(r.ts)});
-  }
-  BatchPtr batch = b.finish();
-  return batch->with_event_time(batch->column(3));
-}
+using test::Bid;
+using test::bids;
+using test::bids_schema;
 
 // An operator context with a state directory and memory budget; runs I/O
 // jobs inline (the window does none).
@@ -122,42 +97,18 @@ std::vector<int64_t> event_times(const std::vector<BatchPtr>& batches) {
   return out;
 }
 
-struct Built {
-  ConfigValue doc;
-  Diagnostics diags;
-  runtime::PreparedNodePtr node;
-  std::string errors() const { return diags.to_status().message(); }
-};
+using Built = test::BuiltNode;
 
 // Prepares a window from YAML, as the planner does.
 std::unique_ptr<Built> prepare(const std::string& yaml, SchemaPtr input = bids_schema(),
                                bool has_event_time = true) {
-  auto built = std::make_unique<Built>();
-  auto doc = config::parse_yaml(yaml, "t.yaml");
-  EXPECT_TRUE(doc.ok()) << doc.status().to_string();
-  if (!doc.ok()) return built;
-  built->doc = std::move(doc).value();
-  runtime::NodeRegistry registry;
-  register_operators(registry);
-  runtime::NodeSpec spec;
-  spec.id = built->doc.find("id")->scalar_text();
-  spec.type = "window";
-  spec.config = &built->doc;
-  spec.inputs = {"bids"};
-  spec.input_has_event_time = {has_event_time};
-  OptionReader opts(built->doc, "transform '" + spec.id + "'", built->diags);
-  for (const char* k : {"id", "type", "input", "parallelism"}) opts.allow(k);
-  const runtime::NodeFactory* f = registry.find(NodeRole::kTransform, "window");
-  EXPECT_NE(f, nullptr);
-  if (!f) return built;
-  built->node = f->prepare(spec, {std::move(input)}, opts);
-  opts.finish();
-  return built;
+  return test::prepare_operator(yaml, "window", {"bids"}, {std::move(input)}, {has_event_time},
+                                {"id", "type", "input", "parallelism"});
 }
 
 std::unique_ptr<Built> prepare_ok(const std::string& yaml) {
   auto b = prepare(yaml);
-  EXPECT_TRUE(b->diags.empty()) << b->errors();
+  EXPECT_TRUE(b->diags.empty()) << b->diags.to_status().message();
   EXPECT_TRUE(b->node);
   return b;
 }
@@ -740,7 +691,8 @@ void expect_error(const std::string& yaml, const std::string& location, const st
     std::string s = d.to_string();
     if (s.find(location) != std::string::npos && s.find(text) != std::string::npos) found = true;
   }
-  EXPECT_TRUE(found) << "want " << location << " ... " << text << "\ngot:\n" << b->errors();
+  EXPECT_TRUE(found) << "want " << location << " ... " << text << "\ngot:\n"
+                     << b->diags.to_status().message();
 }
 
 std::string window_yaml(const std::string& key_by, const std::string& window,
@@ -781,7 +733,7 @@ TEST(WindowValidation, WindowShape) {
                "window");
   // A slide larger than the size, or not dividing it, is fine.
   auto b = prepare(window_yaml("", "{type: sliding, size: 10s, slide: 3s}", "{n: \"count(*)\"}"));
-  EXPECT_TRUE(b->node) << b->errors();
+  EXPECT_TRUE(b->node) << b->diags.to_status().message();
 }
 
 TEST(WindowValidation, Aggregates) {
@@ -803,7 +755,7 @@ TEST(WindowValidation, Aggregates) {
   expect_error(window_yaml("", w, "{}"), "t.yaml:5:12", "'aggregate' must be a map");
   // Arguments may be expressions with commas and parentheses inside.
   auto b = prepare(window_yaml("", w, "{n: \"sum(if(name = 'a,b', price * (1 + 2), 0))\"}"));
-  EXPECT_TRUE(b->node) << b->errors();
+  EXPECT_TRUE(b->node) << b->diags.to_status().message();
 }
 
 TEST(WindowValidation, DuplicateOutputNames) {
@@ -829,7 +781,7 @@ TEST(WindowValidation, ReportsEveryProblemAtOnce) {
   auto b = prepare(window_yaml("key_by: [nope]\n", "{type: tumbling, size: 0s}",
                                "{a: \"median(x)\", b: \"sum(name)\"}"));
   EXPECT_EQ(b->node, nullptr);
-  EXPECT_EQ(b->diags.size(), 4u) << b->errors();
+  EXPECT_EQ(b->diags.size(), 4u) << b->diags.to_status().message();
 }
 
 TEST(Window, DescribeSaysWhatItDoes) {
