@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <random>
@@ -114,17 +115,21 @@ std::vector<std::string> exec_args(const std::string& pipeline, const std::strin
   return argv;
 }
 
-// Kills the pipeline with SIGKILL `kills` times at random moments, then runs
-// it to the end and compares the committed output with an uninterrupted run.
-// Kill times are drawn from [kill_from, kill_to] percent of an uninterrupted
-// run's duration (storage slower than local disk needs later kills so that
-// checkpoints complete in between).
+// Runs the pipeline and kills it with SIGKILL at random moments, restarting
+// it on the same state each time, until it finishes; then checks that the
+// committed output equals an uninterrupted run's and that a further run adds
+// nothing. Rounds (each with fresh output and state) repeat until there were
+// `kills_wanted` kills in all, so a fast machine that finishes a round early
+// still gets every kill. Kill times are drawn from [kill_from, kill_to]
+// percent of an uninterrupted run's duration (slower storage needs later
+// kills so that checkpoints complete in between). `storage_flags(round)`
+// gives each round its own checkpoint storage.
 void crash_and_compare(int kills_wanted, int resumes_wanted, int kill_from, int kill_to,
-                       const std::vector<std::string>& storage_flags, bool compress = false) {
+                       const std::function<std::vector<std::string>(int)>& storage_flags,
+                       bool compress = false) {
   TempDir tmp;
   write_input(tmp);
   tmp.write("reference.yaml", pipeline_writing_to("ref-out"));
-  tmp.write("crash.yaml", pipeline_writing_to("out", compress));
 
   const auto ref_started = std::chrono::steady_clock::now();
   ProcessResult ref = run_process(exec_args("reference.yaml", ""), tmp.str(), 2min);
@@ -135,55 +140,59 @@ void crash_and_compare(int kills_wanted, int resumes_wanted, int kill_from, int 
   const std::vector<std::string> expected = committed_rows(tmp.path() / "ref-out");
   ASSERT_GT(expected.size(), 10000u);
 
-  // Kill within the first few percent of what a whole run takes here, so a
-  // run (which resumes from the last checkpoint) rarely reaches the end.
   const uint32_t seed = std::random_device{}();
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> kill_after_ms(
       static_cast<int>(std::max<int64_t>(150, ref_ms * kill_from / 100)),
       static_cast<int>(std::max<int64_t>(400, ref_ms * kill_to / 100)));
-  std::cerr << "uninterrupted run: " << ref_ms << " ms\n";
+  std::cerr << "uninterrupted run: " << ref_ms << " ms; seed " << seed << "\n";
   int kills = 0;
   int resumed = 0;
-  for (int attempt = 0; attempt < 4 * kills_wanted && kills < kills_wanted; ++attempt) {
-    const std::string err = tmp.file("err-" + std::to_string(attempt) + ".log");
-    Child child(exec_args("crash.yaml", tmp.file("state"), storage_flags), tmp.str(), err);
-    const int wait_ms = kill_after_ms(rng);
-    ProcessResult r = child.wait(std::chrono::milliseconds(wait_ms));
-    const std::string log = read_file(err);
-    if (log.find("resuming crash from checkpoint") != std::string::npos) ++resumed;
-    if (r.timed_out) {
-      ++kills;  // wait() killed it with SIGKILL mid-run
-      std::cerr << "kill " << kills << " after " << wait_ms
-                << " ms; committed rows so far: " << committed_rows(tmp.path() / "out").size()
-                << "\n";
-      continue;
+  for (int round = 0; round < 8 && kills < kills_wanted; ++round) {
+    SCOPED_TRACE("seed " + std::to_string(seed) + ", round " + std::to_string(round));
+    const std::string out = "out-" + std::to_string(round);
+    const std::string pipeline = "crash-" + std::to_string(round) + ".yaml";
+    const std::string state = tmp.file("state-" + std::to_string(round));
+    const std::vector<std::string> flags = storage_flags(round);
+    tmp.write(pipeline, pipeline_writing_to(out, compress));
+    for (int attempt = 0; attempt < 4 * kills_wanted && kills < kills_wanted; ++attempt) {
+      const std::string err =
+          tmp.file("err-" + std::to_string(round) + "-" + std::to_string(attempt) + ".log");
+      Child child(exec_args(pipeline, state, flags), tmp.str(), err);
+      const int wait_ms = kill_after_ms(rng);
+      ProcessResult r = child.wait(std::chrono::milliseconds(wait_ms));
+      const std::string log = read_file(err);
+      if (log.find("resuming crash from checkpoint") != std::string::npos) ++resumed;
+      if (r.timed_out) {
+        ++kills;  // wait() killed it with SIGKILL mid-run
+        std::cerr << "round " << round << ": kill " << kills << " after " << wait_ms
+                  << " ms; committed rows so far: " << committed_rows(tmp.path() / out).size()
+                  << "\n";
+        continue;
+      }
+      ASSERT_EQ(r.exit_code, 0) << log;
+      break;  // it finished before the kill: the run below has nothing left
     }
-    ASSERT_EQ(r.exit_code, 0) << "seed " << seed << ": " << log;
-    break;  // it finished before the kill: the run below has nothing left
+
+    ProcessResult last = run_process(exec_args(pipeline, state, flags), tmp.str(), 2min);
+    ASSERT_EQ(last.exit_code, 0) << last.err;
+    const std::vector<std::string> got = committed_rows(tmp.path() / out);
+    EXPECT_EQ(got.size(), expected.size());
+    EXPECT_TRUE(got == expected) << "committed output differs from the uninterrupted run";
+    EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end()) << "duplicate rows";
+    EXPECT_EQ(hidden_files(tmp.path() / out), 0u) << "in-progress files left behind";
+
+    // A finished pipeline resumed again has nothing left to do.
+    ProcessResult again = run_process(exec_args(pipeline, state, flags), tmp.str(), 1min);
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(committed_rows(tmp.path() / out), expected);
   }
-  EXPECT_GE(kills, kills_wanted * 3 / 4) << "seed " << seed;
+  EXPECT_GE(kills, kills_wanted) << "seed " << seed;
   EXPECT_GE(resumed, resumes_wanted) << "seed " << seed << ": runs should resume from checkpoints";
-
-  ProcessResult last =
-      run_process(exec_args("crash.yaml", tmp.file("state"), storage_flags), tmp.str(), 2min);
-  ASSERT_EQ(last.exit_code, 0) << "seed " << seed << ": " << last.err;
-  const std::vector<std::string> got = committed_rows(tmp.path() / "out");
-  EXPECT_EQ(got.size(), expected.size()) << "seed " << seed;
-  EXPECT_TRUE(got == expected) << "seed " << seed << ": committed output differs from the "
-                               << "uninterrupted run";
-  EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end()) << "duplicate rows";
-  EXPECT_EQ(hidden_files(tmp.path() / "out"), 0u) << "in-progress files left behind";
-
-  // A finished pipeline resumed again has nothing left to do.
-  ProcessResult again =
-      run_process(exec_args("crash.yaml", tmp.file("state"), storage_flags), tmp.str(), 1min);
-  ASSERT_EQ(again.exit_code, 0) << again.err;
-  EXPECT_EQ(committed_rows(tmp.path() / "out"), expected);
 }
 
 TEST(Crash, SigkillAtRandomMomentsLosesAndDuplicatesNothing) {
-  crash_and_compare(12, 3, 10, 30, {});
+  crash_and_compare(12, 3, 10, 30, [](int) { return std::vector<std::string>{}; });
 }
 
 // On S3, with the non-SST files zstd-compressed.
@@ -196,8 +205,13 @@ TEST(Crash, SigkillWithCheckpointsOnS3) {
   setenv("AWS_REGION", S3Server::kRegion, 1);
   setenv("AWS_ACCESS_KEY_ID", S3Server::kAccessKey, 1);
   setenv("AWS_SECRET_ACCESS_KEY", S3Server::kSecretKey, 1);
-  crash_and_compare(5, 1, 30, 80, {"--checkpoint-storage", "s3://" + s3.bucket() + "/crash-test"},
-                    /*compress=*/true);
+  const std::string url = "s3://" + s3.bucket() + "/crash-test-";
+  crash_and_compare(
+      5, 1, 30, 80,
+      [&](int round) {
+        return std::vector<std::string>{"--checkpoint-storage", url + std::to_string(round)};
+      },
+      /*compress=*/true);
 }
 
 // A generator paced at 20k rows/s; SIGTERM half-way takes a final checkpoint,
