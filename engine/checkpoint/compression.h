@@ -6,6 +6,8 @@
 // in its directory and renamed over `out` when complete (not fsynced: the
 // caller uploads or opens it next). Corrupt, truncated or non-zstd input is
 // kDataError with one sentence naming the input.
+//
+// Threading: free functions without shared state; callable from any thread.
 #pragma once
 
 #include <string>
