@@ -160,16 +160,21 @@ Result<int64_t> parse_timestamp(std::string_view s) {
 }
 
 void append_timestamp(int64_t epoch_ms, std::string& out) {
-  int64_t days = epoch_ms >= 0 ? epoch_ms / 86'400'000 : -((-epoch_ms + 86'399'999) / 86'400'000);
-  int64_t rem = epoch_ms - days * 86'400'000;
+  // Floor division without negating (INT64_MIN has no negation).
+  int64_t days = epoch_ms / 86'400'000;
+  int64_t rem = epoch_ms % 86'400'000;
+  if (rem < 0) {
+    --days;
+    rem += 86'400'000;
+  }
   int64_t y;
   unsigned m, d;
   civil_from_days(days, y, m, d);
   char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
-                        static_cast<long long>(y), m, d, static_cast<long long>(rem / 3'600'000),
-                        static_cast<long long>(rem / 60'000 % 60),
-                        static_cast<long long>(rem / 1000 % 60), static_cast<long long>(rem % 1000));
+  int n = std::snprintf(
+      buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(y),
+      m, d, static_cast<long long>(rem / 3'600'000), static_cast<long long>(rem / 60'000 % 60),
+      static_cast<long long>(rem / 1000 % 60), static_cast<long long>(rem % 1000));
   out.append(buf, static_cast<size_t>(n));
 }
 

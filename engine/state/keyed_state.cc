@@ -125,7 +125,12 @@ Result<std::optional<Row>> ValueState::get(std::string_view key, int64_t now_ms)
 
 Status ValueState::put(std::string_view key, const Row& row, int64_t now_ms) {
   value_buf_.clear();
-  if (options_.ttl_ms > 0) append_ordered_i64(now_ms + options_.ttl_ms, value_buf_);
+  if (options_.ttl_ms > 0) {
+    // Saturate: an expiry past the end of time never expires.
+    int64_t expiry;
+    if (__builtin_add_overflow(now_ms, options_.ttl_ms, &expiry)) expiry = INT64_MAX;
+    append_ordered_i64(expiry, value_buf_);
+  }
   DF_RETURN_IF_ERROR(codec_.encode(row, value_buf_));
   return stage(full_key(key), value_buf_);
 }

@@ -53,5 +53,16 @@ TEST(Timestamp, FormatsWithMillis) {
   }
 }
 
+// The extremes of int64 are formattable (no overflow on the way; UBSan
+// checks it) even though RFC 3339 cannot spell their years.
+TEST(Timestamp, FormatsTheInt64Extremes) {
+  EXPECT_EQ(format_timestamp(-86'400'000), "1969-12-31T00:00:00.000Z");
+  const std::string lo = format_timestamp(INT64_MIN);
+  const std::string hi = format_timestamp(INT64_MAX);
+  EXPECT_EQ(lo.substr(lo.size() - 14), "T16:47:04.192Z") << lo;
+  EXPECT_EQ(hi.substr(hi.size() - 14), "T07:12:55.807Z") << hi;
+  EXPECT_EQ(lo[0], '-') << lo;
+}
+
 }  // namespace
 }  // namespace df

@@ -134,6 +134,17 @@ TEST_P(KeyedStateTest, ValueStateAutoFlushesAndGetMany) {
   EXPECT_EQ(rows[4], (Row{Value::int64(361)}));
 }
 
+// An expiry past INT64_MAX saturates (never expires) instead of wrapping
+// around into the past.
+TEST_P(KeyedStateTest, ValueStateTtlNearTheEndOfTimeNeverWraps) {
+  ValueState state(*store_, "late", {TypeId::kString}, ValueState::Options{1000, 4096});
+  const int64_t now = INT64_MAX - 10;
+  ASSERT_TRUE(state.put(skey("u"), {Value::string("x")}, now).ok());
+  ASSERT_TRUE(state.flush().ok());
+  EXPECT_TRUE(state.get(skey("u"), now).value().has_value());
+  EXPECT_TRUE(state.get(skey("u"), INT64_MAX - 1).value().has_value());
+}
+
 TEST_P(KeyedStateTest, ValueStateTtlExpiresLazilyAndByPurge) {
   ValueState state(*store_, "sessions", {TypeId::kString}, ValueState::Options{100, 4096});
   ASSERT_TRUE(state.put(skey("u1"), {Value::string("x")}, /*now_ms=*/1000).ok());
