@@ -161,12 +161,8 @@ Result<int64_t> parse_timestamp(std::string_view s) {
 
 void append_timestamp(int64_t epoch_ms, std::string& out) {
   // Floor division without negating (INT64_MIN has no negation).
-  int64_t days = epoch_ms / 86'400'000;
-  int64_t rem = epoch_ms % 86'400'000;
-  if (rem < 0) {
-    --days;
-    rem += 86'400'000;
-  }
+  const int64_t days = floor_div(epoch_ms, 86'400'000);
+  const int64_t rem = epoch_ms % 86'400'000 + (epoch_ms % 86'400'000 < 0 ? 86'400'000 : 0);
   int64_t y;
   unsigned m, d;
   civil_from_days(days, y, m, d);

@@ -10,6 +10,14 @@
 
 namespace df {
 
+// a / b rounded toward negative infinity (b != 0), so times before the epoch
+// fall into the right window: floor_div(-1, 10) == -1.
+constexpr int64_t floor_div(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if (a % b != 0 && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
 using Millis = std::chrono::milliseconds;
 
 // Parses a duration: one or more <integer><unit> parts with unit ms, s, m, h

@@ -111,12 +111,6 @@ Status row_bytes(const JoinConfig& config, bool left, const json& entry, std::st
                        std::string(what) + "'s 'row'", out);
 }
 
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
-
 }  // namespace
 
 Result<json> state_entry_to_json(const JoinConfig& config, std::string_view key,

@@ -92,12 +92,6 @@ std::string timer_bound(char tag, int64_t max_end) {
   return k;
 }
 
-int64_t floor_div(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if (a % b != 0 && ((a < 0) != (b < 0))) --q;
-  return q;
-}
-
 // Sorts `items` by their keys' bytes (`key_of(item)`), comparing two
 // big-endian 8-byte words of each key first: most comparisons then need no
 // memcmp and no access to the key bytes.
