@@ -82,8 +82,39 @@ class Output {
   }
 };
 
+// The checkpoint side of operators and sources (runtime/checkpoint.h).
+// Called on the task's thread, like everything else of an instance.
+class CheckpointHooks {
+ public:
+  virtual ~CheckpointHooks() = default;
+  // Checkpoint ctx.checkpoint_id(): every element before its barrier has
+  // been processed (a source: emitted), none after. Write what must survive
+  // a crash and keep it cheap:
+  // - a source records the position after its last emitted row as JSON meta
+  //   (file + byte offset, row number, Kafka offsets); it is called between
+  //   produce() calls, right before Barrier(id) is injected;
+  // - a stateful operator flushes caches and calls
+  //   KvStore::checkpoint_to(ctx.files_dir()); slow work goes to the I/O
+  //   pool under ctx.defer().
+  // A resumed run gets the meta back as OperatorContext::restored_meta().
+  // Also called once after finish() with kFinalCheckpoint when the subtask
+  // ended. A non-OK status fails the checkpoint, not the run. Default: no
+  // state.
+  virtual Status snapshot(SnapshotContext& ctx) {
+    (void)ctx;
+    return Status::OK();
+  }
+  // Checkpoint `id` is durable and current (kFinalCheckpoint: the one that
+  // covers this subtask's final snapshot). Sinks commit what their snapshots
+  // of ids <= id pre-committed. May come after finish(), before close().
+  virtual Status checkpoint_complete(uint64_t id) {
+    (void)id;
+    return Status::OK();
+  }
+};
+
 // A transform or a sink; one instance per subtask.
-class Operator {
+class Operator : public CheckpointHooks {
  public:
   virtual ~Operator() = default;
   virtual Status open(OperatorContext& ctx) {
@@ -110,26 +141,6 @@ class Operator {
   virtual bool drained() const { return true; }
   // Last call; report any error the asynchronous work met.
   virtual Status close() { return Status::OK(); }
-
-  // --- Checkpoints (runtime/checkpoint.h). Called on the task's thread. ---
-
-  // Checkpoint ctx.checkpoint_id(): every element before its barrier has
-  // been processed, none after. Write what must survive a crash and keep it
-  // cheap (flush caches, KvStore::checkpoint_to(ctx.files_dir())); slow work
-  // goes to the I/O pool under ctx.defer(). Also called once after finish()
-  // with kFinalCheckpoint when the subtask ended. A non-OK status fails the
-  // checkpoint, not the run. Default: no state.
-  virtual Status snapshot(SnapshotContext& ctx) {
-    (void)ctx;
-    return Status::OK();
-  }
-  // Checkpoint `id` is durable and current (kFinalCheckpoint: the one that
-  // covers this subtask's final snapshot). Sinks commit what their snapshots
-  // of ids <= id pre-committed. May come after finish(), before close().
-  virtual Status checkpoint_complete(uint64_t id) {
-    (void)id;
-    return Status::OK();
-  }
 };
 
 struct SourceProgress {
@@ -153,7 +164,7 @@ struct SourceProgress {
 };
 
 // A source subtask; one instance per subtask.
-class SourceOperator {
+class SourceOperator : public CheckpointHooks {
  public:
   virtual ~SourceOperator() = default;
   virtual Status open(OperatorContext& ctx) {
@@ -164,18 +175,6 @@ class SourceOperator {
   // not block. Returns an error to fail the run.
   virtual Result<SourceProgress> produce(Output& out) = 0;
   virtual Status close() { return Status::OK(); }
-  // Records the position after the last row produce() emitted, as JSON meta
-  // (file + byte offset, row number, Kafka offsets); a resumed run gets it
-  // back as OperatorContext::restored_meta() and continues from there.
-  // Called between produce() calls, right before Barrier(id) is injected.
-  virtual Status snapshot(SnapshotContext& ctx) {
-    (void)ctx;
-    return Status::OK();
-  }
-  virtual Status checkpoint_complete(uint64_t id) {
-    (void)id;
-    return Status::OK();
-  }
 };
 
 }  // namespace df::runtime

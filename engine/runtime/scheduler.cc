@@ -355,6 +355,9 @@ class Task final : public Wakeable {
     std::unique_ptr<Operator> op;         // every other node
     std::unique_ptr<NodeContext> ctx;
     std::unique_ptr<ChainOutput> out;
+    CheckpointHooks& hooks() const {
+      return src ? static_cast<CheckpointHooks&>(*src) : static_cast<CheckpointHooks&>(*op);
+    }
     bool opened = false;
     bool closed = false;
   };
@@ -388,6 +391,8 @@ class Task final : public Wakeable {
   // A completed checkpoint the operators have not been told about.
   bool completion_pending() const;
   void deliver_completions();
+  // checkpoint_complete(id) on every node of the chain.
+  void complete_chain(uint64_t id);
   bool all_drained() const;
   void close_all();
   // After the operators finished (or were stopped) and drained.
@@ -967,23 +972,13 @@ void Task::work() {
       if (stopped_) {
         if (impl_.stop_outcome() == Engine::Outcome::kComplete && delivered_complete_ < stop_id) {
           delivered_complete_ = stop_id;
-          for (size_t k = 0; k < nodes_.size(); ++k) {
-            invoke(k, [&] {
-              return nodes_[k].src ? nodes_[k].src->checkpoint_complete(stop_id)
-                                   : nodes_[k].op->checkpoint_complete(stop_id);
-            });
-          }
+          complete_chain(stop_id);
         }
       } else if ((impl_.final_outcome() == Engine::Outcome::kComplete ||
                   impl_.stop_outcome() == Engine::Outcome::kComplete) &&
                  !final_delivered_) {
         final_delivered_ = true;
-        for (size_t k = 0; k < nodes_.size(); ++k) {
-          invoke(k, [&] {
-            return nodes_[k].src ? nodes_[k].src->checkpoint_complete(kFinalCheckpoint)
-                                 : nodes_[k].op->checkpoint_complete(kFinalCheckpoint);
-          });
-        }
+        complete_chain(kFinalCheckpoint);
       }
       phase_ = Phase::kClosing;
       return;
@@ -1026,11 +1021,12 @@ bool Task::completion_pending() const {
 void Task::deliver_completions() {
   const uint64_t id = impl_.latest_complete();
   delivered_complete_ = id;
+  complete_chain(id);
+}
+
+void Task::complete_chain(uint64_t id) {
   for (size_t k = 0; k < nodes_.size(); ++k) {
-    invoke(k, [&] {
-      return nodes_[k].src ? nodes_[k].src->checkpoint_complete(id)
-                           : nodes_[k].op->checkpoint_complete(id);
-    });
+    invoke(k, [&] { return nodes_[k].hooks().checkpoint_complete(id); });
   }
 }
 
@@ -1074,7 +1070,7 @@ void Task::take_snapshot(uint64_t id) {
     invoke(k, [&] {
       // A snapshot that fails fails the checkpoint, not the run; an
       // exception is a bug and fails the run (invoke).
-      status = n.src ? n.src->snapshot(ctx) : n.op->snapshot(ctx);
+      status = n.hooks().snapshot(ctx);
       return Status::OK();
     });
     if (!status.ok()) ack->fail(status.with_context(n.info->label));
