@@ -55,39 +55,24 @@ Result<int64_t> buffer_key_time(std::string_view buffer_key) {
   return state::read_ordered_i64(in);
 }
 
-class IntervalJoin final : public runtime::Operator, public StateStats {
+class IntervalJoin final : public JoinOperatorBase {
  public:
-  explicit IntervalJoin(JoinConfigPtr config)
-      : config_(std::move(config)),
-        left_codec_(row_codec(*config_->left)),
-        right_codec_(row_codec(*config_->right)) {}
+  using JoinOperatorBase::JoinOperatorBase;
 
   Status open(runtime::OperatorContext& ctx) override {
-    ctx_ = &ctx;
-    what_ = "join '" + ctx.node_id() + "'";
-    DF_ASSIGN_OR_RETURN(nlohmann::json meta, parse_restored_meta(ctx, what_));
+    DF_ASSIGN_OR_RETURN(nlohmann::json meta, open_join(ctx));
     if (!meta.is_null()) {
-      DF_ASSIGN_OR_RETURN(wm_, time_from_meta(meta, "watermark", what_));
       DF_ASSIGN_OR_RETURN(out_wm_, time_from_meta(meta, "output_watermark", what_));
       DF_ASSIGN_OR_RETURN(out_idle_, bool_from_meta(meta, "output_idle", what_));
-      DF_ASSIGN_OR_RETURN(uint64_t entries, count_from_meta(meta, "entries", what_));
-      entries_ = static_cast<size_t>(entries);
       left_expired_below_ = right_expired_below_ = wm_;
     }
-    output_ = std::make_unique<JoinOutput>(config_, ctx.batch_size());
-    // On resume the store at state_dir() already holds the snapshot's files.
-    DF_ASSIGN_OR_RETURN(store_, state::open_store(ctx.state_dir()));
-    DF_RETURN_IF_ERROR(seq_.load(*store_));
     return Status::OK();
   }
 
   // Every call leaves its writes in the store, so there is nothing to flush.
   Status snapshot(runtime::SnapshotContext& ctx) override {
-    nlohmann::json meta = {{"watermark", time_to_meta(wm_)},
-                           {"output_watermark", time_to_meta(out_wm_)},
-                           {"output_idle", out_idle_},
-                           {"entries", static_cast<uint64_t>(entries_)}};
-    return snapshot_store(*store_, ctx, meta, what_);
+    return snapshot_join(ctx,
+                         {{"output_watermark", time_to_meta(out_wm_)}, {"output_idle", out_idle_}});
   }
 
   Status process(size_t input, const BatchPtr& batch, runtime::Output& out) override {
@@ -145,8 +130,6 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
     output_->flush(out);
     return Status::OK();
   }
-
-  size_t state_entries() const override { return entries_; }
 
  private:
   Status on_left(const Batch& batch, size_t row, int64_t ts, const std::string& key,
@@ -274,23 +257,13 @@ class IntervalJoin final : public runtime::Operator, public StateStats {
     }
   }
 
-  JoinConfigPtr config_;
-  state::RowCodec left_codec_;
-  state::RowCodec right_codec_;
   state::Row left_row_;  // decode buffers
   state::Row right_row_;
-  runtime::OperatorContext* ctx_ = nullptr;
-  std::string what_;
-  std::unique_ptr<state::KvStore> store_;
-  std::unique_ptr<JoinOutput> output_;
-  int64_t wm_ = kMin;
   // Every index entry of a side has expiry >= this (see expire()).
   int64_t left_expired_below_ = kMin;
   int64_t right_expired_below_ = kMin;
   int64_t out_wm_ = kMin;
   bool out_idle_ = false;
-  RowSequence seq_;
-  size_t entries_ = 0;
 };
 
 }  // namespace

@@ -42,6 +42,7 @@
 #include "engine/runtime/operator.h"
 #include "engine/state/keyed_state.h"
 #include "engine/state/state_backend.h"
+#include "operators/stateful.h"
 
 namespace df::operators::join {
 
@@ -80,6 +81,40 @@ class RowSequence {
  private:
   uint64_t next_ = 0;
   uint64_t saved_ = 0;
+};
+
+class JoinOutput;
+
+// What both join operators share: their config and row codecs, the subtask's
+// store, the output builder, row numbering, the combined watermark and the
+// number of buffered rows; and how they open (restored meta, store, row
+// numbers) and what every snapshot's meta holds ("watermark", "entries").
+class JoinOperatorBase : public runtime::Operator, public StateStats {
+ public:
+  explicit JoinOperatorBase(JoinConfigPtr config);
+  ~JoinOperatorBase() override;
+  size_t state_entries() const override { return entries_; }
+
+ protected:
+  // Call first in open(): reads the shared meta fields, opens the store at
+  // ctx.state_dir() (on resume it holds the snapshot's files) and the row
+  // numbers. Returns the restored meta (null on a fresh start) for the
+  // operator's own fields.
+  Result<nlohmann::json> open_join(runtime::OperatorContext& ctx);
+  // The shared meta fields, plus `extra`'s; then KvStore::checkpoint_to.
+  Status snapshot_join(runtime::SnapshotContext& ctx,
+                       nlohmann::json extra = nlohmann::json::object());
+
+  JoinConfigPtr config_;
+  state::RowCodec left_codec_;
+  state::RowCodec right_codec_;
+  runtime::OperatorContext* ctx_ = nullptr;
+  std::string what_;  // "join '<id>'"
+  std::unique_ptr<state::KvStore> store_;
+  std::unique_ptr<JoinOutput> output_;
+  int64_t wm_ = INT64_MIN;
+  RowSequence seq_;
+  size_t entries_ = 0;
 };
 
 std::unique_ptr<runtime::Operator> make_interval_join(JoinConfigPtr config);

@@ -72,4 +72,32 @@ void RowSequence::save(state::WriteBatch& writes) {
   saved_ = next_;
 }
 
+JoinOperatorBase::JoinOperatorBase(JoinConfigPtr config)
+    : config_(std::move(config)),
+      left_codec_(row_codec(*config_->left)),
+      right_codec_(row_codec(*config_->right)) {}
+
+JoinOperatorBase::~JoinOperatorBase() = default;
+
+Result<nlohmann::json> JoinOperatorBase::open_join(runtime::OperatorContext& ctx) {
+  ctx_ = &ctx;
+  what_ = "join '" + ctx.node_id() + "'";
+  DF_ASSIGN_OR_RETURN(nlohmann::json meta, parse_restored_meta(ctx, what_));
+  if (!meta.is_null()) {
+    DF_ASSIGN_OR_RETURN(wm_, time_from_meta(meta, "watermark", what_));
+    DF_ASSIGN_OR_RETURN(uint64_t entries, count_from_meta(meta, "entries", what_));
+    entries_ = static_cast<size_t>(entries);
+  }
+  output_ = std::make_unique<JoinOutput>(config_, ctx.batch_size());
+  DF_ASSIGN_OR_RETURN(store_, state::open_store(ctx.state_dir()));
+  DF_RETURN_IF_ERROR(seq_.load(*store_));
+  return meta;
+}
+
+Status JoinOperatorBase::snapshot_join(runtime::SnapshotContext& ctx, nlohmann::json extra) {
+  extra["watermark"] = time_to_meta(wm_);
+  extra["entries"] = static_cast<uint64_t>(entries_);
+  return snapshot_store(*store_, ctx, extra, what_);
+}
+
 }  // namespace df::operators::join

@@ -25,29 +25,15 @@ namespace {
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
 
-class WindowedJoin final : public runtime::Operator, public StateStats {
+class WindowedJoin final : public JoinOperatorBase {
  public:
-  explicit WindowedJoin(JoinConfigPtr config)
-      : config_(std::move(config)),
-        left_codec_(row_codec(*config_->left)),
-        right_codec_(row_codec(*config_->right)) {}
+  using JoinOperatorBase::JoinOperatorBase;
 
   Status open(runtime::OperatorContext& ctx) override {
-    ctx_ = &ctx;
-    what_ = "join '" + ctx.node_id() + "'";
-    DF_ASSIGN_OR_RETURN(nlohmann::json meta, parse_restored_meta(ctx, what_));
-    if (!meta.is_null()) {
-      DF_ASSIGN_OR_RETURN(wm_, time_from_meta(meta, "watermark", what_));
-      DF_ASSIGN_OR_RETURN(uint64_t entries, count_from_meta(meta, "entries", what_));
-      entries_ = static_cast<size_t>(entries);
-    }
-    // On resume the store at state_dir() already holds the snapshot's files.
-    output_ = std::make_unique<JoinOutput>(config_, ctx.batch_size());
-    DF_ASSIGN_OR_RETURN(store_, state::open_store(ctx.state_dir()));
+    DF_RETURN_IF_ERROR(open_join(ctx).status());
     Table::Options options;
     if (ctx.state_memory_budget() > 0) options.memory_budget_bytes = ctx.state_memory_budget();
     rows_ = std::make_unique<Table>(*store_, state::BytesCodec{}, options);
-    DF_RETURN_IF_ERROR(seq_.load(*store_));
     return Status::OK();
   }
 
@@ -105,15 +91,11 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
   // Buffered rows still in memory go to the store first.
   Status snapshot(runtime::SnapshotContext& ctx) override {
     DF_RETURN_IF_ERROR(rows_->flush());
-    nlohmann::json meta = {{"watermark", time_to_meta(wm_)},
-                           {"entries", static_cast<uint64_t>(entries_)}};
-    return snapshot_store(*store_, ctx, meta, what_);
+    return snapshot_join(ctx);
   }
 
   // Rows not yet fired go to the store, so a restart on this state dir finds them.
   Status close() override { return rows_ ? rows_->flush() : Status::OK(); }
-
-  size_t state_entries() const override { return entries_; }
 
  private:
   // Joins and drops every window with start <= last_start.
@@ -185,17 +167,7 @@ class WindowedJoin final : public runtime::Operator, public StateStats {
 
   using Table = state::CachedTable<std::string, state::BytesCodec>;
 
-  JoinConfigPtr config_;
-  state::RowCodec left_codec_;
-  state::RowCodec right_codec_;
-  runtime::OperatorContext* ctx_ = nullptr;
-  std::string what_;
-  std::unique_ptr<state::KvStore> store_;
-  std::unique_ptr<Table> rows_;  // uses *store_, so declared after it
-  std::unique_ptr<JoinOutput> output_;
-  int64_t wm_ = kMin;
-  RowSequence seq_;
-  size_t entries_ = 0;
+  std::unique_ptr<Table> rows_;  // uses the base's *store_, destroyed before it
 };
 
 }  // namespace
