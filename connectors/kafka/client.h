@@ -1,0 +1,87 @@
+// What the Kafka source and sink share (internal to connectors/): the
+// server-wide defaults, reading the options every Kafka node has (brokers,
+// tuning keys, `properties:`), building a librdkafka configuration from them,
+// owning librdkafka handles, and turning librdkafka errors into Status.
+//
+// Threading: everything here is free functions and plain values; the handles
+// follow librdkafka's rules (rd_kafka_t is thread-safe).
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/core/config_value.h"
+#include "engine/core/status.h"
+
+namespace df::connectors::kafka {
+
+// `sources.kafka` and `sinks.kafka` of the server config: option maps whose
+// keys fill what a node leaves unset (a node's own option always wins).
+// A null ConfigValue means no defaults.
+struct KafkaDefaults {
+  ConfigValue source;
+  ConfigValue sink;
+};
+
+// One tuning key of the administrator guide and the librdkafka property it
+// sets, e.g. {"fetch_min_bytes", "fetch.min.bytes"}.
+struct TuningKey {
+  std::string_view option;
+  std::string_view property;
+};
+
+// The client part of a Kafka node's options, in the order they are applied:
+// bootstrap servers, tuning keys, then `properties:` (which may override
+// anything, including what the connector sets itself, except where the
+// connector documents that it refuses a property).
+struct ClientOptions {
+  std::string brokers;
+  std::vector<std::pair<std::string, std::string>> properties;  // librdkafka name, value
+};
+
+// Reads `brokers`, the keys of `tuning` and `properties` from `opts`, taking
+// each from `defaults` (a map, or null) when the node does not set it.
+// Reports problems to opts.diags() and returns nullopt (e.g. no brokers
+// anywhere, a property value that is a map).
+std::optional<ClientOptions> read_client_options(OptionReader& opts, const ConfigValue& defaults,
+                                                 std::span<const TuningKey> tuning);
+
+struct ConfDeleter {
+  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
+};
+struct HandleDeleter {
+  void operator()(rd_kafka_t* k) const { rd_kafka_destroy(k); }
+};
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+};
+struct PartitionListDeleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const {
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+};
+using ConfPtr = std::unique_ptr<rd_kafka_conf_t, ConfDeleter>;
+using HandlePtr = std::unique_ptr<rd_kafka_t, HandleDeleter>;
+using QueuePtr = std::unique_ptr<rd_kafka_queue_t, QueueDeleter>;
+using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter>;
+
+// A configuration with bootstrap.servers and every property of `options`
+// set; an unknown property or bad value is an InvalidArgument naming it
+// ("kafka property 'fetch.min.bytes': ...").
+Result<ConfPtr> make_conf(const ClientOptions& options);
+
+// Maps a librdkafka error to a Status whose message starts with `what`
+// (e.g. "kafka source 'in' partition orders/3") and carries the broker's
+// reason. The Status code says how the engine should treat it: retriable
+// errors as Unavailable, authentication/authorization and unknown topics
+// as the run-failing codes.
+Status kafka_status(rd_kafka_resp_err_t err, std::string_view what, std::string_view reason = {});
+
+}  // namespace df::connectors::kafka
