@@ -19,6 +19,14 @@ uint64_t field_seed(uint64_t seed, size_t field) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
+
+// out[r] = first + r * stride: a plain loop the compiler vectorizes. (No
+// target_clones here: its ifunc resolver runs before ThreadSanitizer's
+// runtime is up and crashes every TSan binary that links this library.)
+void fill_ids(int64_t* out, uint64_t first, uint64_t stride, uint64_t n) {
+  uint64_t id = first;
+  for (uint64_t r = 0; r < n; ++r, id += stride) out[r] = static_cast<int64_t>(id);
+}
 }  // namespace
 
 namespace {
@@ -132,13 +140,12 @@ class GeneratorSource final : public runtime::SourceOperator {
   }
 
   void emit_rows(uint64_t n, runtime::Output& out) {
-    auto ids = Column::make(TypeId::kInt64, n);
+    auto ids = Column::make_for_overwrite(TypeId::kInt64, n);
     int64_t* data = ids->mutable_int64_data();
-    uint64_t id = first_ + next_ * stride_;
-    for (uint64_t r = 0; r < n; ++r, id += stride_) data[r] = static_cast<int64_t>(id);
+    fill_ids(data, first_ + next_ * stride_, stride_, n);
     ColumnPtr id_col = ids;
     Batch input(cfg_->input_schema, {id_col}, n);
-    expr::EvalContext ectx;
+    expr::EvalContext& ectx = eval_;
     ectx.row_ids = id_col.get();
     std::vector<ColumnPtr> cols;
     cols.reserve(cfg_->exprs.size());
@@ -157,6 +164,7 @@ class GeneratorSource final : public runtime::SourceOperator {
       }
       ectx.clear_errors();
     }
+    ectx.row_ids = nullptr;
     out.emit(Batch::make(cfg_->output_schema, std::move(cols), n));
   }
 
@@ -166,6 +174,7 @@ class GeneratorSource final : public runtime::SourceOperator {
   std::optional<uint64_t> total_;  // rows of this subtask; nullopt = unbounded
   uint64_t next_ = 0;              // rows of this subtask emitted so far
   runtime::OperatorContext* ctx_ = nullptr;
+  expr::EvalContext eval_;  // reused by every batch; errors cleared per field
   size_t batch_size_ = 1024;
   // Token bucket (rows), refilled at rate_ per second up to one batch.
   double rate_ = 0;

@@ -2,7 +2,25 @@
 
 #include <stdexcept>
 
+#include "engine/core/free_list.h"
+
 namespace df {
+
+namespace {
+using SelectionFreeList = core_internal::ThreadFreeList<Selection, 16, size_t{1} << 20>;
+
+void recycle_selection(Selection* s) {
+  s->clear();  // keeps the capacity
+  SelectionFreeList::give(s, s->capacity() * sizeof(uint32_t));
+}
+}  // namespace
+
+std::shared_ptr<Selection> make_selection(size_t size) {
+  Selection* s = SelectionFreeList::take([&](const Selection& f) { return f.capacity() >= size; });
+  if (s == nullptr) s = new Selection();
+  s->resize(size);
+  return std::shared_ptr<Selection>(s, &recycle_selection);
+}
 
 Batch::Batch(SchemaPtr schema, std::vector<ColumnPtr> columns, size_t num_rows,
              SelectionPtr selection, ColumnPtr event_time)
@@ -16,7 +34,8 @@ Batch::Batch(SchemaPtr schema, std::vector<ColumnPtr> columns, size_t num_rows,
                            schema_->to_string());
   }
   for (const auto& c : columns_) {
-    if (c->size() != num_rows_) throw std::logic_error("Batch: column length differs from num_rows");
+    if (c->size() != num_rows_)
+      throw std::logic_error("Batch: column length differs from num_rows");
   }
   if (event_time_ && event_time_->size() != num_rows_) {
     throw std::logic_error("Batch: event-time column length differs from num_rows");

@@ -19,6 +19,12 @@ namespace df {
 using Selection = std::vector<uint32_t>;  // ascending physical row indexes
 using SelectionPtr = std::shared_ptr<const Selection>;
 
+// A selection of `size` zeros to be overwritten (and shrunk) by its one
+// writer before it is shared. Its buffer goes back to a free list of the
+// thread that drops the last reference and is reused by the next call there,
+// so a filter's per-batch selection costs no allocation.
+std::shared_ptr<Selection> make_selection(size_t size);
+
 class Batch;
 using BatchPtr = std::shared_ptr<const Batch>;
 

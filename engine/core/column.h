@@ -9,6 +9,12 @@
 // row, int64 and timestamp as int64_t, double as double). Strings keep an
 // arena of bytes plus size()+1 offsets, Arrow-style. Validity is one byte per
 // row (1 = valid); an empty validity vector means "no nulls".
+//
+// Threading: a column is mutable only while one thread builds it; once shared
+// it is read-only. Columns from make_for_overwrite() return, when the last
+// reference is dropped, to a small free list of the thread that drops it
+// (engine/core/free_list.h), so per-batch columns stop costing an allocation
+// and a zero-fill.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +35,10 @@ class Column {
  public:
   // A fixed-width column of `size` zeroed, valid slots (not for strings).
   static std::shared_ptr<Column> make(TypeId type, size_t size);
+  // A fixed-width column of `size` valid slots holding unspecified values of
+  // the type (a recycled column's old values, or zeros), for a writer that
+  // overwrites every slot it will read. Reuses a column this thread released.
+  static std::shared_ptr<Column> make_for_overwrite(TypeId type, size_t size);
   // A column of `size` copies of `v` (strings too).
   static ColumnPtr constant(const Value& v, size_t size);
 
@@ -68,6 +78,9 @@ class Column {
  private:
   friend class ColumnBuilder;
   explicit Column(TypeId type) : type_(type) {}
+  // make_for_overwrite's deleter: back to this thread's free list, or delete.
+  static void recycle(Column* c);
+  size_t data_bytes() const;
 
   TypeId type_;
   size_t size_ = 0;

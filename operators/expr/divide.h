@@ -93,4 +93,43 @@ class Int64Divisor {
   uint64_t magic64_;
 };
 
+// The same division for 52-bit multipliers (AVX-512 IFMA, kernels.h):
+// theorem 4.2 with N = 51. For 2 <= d < 2^51, l = ceil(log2 d), k = 51 + l
+// and m = floor(2^k / d) + 1 < 2^52, floor(u / d) == floor(m * u / 2^k) for
+// every 0 <= u < 2^51. The IFMA instruction yields the product's bits 52 and
+// up, floor(m * u / 2^52), so q = that >> (l - 1) (floor of a floor).
+// udiv() is the scalar statement of what the vector kernel computes.
+class SmallInt64Divisor {
+ public:
+  static constexpr uint64_t kLimit = uint64_t{1} << 51;  // dividends and |divisor| below this
+  static bool supports(int64_t d) {
+    return (d > 1 && static_cast<uint64_t>(d) < kLimit) ||
+           (d < -1 && d > -static_cast<int64_t>(kLimit));
+  }
+
+  explicit SmallInt64Divisor(int64_t d) : negative_(d < 0) {
+    abs_ = static_cast<uint64_t>(negative_ ? -d : d);
+    const unsigned l = 64 - static_cast<unsigned>(__builtin_clzll(abs_ - 1));
+    shift_ = l - 1;
+    magic_ = static_cast<uint64_t>((static_cast<unsigned __int128>(1) << (51 + l)) / abs_) + 1;
+  }
+
+  uint64_t magic() const { return magic_; }
+  unsigned shift() const { return shift_; }
+  uint64_t abs() const { return abs_; }
+  bool negative() const { return negative_; }
+
+  // floor(u / |d|) for u < 2^51.
+  uint64_t udiv(uint64_t u) const {
+    const auto hi52 = static_cast<uint64_t>((static_cast<unsigned __int128>(magic_) * u) >> 52);
+    return hi52 >> shift_;
+  }
+
+ private:
+  bool negative_;
+  uint64_t abs_;
+  unsigned shift_;
+  uint64_t magic_;
+};
+
 }  // namespace df::expr::internal

@@ -62,14 +62,13 @@ SelectionPtr select_true(const Batch& batch, const Column& predicate) {
   const uint8_t* valid = predicate.validity();
   const Selection* in = batch.selection();
   const size_t n = batch.active_rows();
-  auto out = std::make_shared<Selection>();
+  // The vector kernels store up to sixteen indexes at a time.
+  std::shared_ptr<Selection> out = make_selection(in == nullptr ? n + 16 : n);
   if (in == nullptr) {
-    out->resize(n + 8);  // the vector kernel stores eight indexes at a time
     out->resize(internal::kernels::select_nonzero(v, valid, n, out->data()));
   } else {
     // Branch-free: every candidate row index is written, and the write
     // position advances only when the row is kept (predicates are unpredictable).
-    out->resize(n);
     uint32_t* o = out->data();
     const uint32_t* sel = in->data();
     size_t k = 0;

@@ -4,12 +4,161 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <limits>
+
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define DF_HAVE_AVX512_KERNELS 1
 #endif
 
 namespace df::expr::internal::kernels {
 namespace {
+
+#if defined(DF_HAVE_AVX512_KERNELS)
+#define DF_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512ifma")))
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512ifma");
+}
+const bool kCpuHasAvx512 = cpu_has_avx512();
+#else
+constexpr bool kCpuHasAvx512 = false;
+#endif
+thread_local bool t_avx512_enabled = true;
+
+#if defined(DF_HAVE_AVX512_KERNELS)
+// Rows [r, n) as an eight-lane mask, for the masked tail.
+inline __mmask8 tail_mask(size_t r, size_t n) { return static_cast<__mmask8>((1u << (n - r)) - 1); }
+
+DF_AVX512 bool mul_int64_avx512(const int64_t* x, int64_t c, int64_t* o, size_t n) {
+  // x * c stays in int64 iff lo <= x <= hi (quotients truncate toward zero).
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  int64_t lo = kMin, hi = kMax;
+  if (c > 1) {
+    lo = kMin / c;
+    hi = kMax / c;
+  } else if (c == -1) {
+    lo = -kMax;
+  } else if (c < -1) {
+    lo = kMax / c;
+    hi = kMin / c;
+  }
+  const __m512i cv = _mm512_set1_epi64(c), lov = _mm512_set1_epi64(lo), hiv = _mm512_set1_epi64(hi);
+  __mmask8 bad = 0;
+  size_t r = 0;
+  for (; r + 8 <= n; r += 8) {
+    const __m512i v = _mm512_loadu_si512(x + r);
+    bad |= _mm512_cmplt_epi64_mask(v, lov) | _mm512_cmpgt_epi64_mask(v, hiv);
+    _mm512_storeu_si512(o + r, _mm512_mullo_epi64(v, cv));
+  }
+  if (r < n) {
+    const __mmask8 k = tail_mask(r, n);
+    const __m512i v = _mm512_maskz_loadu_epi64(k, x + r);
+    bad |= _mm512_mask_cmplt_epi64_mask(k, v, lov) | _mm512_mask_cmpgt_epi64_mask(k, v, hiv);
+    _mm512_mask_storeu_epi64(o + r, k, _mm512_mullo_epi64(v, cv));
+  }
+  return bad == 0;
+}
+
+// q = floor(|x| / |d|) by SmallInt64Divisor's 52-bit multiply, then the
+// signs of C++ truncation: the quotient negative when x and d differ in
+// sign, the remainder with the sign of x.
+DF_AVX512 inline __m512i div_lanes(__m512i v, __m512i magic, __m128i shift, __m512i dv,
+                                   __m512i dsign, bool mod, __mmask8& bad) {
+  const __m512i limit = _mm512_set1_epi64(static_cast<int64_t>(SmallInt64Divisor::kLimit));
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i a = _mm512_abs_epi64(v);  // INT64_MIN stays 2^63 unsigned: caught below
+  bad |= _mm512_cmpge_epu64_mask(a, limit);
+  const __m512i q = _mm512_srl_epi64(_mm512_madd52hi_epu64(zero, a, magic), shift);
+  const __m512i xsign = _mm512_srai_epi64(v, 63);  // all ones where x < 0
+  if (mod) {
+    const __m512i rem = _mm512_sub_epi64(a, _mm512_madd52lo_epu64(zero, q, dv));
+    return _mm512_sub_epi64(_mm512_xor_si512(rem, xsign), xsign);
+  }
+  const __m512i s = _mm512_xor_si512(xsign, dsign);
+  return _mm512_sub_epi64(_mm512_xor_si512(q, s), s);
+}
+
+DF_AVX512 bool div_int64_avx512(const int64_t* x, const SmallInt64Divisor& d, bool mod, int64_t* o,
+                                size_t n) {
+  const __m512i magic = _mm512_set1_epi64(static_cast<int64_t>(d.magic()));
+  const __m128i shift = _mm_cvtsi32_si128(static_cast<int>(d.shift()));
+  const __m512i dv = _mm512_set1_epi64(static_cast<int64_t>(d.abs()));
+  const __m512i dsign = _mm512_set1_epi64(d.negative() ? -1 : 0);
+  __mmask8 bad = 0;
+  size_t r = 0;
+  for (; r + 8 <= n; r += 8) {
+    const __m512i v = _mm512_loadu_si512(x + r);
+    _mm512_storeu_si512(o + r, div_lanes(v, magic, shift, dv, dsign, mod, bad));
+  }
+  if (r < n) {
+    const __mmask8 k = tail_mask(r, n);
+    const __m512i v = _mm512_maskz_loadu_epi64(k, x + r);  // zeros beyond n: in range
+    _mm512_mask_storeu_epi64(o + r, k, div_lanes(v, magic, shift, dv, dsign, mod, bad));
+  }
+  return bad == 0;
+}
+
+// Sixteen rows per step: two eight-lane compares give one bit per row, and
+// each bit becomes a 0/1 byte. Returns how many rows it did (the caller's
+// scalar loop does the rest).
+template <int kPredicate>
+DF_AVX512 size_t compare_f64_avx512(const double* x, const double* y, double ys, uint8_t* o,
+                                    size_t n) {
+  const __m512d yv = _mm512_set1_pd(ys);
+  const __m128i ones = _mm_set1_epi8(1);
+  size_t r = 0;
+  for (; r + 16 <= n; r += 16) {
+    const __m512d b0 = y ? _mm512_loadu_pd(y + r) : yv;
+    const __m512d b1 = y ? _mm512_loadu_pd(y + r + 8) : yv;
+    const unsigned lo = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + r), b0, kPredicate);
+    const unsigned hi = _mm512_cmp_pd_mask(_mm512_loadu_pd(x + r + 8), b1, kPredicate);
+    const auto bits = static_cast<__mmask16>(lo | (hi << 8));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + r), _mm_maskz_mov_epi8(bits, ones));
+  }
+  return r;
+}
+
+// Sixteen rows per step: one bit per kept row, and the kept row numbers
+// packed to the front of a sixteen-lane register that is stored whole.
+DF_AVX512 size_t select_nonzero_avx512(const uint8_t* v, const uint8_t* valid, size_t n,
+                                       uint32_t* out, size_t& done) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  size_t k = 0;
+  size_t r = 0;
+  for (; r + 16 <= n; r += 16) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + r));
+    __mmask16 keep = _mm_test_epi8_mask(bytes, bytes);
+    if (valid) {
+      const __m128i ok = _mm_loadu_si128(reinterpret_cast<const __m128i*>(valid + r));
+      keep &= _mm_test_epi8_mask(ok, ok);
+    }
+    const __m512i rows = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int>(r)));
+    _mm512_storeu_si512(out + k, _mm512_maskz_compress_epi32(keep, rows));
+    k += static_cast<size_t>(__builtin_popcount(keep));
+  }
+  done = r;
+  return k;
+}
+
+DF_AVX512 void int64_to_double_avx512(const int64_t* x, double* o, size_t n) {
+  size_t r = 0;
+  for (; r + 8 <= n; r += 8) {
+    _mm512_storeu_pd(o + r, _mm512_cvtepi64_pd(_mm512_loadu_si512(x + r)));
+  }
+  if (r < n) {
+    const __mmask8 k = tail_mask(r, n);
+    _mm512_mask_storeu_pd(o + r, k, _mm512_cvtepi64_pd(_mm512_maskz_loadu_epi64(k, x + r)));
+  }
+}
+#endif
 
 template <class Cmp>
 void compare_loop(const double* x, const double* y, double ys, uint8_t* o, size_t n, Cmp cmp) {
@@ -109,6 +258,36 @@ void compare_f64_scalar(Op op, const double* x, const double* y, double y_scalar
 
 void compare_f64(Op op, const double* x, const double* y, double y_scalar, uint8_t* o, size_t n) {
   size_t done = 0;
+#if defined(DF_HAVE_AVX512_KERNELS)
+  // The AVX-512 predicates with the NaN behaviour of the C++ operators
+  // (ordered, quiet; <> unordered).
+  if (avx512()) {
+    switch (op) {
+      case Op::kEq:
+        done = compare_f64_avx512<_CMP_EQ_OQ>(x, y, y_scalar, o, n);
+        break;
+      case Op::kNe:
+        done = compare_f64_avx512<_CMP_NEQ_UQ>(x, y, y_scalar, o, n);
+        break;
+      case Op::kLt:
+        done = compare_f64_avx512<_CMP_LT_OQ>(x, y, y_scalar, o, n);
+        break;
+      case Op::kLe:
+        done = compare_f64_avx512<_CMP_LE_OQ>(x, y, y_scalar, o, n);
+        break;
+      case Op::kGt:
+        done = compare_f64_avx512<_CMP_GT_OQ>(x, y, y_scalar, o, n);
+        break;
+      case Op::kGe:
+        done = compare_f64_avx512<_CMP_GE_OQ>(x, y, y_scalar, o, n);
+        break;
+      default:
+        throw std::logic_error("expr kernels: not a comparison");
+    }
+    compare_f64_scalar(op, x + done, y ? y + done : nullptr, y_scalar, o + done, n - done);
+    return;
+  }
+#endif
 #if defined(__SSE2__)
   // The SSE2 predicates with the same NaN behaviour as the C++ operators:
   // ordered (false on NaN) for all but <>, which is "unordered or not equal".
@@ -144,7 +323,33 @@ void compare_f64(Op op, const double* x, const double* y, double y_scalar, uint8
   compare_f64_scalar(op, x + done, y ? y + done : nullptr, y_scalar, o + done, n - done);
 }
 
+bool avx512() { return kCpuHasAvx512 && t_avx512_enabled; }
+void set_avx512(bool enabled) { t_avx512_enabled = enabled; }
+
+bool mul_int64(const int64_t* x, int64_t c, int64_t* o, size_t n) {
+#if defined(DF_HAVE_AVX512_KERNELS)
+  if (avx512()) return mul_int64_avx512(x, c, o, n);
+#endif
+  (void)x, (void)c, (void)o, (void)n;
+  return false;
+}
+
+bool div_int64(const int64_t* x, const SmallInt64Divisor& d, bool mod, int64_t* o, size_t n) {
+#if defined(DF_HAVE_AVX512_KERNELS)
+  if (avx512()) return div_int64_avx512(x, d, mod, o, n);
+#endif
+  (void)x, (void)d, (void)mod, (void)o, (void)n;
+  return false;
+}
+
 bool int64_to_double(const int64_t* x, double* o, size_t n) {
+#if defined(DF_HAVE_AVX512_KERNELS)
+  // Exact for every int64 (rounds to nearest like static_cast).
+  if (avx512()) {
+    int64_to_double_avx512(x, o, n);
+    return true;
+  }
+#endif
   size_t r = 0;
 #if defined(__SSE2__)
   // For |v| < 2^51 the double 2^52 + 2^51 + v has the bit pattern
@@ -187,6 +392,9 @@ size_t select_nonzero_scalar(const uint8_t* v, const uint8_t* valid, size_t n, u
 size_t select_nonzero(const uint8_t* v, const uint8_t* valid, size_t n, uint32_t* out) {
   size_t k = 0;
   size_t r = 0;
+#if defined(DF_HAVE_AVX512_KERNELS)
+  if (avx512()) k = select_nonzero_avx512(v, valid, n, out, r);
+#endif
 #if defined(__SSE2__)
   const __m128i zero = _mm_setzero_si128();
   for (; r + 16 <= n; r += 16) {

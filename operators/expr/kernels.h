@@ -4,14 +4,37 @@
 // turning a bool column into a selection vector. Each has a plain scalar
 // version that defines its result; the SSE2 version must match it bit for bit
 // (tests/unit/expr/kernels_test.cc checks both).
+//
+// int64 multiply and divide by a constant have no SSE2 instructions; on CPUs
+// with AVX-512 (F, DQ, VL, BW and IFMA, checked once at run time) they, the
+// int64 -> double conversion, double comparisons and select_nonzero run
+// eight or sixteen rows per instruction. Without it
+// mul_int64/div_int64 decline and the evaluator keeps its scalar loops.
+// Thread-safe: no state but a per-thread switch for tests.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 
 #include "operators/expr/ast.h"
+#include "operators/expr/divide.h"
 
 namespace df::expr::internal::kernels {
+
+// Whether this CPU has the AVX-512 subsets the kernels use, and they are not
+// switched off for the calling thread (tests compare both ways).
+bool avx512();
+void set_avx512(bool enabled);
+
+// o[r] = x[r] * c for r in [0, n). Returns false (and leaves `o` partially
+// written) without AVX-512 or if some product overflows int64; the caller
+// then runs its checked loop.
+bool mul_int64(const int64_t* x, int64_t c, int64_t* o, size_t n);
+
+// o[r] = x[r] / d, or x[r] % d when `mod`, with C++ truncation, for r in
+// [0, n). Returns false (and leaves `o` partially written) without AVX-512
+// or if some |x[r]| >= 2^51.
+bool div_int64(const int64_t* x, const SmallInt64Divisor& d, bool mod, int64_t* o, size_t n);
 
 // o[r] = x[r] OP y[r] (or x[r] OP *y_scalar when y == nullptr), as 0/1, for
 // r in [0, n). OP is a comparison (kEq..kGe), with IEEE semantics (NaN
@@ -25,7 +48,7 @@ bool int64_to_double(const int64_t* x, double* o, size_t n);
 
 // Writes the indexes r in [0, n) where v[r] != 0 (and valid[r] != 0 when
 // valid is not null), ascending, to `out`, and returns how many. `out` must
-// have room for n + 8 entries (the vector loop stores 8 at a time).
+// have room for n + 16 entries (the vector loops store 8 or 16 at a time).
 size_t select_nonzero(const uint8_t* v, const uint8_t* valid, size_t n, uint32_t* out);
 
 // The plain loops the vector versions are checked against.

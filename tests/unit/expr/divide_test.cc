@@ -121,5 +121,39 @@ TEST(ExprInt64Divisor, UnsignedQuotientsOverTheirWholeRange) {
   }
 }
 
+TEST(ExprSmallInt64Divisor, QuotientsOfDividendsBelow2To51) {
+  // The 52-bit-multiplier variant behind the AVX-512 kernel: every divisor of
+  // divisors() it accepts, the neighbours of multiples of d and random
+  // dividends of every magnitude below 2^51.
+  constexpr uint64_t kLimit = SmallInt64Divisor::kLimit;
+  EXPECT_FALSE(SmallInt64Divisor::supports(0));
+  EXPECT_FALSE(SmallInt64Divisor::supports(1));
+  EXPECT_FALSE(SmallInt64Divisor::supports(-1));
+  EXPECT_TRUE(SmallInt64Divisor::supports(static_cast<int64_t>(kLimit - 1)));
+  EXPECT_TRUE(SmallInt64Divisor::supports(-static_cast<int64_t>(kLimit - 1)));
+  EXPECT_FALSE(SmallInt64Divisor::supports(static_cast<int64_t>(kLimit)));
+  EXPECT_FALSE(SmallInt64Divisor::supports(-static_cast<int64_t>(kLimit)));
+  std::mt19937_64 rng(5);
+  size_t checked = 0;
+  for (int64_t d : divisors()) {
+    if (!SmallInt64Divisor::supports(d)) continue;
+    const SmallInt64Divisor div(d);
+    const uint64_t ad = div.abs();
+    ASSERT_EQ(ad, static_cast<uint64_t>(d < 0 ? -d : d));
+    ASSERT_LT(div.magic(), uint64_t{1} << 52) << d;
+    std::vector<uint64_t> us = {0, 1, kLimit - 1, kLimit - 2, ad - 1, ad, ad + 1};
+    for (uint64_t q : {(kLimit - 1) / ad, uint64_t{2}, uint64_t{3}}) {
+      us.insert(us.end(), {q * ad - 1, q * ad, q * ad + 1});
+    }
+    for (int i = 0; i < 40; ++i) us.push_back((rng() >> 13) >> (rng() % 51));
+    for (uint64_t u : us) {
+      if (u >= kLimit) continue;
+      ASSERT_EQ(div.udiv(u), u / ad) << u << " / " << ad;
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 100000u);
+}
+
 }  // namespace
 }  // namespace df::expr::internal

@@ -6,7 +6,10 @@
 // every expression below must give the same values, the same nulls and the
 // same recorded data errors either way, over batches with and without nulls,
 // with no, sparse and dense selections, and with negative numbers, zeros,
-// INT64_MIN/INT64_MAX and NaN.
+// INT64_MIN/INT64_MAX and NaN. The fast paths run twice: with the AVX-512
+// kernels (where the CPU has them) and without (kernels::set_avx512(false)),
+// over int64 values of any size and over values all below 2^51 in magnitude
+// (the range of the AVX-512 division).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include "operators/expr/eval.h"
+#include "operators/expr/kernels.h"
 #include "tests/unit/expr/expr_test_util.h"
 
 namespace df::expr::testing {
@@ -39,7 +43,8 @@ SchemaPtr schema() {
 // Rows mixing small numbers of both signs, zeros, the int64 extremes, values
 // around the 2^51 limit of the fast int64 -> double conversion, and doubles
 // with NaN and infinities. `null_percent` of the values are null.
-std::vector<std::vector<Value>> rows(size_t n, int null_percent, bool non_negative,
+// With `small`, every int64 has |v| < 2^51.
+std::vector<std::vector<Value>> rows(size_t n, int null_percent, bool non_negative, bool small,
                                      std::mt19937_64& rng) {
   const int64_t ints[] = {0,
                           1,
@@ -76,6 +81,11 @@ std::vector<std::vector<Value>> rows(size_t n, int null_percent, bool non_negati
         break;
       default:
         v = static_cast<int64_t>(rng() % 4001) - 2000;
+    }
+    if (small) {
+      constexpr int64_t kSmall = int64_t{1} << 51;
+      if (v >= kSmall || v <= -kSmall) v = v % kSmall;
+      if (rng() % 8 == 0) v = rng() % 2 ? kSmall - 1 : -(kSmall - 1);
     }
     if (non_negative) v = v == kMin ? 0 : (v < 0 ? -v : v);
     return v;
@@ -118,14 +128,16 @@ struct Outcome {
   std::vector<EvalContext::RowError> errors;
 };
 
-Outcome run(const CompiledExpr& e, const Batch& batch, bool fast) {
+Outcome run(const CompiledExpr& e, const Batch& batch, bool fast, bool avx512 = true) {
   internal::set_fast_paths(fast);
+  internal::kernels::set_avx512(avx512);
   EvalContext ctx;
   Outcome o;
   o.values = eval_alive(e, batch, ctx);
   o.data_errors = ctx.data_errors;
   o.errors = ctx.errors;
   internal::set_fast_paths(true);
+  internal::kernels::set_avx512(true);
   return o;
 }
 
@@ -134,9 +146,9 @@ void expect_same(const std::string& text, const Batch& batch, const std::string&
   ASSERT_TRUE(e);
   const Outcome general = run(*e, batch, false);
   // Twice with the fast paths: the second run gets recycled scratch columns
-  // holding the first run's values.
-  for (int pass = 0; pass < 2; ++pass) {
-    const Outcome fast = run(*e, batch, true);
+  // holding the first run's values. Then without the AVX-512 kernels.
+  for (int pass = 0; pass < 3; ++pass) {
+    const Outcome fast = run(*e, batch, true, pass < 2);
     ASSERT_EQ(fast.values.size(), general.values.size());
     for (size_t i = 0; i < fast.values.size(); ++i) {
       ASSERT_TRUE(same(fast.values[i], general.values[i]))
@@ -159,9 +171,12 @@ const char* const kExpressions[] = {
     "a % -9223372036854775808", "a / (500 * 2)", "(a * 7919) % 1000", "(a * 7919) / 1000",
     // divisors the kernels leave alone: 1 and -1 (x / -1 overflows for INT64_MIN), 0, columns, null
     "a / 1", "a % 1", "a % -1", "a / -1", "a / 0", "a % 0", "a / b", "a % b", "a / null",
-    "a % (1 - 1)", "1000 / a", "7 % a",
+    "a % (1 - 1)", "1000 / a", "7 % a", "a % 2251799813685247", "a / -2251799813685247",
+    "a % 2251799813685248", "b / 4096", "b % -4096",
     // int64 arithmetic with overflow checks
-    "a * 7919", "a + b", "a - b", "a * b", "a + 1", "-a", "a * -1", "t + a", "t - 5", "t - t",
+    "a * 7919", "7919 * a", "a * -7919", "a * 0", "a * 2", "a * -9223372036854775808",
+    "a * 4096 * 4096 * 4096", "(a % 1000) * 7919", "-7919 * (b % 100000) % 1000", "a + b", "a - b",
+    "a * b", "a + 1", "-a", "a * -1", "t + a", "t - 5", "t - t", "a * null",
     // doubles
     "d / 10.0", "d * 0.908", "d + e", "d - e", "d * e", "d / e", "d % e", "d % 2.5", "d / 0.0",
     "d % 0.0", "d / -0.0", "10.0 / d", "d / null", "-d", "((a * 7919) % 1000) / 10.0",
@@ -195,24 +210,27 @@ TEST(ExprFastPaths, SameResultsAsTheGeneralLoops) {
   };
   for (int null_percent : {0, 10}) {
     for (bool non_negative : {false, true}) {
-      for (size_t n : {size_t{1}, size_t{37}, size_t{1024}}) {
-        auto data = rows(n, null_percent, non_negative, rng);
-        for (const auto& s : selections) {
-          SelectionPtr sel;
-          if (s.keep) {
-            auto v = std::make_shared<Selection>();
-            for (size_t i = 0; i < n; ++i) {
-              if (s.keep(i, rng)) v->push_back(static_cast<uint32_t>(i));
+      for (bool small : {false, true}) {
+        for (size_t n : {size_t{1}, size_t{37}, size_t{1024}}) {
+          auto data = rows(n, null_percent, non_negative, small, rng);
+          for (const auto& s : selections) {
+            SelectionPtr sel;
+            if (s.keep) {
+              auto v = std::make_shared<Selection>();
+              for (size_t i = 0; i < n; ++i) {
+                if (s.keep(i, rng)) v->push_back(static_cast<uint32_t>(i));
+              }
+              sel = v;
             }
-            sel = v;
-          }
-          const BatchPtr batch = make_batch(schema(), data, sel);
-          const std::string what = std::string(s.name) + ", " + std::to_string(n) + " rows, " +
-                                   std::to_string(null_percent) + "% nulls" +
-                                   (non_negative ? ", non-negative ints" : "");
-          for (const char* text : kExpressions) {
-            expect_same(text, *batch, what);
-            if (::testing::Test::HasFatalFailure()) return;
+            const BatchPtr batch = make_batch(schema(), data, sel);
+            const std::string what = std::string(s.name) + ", " + std::to_string(n) + " rows, " +
+                                     std::to_string(null_percent) + "% nulls" +
+                                     (non_negative ? ", non-negative ints" : "") +
+                                     (small ? ", ints below 2^51" : "");
+            for (const char* text : kExpressions) {
+              expect_same(text, *batch, what);
+              if (::testing::Test::HasFatalFailure()) return;
+            }
           }
         }
       }

@@ -1,4 +1,5 @@
-// The hand-vectorized kernels (kernels.h) against their plain scalar loops:
+// The hand-vectorized kernels (kernels.h), SSE2 and AVX-512, against their
+// plain scalar loops:
 // every comparison with NaN, infinities and signed zeros, every length (so
 // the scalar tails run), int64 -> double at and beyond the fast range, and
 // selection vectors from bool columns with and without validity.
@@ -38,26 +39,39 @@ std::vector<double> interesting_doubles(size_t n, std::mt19937_64& rng) {
   return v;
 }
 
-TEST(ExprKernels, CompareDoublesMatchesScalarLoop) {
-  std::mt19937_64 rng(1);
-  const Op ops[] = {Op::kEq, Op::kNe, Op::kLt, Op::kLe, Op::kGt, Op::kGe};
-  for (size_t n = 0; n < 70; ++n) {
-    const auto x = interesting_doubles(n, rng);
-    const auto y = interesting_doubles(n, rng);
-    for (Op op : ops) {
-      for (double ys : {50.0, 0.0, -0.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
-        std::vector<uint8_t> fast(n + 1, 7), slow(n + 1, 7);
-        compare_f64(op, x.data(), nullptr, ys, fast.data(), n);
-        compare_f64_scalar(op, x.data(), nullptr, ys, slow.data(), n);
-        ASSERT_EQ(fast, slow) << "n=" << n << " op=" << op_symbol(op) << " scalar " << ys;
-      }
-      std::vector<uint8_t> fast(n + 1, 7), slow(n + 1, 7);
-      compare_f64(op, x.data(), y.data(), 0.0, fast.data(), n);
-      compare_f64_scalar(op, x.data(), y.data(), 0.0, slow.data(), n);
-      ASSERT_EQ(fast, slow) << "n=" << n << " op=" << op_symbol(op);
-      EXPECT_EQ(fast[n], 7) << "wrote past the end";
-    }
+// Runs `body` with the AVX-512 kernels (where the CPU has them) and without.
+template <class F>
+void with_and_without_avx512(F&& body) {
+  for (bool wide : {true, false}) {
+    set_avx512(wide);
+    body();
+    set_avx512(true);
+    if (::testing::Test::HasFatalFailure()) return;
   }
+}
+
+TEST(ExprKernels, CompareDoublesMatchesScalarLoop) {
+  with_and_without_avx512([] {
+    std::mt19937_64 rng(1);
+    const Op ops[] = {Op::kEq, Op::kNe, Op::kLt, Op::kLe, Op::kGt, Op::kGe};
+    for (size_t n = 0; n < 70; ++n) {
+      const auto x = interesting_doubles(n, rng);
+      const auto y = interesting_doubles(n, rng);
+      for (Op op : ops) {
+        for (double ys : {50.0, 0.0, -0.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+          std::vector<uint8_t> fast(n + 1, 7), slow(n + 1, 7);
+          compare_f64(op, x.data(), nullptr, ys, fast.data(), n);
+          compare_f64_scalar(op, x.data(), nullptr, ys, slow.data(), n);
+          ASSERT_EQ(fast, slow) << "n=" << n << " op=" << op_symbol(op) << " scalar " << ys;
+        }
+        std::vector<uint8_t> fast(n + 1, 7), slow(n + 1, 7);
+        compare_f64(op, x.data(), y.data(), 0.0, fast.data(), n);
+        compare_f64_scalar(op, x.data(), y.data(), 0.0, slow.data(), n);
+        ASSERT_EQ(fast, slow) << "n=" << n << " op=" << op_symbol(op);
+        EXPECT_EQ(fast[n], 7) << "wrote past the end";
+      }
+    }
+  });
 }
 
 TEST(ExprKernels, CompareDoublesScalarLoopIsTheCppOperator) {
@@ -107,32 +121,134 @@ TEST(ExprKernels, Int64ToDoubleIsExactInRangeAndRefusesOutOfRange) {
 }
 
 TEST(ExprKernels, SelectNonzeroMatchesScalarLoop) {
-  std::mt19937_64 rng(3);
-  for (size_t n = 0; n < 300; n += (n < 40 ? 1 : 37)) {
-    for (int density : {0, 1, 50, 99, 100}) {
-      std::vector<uint8_t> v(n), valid(n);
-      for (size_t i = 0; i < n; ++i) {
-        const bool on = static_cast<int>(rng() % 100) < density;
-        v[i] = on ? static_cast<uint8_t>(1 + rng() % 255) : 0;  // any non-zero byte is true
-        valid[i] = rng() % 5 == 0 ? 0 : static_cast<uint8_t>(1 + rng() % 3);
-      }
-      for (const uint8_t* vp :
-           {static_cast<const uint8_t*>(nullptr), static_cast<const uint8_t*>(valid.data())}) {
-        std::vector<uint32_t> fast(n + 8), slow(n + 8);
-        const size_t kf = select_nonzero(v.data(), vp, n, fast.data());
-        const size_t ks = select_nonzero_scalar(v.data(), vp, n, slow.data());
-        ASSERT_EQ(kf, ks) << "n=" << n << " density=" << density;
-        fast.resize(kf);
-        slow.resize(ks);
-        ASSERT_EQ(fast, slow) << "n=" << n << " density=" << density;
-        std::vector<uint32_t> want;
+  with_and_without_avx512([] {
+    std::mt19937_64 rng(3);
+    for (size_t n = 0; n < 300; n += (n < 40 ? 1 : 37)) {
+      for (int density : {0, 1, 50, 99, 100}) {
+        std::vector<uint8_t> v(n), valid(n);
         for (size_t i = 0; i < n; ++i) {
-          if (v[i] != 0 && (vp == nullptr || vp[i] != 0)) want.push_back(static_cast<uint32_t>(i));
+          const bool on = static_cast<int>(rng() % 100) < density;
+          v[i] = on ? static_cast<uint8_t>(1 + rng() % 255) : 0;  // any non-zero byte is true
+          valid[i] = rng() % 5 == 0 ? 0 : static_cast<uint8_t>(1 + rng() % 3);
         }
-        ASSERT_EQ(slow, want);
+        for (const uint8_t* vp :
+             {static_cast<const uint8_t*>(nullptr), static_cast<const uint8_t*>(valid.data())}) {
+          std::vector<uint32_t> fast(n + 16), slow(n + 16);
+          const size_t kf = select_nonzero(v.data(), vp, n, fast.data());
+          const size_t ks = select_nonzero_scalar(v.data(), vp, n, slow.data());
+          ASSERT_EQ(kf, ks) << "n=" << n << " density=" << density;
+          fast.resize(kf);
+          slow.resize(ks);
+          ASSERT_EQ(fast, slow) << "n=" << n << " density=" << density;
+          std::vector<uint32_t> want;
+          for (size_t i = 0; i < n; ++i) {
+            if (v[i] != 0 && (vp == nullptr || vp[i] != 0))
+              want.push_back(static_cast<uint32_t>(i));
+          }
+          ASSERT_EQ(slow, want);
+        }
+      }
+    }
+  });
+}
+
+// Lengths 0..40 cover the eight-row loop and every masked tail.
+std::vector<int64_t> int64s(size_t n, int64_t limit, std::mt19937_64& rng) {
+  std::vector<int64_t> x(n);
+  for (auto& v : x) {
+    const uint64_t pick = rng() % 4;
+    v = pick == 0 ? (rng() % 2 ? limit - 1 : -(limit - 1))
+        : pick == 1
+            ? static_cast<int64_t>(rng() % 2001) - 1000
+            : static_cast<int64_t>(rng() % (2 * static_cast<uint64_t>(limit) - 1)) - (limit - 1);
+  }
+  return x;
+}
+
+TEST(ExprKernels, MulInt64IsTheCheckedProduct) {
+  if (!avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/DQ/VL/IFMA; the evaluator's loops run";
+  std::mt19937_64 rng(4);
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const int64_t cs[] = {0, 1, -1, 2, -2, 7919, -7919, int64_t{1} << 32, kMax, kMin, kMax / 3};
+  for (size_t n = 0; n <= 40; ++n) {
+    for (int64_t limit : {int64_t{1} << 20, int64_t{1} << 40, kMax}) {
+      auto x = int64s(n, limit, rng);
+      if (n > 0 && rng() % 3 == 0) x[rng() % n] = rng() % 2 ? kMin : kMax;
+      for (int64_t c : cs) {
+        bool overflow = false;
+        std::vector<int64_t> want(n);
+        for (size_t i = 0; i < n; ++i) overflow |= __builtin_mul_overflow(x[i], c, &want[i]);
+        std::vector<int64_t> o(n + 1, 7);
+        ASSERT_EQ(mul_int64(x.data(), c, o.data(), n), !overflow) << "n=" << n << " c=" << c;
+        EXPECT_EQ(o[n], 7) << "wrote past the end";
+        o.resize(n);
+        if (!overflow) {
+          ASSERT_EQ(o, want) << "n=" << n << " c=" << c;
+        }
       }
     }
   }
+}
+
+TEST(ExprKernels, DivInt64IsCppDivisionBelow2To51) {
+  if (!avx512()) GTEST_SKIP() << "this CPU lacks AVX-512 F/DQ/VL/IFMA; the evaluator's loops run";
+  std::mt19937_64 rng(5);
+  const int64_t lim = int64_t{1} << 51;
+  for (int64_t d :
+       {int64_t{2}, int64_t{3}, int64_t{7}, int64_t{10}, int64_t{1000}, int64_t{-1000},
+        int64_t{641}, int64_t{4096}, int64_t{-2}, lim - 1, -(lim - 1), int64_t{1} << 40}) {
+    const SmallInt64Divisor div(d);
+    for (size_t n = 0; n <= 40; ++n) {
+      auto x = int64s(n, lim, rng);
+      for (size_t i = 0; i < n; i += 3) {  // multiples of d and their neighbours
+        const int64_t m = (x[i] / d) * d + (i % 2 ? 0 : -1);
+        if (m > -lim && m < lim) x[i] = m;
+      }
+      for (bool mod : {false, true}) {
+        std::vector<int64_t> o(n + 1, 7);
+        ASSERT_TRUE(div_int64(x.data(), div, mod, o.data(), n)) << "n=" << n << " d=" << d;
+        EXPECT_EQ(o[n], 7) << "wrote past the end";
+        for (size_t i = 0; i < n; ++i) {
+          ASSERT_EQ(o[i], mod ? x[i] % d : x[i] / d) << x[i] << (mod ? " % " : " / ") << d;
+        }
+      }
+    }
+  }
+  // One dividend out of range anywhere, in the loop or the tail: declined.
+  const SmallInt64Divisor div(1000);
+  for (int64_t bad :
+       {lim, -lim, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max()}) {
+    for (size_t n : {size_t{1}, size_t{8}, size_t{13}}) {
+      for (size_t at = 0; at < n; ++at) {
+        std::vector<int64_t> x(n, 5), o(n);
+        x[at] = bad;
+        EXPECT_FALSE(div_int64(x.data(), div, true, o.data(), n)) << bad << " at " << at;
+      }
+    }
+  }
+}
+
+TEST(ExprKernels, Int64ToDoubleWithAndWithoutAvx512) {
+  // Any int64 when AVX-512 converts (rounded like static_cast), and the same
+  // values through the SSE2 path when it is switched off.
+  std::mt19937_64 rng(6);
+  for (bool wide : {true, false}) {
+    set_avx512(wide);
+    for (size_t n = 0; n <= 20; ++n) {
+      std::vector<int64_t> x(n);
+      for (auto& v : x) v = static_cast<int64_t>(rng()) >> (rng() % 64);
+      std::vector<double> o(n + 1, -7.0);
+      const bool done = int64_to_double(x.data(), o.data(), n);
+      EXPECT_EQ(o[n], -7.0) << "wrote past the end";
+      if (wide && avx512()) {
+        ASSERT_TRUE(done);
+      }
+      if (!done) continue;
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(o[i], static_cast<double>(x[i])) << x[i];
+    }
+  }
+  set_avx512(true);
 }
 
 }  // namespace

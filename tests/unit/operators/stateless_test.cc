@@ -142,6 +142,62 @@ TEST(Map, ReportsEveryProblem) {
             std::string::npos);
 }
 
+TEST(FilterMap, OutputsStillHeldSurviveRecycledBuffers) {
+  // The benchmark's filter -> map over full batches: selections and result
+  // columns come from per-thread free lists, so every output still held must
+  // keep its values while later batches reuse what earlier ones released.
+  auto schema = make_schema({{"id", TypeId::kInt64}, {"price", TypeId::kDouble}});
+  auto f = prepare("{id: f, type: filter, input: in0, where: \"price > 50\"}", {schema});
+  auto m = prepare(
+      "{id: m, type: map, input: in0, select: {id: id, eur: \"price * 0.908\", "
+      "q: \"(id * 7919) % 1000\"}}",
+      {schema});
+  ASSERT_TRUE(f->diags.empty() && m->diags.empty());
+  test::FakeContext ctx;
+  auto filter = f->node->make_operator(0, 1);
+  auto map = m->node->make_operator(0, 1);
+  ASSERT_TRUE(filter->open(ctx).ok());
+  ASSERT_TRUE(map->open(ctx).ok());
+  test::CollectOutput filtered, mapped;
+  constexpr int64_t kRows = 1024;
+  constexpr int kBatches = 24;
+  for (int b = 0; b < kBatches; ++b) {
+    BatchBuilder in(schema, kRows);
+    for (int64_t i = 0; i < kRows; ++i) {
+      const int64_t id = b * kRows + i;
+      in.append_row(
+          {Value::int64(id), Value::float64(static_cast<double>((id * 7919) % 1000) / 10)});
+    }
+    ASSERT_TRUE(filter->process(0, in.finish(), filtered).ok());
+    ASSERT_EQ(filtered.batches.size(), static_cast<size_t>(b + 1));
+    ASSERT_TRUE(map->process(0, filtered.batches.back(), mapped).ok());
+    // Release every third batch at once (its buffers go back to the free lists).
+    if (b % 3 == 1) {
+      filtered.batches.back().reset();
+      mapped.batches.back().reset();
+    }
+  }
+  size_t checked = 0;
+  for (int b = 0; b < kBatches; ++b) {
+    const BatchPtr& out = mapped.batches[static_cast<size_t>(b)];
+    if (b % 3 == 1) continue;
+    ASSERT_TRUE(out);
+    size_t k = 0;
+    for (int64_t id = b * kRows; id < (b + 1) * kRows; ++id) {
+      const double price = static_cast<double>((id * 7919) % 1000) / 10;
+      if (!(price > 50)) continue;
+      ASSERT_LT(k, out->active_rows());
+      const size_t r = out->row_at(k++);
+      ASSERT_EQ(out->column(0)->int64_at(r), id);
+      ASSERT_EQ(out->column(1)->double_at(r), price * 0.908) << id;
+      ASSERT_EQ(out->column(2)->int64_at(r), (id * 7919) % 1000) << id;
+      ++checked;
+    }
+    EXPECT_EQ(k, out->active_rows());
+  }
+  EXPECT_GT(checked, 8000u);
+}
+
 TEST(Union, PassesEveryInputThroughAndChecksSchemas) {
   auto b = prepare("{id: u, type: union, inputs: [in0, in1]}", {bids_schema(), bids_schema()});
   ASSERT_TRUE(b->diags.empty());

@@ -1,0 +1,85 @@
+// Column::make_for_overwrite: recycled per thread, always handed out with the
+// requested type and length and without nulls, whatever the column held before.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "engine/core/column.h"
+
+namespace df {
+namespace {
+
+TEST(ColumnForOverwrite, HasTheTypeAndLengthAndNoNulls) {
+  for (TypeId t : {TypeId::kBool, TypeId::kInt64, TypeId::kTimestamp, TypeId::kDouble}) {
+    auto c = Column::make_for_overwrite(t, 100);
+    EXPECT_EQ(c->type(), t);
+    EXPECT_EQ(c->size(), 100u);
+    EXPECT_FALSE(c->has_nulls());
+  }
+  EXPECT_THROW(Column::make_for_overwrite(TypeId::kString, 3), std::logic_error);
+}
+
+TEST(ColumnForOverwrite, ReusesAReleasedColumnWithoutItsNulls) {
+  const Column* first = nullptr;
+  {
+    auto c = Column::make_for_overwrite(TypeId::kDouble, 64);
+    for (size_t i = 0; i < 64; ++i) c->mutable_double_data()[i] = static_cast<double>(i) / 4;
+    c->set_null(7);
+    ASSERT_TRUE(c->is_null(7));
+    first = c.get();
+    ColumnPtr shared = c;  // a reader still holds it after the writer let go
+    c.reset();
+    EXPECT_EQ(shared->double_at(9), 2.25);
+  }
+  auto again = Column::make_for_overwrite(TypeId::kDouble, 64);
+  EXPECT_EQ(again.get(), first);  // the most recently released column of the type
+  EXPECT_FALSE(again->has_nulls());
+  EXPECT_FALSE(again->is_null(7));
+  again->set_null(3);
+  EXPECT_TRUE(again->is_null(3));
+  EXPECT_FALSE(again->is_null(7));
+}
+
+TEST(ColumnForOverwrite, ShorterAndLongerRequests) {
+  const Column* released = nullptr;
+  {
+    auto c = Column::make_for_overwrite(TypeId::kInt64, 32);
+    for (size_t i = 0; i < 32; ++i) c->mutable_int64_data()[i] = -1;
+    released = c.get();
+  }
+  // A shorter column fits in the released one's storage.
+  auto shorter = Column::make_for_overwrite(TypeId::kInt64, 10);
+  EXPECT_EQ(shorter.get(), released);
+  EXPECT_EQ(shorter->size(), 10u);
+  shorter.reset();
+  // A longer one than anything free is new; every slot is readable (zero or old values).
+  auto longer = Column::make_for_overwrite(TypeId::kInt64, 4096);
+  EXPECT_EQ(longer->size(), 4096u);
+  int64_t sum = 0;
+  for (size_t i = 0; i < longer->size(); ++i) sum += longer->int64_at(i) != 0;
+  EXPECT_LE(sum, 32);
+  // Another type never gets this storage.
+  auto other = Column::make_for_overwrite(TypeId::kBool, 10);
+  EXPECT_NE(static_cast<const void*>(other.get()), static_cast<const void*>(released));
+}
+
+TEST(ColumnForOverwrite, ReleasedOnAnotherThreadAndAtThreadExit) {
+  // A column made here and released there goes to that thread's free list,
+  // which is freed when the thread ends (checked by ASan's leak detector).
+  std::vector<std::shared_ptr<Column>> made;
+  for (int i = 0; i < 40; ++i) made.push_back(Column::make_for_overwrite(TypeId::kDouble, 256));
+  std::thread t([cols = std::move(made)]() mutable {
+    cols.clear();
+    auto c = Column::make_for_overwrite(TypeId::kDouble, 256);
+    c->mutable_double_data()[255] = 1.5;
+    EXPECT_EQ(c->double_at(255), 1.5);
+  });
+  t.join();
+  auto here = Column::make_for_overwrite(TypeId::kDouble, 256);
+  EXPECT_EQ(here->size(), 256u);
+}
+
+}  // namespace
+}  // namespace df
