@@ -5,12 +5,20 @@
 #  2. checkpoint duration p50/p99 and incremental bytes per checkpoint;
 #  3. recovery time from local disk for about 1 GB of state.
 #   bench/checkpoint.sh [ROWS] [BIG_STATE_SECONDS]
+# BUILD_DIR=dir uses (and builds dataflow in) that Release build directory
+# instead of build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-10000000}
 big_secs=${2:-60}
-scripts/build.sh Release --target dataflow >/dev/null
-bin=build/bin/dataflow
+if [ -n "${BUILD_DIR:-}" ]; then
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD_DIR" --target dataflow -j2 >/dev/null
+  bin=$BUILD_DIR/bin/dataflow
+else
+  scripts/build.sh Release --target dataflow >/dev/null
+  bin=build/bin/dataflow
+fi
 work=$(mktemp -d /tmp/df-bench-ckpt.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 

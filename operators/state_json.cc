@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <new>
 #include <string>
 
 #include "engine/core/time.h"
@@ -323,6 +324,24 @@ Status snapshot_store(state::KvStore& store, runtime::SnapshotContext& ctx,
   if (!s.ok()) return s.with_context(std::string(what) + ": checkpoint of its state store");
   ctx.set_meta(meta.dump());
   return Status::OK();
+}
+
+void add_to_snapshot_async(runtime::OperatorContext& ctx, runtime::SnapshotContext& sctx,
+                           std::function<Status(state::CheckpointEntries&)> build,
+                           std::string what) {
+  ctx.io().post(ctx.io_strand(), [dir = sctx.files_dir(), build = std::move(build),
+                                  what = std::move(what), done = sctx.defer()]() {
+    Status s;
+    try {
+      state::CheckpointEntries entries;
+      s = build(entries);
+      if (s.ok()) s = state::add_to_checkpoint(dir, entries);
+    } catch (const std::bad_alloc&) {
+      s = Status::resource_exhausted("out of memory");
+    }
+    if (!s.ok()) s = s.with_context(what + ": adding its in-memory state to the checkpoint");
+    done(std::move(s));
+  });
 }
 
 Result<nlohmann::json> parse_restored_meta(const runtime::OperatorContext& ctx,

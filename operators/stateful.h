@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +58,17 @@ class StateStats {
 // checkpointed: kUnimplemented saying so.
 Status snapshot_store(state::KvStore& store, runtime::SnapshotContext& ctx,
                       const nlohmann::json& meta, std::string_view what);
+
+// For a snapshot whose in-memory part is written off the task thread: after
+// snapshot_store, runs `build` on the subtask's I/O strand (ctx.io()) under
+// sctx.defer() and adds the entries it fills to the store checkpoint in
+// sctx.files_dir() (state::add_to_checkpoint, no memtable). The snapshot is
+// acknowledged once they are in; on failure the checkpoint fails (not the
+// run) with `what` named. `build` runs on another thread while the operator
+// goes on, so it must own what it reads (copies of the operator's state).
+void add_to_snapshot_async(runtime::OperatorContext& ctx, runtime::SnapshotContext& sctx,
+                           std::function<Status(state::CheckpointEntries&)> build,
+                           std::string what);
 
 // The meta a resumed run hands back (OperatorContext::restored_meta), parsed;
 // a null JSON on a fresh start. kDataError naming `what` when it is not a

@@ -306,6 +306,23 @@ class CachedTable {
     return Status::OK();
   }
 
+  // Copies every dirty entry (puts and tombstones) into `out` and leaves the
+  // table as it is: what flush() would write, for a snapshot that adds it to
+  // a store checkpoint off the task thread (add_to_checkpoint) instead.
+  Status copy_dirty_to(CheckpointEntries& out) {
+    for (Entry* e = lru_.next; e != &lru_; e = e->next) {
+      if (!e->dirty) continue;
+      if (!e->present) {
+        out.remove(e->key);
+        continue;
+      }
+      encode_buf_.clear();
+      DF_RETURN_IF_ERROR(codec_.encode(e->value, encode_buf_));
+      out.put(e->key, encode_buf_);
+    }
+    return Status::OK();
+  }
+
   // Visits entries with begin <= key < end (end empty: to the last key) in
   // key order, memory merged over the store; return false to stop.
   // `fn` must not modify the table. Does not change the LRU order.

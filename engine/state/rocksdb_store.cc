@@ -17,6 +17,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/write_batch.h>
@@ -28,6 +29,11 @@ namespace df::state {
 namespace {
 
 constexpr size_t kDefaultBlockCacheBytes = 64u << 20;
+// add_to_checkpoint's table file in a checkpoint directory. Not named *.sst:
+// an uploader may take a name, size and inode it saw before for the same
+// file (SSTs never change), but this file's name repeats across checkpoints
+// and its inode is freed once the directory is gone. RocksDB ignores it.
+constexpr const char* kAddedEntriesFile = "added-entries.sstable";
 
 std::mutex g_cache_mu;
 size_t g_cache_bytes = kDefaultBlockCacheBytes;  // guarded by g_cache_mu
@@ -251,6 +257,37 @@ class RocksDbStore final : public KvStore {
 
 }  // namespace
 
+Status add_to_checkpoint(const std::string& dir, const CheckpointEntries& entries) {
+  if (entries.empty()) return Status::OK();
+  DF_ASSIGN_OR_RETURN(std::vector<CheckpointEntries::Entry> sorted, entries.sorted());
+  std::error_code ec;
+  if (!std::filesystem::exists(dir + "/CURRENT", ec)) {
+    return Status::invalid("cannot add entries to " + dir + ": it is not a store checkpoint");
+  }
+  const std::string file = dir + "/" + kAddedEntriesFile;
+  if (std::filesystem::exists(file, ec)) {
+    return Status::already_exists("the checkpoint " + dir + " already has added entries");
+  }
+  RocksDbOptions in;
+  in.path = dir;
+  const std::string tmp = file + ".tmp";
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), make_options(in));
+  Status st = from_rocks(writer.Open(tmp), "checkpoint entries file " + tmp);
+  for (size_t i = 0; st.ok() && i < sorted.size(); ++i) {
+    const CheckpointEntries::Entry& e = sorted[i];
+    st = from_rocks(
+        e.is_remove ? writer.Delete(slice(e.key)) : writer.Put(slice(e.key), slice(e.value)),
+        "checkpoint entries file " + tmp);
+  }
+  if (st.ok()) st = from_rocks(writer.Finish(), "checkpoint entries file " + tmp);
+  if (st.ok()) {
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) st = Status::io_error("cannot rename " + tmp + ": " + ec.message());
+  }
+  if (!st.ok()) std::filesystem::remove(tmp, ec);
+  return st;
+}
+
 void set_block_cache_bytes(size_t bytes) {
   std::lock_guard<std::mutex> lock(g_cache_mu);
   g_cache_bytes = bytes;
@@ -265,8 +302,19 @@ Result<std::unique_ptr<KvStore>> open_rocksdb(const RocksDbOptions& options) {
   rocksdb::DB* raw = nullptr;
   DF_RETURN_IF_ERROR(from_rocks(rocksdb::DB::Open(make_options(options), options.path, &raw),
                                 "open state store " + options.path));
-  return std::unique_ptr<KvStore>(
-      std::make_unique<RocksDbStore>(std::unique_ptr<rocksdb::DB>(raw), options.path));
+  auto db = std::unique_ptr<rocksdb::DB>(raw);
+  // Entries add_to_checkpoint left next to a checkpoint's files join the
+  // store now, newer than everything in it. The file is a hard link away
+  // from being an SST of this DB (numbered by this DB, so no other file of
+  // it ever has the same name); move_files removes it once it is in.
+  const std::string added = options.path + "/" + kAddedEntriesFile;
+  if (std::filesystem::exists(added, ec)) {
+    rocksdb::IngestExternalFileOptions io;
+    io.move_files = true;
+    DF_RETURN_IF_ERROR(from_rocks(db->IngestExternalFile({added}, io),
+                                  "add the checkpoint's entries to " + options.path));
+  }
+  return std::unique_ptr<KvStore>(std::make_unique<RocksDbStore>(std::move(db), options.path));
 }
 
 Result<std::unique_ptr<KvStore>> open_store(const std::string& dir) {

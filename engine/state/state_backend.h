@@ -83,12 +83,61 @@ class KvStore {
   }
 };
 
+// Entries to add to a store checkpoint after it was taken (add_to_checkpoint):
+// puts and removes gathered in any order, their bytes in one arena (no
+// allocation per entry). Not thread-safe; typically filled on the task
+// thread or on the I/O thread that then calls add_to_checkpoint.
+class CheckpointEntries {
+ public:
+  void put(std::string_view key, std::string_view value) { add(key, value, false); }
+  void remove(std::string_view key) { add(key, {}, true); }
+  bool empty() const { return entries_.empty(); }
+  size_t size() const { return entries_.size(); }
+  // Key and value bytes held.
+  size_t bytes() const { return arena_.size(); }
+
+  struct Entry {
+    std::string_view key;
+    std::string_view value;
+    bool is_remove;
+  };
+  // The entries in ascending key order (sorts once, unless added in order).
+  // kInvalidArgument naming the key when one appears twice.
+  Result<std::vector<Entry>> sorted() const;
+
+ private:
+  struct Slot {
+    size_t offset;
+    uint32_t key_size;
+    uint32_t value_size;
+    bool is_remove;
+  };
+  void add(std::string_view key, std::string_view value, bool is_remove);
+
+  std::string arena_;
+  std::vector<Slot> entries_;
+  bool in_order_ = true;  // every key so far was greater than the one before
+};
+
+// Adds `entries` to the store checkpoint in `dir` (made by
+// KvStore::checkpoint_to) as if they had been written after everything in
+// it, without a memtable: they are sorted into one table file (RocksDB:
+// SstFileWriter) kept next to the checkpoint's files, which open_rocksdb
+// ingests when it opens the checkpoint (a restore, `state export`). Touches
+// only that file, so it may run on an I/O thread while the store the
+// checkpoint came from goes on working; that is how an operator moves the
+// cost of writing its in-memory state off the barrier
+// (SnapshotContext::defer). Empty entries change nothing; a second call on
+// the same checkpoint is kAlreadyExists. Checkpoints exist for RocksDB only.
+Status add_to_checkpoint(const std::string& dir, const CheckpointEntries& entries);
+
 struct RocksDbOptions {
   std::string path;                       // the subtask's directory; created if missing
   size_t write_buffer_bytes = 16u << 20;  // per memtable
 };
 
-// Opens (or creates) a RocksDB store at options.path.
+// Opens (or creates) a RocksDB store at options.path, ingesting entries a
+// checkpoint there was given by add_to_checkpoint.
 Result<std::unique_ptr<KvStore>> open_rocksdb(const RocksDbOptions& options);
 // A store in memory (std::map); for tests and `state.backend: memory`.
 std::unique_ptr<KvStore> open_memory();

@@ -10,9 +10,12 @@
 //   both:     'S'                                 -> next seq (u64)
 // A row is its fields' compact value encodings (encode_cell) in schema order.
 //
-// Checkpoints: every write is in the store when a call returns (the windowed
-// join's CachedTable is flushed first), so a snapshot is a RocksDB checkpoint
-// of the store plus the meta (stateful.h helpers)
+// Checkpoints: a snapshot is a RocksDB checkpoint of the store plus the meta
+// (stateful.h helpers). Every interval join write is in the store when a call
+// returns; the windowed join's rows still in its CachedTable's memory are
+// copied at the snapshot and added to the checkpoint by the I/O pool
+// (add_to_snapshot_async), so the snapshot's store holds every row either way.
+// The meta:
 //   windowed: {"watermark": <timestamp>|null, "entries": n}
 //   interval: {"watermark": <timestamp>|null, "output_watermark": ...|null,
 //              "output_idle": bool, "entries": n}

@@ -88,10 +88,23 @@ class WindowedJoin final : public JoinOperatorBase {
 
   Status finish(runtime::Output& out) override { return fire(kMax, out); }
 
-  // Buffered rows still in memory go to the store first.
+  // Buffered rows still in memory stay there: the task thread copies them
+  // and takes the store's checkpoint (hard links); the I/O pool adds the
+  // copy to the checkpoint as one table file, never through a memtable.
   Status snapshot(runtime::SnapshotContext& ctx) override {
-    DF_RETURN_IF_ERROR(rows_->flush());
-    return snapshot_join(ctx);
+    auto unwritten = std::make_shared<state::CheckpointEntries>();
+    DF_RETURN_IF_ERROR(rows_->copy_dirty_to(*unwritten));
+    DF_RETURN_IF_ERROR(snapshot_join(ctx));
+    if (!unwritten->empty()) {
+      add_to_snapshot_async(
+          *ctx_, ctx,
+          [unwritten](state::CheckpointEntries& out) {
+            out = std::move(*unwritten);  // called once
+            return Status::OK();
+          },
+          what_);
+    }
+    return Status::OK();
   }
 
   // Rows not yet fired go to the store, so a restart on this state dir finds them.

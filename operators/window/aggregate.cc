@@ -390,6 +390,26 @@ void GroupStates::reset(uint32_t g) {
   }
 }
 
+GroupStates GroupStates::clone() const {
+  GroupStates copy(specs_);
+  copy.size_ = size_;
+  for (size_t j = 0; j < aggs.size(); ++j) {
+    const AggStates& from = aggs[j];
+    AggStates& to = copy.aggs[j];
+    to.n = from.n;
+    to.i = from.i;
+    to.d = from.d;
+    to.s = from.s;
+    to.ts = from.ts;
+    to.seq = from.seq;
+    to.set.reserve(from.set.size());
+    for (const auto& set : from.set) {
+      to.set.push_back(set ? std::make_unique<DistinctSet>(*set) : nullptr);
+    }
+  }
+  return copy;
+}
+
 void GroupStates::clear() {
   for (AggStates& st : aggs) st = AggStates{};
   size_ = 0;

@@ -106,6 +106,9 @@ class GroupStates {
   uint32_t add();
   // Empties group g (for reuse from a free list).
   void reset(uint32_t g);
+  // A deep copy (distinct-value sets included), for a snapshot to encode
+  // on another thread while this one goes on changing.
+  GroupStates clone() const;
   // Drops every group and releases the memory.
   void clear();
   // Drops every group, keeping the arrays' capacity for reuse.

@@ -31,11 +31,16 @@
 // timers with the stored ones in (end, key) order, so spilling changes
 // neither the rows nor their order.
 //
-// Checkpoints: a snapshot spills (windows: every in-memory group as a
-// partial; sessions: every key), so the store holds all keyed state, then
-// checkpoints the store; the rest (watermark, arrival counter, spill number,
-// the kept windows and whether they fired) goes into the JSON meta. A resumed
-// run reopens the store and rebuilds the window list from the meta.
+// Checkpoints: the snapshot's store holds all keyed state, laid out as if
+// memory had been spilled (windows: every in-memory group as a partial;
+// sessions: every key), but the task thread spills nothing: it takes the
+// store's checkpoint (hard links) and a copy of the in-memory groups, which
+// the I/O pool encodes and adds to the checkpoint as one table file
+// (add_to_snapshot_async). Memory and the live store stay as they were, so
+// checkpoints add no partials to the live store either. The rest
+// (watermark, arrival counter, spill number, the kept windows and whether
+// they fired) goes into the JSON meta. A resumed run reopens the store and
+// rebuilds the window list from the meta.
 //
 // Lateness: a window (session) fires when watermark >= end - 1 and is kept
 // until watermark >= end - 1 + allowed_lateness; rows updating a fired window
@@ -46,6 +51,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <set>
@@ -57,6 +63,7 @@
 #include "engine/state/codec.h"
 #include "engine/state/state_backend.h"
 #include "operators/expr_options.h"
+#include "operators/stateful.h"
 
 namespace df::operators::window {
 
@@ -217,6 +224,12 @@ class KeyTable {
     return std::string_view(arena_.data() + offsets_[g], offsets_[g + 1] - offsets_[g]);
   }
   uint32_t size() const { return size_; }
+  // Copies of the key bytes and their offsets: group g's key is
+  // [offsets[g], offsets[g + 1]).
+  void copy_keys(std::string& arena, std::vector<size_t>& offsets) const {
+    arena = arena_;
+    offsets = offsets_;
+  }
   // Empties the table and releases its memory.
   void clear() {
     slots_ = {};
@@ -320,6 +333,113 @@ struct OwnedSession {
 };
 using Timers = std::set<std::pair<int64_t, std::string>>;  // (end, key)
 
+// ---- snapshot images ----------------------------------------------------------
+//
+// A snapshot copies the in-memory groups (sessions) and the I/O pool encodes
+// the copy into exactly the entries a spill would write, adding them to the
+// store's checkpoint without a memtable (add_to_snapshot_async). Copying
+// column arrays and key bytes is a small part of a spill; most of a spill
+// is RocksDB's memtable insert, which this path skips altogether. The live
+// state stays as it was: the groups stay in memory, the store unchanged.
+
+struct WindowImage {
+  struct Part {
+    int64_t end;
+    std::string keys;  // group g's key: [offsets[g], offsets[g + 1])
+    std::vector<size_t> offsets;
+    GroupStates groups;
+  };
+  uint64_t spill_seq = 0;     // the spill number of the image's partials
+  std::vector<Part> windows;  // ascending ends
+};
+
+struct SessionImage {
+  explicit SessionImage(const std::vector<AggSpec>* aggs) : groups(aggs) {}
+  struct Item {
+    uint32_t key;  // index into offsets
+    uint32_t g;    // group in `groups`
+    int64_t start;
+    int64_t end;
+    bool fired;
+  };
+  std::string keys;  // key k: [offsets[k], offsets[k + 1])
+  std::vector<size_t> offsets{0};
+  std::vector<Item> sessions;  // grouped by key, each key's in list order
+  GroupStates groups;
+};
+
+std::string_view key_in(const std::string& arena, const std::vector<size_t>& offsets, size_t i) {
+  return std::string_view(arena).substr(offsets[i], offsets[i + 1] - offsets[i]);
+}
+
+// The partials of spill number image.spill_seq, in key order.
+Status window_image_entries(const WindowImage& image, state::CheckpointEntries& out) {
+  std::string k;
+  std::string v;
+  std::vector<uint32_t> order;
+  for (const WindowImage::Part& part : image.windows) {
+    const auto key = [&](uint32_t g) { return key_in(part.keys, part.offsets, g); };
+    order.resize(part.groups.size());
+    for (uint32_t g = 0; g < order.size(); ++g) order[g] = g;
+    sort_by_key(order, key);
+    for (uint32_t g : order) {
+      k.clear();
+      state::append_ordered_i64(part.end, k);
+      k += key(g);
+      state::append_u64(image.spill_seq, k);
+      v.clear();
+      part.groups.encode(g, v);
+      out.put(k, v);
+    }
+  }
+  return Status::OK();
+}
+
+// One record per key and one timer per session (layout in
+// window_operator.h), in key order.
+Status session_image_entries(const SessionImage& image, state::CheckpointEntries& out) {
+  const size_t n_keys = image.offsets.size() - 1;
+  const auto key = [&](uint32_t k) { return key_in(image.keys, image.offsets, k); };
+  std::vector<size_t> first(n_keys + 1, image.sessions.size());  // key k's first session
+  for (size_t i = image.sessions.size(); i-- > 0;) first[image.sessions[i].key] = i;
+  std::vector<uint32_t> order(n_keys);
+  for (uint32_t k = 0; k < n_keys; ++k) order[k] = k;
+  sort_by_key(order, key);
+  std::string rk;
+  std::string record;
+  std::string acc;
+  for (uint32_t k : order) {
+    const size_t end = first[k + 1];
+    record.clear();
+    append_session_count(end - first[k], record);
+    for (size_t i = first[k]; i < end; ++i) {
+      const SessionImage::Item& s = image.sessions[i];
+      acc.clear();
+      image.groups.encode(s.g, acc);
+      append_stored_session({s.start, s.end, s.fired, acc}, record);
+    }
+    rk.assign(1, kSessionRecord);
+    rk += key(k);
+    out.put(rk, record);
+  }
+  // Timers sort after every record (their tags are greater).
+  std::string timers;
+  std::vector<size_t> timer_offsets{0};
+  timer_offsets.reserve(image.sessions.size() + 1);
+  for (const SessionImage::Item& s : image.sessions) {
+    timers += s.fired ? kPurgeTimer : kFireTimer;
+    state::append_ordered_i64(s.end, timers);
+    timers += key(s.key);
+    timer_offsets.push_back(timers.size());
+  }
+  std::vector<uint32_t> timer_order(image.sessions.size());
+  for (uint32_t i = 0; i < timer_order.size(); ++i) timer_order[i] = i;
+  const auto timer = [&](uint32_t i) { return key_in(timers, timer_offsets, i); };
+  sort_by_key(timer_order, timer);
+  for (uint32_t i : timer_order) out.put(timer(i), {});
+  return Status::OK();
+}
+
 // Builds output batches of at most batch_size rows.
 class RowSink {
  public:
@@ -417,7 +537,20 @@ class WindowOperator final : public runtime::Operator {
       return Status::invalid("window '" + cfg_->id + "': checkpoints need a state directory");
     }
     DF_RETURN_IF_ERROR(ensure_store());
-    DF_RETURN_IF_ERROR(session_mode_ ? spill_sessions() : spill());
+    // On this thread: a copy of what is in memory and the store's checkpoint
+    // (hard links). Writing the copy into the checkpoint is the I/O pool's.
+    std::function<Status(state::CheckpointEntries&)> build;
+    if (session_mode_) {
+      if (auto image = session_image()) {
+        build = [image, cfg = cfg_](state::CheckpointEntries& out) {
+          return session_image_entries(*image, out);  // cfg: the image's aggregate specs
+        };
+      }
+    } else if (auto image = window_image()) {
+      build = [image, cfg = cfg_](state::CheckpointEntries& out) {
+        return window_image_entries(*image, out);  // cfg: the image's aggregate specs
+      };
+    }
     WindowMeta meta;
     if (watermark_ != kNoWatermark) meta.watermark = watermark_;
     meta.next_seq = seq_base_;
@@ -425,6 +558,7 @@ class WindowOperator final : public runtime::Operator {
     for (const auto& [end, w] : windows_) meta.windows.emplace_back(end, w->fired);
     DF_RETURN_IF_ERROR(store_->checkpoint_to(sctx.files_dir()));
     sctx.set_meta(meta_to_json(*cfg_, meta).dump());
+    if (build) add_to_snapshot_async(*ctx_, sctx, std::move(build), "window '" + cfg_->id + "'");
     return Status::OK();
   }
 
@@ -502,6 +636,38 @@ class WindowOperator final : public runtime::Operator {
     if (store_) return Status::OK();
     DF_ASSIGN_OR_RETURN(store_, state::open_store(state_dir_));
     return store_->remove_range("", "");
+  }
+
+  // A copy of the in-memory groups of every window, their partials numbered
+  // spill_seq_ (then taken); nullptr when memory holds none.
+  std::shared_ptr<const WindowImage> window_image() {
+    auto image = std::make_shared<WindowImage>();
+    image->spill_seq = spill_seq_;
+    for (const auto& [end, w] : windows_) {
+      if (w->groups.size() == 0) continue;
+      WindowImage::Part part{end, {}, {}, w->groups.clone()};
+      w->index.copy_keys(part.keys, part.offsets);
+      image->windows.push_back(std::move(part));
+    }
+    if (image->windows.empty()) return nullptr;
+    ++spill_seq_;
+    return image;
+  }
+
+  // A copy of the in-memory sessions; nullptr when there are none.
+  std::shared_ptr<const SessionImage> session_image() {
+    if (sessions_.empty()) return nullptr;
+    auto image = std::make_shared<SessionImage>(&cfg_->aggs);
+    image->offsets.reserve(sessions_.size() + 1);
+    for (const auto& [key, list] : sessions_) {
+      if (list.empty()) continue;
+      const auto k = static_cast<uint32_t>(image->offsets.size() - 1);
+      image->keys += key;
+      image->offsets.push_back(image->keys.size());
+      for (const Session& s : list) image->sessions.push_back({k, s.g, s.start, s.end, s.fired});
+    }
+    image->groups = session_groups_.clone();
+    return image;
   }
 
   Status restore(const std::string& text) {

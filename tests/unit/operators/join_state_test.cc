@@ -204,6 +204,7 @@ Stored stored_entries(const Built& b) {
   EXPECT_TRUE(op->on_watermark(Watermark{9000}, out).ok());
   test::FakeSnapshotContext sctx(1, tmp.file("ckpt"));
   EXPECT_TRUE(op->snapshot(sctx).ok());
+  EXPECT_TRUE(sctx.wait().ok());  // buffered rows are written into it on the I/O thread
   Stored stored{json::parse(sctx.meta()), test::entries_of(tmp.file("ckpt"))};
   EXPECT_TRUE(b.serde->check_meta(stored.meta).ok()) << stored.meta.dump();
   return stored;

@@ -2,12 +2,29 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "config/yaml_loader.h"
 #include "engine/state/state_backend.h"
 #include "operators/operators.h"
 #include "operators/stateful.h"
 
 namespace df::test {
+
+IoGate::IoGate(runtime::IoExecutor& io) {
+  io.post(0, [this] {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(60), [this] { return open_; });
+  });
+}
+
+void IoGate::open() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+  }
+  cv_.notify_all();
+}
 
 std::unique_ptr<BuiltNode> prepare_operator(const std::string& yaml, std::string_view type,
                                             std::vector<std::string> inputs,

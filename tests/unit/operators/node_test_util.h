@@ -4,8 +4,10 @@
 // window tests.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +59,24 @@ class LogOutput : public runtime::Output {
 
  private:
   bool require_event_time_;
+};
+
+// Holds the I/O thread of `io` (a test::FakeContext runs I/O jobs in posting
+// order on one thread) until open() or destruction (at most 60 s), so the
+// deferred writes of snapshots taken meanwhile stay queued. Destroy it
+// before the executor.
+class IoGate {
+ public:
+  explicit IoGate(runtime::IoExecutor& io);
+  ~IoGate() { open(); }
+  IoGate(const IoGate&) = delete;
+  IoGate& operator=(const IoGate&) = delete;
+  void open();
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
 };
 
 // The StateStats::state_entries() of `op` (0, and a failure, if it has none).

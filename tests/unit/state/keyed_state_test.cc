@@ -286,6 +286,35 @@ TEST_P(KeyedStateTest, CachedTableRemoveAndBlindPut) {
   EXPECT_EQ(*store_->get(ikey(1)).value(), std::string("\x05\0\0\0\0\0\0\0", 8));
 }
 
+// copy_dirty_to hands over exactly what flush() would write and changes
+// nothing: the entries stay dirty, the store stays as it was.
+TEST_P(KeyedStateTest, CachedTableCopiesWhatFlushWouldWriteWithoutWriting) {
+  Counts table(*store_, Int64Codec(), Counts::Options{1 << 20});
+  ASSERT_TRUE(table.put(ikey(1), 10).ok());
+  ASSERT_TRUE(table.put(ikey(2), 20).ok());
+  ASSERT_TRUE(table.flush().ok());  // clean from here on
+  ASSERT_TRUE(table.put(ikey(3), 30).ok());
+  ASSERT_TRUE(table.remove(ikey(1)).ok());
+  CheckpointEntries copied;
+  ASSERT_TRUE(table.copy_dirty_to(copied).ok());
+  auto sorted = copied.sorted();
+  ASSERT_TRUE(sorted.ok()) << sorted.status().to_string();
+  ASSERT_EQ(sorted->size(), 2u);
+  EXPECT_EQ((*sorted)[0].key, ikey(1));
+  EXPECT_TRUE((*sorted)[0].is_remove);
+  EXPECT_EQ((*sorted)[1].key, ikey(3));
+  EXPECT_FALSE((*sorted)[1].is_remove);
+  EXPECT_EQ((*sorted)[1].value, std::string("\x1e\0\0\0\0\0\0\0", 8));
+  EXPECT_EQ(store_entries(), 2u);   // nothing written
+  ASSERT_TRUE(table.flush().ok());  // still dirty: flush writes them
+  EXPECT_EQ(store_entries(), 2u);
+  EXPECT_EQ(store_->get(ikey(1)).value(), std::nullopt);
+  EXPECT_EQ(*store_->get(ikey(3)).value(), std::string("\x1e\0\0\0\0\0\0\0", 8));
+  CheckpointEntries after;
+  ASSERT_TRUE(table.copy_dirty_to(after).ok());
+  EXPECT_TRUE(after.empty());
+}
+
 TEST_P(KeyedStateTest, CachedTableMatchesAModelWithMergedRangeScans) {
   // Random ops over a small key space with a budget of a few entries, checked
   // against std::map after every range scan: memory and store merge, memory wins.

@@ -263,6 +263,82 @@ TEST(RocksDbStoreTest, CheckpointIsAnOpenableSnapshot) {
   EXPECT_TRUE(has_sst);
 }
 
+// What a snapshot adds from the I/O pool: entries on top of a checkpoint,
+// winning over it once the checkpoint is opened, the live store untouched.
+TEST(RocksDbStoreTest, EntriesAddedToACheckpointWinAndLeaveTheStoreAlone) {
+  test::TempDir dir;
+  auto store = open_rocksdb({dir.file("db")});
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->put("a", "1").ok());
+  ASSERT_TRUE((*store)->put("c", "3").ok());
+  ASSERT_TRUE((*store)->checkpoint_to(dir.file("cp")).ok());
+  CheckpointEntries added;  // out of order, as a hash table hands them over
+  added.put("d", "4");
+  added.remove("a");
+  added.put("b", "2");
+  added.put("c", "three");
+  ASSERT_EQ(added.size(), 4u);
+  Status s = add_to_checkpoint(dir.file("cp"), added);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  // The live store goes on with what it had.
+  EXPECT_EQ((*store)->get("a").value(), "1");
+  EXPECT_EQ((*store)->get("b").value(), std::nullopt);
+  ASSERT_TRUE((*store)->put("e", "5").ok());
+  // One new file, not named *.sst (an uploader may reuse what it stored for
+  // an SST of the same name, size and inode).
+  size_t tmp_or_new_sst = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.file("cp"))) {
+    const std::string name = e.path().filename().string();
+    tmp_or_new_sst += e.path().extension() == ".tmp";
+    if (name == "added-entries.sstable") ++tmp_or_new_sst;
+  }
+  EXPECT_EQ(tmp_or_new_sst, 1u);
+  // Opening the checkpoint (a restore) takes the entries in.
+  auto snap = open_rocksdb({dir.file("cp")});
+  ASSERT_TRUE(snap.ok()) << snap.status().to_string();
+  std::vector<std::pair<std::string, std::string>> got;
+  ASSERT_TRUE((*snap)
+                  ->scan("", "",
+                         [&](std::string_view k, std::string_view v) {
+                           got.emplace_back(k, v);
+                           return true;
+                         })
+                  .ok());
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"b", "2"}, {"c", "three"}, {"d", "4"}};
+  EXPECT_EQ(got, want);
+}
+
+TEST(RocksDbStoreTest, AddingToACheckpointRefusesDuplicatesAndNonCheckpoints) {
+  test::TempDir dir;
+  auto store = open_rocksdb({dir.file("db")});
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->put("a", "1").ok());
+  ASSERT_TRUE((*store)->checkpoint_to(dir.file("cp")).ok());
+  EXPECT_TRUE(add_to_checkpoint(dir.file("cp"), CheckpointEntries{}).ok());
+  CheckpointEntries twice;
+  twice.put("k", "1");
+  twice.put("a", "x");
+  twice.put("k", "2");
+  Status s = add_to_checkpoint(dir.file("cp"), twice);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+  EXPECT_NE(s.message().find("appears twice"), std::string::npos) << s.message();
+  CheckpointEntries once;
+  once.put("b", "2");
+  ASSERT_TRUE(add_to_checkpoint(dir.file("cp"), once).ok());
+  EXPECT_EQ(add_to_checkpoint(dir.file("cp"), once).code(), StatusCode::kAlreadyExists);
+  auto snap = open_rocksdb({dir.file("cp")});
+  ASSERT_TRUE(snap.ok()) << snap.status().to_string();
+  EXPECT_EQ((*snap)->get("a").value(), "1");
+  EXPECT_EQ((*snap)->get("b").value(), "2");
+  EXPECT_EQ((*snap)->get("k").value(), std::nullopt);
+  // Not a checkpoint at all: a clear error, not a new empty store.
+  CheckpointEntries one;
+  one.put("k", "1");
+  EXPECT_FALSE(add_to_checkpoint(dir.file("missing"), one).ok());
+  EXPECT_FALSE(std::filesystem::exists(dir.file("missing") + "/CURRENT"));
+}
+
 TEST(RocksDbStoreTest, OpenErrorsAreStatuses) {
   test::TempDir dir;
   std::string file = dir.write("not-a-dir", "x");
