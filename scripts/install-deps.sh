@@ -8,6 +8,7 @@ packages=(
   libtbb-dev libyaml-cpp-dev libsimdjson-dev libcli11-dev librocksdb-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libzstd-dev
+  librdkafka-dev kcat
 )
 # Node.js runs the S3 test server (tests/support/s3). Machines of this kind
 # come with Node.js 20 (and its npm); only where none is present take

@@ -46,6 +46,11 @@ struct ClientOptions {
   std::vector<std::pair<std::string, std::string>> properties;  // librdkafka name, value
 };
 
+// The node's option `key` when it sets it (marking it known), else the
+// server-wide default's (nullptr when neither has it).
+const ConfigValue* option_or_default(OptionReader& opts, const ConfigValue& defaults,
+                                     std::string_view key);
+
 // Reads `brokers`, the keys of `tuning` and `properties` from `opts`, taking
 // each from `defaults` (a map, or null) when the node does not set it.
 // Reports problems to opts.diags() and returns nullopt (e.g. no brokers
@@ -77,11 +82,19 @@ using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, Partit
 // ("kafka property 'fetch.min.bytes': ...").
 Result<ConfPtr> make_conf(const ClientOptions& options);
 
+// A consumer or producer made from `conf` (taken over, also on failure).
+// Errors are InvalidArgument with librdkafka's reason (e.g. a property that
+// only the other client type accepts).
+Result<HandlePtr> make_handle(rd_kafka_type_t type, ConfPtr conf, std::string_view what);
+
 // Maps a librdkafka error to a Status whose message starts with `what`
 // (e.g. "kafka source 'in' partition orders/3") and carries the broker's
 // reason. The Status code says how the engine should treat it: retriable
 // errors as Unavailable, authentication/authorization and unknown topics
-// as the run-failing codes.
+// as the run-failing codes. RD_KAFKA_RESP_ERR_NO_ERROR is OK.
 Status kafka_status(rd_kafka_resp_err_t err, std::string_view what, std::string_view reason = {});
+// The same for the rd_kafka_error_t of the transactional and admin calls
+// (nullptr: OK); destroys `error`.
+Status kafka_status(rd_kafka_error_t* error, std::string_view what);
 
 }  // namespace df::connectors::kafka

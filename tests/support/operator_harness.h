@@ -10,6 +10,7 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@
 #include "engine/core/config_value.h"
 #include "engine/runtime/node_factory.h"
 #include "engine/runtime/operator.h"
+#include "engine/runtime/physical_plan.h"
 #include "tests/support/temp_dir.h"
 
 namespace df::test {
@@ -60,12 +62,25 @@ class FakeContext final : public runtime::OperatorContext {
   const std::string* restored_meta() const override {
     return restored_meta_ ? &*restored_meta_ : nullptr;
   }
+  std::vector<std::pair<int, const std::string*>> restored_node_metas() const override {
+    std::vector<std::pair<int, const std::string*>> out;
+    for (const auto& [subtask, meta] : restored_node_metas_) out.emplace_back(subtask, &meta);
+    return out;
+  }
+  const runtime::EventTimeSpec* event_time() const override {
+    return event_time_ ? &*event_time_ : nullptr;
+  }
 
   // Set before open().
   void set_state_dir(std::string dir) { state_dir_ = std::move(dir); }
   void set_state_memory_budget(size_t bytes) { state_memory_budget_ = bytes; }
   void set_checkpointing(bool on) { checkpointing_ = on; }
   void set_restored_meta(std::optional<std::string> meta) { restored_meta_ = std::move(meta); }
+  // The restored meta of every subtask of the node, by subtask.
+  void set_restored_node_metas(std::map<int, std::string> metas) {
+    restored_node_metas_ = std::move(metas);
+  }
+  void set_event_time(std::optional<runtime::EventTimeSpec> spec) { event_time_ = std::move(spec); }
 
   void request_stop() { stop_.store(true); }
   int wakes() const { return wakes_.load(); }
@@ -82,6 +97,8 @@ class FakeContext final : public runtime::OperatorContext {
   size_t state_memory_budget_ = 0;
   bool checkpointing_ = false;
   std::optional<std::string> restored_meta_;
+  std::map<int, std::string> restored_node_metas_;
+  std::optional<runtime::EventTimeSpec> event_time_;
   std::atomic<int> wakes_{0};
   std::atomic<bool> stop_{false};
   mutable std::mutex mu_;

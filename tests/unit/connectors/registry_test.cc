@@ -18,8 +18,9 @@ using test::scalar;
 TEST(Registry, RegistersEveryConnector) {
   runtime::NodeRegistry reg;
   register_connectors(reg);
-  EXPECT_EQ(reg.types(NodeRole::kSource), (std::vector<std::string>{"file", "generator"}));
-  EXPECT_EQ(reg.types(NodeRole::kSink), (std::vector<std::string>{"blackhole", "file", "stdout"}));
+  EXPECT_EQ(reg.types(NodeRole::kSource), (std::vector<std::string>{"file", "generator", "kafka"}));
+  EXPECT_EQ(reg.types(NodeRole::kSink),
+            (std::vector<std::string>{"blackhole", "file", "kafka", "stdout"}));
   EXPECT_EQ(reg.types(NodeRole::kTransform), std::vector<std::string>{});
 }
 
