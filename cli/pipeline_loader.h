@@ -4,13 +4,27 @@
 #include <memory>
 #include <string>
 
+#include "engine/healing/settings.h"
 #include "engine/plan/plan.h"
 
 namespace df::cli {
 
-// nullptr after printing the problems to stderr; `exit_code` says why
+struct LoadedPipeline {
+  std::shared_ptr<const plan::Plan> plan;
+  healing::HealingSettings healing;
+  // Whether the file chose a restart strategy itself (`healing.restart`).
+  bool restart_set = false;
+};
+
+// The plan and the `healing:` settings (over `healing_defaults`), or nullopt
+// after printing every problem of both to stderr; `exit_code` says why
 // (1: invalid input).
-std::shared_ptr<const plan::Plan> load_plan(const std::string& path, const plan::PlanOptions& options,
-                                            int& exit_code);
+std::optional<LoadedPipeline> load_pipeline(const std::string& path,
+                                            const plan::PlanOptions& options, int& exit_code,
+                                            const healing::HealingSettings& healing_defaults = {});
+
+// load_pipeline() for callers that need only the plan.
+std::shared_ptr<const plan::Plan> load_plan(const std::string& path,
+                                            const plan::PlanOptions& options, int& exit_code);
 
 }  // namespace df::cli

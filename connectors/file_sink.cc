@@ -27,18 +27,6 @@ using Json = nlohmann::json;
 // Encoded bytes are handed to the I/O strand in pieces of about this size.
 constexpr size_t kFlushBytes = 1u << 20;
 
-enum class Delivery { kAtLeastOnce, kExactlyOnce };
-
-std::string_view delivery_name(Delivery d) {
-  return d == Delivery::kExactlyOnce ? "exactly_once" : "at_least_once";
-}
-
-std::optional<Delivery> parse_delivery(std::string_view text) {
-  if (text == "at_least_once") return Delivery::kAtLeastOnce;
-  if (text == "exactly_once") return Delivery::kExactlyOnce;
-  return std::nullopt;
-}
-
 struct FileSinkConfig {
   std::string path;
   Format format = Format::kJson;
@@ -327,9 +315,8 @@ class FileSink final : public runtime::Operator {
     }
     // One-time startup I/O on the task thread (like opening a state store):
     // the names of later parts and the snapshot meta depend on it.
-    DF_ASSIGN_OR_RETURN(next_seq_,
-                        prepare_dir(cfg_->path, subtask_, restored ? &*restored : nullptr,
-                                    two_phase_));
+    DF_ASSIGN_OR_RETURN(
+        next_seq_, prepare_dir(cfg_->path, subtask_, restored ? &*restored : nullptr, two_phase_));
     writer_ = std::make_shared<PartWriter>(cfg_->path);
     return Status::OK();
   }
@@ -555,23 +542,7 @@ runtime::PreparedNodePtr FileSinkFactory::prepare(const runtime::NodeSpec& spec,
     }
     roll.finish();
   }
-  // The sink's own `delivery` overrides the pipeline's checkpoint.delivery.
-  if (opts.has("delivery")) {
-    if (auto d = opts.string("delivery")) {
-      if (auto mode = parse_delivery(*d)) {
-        cfg->delivery = *mode;
-      } else {
-        report_option(opts, "delivery", "must be at_least_once or exactly_once, got '" + *d + "'");
-      }
-    }
-  } else if (auto mode = parse_delivery(spec.delivery)) {
-    cfg->delivery = *mode;
-  } else {
-    opts.diags().error(opts.node().location(), opts.what() +
-                                                   ": checkpoint delivery must be at_least_once or "
-                                                   "exactly_once, got '" +
-                                                   spec.delivery + "'");
-  }
+  if (auto mode = read_delivery(opts, spec.delivery)) cfg->delivery = *mode;
   if (inputs.size() != 1 || !inputs[0]) {
     opts.diags().error(opts.node().location(), opts.what() + " needs exactly one input");
   }

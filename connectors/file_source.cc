@@ -354,8 +354,14 @@ class FileSource final : public runtime::SourceOperator {
 
   const std::string& current() const { return files_[next_file_].path; }
 
-  void data_error(size_t line, const std::string& why) {
-    ctx_->report_data_error(current() + ":" + std::to_string(line) + ": " + why);
+  // A record that does not decode: skipped, and dead-lettered with its text
+  // (when known) and position "path:line".
+  void data_error(size_t line, const std::string& why, std::string_view record = {}) {
+    const std::string position = current() + ":" + std::to_string(line);
+    while (!record.empty() && (record.back() == '\n' || record.back() == '\r')) {
+      record.remove_suffix(1);
+    }
+    ctx_->report_bad_record(position + ": " + why, record, position);
   }
 
   void emit(runtime::Output& out) {
@@ -388,7 +394,7 @@ class FileSource final : public runtime::SourceOperator {
     size_t lineno = line_++;
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return Step::kProgress;
     Status s = json_->decode(line, builder_);
-    if (!s.ok()) data_error(lineno, s.message());
+    if (!s.ok()) data_error(lineno, s.message(), line);
     return Step::kProgress;
   }
 
@@ -404,6 +410,8 @@ class FileSource final : public runtime::SourceOperator {
                             " bytes; the rest of the file is skipped");
       return Step::kFileDone;
     }
+    // The record's text stays readable until the next fill().
+    const std::string_view raw = data.substr(0, consumed);
     file_.consume(consumed);
     size_t lineno = line_;
     line_ += record_.newlines();
@@ -415,7 +423,7 @@ class FileSource final : public runtime::SourceOperator {
       return Step::kProgress;
     }
     Status s = csv_->decode(record_, builder_);
-    if (!s.ok()) data_error(lineno, s.message());
+    if (!s.ok()) data_error(lineno, s.message(), raw);
     return Step::kProgress;
   }
 

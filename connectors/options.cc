@@ -119,4 +119,34 @@ Result<uint64_t> parse_byte_size(std::string_view text) {
   return n * mult;
 }
 
+std::string_view delivery_name(Delivery d) {
+  return d == Delivery::kExactlyOnce ? "exactly_once" : "at_least_once";
+}
+
+namespace {
+std::optional<Delivery> parse_delivery(std::string_view text) {
+  if (text == "at_least_once") return Delivery::kAtLeastOnce;
+  if (text == "exactly_once") return Delivery::kExactlyOnce;
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<Delivery> read_delivery(OptionReader& opts, std::string_view pipeline_delivery) {
+  // The sink's own `delivery` overrides the pipeline's checkpoint.delivery.
+  if (opts.has("delivery")) {
+    auto d = opts.string("delivery");
+    if (!d) return std::nullopt;
+    if (auto mode = parse_delivery(*d)) return mode;
+    report_option(opts, "delivery", "must be at_least_once or exactly_once, got '" + *d + "'");
+    return std::nullopt;
+  }
+  if (auto mode = parse_delivery(pipeline_delivery)) return mode;
+  opts.diags().error(opts.node().location(),
+                     opts.what() +
+                         ": checkpoint delivery must be at_least_once or exactly_once, "
+                         "got '" +
+                         std::string(pipeline_delivery) + "'");
+  return std::nullopt;
+}
+
 }  // namespace df::connectors

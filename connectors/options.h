@@ -35,6 +35,15 @@ std::optional<CsvOptions> read_csv_options(OptionReader& opts);
 // KiB, MiB, GiB = 2^10..), e.g. "128MiB".
 Result<uint64_t> parse_byte_size(std::string_view text);
 
+// How a sink delivers across failures (DESIGN §4).
+enum class Delivery { kAtLeastOnce, kExactlyOnce };
+std::string_view delivery_name(Delivery d);  // "at_least_once", "exactly_once"
+
+// The sink's own `delivery` option, else the pipeline's checkpoint.delivery
+// (`pipeline_delivery`, NodeSpec::delivery); nullopt after reporting a bad
+// value.
+std::optional<Delivery> read_delivery(OptionReader& opts, std::string_view pipeline_delivery);
+
 // Reports `message` at the location of option `key` (or the node's).
 void report_option(OptionReader& opts, std::string_view key, const std::string& message);
 

@@ -33,6 +33,7 @@
 
 #include "engine/checkpoint/s3_xml.h"
 #include "engine/checkpoint/storage.h"
+#include "engine/core/backoff.h"
 
 namespace df::checkpoint {
 
@@ -752,10 +753,9 @@ class S3Storage final : public CheckpointStorage {
         return final_error(r, resp, what);
       }
       if (attempt_no < opts_.max_attempts) {
-        // Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))].
-        int64_t ceiling = std::min<int64_t>(5000, int64_t{100} << std::min(attempt_no - 1, 16));
-        std::uniform_int_distribution<int64_t> dist(0, ceiling);
-        std::this_thread::sleep_for(std::chrono::milliseconds(dist(rng)));
+        // Full jitter: uniform in [0, min(5 s, 100 ms * 2^(attempt-1))].
+        static constexpr Backoff kBackoff{Millis(100), Millis(5000), 2.0};
+        std::this_thread::sleep_for(kBackoff.full_jitter(attempt_no, rng));
       }
     }
     return Status::unavailable("S3 " + std::string(r.method) + " of " + what + " in " + describe() +

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "connectors/connectors.h"
+#include "engine/runtime/dead_letter.h"
 #include "operators/operators.h"
 
 namespace df::plan {
@@ -32,9 +33,12 @@ struct Decl {
 
 const char* section_of(NodeRole role) {
   switch (role) {
-    case NodeRole::kSource: return "sources";
-    case NodeRole::kTransform: return "transforms";
-    case NodeRole::kSink: return "sinks";
+    case NodeRole::kSource:
+      return "sources";
+    case NodeRole::kTransform:
+      return "transforms";
+    case NodeRole::kSink:
+      return "sinks";
   }
   return "";
 }
@@ -93,6 +97,9 @@ void read_settings(OptionReader& top, PipelineSettings& s, Diagnostics& diags) {
   }
   top.allow("description");
   top.allow("version");
+  // `healing:` belongs to engine/healing, above this layer; the CLI and the
+  // server read and validate it next to the plan.
+  top.allow("healing");
   if (const ConfigValue* ck = top.get("checkpoint")) {
     OptionReader r(*ck, "checkpoint", diags);
     s.checkpoint_interval = r.duration("interval");
@@ -113,7 +120,8 @@ void read_settings(OptionReader& top, PipelineSettings& s, Diagnostics& diags) {
     }
     if (auto n = r.int64("retained")) {
       if (*n < 1 || *n > 1000) {
-        diags.error(r.get("retained")->location(), "checkpoint retained must be between 1 and 1000");
+        diags.error(r.get("retained")->location(),
+                    "checkpoint retained must be between 1 and 1000");
       } else {
         s.checkpoint_retained = static_cast<int>(*n);
       }
@@ -138,7 +146,8 @@ void read_settings(OptionReader& top, PipelineSettings& s, Diagnostics& diags) {
 
 // Reads one section (sources, transforms or sinks) into decls.
 void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry& registry,
-                  std::vector<Decl>& decls, Diagnostics& diags) {
+                  const std::string& dead_letter_sink, std::vector<Decl>& decls,
+                  Diagnostics& diags) {
   const char* section = section_of(role);
   const ConfigValue* list = top.get(section);
   if (!list || list->is_null()) {
@@ -174,14 +183,16 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
     if (!r.string("id", true)) {
       // reported by the reader
     } else if (!std::regex_match(d.id, kId)) {
-      diags.error(id->location(), "id '" + d.id + "' must be 1-63 characters of A-Z, a-z, 0-9, '_' and '-'");
+      diags.error(id->location(),
+                  "id '" + d.id + "' must be 1-63 characters of A-Z, a-z, 0-9, '_' and '-'");
     }
     if (r.string("type", true)) {
       d.factory = registry.find(role, d.type);
       if (!d.factory) {
         auto known = registry.types(role);
         diags.error(type->location(), "unknown " + role_name + " type '" + d.type + "'" +
-                                          suggestion(d.type, known) + " (known: " + join(known) + ")");
+                                          suggestion(d.type, known) + " (known: " + join(known) +
+                                          ")");
       }
     }
     const std::vector<std::string> input_keys =
@@ -206,6 +217,14 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
       const ConfigValue* inputs = r.get("inputs");
       if (input && inputs) {
         diags.error(inputs->location(), what + " takes 'input' or 'inputs', not both");
+      } else if (role == NodeRole::kSink && !dead_letter_sink.empty() && d.id == dead_letter_sink) {
+        // The dead-letter sink reads every task's dead letters, nothing else.
+        if (input || inputs) {
+          diags.error((input ? input : inputs)->location(),
+                      what +
+                          " is the dead_letter sink: it receives the pipeline's dead letters "
+                          "and takes no input");
+        }
       } else if (!input && !inputs) {
         diags.error(item.location(), what + " needs 'input' (or 'inputs' for several)");
       } else {
@@ -233,7 +252,8 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
     }
     if (auto p = r.int64("parallelism")) {
       if (*p < 1 || *p > 1024) {
-        diags.error(r.get("parallelism")->location(), what + " parallelism must be between 1 and 1024");
+        diags.error(r.get("parallelism")->location(),
+                    what + " parallelism must be between 1 and 1024");
       } else {
         d.parallelism = static_cast<int>(*p);
       }
@@ -243,8 +263,9 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
 }
 
 // `event_time: {field, max_out_of_orderness, idle_timeout}` of a source.
-std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node, const std::string& what,
-                                                      const Schema& schema, Diagnostics& diags) {
+std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node,
+                                                      const std::string& what, const Schema& schema,
+                                                      Diagnostics& diags) {
   OptionReader r(node, what + " event_time", diags);
   runtime::EventTimeSpec spec;
   bool ok = true;
@@ -254,12 +275,14 @@ std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node, c
       std::vector<std::string> names;
       for (const auto& f : schema.fields()) names.push_back(f.name);
       diags.error(r.get("field")->location(), what + " event_time field '" + *field +
-                                                  "' is not in its schema (fields: " + join(names) + ")");
+                                                  "' is not in its schema (fields: " + join(names) +
+                                                  ")");
       ok = false;
     } else if (schema.field(*index).type != TypeId::kTimestamp &&
                schema.field(*index).type != TypeId::kInt64) {
       diags.error(r.get("field")->location(),
-                  what + " event_time field '" + *field + "' must be a timestamp or int64 (ms), not " +
+                  what + " event_time field '" + *field +
+                      "' must be a timestamp or int64 (ms), not " +
                       std::string(type_name(schema.field(*index).type)));
       ok = false;
     } else {
@@ -270,7 +293,8 @@ std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node, c
   }
   if (auto bound = r.duration("max_out_of_orderness")) {
     if (bound->count() < 0) {
-      diags.error(r.get("max_out_of_orderness")->location(), what + " max_out_of_orderness must not be negative");
+      diags.error(r.get("max_out_of_orderness")->location(),
+                  what + " max_out_of_orderness must not be negative");
       ok = false;
     }
     spec.max_out_of_orderness = *bound;
@@ -315,7 +339,7 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
 
   std::vector<Decl> decls;
   for (NodeRole role : {NodeRole::kSource, NodeRole::kTransform, NodeRole::kSink}) {
-    read_section(top, role, registry, decls, diags);
+    read_section(top, role, registry, plan->settings.dead_letter_sink, decls, diags);
   }
   top.finish();
 
@@ -374,9 +398,11 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
   }
   if (!plan->settings.dead_letter_sink.empty()) {
     auto it = index.find(plan->settings.dead_letter_sink);
-    if (it == index.end() || !it->second.side.empty() || decls[it->second.node].role != NodeRole::kSink) {
+    if (it == index.end() || !it->second.side.empty() ||
+        decls[it->second.node].role != NodeRole::kSink) {
       diags.error(top.node().find("dead_letter")->location(),
-                  "dead_letter sink '" + plan->settings.dead_letter_sink + "' is not a sink of this pipeline");
+                  "dead_letter sink '" + plan->settings.dead_letter_sink +
+                      "' is not a sink of this pipeline");
     }
   }
 
@@ -437,6 +463,8 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
         reached[i] = true;
         stack.push_back(i);
       }
+      // Every task feeds the dead-letter sink.
+      if (!decls[i].id.empty() && decls[i].id == plan->settings.dead_letter_sink) reached[i] = true;
     }
     while (!stack.empty()) {
       size_t n = stack.back();
@@ -484,8 +512,9 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     n.role = d.role;
     n.location = d.node->location();
     n.inputs = inputs[i];
-    n.parallelism = options.parallelism_override > 0 ? options.parallelism_override
-                                                     : d.parallelism.value_or(plan->settings.parallelism);
+    n.parallelism = options.parallelism_override > 0
+                        ? options.parallelism_override
+                        : d.parallelism.value_or(plan->settings.parallelism);
     if (broken[i]) continue;
     std::vector<SchemaPtr> input_schemas;
     bool inputs_ok = true;
@@ -502,6 +531,10 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
       inputs_have_event_time = inputs_have_event_time && et;
     }
     if (!inputs_ok) continue;
+    if (d.role == NodeRole::kSink && inputs[i].empty() && d.id == plan->settings.dead_letter_sink) {
+      input_schemas.push_back(runtime::dead_letter_schema());
+      spec.input_has_event_time.push_back(false);
+    }
     spec.id = d.id;
     spec.type = d.type;
     spec.role = d.role;
@@ -525,8 +558,8 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     }
     if (auto max = n.prepared->max_parallelism(); max && n.parallelism > *max) {
       if (d.parallelism && *d.parallelism > *max) {
-        diags.error(d.node->location(), d.options->what() + " runs with parallelism at most " +
-                                            std::to_string(*max));
+        diags.error(d.node->location(),
+                    d.options->what() + " runs with parallelism at most " + std::to_string(*max));
       }
       n.parallelism = *max;
     }
@@ -602,12 +635,30 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
       phys.edges.push_back(std::move(e));
     }
   }
+  // The dead-letter sink reads the dead letters of every other task.
+  if (!plan->settings.dead_letter_sink.empty()) {
+    for (size_t i = 0; i < plan->nodes.size(); ++i) {
+      if (plan->nodes[i].id != plan->settings.dead_letter_sink) continue;
+      const size_t dlq = vertex_of[i];
+      size_t input = 0;
+      for (size_t v = 0; v < phys.vertices.size(); ++v) {
+        if (v == dlq) continue;
+        runtime::PhysicalEdge e;
+        e.from = v;
+        e.to = dlq;
+        e.to_input = input++;
+        e.from_port = runtime::kDeadLetterPort;
+        e.partitioning = runtime::Partitioning::kRebalance;
+        phys.edges.push_back(std::move(e));
+      }
+    }
+  }
   return std::shared_ptr<const Plan>(std::move(plan));
 }
 
 std::string Plan::describe() const {
-  std::string s = "pipeline " + settings.name + " (parallelism " +
-                  std::to_string(settings.parallelism) + ")\n";
+  std::string s =
+      "pipeline " + settings.name + " (parallelism " + std::to_string(settings.parallelism) + ")\n";
   for (const auto& n : nodes) {
     s += "  " + std::string(runtime::node_role_name(n.role)) + " " + n.id + " (" + n.type + ")";
     if (!n.inputs.empty()) {
@@ -621,19 +672,25 @@ std::string Plan::describe() const {
     if (n.event_time) {
       s += "\n      event time: " + n.output_schema->field(n.event_time->field).name +
            ", max out-of-orderness " + format_duration(n.event_time->max_out_of_orderness);
-      if (n.event_time->idle_timeout) s += ", idle after " + format_duration(*n.event_time->idle_timeout);
+      if (n.event_time->idle_timeout)
+        s += ", idle after " + format_duration(*n.event_time->idle_timeout);
     }
     s += "\n";
   }
   s += "tasks:\n";
   for (size_t v = 0; v < physical.vertices.size(); ++v) {
     const auto& vert = physical.vertices[v];
-    s += "  [" + std::to_string(v + 1) + "] " + vert.name() + " x" + std::to_string(vert.parallelism);
+    s += "  [" + std::to_string(v + 1) + "] " + vert.name() + " x" +
+         std::to_string(vert.parallelism);
     for (const auto& e : physical.edges) {
       if (e.to != v) continue;
       static const char* kNames[] = {"forward", "rebalance", "hash", "broadcast"};
       s += " <- [" + std::to_string(e.from + 1) + "] " + kNames[static_cast<int>(e.partitioning)];
-      if (e.from_port) s += " (side output " + std::to_string(e.from_port) + ")";
+      if (e.from_port == runtime::kDeadLetterPort) {
+        s += " (dead letters)";
+      } else if (e.from_port) {
+        s += " (side output " + std::to_string(e.from_port) + ")";
+      }
     }
     s += "\n";
   }

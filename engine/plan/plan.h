@@ -30,7 +30,7 @@ struct PipelineSettings {
   int checkpoint_retained = 3;             // checkpoint.retained
   std::string checkpoint_storage;          // checkpoint.storage: path or s3://bucket/prefix
   bool checkpoint_compression = false;     // checkpoint.compression
-  std::string dead_letter_sink;            // empty: none
+  std::string dead_letter_sink;            // empty: none; the sink takes no `input`
   double dead_letter_max_rate = 0.01;
   std::optional<size_t> batch_size;        // performance override
 };

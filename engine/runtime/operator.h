@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "engine/core/batch.h"
 #include "engine/core/element.h"
@@ -20,6 +22,8 @@
 #include "engine/runtime/checkpoint.h"
 
 namespace df::runtime {
+
+struct EventTimeSpec;  // physical_plan.h
 
 // Runs blocking work (file writes, pipe writes, uploads) off the worker pool.
 // Thread-safe. Jobs posted with the same `strand` key run one at a time in
@@ -46,6 +50,16 @@ class OperatorContext {
   // Counts one bad record (decode error, bad cast, ...) against this node and
   // logs the message, rate-limited. The record is skipped.
   virtual void report_data_error(std::string_view message) = 0;
+  // A bad record whose text is known: like report_data_error, and when the
+  // pipeline has a dead-letter sink the record goes there with the message
+  // and its source `position` ("data/in.jsonl:17", "orders/3@1042")
+  // (engine/runtime/dead_letter.h). Call from the task's thread.
+  virtual void report_bad_record(std::string_view message, std::string_view record,
+                                 std::string_view position) {
+    (void)record;
+    (void)position;
+    report_data_error(message);
+  }
   // A unique strand key for this subtask's ordered I/O.
   virtual uint64_t io_strand() const = 0;
   virtual IoExecutor& io() = 0;
@@ -66,6 +80,14 @@ class OperatorContext {
   // SnapshotContext::set_meta (state_dir() already holds its files).
   // nullptr on a fresh start or when the snapshot set no meta.
   virtual const std::string* restored_meta() const { return nullptr; }
+  // On a resumed run: the meta of every subtask of this node that set one in
+  // the checkpoint, by subtask (its parallelism may differ from this run's).
+  // For sources whose work moves between subtasks (Kafka partitions follow
+  // the consumer group). Empty on a fresh start.
+  virtual std::vector<std::pair<int, const std::string*>> restored_node_metas() const { return {}; }
+  // Sources: the node's `event_time` (field index, bound, idle timeout);
+  // nullptr when its rows carry no event time.
+  virtual const EventTimeSpec* event_time() const { return nullptr; }
 };
 
 // Where an operator puts what it produces. Only valid inside the call that
@@ -175,6 +197,21 @@ class SourceOperator : public CheckpointHooks {
   // not block. Returns an error to fail the run.
   virtual Result<SourceProgress> produce(Output& out) = 0;
   virtual Status close() { return Status::OK(); }
+  // Backpressure: `true` once the task's outputs (or the rest of its chain)
+  // stayed full for kSourceBackpressureDelay, `false` when produce() may run
+  // again after that. Short stalls never reach the source, so a client with
+  // a bounded prefetch (Kafka) pauses fetching only on real backpressure.
+  // Called between produce() calls on the task thread; must not block.
+  virtual void on_backpressure(bool blocked) { (void)blocked; }
+  // With event time: true when the source emits its own watermarks through
+  // Output::emit_watermark (e.g. the minimum over Kafka partitions) and the
+  // runtime must not generate them from the maximum event time. The runtime
+  // still assigns event time, sends idle watermarks and records the maximum
+  // in snapshots. Asked once, before open().
+  virtual bool emits_watermarks() const { return false; }
 };
+
+// How long a source's outputs must stay full before on_backpressure(true).
+inline constexpr std::chrono::milliseconds kSourceBackpressureDelay{50};
 
 }  // namespace df::runtime

@@ -24,10 +24,12 @@
 #include <algorithm>
 #include <climits>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <thread>
@@ -43,7 +45,10 @@
 #endif
 
 #include "engine/core/log.h"
+#include "engine/core/time.h"
 #include "engine/runtime/channel.h"
+#include "engine/runtime/dead_letter.h"
+#include "engine/runtime/fault_injection.h"
 #include "engine/runtime/hashing.h"
 #include "engine/runtime/io_pool.h"
 #include "engine/runtime/timer.h"
@@ -202,8 +207,9 @@ class Engine {
   // --- Used by tasks. ---
   void enqueue(Task* task);
   void task_done() { done_tasks_.fetch_add(1, std::memory_order_acq_rel); }
-  // Records the first error and aborts the run.
-  void fail(Status status);
+  // Records the first error (and the node that raised it, when known) and
+  // aborts the run.
+  void fail(Status status, FailureSite site = {});
   bool aborted() const { return aborted_.load(std::memory_order_acquire); }
   bool stop_requested() const { return stop_requested_.load(std::memory_order_acquire); }
   IoExecutor& io() { return *io_; }
@@ -220,6 +226,24 @@ class Engine {
   Outcome final_outcome() const { return final_outcome_.load(std::memory_order_acquire); }
   // Records an error that does not abort the tasks: run() returns it at the end.
   void fail_later(Status status);
+  FailureSite failure_site() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failure_site_;
+  }
+  // One more dead letter: the rate over the last minute when it passed
+  // RunOptions::dead_letter_max_rate (nullopt otherwise, or without a limit).
+  std::optional<double> dead_letter_rate_exceeded() {
+    if (!dead_letter_rate_) return std::nullopt;
+    uint64_t rows = 0;
+    for (const auto& n : nodes_) {
+      if (n->node->role == NodeRole::kSource)
+        rows += n->metrics->rows_out.load(std::memory_order_relaxed);
+    }
+    const int64_t now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+            .count();
+    return dead_letter_rate_->add(now, rows);
+  }
 
   PhysicalPlan plan_;
   RunOptions options_;
@@ -258,9 +282,11 @@ class Engine {
   std::atomic<Outcome> final_outcome_{Outcome::kPending};
   void wake_all();
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
-  Status first_error_;  // guarded by mu_
+  Status first_error_;                                // guarded by mu_
+  FailureSite failure_site_;                          // guarded by mu_
+  std::unique_ptr<DeadLetterRate> dead_letter_rate_;  // null: no limit
 
   // Tasks waiting for a worker, oldest first; one arena job per entry.
   std::mutex run_queue_mu_;
@@ -302,7 +328,14 @@ class Task final : public Wakeable {
     std::vector<Channel*> channels;  // indexed by downstream subtask (one for forward)
     size_t next = 0;                 // rebalance: round-robin cursor
   };
+  // A record of node `info` went bad (NodeContext::report_bad_record): false
+  // when the task has no dead-letter edge (the record is only counted).
+  bool add_dead_letter(const NodeInfo& info, std::string_view message, std::string_view record,
+                       std::string_view position);
   OutEdge& add_output(const PhysicalEdge& e) {
+    if (e.from_port == kDeadLetterPort && !dead_letters_) {
+      dead_letters_ = std::make_unique<BatchBuilder>(dead_letter_schema());
+    }
     OutEdge o;
     o.port = e.from_port;
     o.kind = e.partitioning;
@@ -410,6 +443,11 @@ class Task final : public Wakeable {
   BatchPtr assign_event_time(BatchPtr batch);
   void emit_generated_watermark();
   void note_source_rows();
+  // Sources: the outputs (or the chain) cannot take rows now.
+  void note_source_blocked();
+  // Sends the buffered dead letters on the dead-letter edges (before any
+  // watermark, barrier or end-of-stream leaves the task).
+  void flush_dead_letters();
   bool idle_due(Clock::time_point now) const {
     return idle_timeout_ && !output_idle_ && now >= last_activity_ + *idle_timeout_;
   }
@@ -454,6 +492,10 @@ class Task final : public Wakeable {
   Phase phase_ = Phase::kOpen;
   size_t finish_index_ = 0;
   Status error_;
+  size_t error_node_ = 0;  // the chain position whose call set error_
+  // Dead letters reported by the chain, not yet sent (null: no dead-letter
+  // edge, so reports are only counted and logged).
+  std::unique_ptr<BatchBuilder> dead_letters_;
   bool in_backpressure_ = false;
 
   // Sources: kWait bookkeeping. The pending flag is cleared before produce()
@@ -473,6 +515,12 @@ class Task final : public Wakeable {
   Clock::time_point last_activity_{};
   Clock::time_point idle_timer_at_{};  // the pending idle timer (past: none)
   bool source_blocked_ = false;
+  // Backpressure the source was told about (on_backpressure): its outputs
+  // have been full since source_blocked_since_ for kSourceBackpressureDelay.
+  Clock::time_point source_blocked_since_{};
+  bool source_paused_ = false;
+  // The source emits its own watermarks (SourceOperator::emits_watermarks).
+  bool source_watermarks_ = false;
   std::string event_time_error_;  // "row without event time in field 'x'"
 
   // Hash partitioning scratch, reused across batches.
@@ -491,18 +539,12 @@ class NodeContext final : public OperatorContext {
   size_t batch_size() const override { return impl_.options().batch_size; }
   void wake() override { task_.wake_from_operator(); }
   void report_data_error(std::string_view message) override {
-    info_.metrics->data_errors.fetch_add(1, std::memory_order_relaxed);
-    uint64_t suppressed = 0;
-    if (!info_.log_limiter.allow(suppressed)) return;
-    std::string line = info_.label;
-    line += ": bad record skipped: ";
-    line += message;
-    if (suppressed > 0) {
-      line += " (";
-      line += std::to_string(suppressed);
-      line += " similar messages suppressed)";
-    }
-    log_warn("runtime", line);
+    count_and_log_bad_record(message, "skipped");
+  }
+  void report_bad_record(std::string_view message, std::string_view record,
+                         std::string_view position) override {
+    const bool dead_lettered = task_.add_dead_letter(info_, message, record, position);
+    count_and_log_bad_record(message, dead_lettered ? "sent to the dead-letter sink" : "skipped");
   }
   uint64_t io_strand() const override { return strand_; }
   IoExecutor& io() override { return impl_.io(); }
@@ -513,8 +555,37 @@ class NodeContext final : public OperatorContext {
   const std::string* restored_meta() const override {
     return restored_ && !restored_->meta.empty() ? &restored_->meta : nullptr;
   }
+  std::vector<std::pair<int, const std::string*>> restored_node_metas() const override {
+    std::vector<std::pair<int, const std::string*>> out;
+    const RestoredState& all = impl_.options().restored;
+    for (auto it = all.lower_bound({node_id(), INT_MIN});
+         it != all.end() && it->first.first == node_id(); ++it) {
+      if (!it->second.meta.empty()) out.emplace_back(it->first.second, &it->second.meta);
+    }
+    return out;
+  }
+  const EventTimeSpec* event_time() const override {
+    return info_.node->event_time ? &*info_.node->event_time : nullptr;
+  }
 
   void set_state_dir(std::string dir) { state_dir_ = std::move(dir); }
+  // Counts a bad record against the node and logs it, rate-limited.
+  void count_and_log_bad_record(std::string_view message, std::string_view what_happened) {
+    info_.metrics->data_errors.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    if (!info_.log_limiter.allow(suppressed)) return;
+    std::string line = info_.label;
+    line += ": bad record ";
+    line += what_happened;
+    line += ": ";
+    line += message;
+    if (suppressed > 0) {
+      line += " (";
+      line += std::to_string(suppressed);
+      line += " similar messages suppressed)";
+    }
+    log_warn("runtime", line);
+  }
   // Looked up once before open(); the map in RunOptions outlives the run.
   void set_restored(const RestoredNode* restored) { restored_ = restored; }
   const RestoredNode* restored() const { return restored_; }
@@ -612,6 +683,7 @@ Status Task::make_operators() {
       if (k == 0 && pn.role == NodeRole::kSource) {
         slot.src = pn.prepared->make_source(subtask_, v.parallelism);
         if (!slot.src) return Status::internal(slot.info->label + ": the factory made no source");
+        source_watermarks_ = slot.src->emits_watermarks();
       } else {
         if (pn.role == NodeRole::kSource) {
           return Status::internal(slot.info->label + ": a source must start its chain");
@@ -753,8 +825,9 @@ Task::Next Task::step() {
     }
     if (unit >= kMaxUnitsPerRun || (unit > 0 && Clock::now() >= deadline)) return Next::kYield;
     work();
+    flush_dead_letters();
     if (!error_.ok()) {
-      impl_.fail(error_);
+      impl_.fail(error_, FailureSite{nodes_[error_node_].info->node->id, subtask_});
       return Next::kDone;
     }
   }
@@ -795,12 +868,12 @@ Task::Prep Task::prepare() {
         // backpressured source to get room.
         if (barrier_pending()) return Prep::kReady;
         if (outputs_full()) {
-          source_blocked_ = true;
+          note_source_blocked();
           return Prep::kPortFull;
         }
         if (impl_.stop_requested()) return Prep::kReady;  // work() ends the source
         if (!can_accept_from(1)) {
-          source_blocked_ = true;
+          note_source_blocked();
           return Prep::kWaiting;
         }
         const bool timed = idle_timeout_ || source_waiting_;
@@ -809,6 +882,10 @@ Task::Prep Task::prepare() {
           // Backpressure is not idleness: the idle clock restarts when it ends.
           source_blocked_ = false;
           if (idle_timeout_) last_activity_ = now;
+          if (source_paused_) {
+            source_paused_ = false;
+            nodes_[0].src->on_backpressure(false);
+          }
         }
         if (idle_due(now)) return Prep::kReady;  // work() sends the idle watermark
         if (source_waiting_) {
@@ -874,7 +951,7 @@ void Task::work() {
         }
       }
       phase_ = Phase::kRunning;
-      if (event_time_ && nodes_[0].ctx->restored() &&
+      if (event_time_ && !source_watermarks_ && nodes_[0].ctx->restored() &&
           nodes_[0].ctx->restored()->max_event_time != INT64_MIN) {
         // Resume the watermarks where the checkpoint left them.
         max_event_time_ = nodes_[0].ctx->restored()->max_event_time;
@@ -901,6 +978,7 @@ void Task::work() {
         source_wake_pending_.store(false, std::memory_order_release);
         std::optional<SourceProgress> progress;
         invoke(0, [&]() -> Status {
+          DF_RETURN_IF_ERROR(faults().check(nodes_[0].info->node->id, "produce"));
           Result<SourceProgress> r = nodes_[0].src->produce(*nodes_[0].out);
           if (!r.ok()) return r.status();
           progress = *r;
@@ -1223,6 +1301,53 @@ void Task::emit_generated_watermark() {
   if (wm > source_wm_) emit_watermark(0, Watermark{wm});
 }
 
+void Task::note_source_blocked() {
+  const Clock::time_point now = Clock::now();
+  if (!source_blocked_) {
+    source_blocked_ = true;
+    source_blocked_since_ = now;
+    // Look again once the delay is over, in case nothing else wakes us.
+    impl_.timer().schedule(now + kSourceBackpressureDelay, this);
+  } else if (!source_paused_ && now >= source_blocked_since_ + kSourceBackpressureDelay) {
+    source_paused_ = true;
+    nodes_[0].src->on_backpressure(true);
+  }
+}
+
+bool Task::add_dead_letter(const NodeInfo& info, std::string_view message, std::string_view record,
+                           std::string_view position) {
+  if (!dead_letters_) return false;
+  BatchBuilder& b = *dead_letters_;
+  b.column(0).append_int64(now_ms());
+  b.column(1).append_string(impl_.plan_.pipeline_name);
+  b.column(2).append_string(info.node->id);
+  b.column(3).append_int64(subtask_);
+  b.column(4).append_string("data");
+  b.column(5).append_string(message);
+  b.column(6).append_string(position);
+  b.column(7).append_string(record);
+  b.finish_row();
+  if (b.num_rows() >= impl_.options().batch_size) flush_dead_letters();
+  if (auto rate = impl_.dead_letter_rate_exceeded()) {
+    char pct[32];
+    std::snprintf(pct, sizeof pct, "%.2f%%", *rate * 100);
+    size_t k = 0;
+    while (k + 1 < nodes_.size() && nodes_[k].info != &info) ++k;
+    char limit[32];
+    std::snprintf(limit, sizeof limit, "%g%%", *impl_.options().dead_letter_max_rate * 100);
+    record_error(k, Status::invalid("dead letters are " + std::string(pct) +
+                                    " of the rows over the last minute, more than the " + limit +
+                                    " dead_letter.max_rate allows"));
+  }
+  return true;
+}
+
+void Task::flush_dead_letters() {
+  if (!dead_letters_ || dead_letters_->num_rows() == 0) return;
+  BatchPtr batch = dead_letters_->finish();
+  fan_out(kDeadLetterPort, batch);
+}
+
 void Task::note_source_rows() {
   if (idle_timeout_) last_activity_ = Clock::now();
   set_output_idle(false);
@@ -1238,7 +1363,10 @@ void Task::deliver(size_t k, size_t input, const BatchPtr& batch) {
   NodeMetrics& m = *nodes_[k].info->metrics;
   m.rows_in.fetch_add(batch->active_rows(), std::memory_order_relaxed);
   m.batches_in.fetch_add(1, std::memory_order_relaxed);
-  invoke(k, [&] { return nodes_[k].op->process(input, batch, *nodes_[k].out); });
+  invoke(k, [&] {
+    DF_RETURN_IF_ERROR(faults().check(nodes_[k].info->node->id, "process"));
+    return nodes_[k].op->process(input, batch, *nodes_[k].out);
+  });
 }
 
 void Task::emit(size_t k, BatchPtr batch) {
@@ -1257,7 +1385,7 @@ void Task::emit(size_t k, BatchPtr batch) {
   } else {
     fan_out(0, batch);
   }
-  if (source && event_time_) emit_generated_watermark();
+  if (source && event_time_ && !source_watermarks_) emit_generated_watermark();
 }
 
 void Task::emit_side(size_t k, size_t port, BatchPtr batch) {
@@ -1352,6 +1480,7 @@ void Task::fan_out(size_t port, const BatchPtr& batch) {
 }
 
 void Task::broadcast(const StreamElement& e) {
+  flush_dead_letters();
   for (OutEdge& o : outs_) {
     for (Channel* ch : o.channels) ch->push(e);
   }
@@ -1363,6 +1492,9 @@ void Task::invoke(size_t k, F&& f) {
   try {
     Status s = f();
     if (!s.ok()) record_error(k, std::move(s));
+  } catch (const std::bad_alloc&) {
+    // Out of memory is a resource failure (DESIGN §5), not a bug.
+    record_error(k, Status::resource_exhausted("out of memory (std::bad_alloc)"));
   } catch (const std::exception& e) {
     record_error(k, Status::internal(std::string("exception: ") + e.what()));
   } catch (...) {
@@ -1371,7 +1503,9 @@ void Task::invoke(size_t k, F&& f) {
 }
 
 void Task::record_error(size_t k, Status s) {
-  if (error_.ok()) error_ = s.with_context(nodes_[k].info->label);
+  if (!error_.ok()) return;
+  error_ = s.with_context(nodes_[k].info->label);
+  error_node_ = k;
 }
 
 void Task::close_leftovers() {
@@ -1414,6 +1548,9 @@ Engine::Engine(const PhysicalPlan& plan, RunOptions options) : plan_(plan), opti
     }
   }
   metrics_.started = Clock::now();
+  if (options_.dead_letter_max_rate) {
+    dead_letter_rate_ = std::make_unique<DeadLetterRate>(*options_.dead_letter_max_rate);
+  }
 }
 
 Engine::~Engine() {
@@ -1449,7 +1586,7 @@ Status Engine::build() {
     if (to.chain.front().role == NodeRole::kSource) {
       return Status::internal("vertex '" + to.name() + "' starts with a source but has an input");
     }
-    if (e.from_port > 0) {
+    if (e.from_port > 0 && e.from_port != kDeadLetterPort) {
       size_t declared = 0;
       try {
         declared = from.chain.back().prepared->side_outputs().size();
@@ -1572,11 +1709,12 @@ void Engine::release_inflight() {
   }
 }
 
-void Engine::fail(Status status) {
+void Engine::fail(Status status, FailureSite site) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (first_error_.ok() && !aborted_.load()) {
       first_error_ = std::move(status);
+      failure_site_ = std::move(site);
       log_error("runtime", "run failed: " + first_error_.to_string());
     }
     aborted_.store(true);
@@ -1703,6 +1841,9 @@ void Scheduler::notify_checkpoint_aborted(uint64_t id) { impl_->notify_checkpoin
 void Scheduler::notify_final_checkpoint_complete() { impl_->notify_final_checkpoint_complete(); }
 size_t Scheduler::task_count() const { return impl_->task_count(); }
 const RunMetrics& Scheduler::metrics() const { return impl_->metrics_; }
+
+FailureSite Scheduler::failure_site() const { return impl_->failure_site(); }
+
 ChannelStats Scheduler::channel_stats() const { return impl_->channel_stats(); }
 
 }  // namespace df::runtime

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,10 @@ struct RunOptions {
   std::string snapshot_root;
   // A resumed run: what each (node, subtask) snapshot recorded.
   RestoredState restored;
+  // dead_letter.max_rate: when dead letters pass this share of the rows the
+  // sources emitted over the last minute, the run fails (InvalidArgument,
+  // a fatal failure). nullopt: no limit (no dead-letter sink).
+  std::optional<double> dead_letter_max_rate;
 };
 
 // Live counters of one logical node, summed over its subtasks. Written by
@@ -77,6 +82,12 @@ struct ChannelStats {
   size_t threshold_rows = 0;    // above this a channel is full()
 };
 
+// Where the error run() returned was raised, when a task's operator raised it.
+struct FailureSite {
+  std::string node;  // node id; empty when the engine itself failed
+  int subtask = -1;
+};
+
 class Scheduler {
  public:
   Scheduler(const PhysicalPlan& plan, RunOptions options);
@@ -92,6 +103,8 @@ class Scheduler {
   // Aborts: tasks stop at their next step; run() returns Cancelled.
   void cancel();
   const RunMetrics& metrics() const;
+  // After run() returned an error: the node and subtask that raised it.
+  FailureSite failure_site() const;
   // Thread-safe; for progress lines, backpressure gauges and tests.
   ChannelStats channel_stats() const;
 

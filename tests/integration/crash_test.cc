@@ -32,21 +32,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// Lines of every committed part file under `dir` (hidden files are not output).
-std::vector<std::string> committed_rows(const fs::path& dir) {
-  std::vector<std::string> rows;
-  if (!fs::exists(dir)) return rows;
-  for (const auto& name : list_dir(dir)) {
-    if (name.empty() || name[0] == '.' || name[0] == '_') continue;
-    std::istringstream in(read_file((dir / name).string()));
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) rows.push_back(line);
-    }
-  }
-  std::sort(rows.begin(), rows.end());
-  return rows;
-}
-
 size_t hidden_files(const fs::path& dir) {
   size_t n = 0;
   for (const auto& name : list_dir(dir)) n += !name.empty() && name[0] == '.';

@@ -56,4 +56,18 @@ std::vector<std::string> list_dir(const fs::path& dir) {
   return out;
 }
 
+std::vector<std::string> committed_rows(const fs::path& dir) {
+  std::vector<std::string> rows;
+  if (!fs::exists(dir)) return rows;
+  for (const auto& name : list_dir(dir)) {
+    if (name.empty() || name[0] == '.' || name[0] == '_') continue;
+    std::istringstream in(read_file((dir / name).string()));
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) rows.push_back(line);
+    }
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
 }  // namespace df::test

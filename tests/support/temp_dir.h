@@ -31,5 +31,8 @@ std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 // Names of the regular files in `dir`, sorted (hidden ones included).
 std::vector<std::string> list_dir(const std::filesystem::path& dir);
+// The lines of every committed part file of a file sink's directory (names
+// without a leading '.' or '_'), sorted; empty when `dir` does not exist.
+std::vector<std::string> committed_rows(const std::filesystem::path& dir);
 
 }  // namespace df::test
