@@ -1,0 +1,1226 @@
+#include "connectors/kafka/kafka_source.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <compare>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "connectors/format/csv.h"
+#include "connectors/format/json.h"
+#include "connectors/options.h"
+#include "engine/core/log.h"
+#include "engine/runtime/physical_plan.h"
+
+namespace df::connectors::kafka {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr TuningKey kSourceTuning[] = {
+    {"fetch_min_bytes", "fetch.min.bytes"},
+    {"fetch_max_wait_ms", "fetch.wait.max.ms"},
+    // librdkafka's consumer has no request.timeout.ms; this is its per-request timeout.
+    {"request_timeout_ms", "socket.timeout.ms"},
+    {"session_timeout_ms", "session.timeout.ms"},
+};
+
+// Set before the node's properties, which may override them.
+const std::pair<std::string, std::string> kSourceDefaults[] = {
+    // Bounds the prefetch (DESIGN §3: memory stays bounded); librdkafka's
+    // default is 64 MiB per consumer.
+    {"queued.max.messages.kbytes", "16384"},
+    {"queued.min.messages", "20000"},
+};
+
+// Properties the source sets itself; `properties:` may not change them.
+struct RefusedProperty {
+  std::string_view name;
+  std::string_view why;
+};
+constexpr RefusedProperty kRefused[] = {
+    {"bootstrap.servers", "use the option 'brokers'"},
+    {"metadata.broker.list", "use the option 'brokers'"},
+    {"group.id", "use the option 'group_id'"},
+    {"auto.offset.reset", "use the option 'start'"},
+    {"enable.auto.commit", "offsets are committed after each completed checkpoint"},
+    {"enable.auto.offset.store", "offsets are committed after each completed checkpoint"},
+    {"enable.partition.eof", "the source relies on partition end events"},
+};
+
+// How long produce() waits for the queue's wake-up before looking again
+// (idle partitions, end-offset answers, a missed event).
+constexpr auto kPollInterval = std::chrono::milliseconds(100);
+constexpr int kQueryTimeoutMs = 10000;
+constexpr size_t kMaxPendingSnapshots = 16;
+constexpr auto kQueryRetry = std::chrono::seconds(1);
+// bounded: how long an unknown topic is retried before it fails the run (as
+// librdkafka's topic.metadata.propagation.max.ms does for subscriptions).
+constexpr auto kMissingTopicGrace = std::chrono::seconds(30);
+
+enum class MessageFormat { kJson, kCsv, kRaw };
+enum class MetaField { kTimestamp, kPartition, kOffset, kKey, kTopic };
+
+struct MetaName {
+  std::string_view option;
+  MetaField field;
+  TypeId type;
+};
+constexpr MetaName kMetaNames[] = {
+    {"timestamp", MetaField::kTimestamp, TypeId::kTimestamp},
+    {"partition", MetaField::kPartition, TypeId::kInt64},
+    {"offset", MetaField::kOffset, TypeId::kInt64},
+    {"key", MetaField::kKey, TypeId::kString},
+    {"topic", MetaField::kTopic, TypeId::kString},
+};
+
+struct KafkaSourceConfig {
+  std::string label;     // "kafka source 'in'"
+  ClientOptions client;  // everything but client.id
+  std::vector<std::string> topics;
+  std::string group_id;
+  bool start_latest = false;
+  MessageFormat format = MessageFormat::kJson;
+  CsvOptions csv;
+  SchemaPtr value_schema;           // json/csv: `schema`; raw: the fixed raw schema
+  std::vector<MetaField> metadata;  // columns after the value fields, in order
+  SchemaPtr meta_schema;            // just those (nullptr: none)
+  SchemaPtr output_schema;
+  bool bounded = false;
+  size_t max_poll_records = 0;  // 0: the batch size
+  std::string pipeline_name;
+};
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  auto operator<=>(const TopicPartition&) const = default;
+  std::string to_string() const { return topic + "/" + std::to_string(partition); }
+};
+
+struct Position {
+  int64_t offset = 0;  // the next offset to read
+  int64_t max_event_time = INT64_MIN;
+};
+
+// Meta of one snapshot: {"group_id", "partitions": [{topic, partition,
+// offset, max_event_time?}]}.
+std::string positions_meta(const std::string& group,
+                           const std::vector<std::pair<TopicPartition, Position>>& positions) {
+  nlohmann::json parts = nlohmann::json::array();
+  for (const auto& [tp, pos] : positions) {
+    nlohmann::json e = {{"topic", tp.topic}, {"partition", tp.partition}, {"offset", pos.offset}};
+    if (pos.max_event_time != INT64_MIN) e["max_event_time"] = pos.max_event_time;
+    parts.push_back(std::move(e));
+  }
+  return nlohmann::json{{"group_id", group}, {"partitions", std::move(parts)}}.dump();
+}
+
+// Keeps the smaller position: a partition that moved between subtasks while
+// a checkpoint was taken may be recorded twice; repeating rows beats losing.
+void merge_position(std::map<TopicPartition, Position>& into, const TopicPartition& tp,
+                    Position pos) {
+  auto [it, fresh] = into.emplace(tp, pos);
+  if (fresh) return;
+  it->second.offset = std::min(it->second.offset, pos.offset);
+  it->second.max_event_time = std::min(it->second.max_event_time, pos.max_event_time);
+}
+
+// What the subtasks of one source node share within one run of this process:
+// the positions of partitions no subtask holds (restored and not yet
+// assigned, or revoked and not yet re-assigned). Thread-safe.
+class SharedRun {
+ public:
+  // False when `subtask` was made already: its run is over and a new one starts.
+  bool add_subtask(int subtask) {
+    std::lock_guard lock(mu_);
+    return made_.insert(subtask).second;
+  }
+
+  // Reads the restored checkpoint's positions once per run; every subtask
+  // gets the same outcome.
+  Status restore(const std::vector<std::pair<int, const std::string*>>& metas) {
+    std::lock_guard lock(mu_);
+    if (restored_) return restore_status_;
+    restored_ = true;
+    for (const auto& [subtask, text] : metas) {
+      try {
+        nlohmann::json j = nlohmann::json::parse(*text);
+        for (const auto& e : j.at("partitions")) {
+          TopicPartition tp{e.at("topic").get<std::string>(), e.at("partition").get<int32_t>()};
+          Position pos{e.at("offset").get<int64_t>(), e.value("max_event_time", INT64_MIN)};
+          merge_position(unowned_, tp, pos);
+        }
+      } catch (const nlohmann::json::exception& e) {
+        restore_status_ = Status::invalid("bad checkpoint meta of subtask " +
+                                          std::to_string(subtask) + ": " + e.what());
+        unowned_.clear();
+        break;
+      }
+    }
+    return restore_status_;
+  }
+
+  // A subtask took `tp` over: its position if this run knows one.
+  std::optional<Position> claim(const TopicPartition& tp) {
+    std::lock_guard lock(mu_);
+    auto it = unowned_.find(tp);
+    if (it == unowned_.end()) return std::nullopt;
+    Position pos = it->second;
+    unowned_.erase(it);
+    return pos;
+  }
+  void release(const TopicPartition& tp, Position pos) {
+    std::lock_guard lock(mu_);
+    unowned_[tp] = pos;
+  }
+  std::vector<std::pair<TopicPartition, Position>> unowned() const {
+    std::lock_guard lock(mu_);
+    return {unowned_.begin(), unowned_.end()};
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<int> made_;
+  bool restored_ = false;
+  Status restore_status_;
+  std::map<TopicPartition, Position> unowned_;
+};
+
+// Logs a recurring problem at most once per interval, doubling the interval
+// (1 s .. 60 s) while it lasts; healthy() starts over.
+class BackoffLog {
+ public:
+  void warn(const std::string& message) {
+    const Clock::time_point now = Clock::now();
+    if (now < next_) {
+      ++suppressed_;
+      return;
+    }
+    std::string line = message;
+    if (suppressed_ > 0)
+      line += " (" + std::to_string(suppressed_) + " similar messages suppressed)";
+    log_warn("kafka-source", line);
+    suppressed_ = 0;
+    next_ = now + interval_;
+    interval_ = std::min<Clock::duration>(interval_ * 2, std::chrono::seconds(60));
+  }
+  void healthy() {
+    interval_ = std::chrono::seconds(1);
+    next_ = {};
+  }
+
+ private:
+  Clock::duration interval_ = std::chrono::seconds(1);
+  Clock::time_point next_{};
+  uint64_t suppressed_ = 0;
+};
+
+class KafkaSource;
+
+// The opaque of the client's callbacks. Outlives the source: the consumer is
+// closed and destroyed on the I/O pool after close(), and its callbacks may
+// fire until then. `source` is set while the source serves the callbacks on
+// its task thread; afterwards callbacks only do the minimum (unassign).
+struct ClientCallbacks {
+  std::atomic<KafkaSource*> source{nullptr};
+  std::string label;
+
+  // End offsets of `bounded` queried on the I/O pool.
+  struct EndOffset {
+    TopicPartition tp;
+    int64_t end = -1;  // -1: the query failed
+    std::string error;
+  };
+
+  void wake() {
+    std::lock_guard lock(mu);
+    if (ctx) ctx->wake();
+  }
+  void attach(runtime::OperatorContext* c) {
+    std::lock_guard lock(mu);
+    ctx = c;
+  }
+  void add_ends(std::vector<EndOffset> found) {
+    std::lock_guard lock(mu);
+    ends.insert(ends.end(), std::make_move_iterator(found.begin()),
+                std::make_move_iterator(found.end()));
+  }
+  std::vector<EndOffset> take_ends() {
+    std::lock_guard lock(mu);
+    return std::exchange(ends, {});
+  }
+
+  // bounded: the partitions of the subtask's static assignment, read from
+  // the topics' metadata on the I/O pool (or why that failed).
+  struct StaticAssignment {
+    std::vector<TopicPartition> parts;
+    Status error;  // not OK: the metadata request failed
+  };
+  void set_assignment(StaticAssignment found) {
+    std::lock_guard lock(mu);
+    assignment = std::move(found);
+  }
+  std::optional<StaticAssignment> take_assignment() {
+    std::lock_guard lock(mu);
+    return std::exchange(assignment, std::nullopt);
+  }
+
+ private:
+  std::mutex mu;
+  runtime::OperatorContext* ctx = nullptr;     // guarded by mu
+  std::vector<EndOffset> ends;                 // guarded by mu
+  std::optional<StaticAssignment> assignment;  // guarded by mu
+};
+
+// The consumer and its queue; the queue goes first.
+struct Consumer {
+  HandlePtr rk;
+  QueuePtr queue;
+  ~Consumer() { queue.reset(); }
+};
+
+bool fails_run(const Status& s) {
+  return s.code() == StatusCode::kNotFound || s.code() == StatusCode::kInvalidArgument;
+}
+
+class KafkaSource final : public runtime::SourceOperator {
+ public:
+  KafkaSource(std::shared_ptr<const KafkaSourceConfig> cfg, std::shared_ptr<SharedRun> run,
+              int subtask, int parallelism)
+      : cfg_(std::move(cfg)),
+        run_(std::move(run)),
+        subtask_(subtask),
+        parallelism_(std::max(1, parallelism)),
+        values_(cfg_->value_schema) {
+    if (cfg_->meta_schema) meta_.emplace(cfg_->meta_schema);
+    if (cfg_->format == MessageFormat::kJson) json_.emplace(cfg_->value_schema);
+    if (cfg_->format == MessageFormat::kCsv) {
+      csv_.emplace(cfg_->value_schema, cfg_->csv);
+      csv_parser_.emplace(cfg_->csv.delimiter);
+    }
+    label_ = cfg_->label + " subtask " + std::to_string(subtask_);
+    callbacks_->label = label_;
+  }
+
+  ~KafkaSource() override { release_consumer(); }
+
+  bool emits_watermarks() const override { return true; }
+
+  Status open(runtime::OperatorContext& ctx) override {
+    ctx_ = &ctx;
+    event_time_ = ctx.event_time();
+    max_poll_ =
+        cfg_->max_poll_records > 0 ? cfg_->max_poll_records : std::max<size_t>(1, ctx.batch_size());
+    messages_.resize(max_poll_);
+    Status restored = run_->restore(ctx.restored_node_metas());
+    if (!restored.ok()) return restored.with_context(label_ + ": cannot resume");
+
+    ClientOptions client = cfg_->client;
+    client.properties.emplace_back("client.id", "dataflow-" + cfg_->pipeline_name + "-" +
+                                                    ctx.node_id() + "-" + std::to_string(subtask_));
+    DF_ASSIGN_OR_RETURN(ConfPtr conf, make_conf(client));
+    rd_kafka_conf_set_opaque(conf.get(), callbacks_.get());
+    rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSource::on_rebalance);
+    rd_kafka_conf_set_error_cb(conf.get(), &KafkaSource::on_error);
+    rd_kafka_conf_set_offset_commit_cb(conf.get(), &KafkaSource::on_commit);
+    DF_ASSIGN_OR_RETURN(HandlePtr rk, make_handle(RD_KAFKA_CONSUMER, std::move(conf), label_));
+    consumer_ = std::make_shared<Consumer>();
+    consumer_->rk = std::move(rk);
+    rd_kafka_t* handle = consumer_->rk.get();
+    // Every event (errors, rebalances, commits) comes out of the one queue
+    // produce() reads, so the callbacks run on the task thread.
+    rd_kafka_poll_set_consumer(handle);
+    consumer_->queue.reset(rd_kafka_queue_get_consumer(handle));
+    callbacks_->source.store(this);
+    callbacks_->attach(&ctx);
+    rd_kafka_queue_cb_event_enable(consumer_->queue.get(), &KafkaSource::on_queue_event,
+                                   callbacks_.get());
+
+    if (cfg_->bounded) {
+      // No group membership: a static assignment, so no rebalance can move
+      // partitions (or end the run early) while it reads to the ends.
+      query_assignment();
+      return Status::OK();
+    }
+    PartitionListPtr topics(
+        rd_kafka_topic_partition_list_new(static_cast<int>(cfg_->topics.size())));
+    for (const std::string& t : cfg_->topics) {
+      rd_kafka_topic_partition_list_add(topics.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+    }
+    if (rd_kafka_resp_err_t err = rd_kafka_subscribe(handle, topics.get())) {
+      return kafka_status(err, label_ + ": cannot subscribe");
+    }
+    return Status::OK();
+  }
+
+  Result<runtime::SourceProgress> produce(runtime::Output& out) override {
+    if (!error_.ok()) return error_;
+    if (ctx_->stop_requested()) return runtime::SourceProgress::exhausted();
+    now_ = Clock::now();
+    if (cfg_->bounded) {
+      if (!assigned_) collect_assignment();
+      if (!error_.ok()) return error_;
+      collect_ends();
+    }
+    const ssize_t n =
+        rd_kafka_consume_batch_queue(consumer_->queue.get(), 0, messages_.data(), max_poll_);
+    if (n < 0) return kafka_status(rd_kafka_last_error(), label_ + ": cannot read");
+    for (ssize_t i = 0; i < n; ++i) {
+      handle(messages_[static_cast<size_t>(i)]);
+      rd_kafka_message_destroy(messages_[static_cast<size_t>(i)]);
+    }
+    if (!error_.ok()) return error_;
+    emit(out);
+    advance_watermark(out);
+    if (cfg_->bounded && bounded_done()) return runtime::SourceProgress::exhausted();
+    if (static_cast<size_t>(n) == max_poll_) return runtime::SourceProgress::more();
+    return runtime::SourceProgress::wait_until(now_ + kPollInterval);
+  }
+
+  Status snapshot(runtime::SnapshotContext& ctx) override {
+    std::vector<std::pair<TopicPartition, Position>> owned;
+    for (const PartitionState& p : parts_) {
+      if (p.next >= 0) owned.emplace_back(p.tp, Position{p.next, p.max_event_time});
+    }
+    std::vector<std::pair<TopicPartition, Position>> all = owned;
+    for (auto& entry : run_->unowned()) all.push_back(std::move(entry));
+    ctx.set_meta(positions_meta(cfg_->group_id, all));
+    snapshots_[ctx.checkpoint_id()] = std::move(owned);
+    // Checkpoints that never complete (failed) must not pile up.
+    while (snapshots_.size() > kMaxPendingSnapshots) snapshots_.erase(snapshots_.begin());
+    return Status::OK();
+  }
+
+  // Commits what snapshot `id` recorded, for partitions still held; lag tools
+  // see it, recovery never prefers it over a checkpoint.
+  Status checkpoint_complete(uint64_t id) override {
+    auto last = snapshots_.upper_bound(id);
+    if (last == snapshots_.begin()) return Status::OK();
+    std::vector<std::pair<TopicPartition, Position>> positions = std::move(std::prev(last)->second);
+    snapshots_.erase(snapshots_.begin(), last);
+    if (!consumer_) return Status::OK();
+    PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(positions.size())));
+    for (const auto& [tp, pos] : positions) {
+      if (!find(tp)) continue;
+      rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
+          pos.offset;
+    }
+    if (list->cnt == 0) return Status::OK();
+    if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer_->rk.get(), list.get(), 1)) {
+      log_warn("kafka-source", label_ + ": cannot commit the offsets of checkpoint " +
+                                   std::to_string(id) + ": " + rd_kafka_err2str(err));
+    }
+    return Status::OK();
+  }
+
+  void on_backpressure(bool blocked) override {
+    if (blocked == paused_ || !consumer_) return;
+    paused_ = blocked;
+    PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())));
+    for (const PartitionState& p : parts_) {
+      if (!p.done)
+        rd_kafka_topic_partition_list_add(list.get(), p.tp.topic.c_str(), p.tp.partition);
+    }
+    if (list->cnt == 0) return;
+    rd_kafka_resp_err_t err = blocked ? rd_kafka_pause_partitions(consumer_->rk.get(), list.get())
+                                      : rd_kafka_resume_partitions(consumer_->rk.get(), list.get());
+    if (err) {
+      log_warn("kafka-source", label_ + ": cannot " + (blocked ? "pause" : "resume") +
+                                   " partitions: " + rd_kafka_err2str(err));
+      return;
+    }
+    log_info("kafka-source", label_ + ": " + (blocked ? "paused " : "resumed ") +
+                                 std::to_string(list->cnt) + " partitions" +
+                                 (blocked ? " (downstream full)" : ""));
+  }
+
+  Status close() override {
+    release_consumer();
+    return Status::OK();
+  }
+
+  // --- Client callbacks; on the task thread while attached. ---
+
+  static void on_queue_event(rd_kafka_t*, void* opaque) {
+    static_cast<ClientCallbacks*>(opaque)->wake();
+  }
+
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    auto* cb = static_cast<ClientCallbacks*>(opaque);
+    if (KafkaSource* source = cb->source.load()) {
+      source->rebalance(rk, err, parts);
+      return;
+    }
+    // Closing: give everything up.
+    if (cooperative(rk)) {
+      if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        kafka_status(rd_kafka_incremental_unassign(rk, parts), "").ignore();
+      }
+    } else {
+      rd_kafka_assign(rk, nullptr);
+    }
+  }
+
+  static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+    auto* cb = static_cast<ClientCallbacks*>(opaque);
+    if (KafkaSource* source = cb->source.load()) {
+      source->client_error(rk, static_cast<rd_kafka_resp_err_t>(err), reason);
+    } else {
+      log_debug("kafka-source", cb->label + ": " + reason);
+    }
+  }
+
+  static void on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
+                        void* opaque) {
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+      log_warn("kafka-source", static_cast<ClientCallbacks*>(opaque)->label +
+                                   ": committing offsets failed: " + rd_kafka_err2str(err));
+    }
+  }
+
+ private:
+  struct PartitionState {
+    TopicPartition tp;
+    rd_kafka_topic_t* rkt = nullptr;  // the client's handle for tp.topic, once a message came
+    int64_t next = -1;                // next offset to emit; -1: not known yet
+    int64_t end = -1;                 // bounded: the end queried at assignment; -1: not yet
+    bool done = false;                // bounded: everything up to `end` was emitted
+    int64_t max_event_time = INT64_MIN;
+    Clock::time_point last_active{};  // assignment or last message, for idleness
+  };
+
+  static bool cooperative(rd_kafka_t* rk) {
+    return std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  }
+
+  PartitionState* find(const TopicPartition& tp) {
+    for (PartitionState& p : parts_) {
+      if (p.tp == tp) return &p;
+    }
+    return nullptr;
+  }
+  PartitionState* find(const rd_kafka_message_t* m) {
+    if (last_ < parts_.size() && parts_[last_].rkt == m->rkt &&
+        parts_[last_].tp.partition == m->partition) {
+      return &parts_[last_];
+    }
+    const char* topic = rd_kafka_topic_name(m->rkt);
+    for (size_t i = 0; i < parts_.size(); ++i) {
+      PartitionState& p = parts_[i];
+      if (p.tp.partition == m->partition && p.tp.topic == topic) {
+        p.rkt = m->rkt;
+        last_ = i;
+        return &p;
+      }
+    }
+    return nullptr;
+  }
+
+  // Takes the partitions of `list` (a group assignment, or the static one
+  // of `bounded`), setting each one's start offset: the position this run
+  // knows, else the group's committed offset, then `start`.
+  void assign(rd_kafka_t* rk, rd_kafka_topic_partition_list_t* list, bool incremental) {
+    std::string described;
+    std::vector<TopicPartition> added;
+    for (int i = 0; i < list->cnt; ++i) {
+      rd_kafka_topic_partition_t& e = list->elems[i];
+      TopicPartition tp{e.topic, e.partition};
+      PartitionState p;
+      p.tp = tp;
+      p.last_active = Clock::now();
+      if (std::optional<Position> pos = run_->claim(tp)) {
+        e.offset = pos->offset;
+        p.next = pos->offset;
+        p.max_event_time = pos->max_event_time;
+        described += " " + tp.to_string() + "@" + std::to_string(pos->offset);
+      } else {
+        e.offset = RD_KAFKA_OFFSET_INVALID;  // committed, else auto.offset.reset (`start`)
+        described += " " + tp.to_string() + "@group";
+      }
+      if (PartitionState* old = find(tp)) {
+        *old = std::move(p);
+      } else {
+        parts_.push_back(std::move(p));
+      }
+      added.push_back(std::move(tp));
+    }
+    Status s = incremental
+                   ? kafka_status(rd_kafka_incremental_assign(rk, list), label_ + ": assign")
+                   : kafka_status(rd_kafka_assign(rk, list), label_ + ": assign");
+    if (!s.ok()) error_ = s;
+    // Assigned while paused by backpressure: these wait for the resume too.
+    if (s.ok() && paused_ && list->cnt > 0) {
+      if (rd_kafka_resp_err_t err = rd_kafka_pause_partitions(rk, list)) {
+        log_warn("kafka-source", label_ + ": cannot pause partitions: " + rd_kafka_err2str(err));
+      }
+    }
+    assigned_ = true;
+    log_info("kafka-source", label_ + ": assigned" + (described.empty() ? " nothing" : described));
+    if (cfg_->bounded && !added.empty()) query_ends(std::move(added));
+  }
+
+  void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list) {
+    const bool coop = cooperative(rk);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      assign(rk, list, coop);
+      return;
+    }
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      log_warn("kafka-source", label_ + ": rebalance failed: " + rd_kafka_err2str(err));
+    }
+    // Revoked (or a failed rebalance): hand the positions over to whichever
+    // subtask of this run gets the partitions next. Rows emitted so far lie
+    // before them; nothing of these partitions is emitted after this.
+    std::string described;
+    auto give_up = [&](const PartitionState& p) {
+      if (p.next >= 0) run_->release(p.tp, Position{p.next, p.max_event_time});
+      described += " " + p.tp.to_string();
+    };
+    Status s;
+    if (coop && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      for (int i = 0; i < list->cnt; ++i) {
+        TopicPartition tp{list->elems[i].topic, list->elems[i].partition};
+        auto it = std::find_if(parts_.begin(), parts_.end(),
+                               [&](const PartitionState& p) { return p.tp == tp; });
+        if (it == parts_.end()) continue;
+        give_up(*it);
+        parts_.erase(it);
+      }
+      s = kafka_status(rd_kafka_incremental_unassign(rk, list), label_ + ": unassign");
+    } else {
+      for (const PartitionState& p : parts_) give_up(p);
+      parts_.clear();
+      s = kafka_status(rd_kafka_assign(rk, nullptr), label_ + ": unassign");
+    }
+    last_ = SIZE_MAX;
+    log_info("kafka-source", label_ + ": revoked" + (described.empty() ? " nothing" : described));
+    if (!s.ok()) log_warn("kafka-source", s.message());
+  }
+
+  void client_error(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* reason) {
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+      char fatal[512];
+      rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
+      error_ = kafka_status(orig, label_, fatal);
+      return;
+    }
+    Status s = kafka_status(err, label_, reason);
+    if (fails_run(s)) {
+      if (error_.ok()) error_ = s;
+      return;
+    }
+    // Brokers down, timeouts: librdkafka keeps retrying.
+    retry_log_.warn(s.message() + " (retrying)");
+  }
+
+  void handle(const rd_kafka_message_t* m) {
+    if (m->err) {
+      handle_error(m);
+      return;
+    }
+    retry_log_.healthy();
+    PartitionState* p = find(m);
+    // Revoked meanwhile (its next owner reads it again), or read to its end.
+    if (!p || p->done) return;
+    if (p->end >= 0 && m->offset >= p->end) {
+      finish_partition(*p);
+      return;
+    }
+    decode(m, *p);
+    p->next = m->offset + 1;
+    p->last_active = now_;
+    if (p->end >= 0 && p->next >= p->end) finish_partition(*p);
+  }
+
+  void handle_error(const rd_kafka_message_t* m) {
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      PartitionState* p = m->rkt ? find(m) : nullptr;
+      if (!p) return;
+      // At the end: nothing lies before this offset that is not emitted
+      // (gaps are transaction markers or compacted away).
+      p->next = std::max(p->next, m->offset);
+      if (p->end >= 0 && p->next >= p->end) finish_partition(*p);
+      return;
+    }
+    std::string what = label_;
+    if (m->rkt) {
+      what += " topic '" + std::string(rd_kafka_topic_name(m->rkt)) + "'";
+      if (m->partition >= 0) what += " partition " + std::to_string(m->partition);
+    }
+    Status s = kafka_status(m->err, what, rd_kafka_message_errstr(m));
+    if (fails_run(s)) {
+      if (error_.ok()) error_ = s;
+      return;
+    }
+    retry_log_.warn(s.message() + " (retrying)");
+  }
+
+  void finish_partition(PartitionState& p) {
+    p.done = true;
+    PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), p.tp.topic.c_str(), p.tp.partition);
+    // Stop fetching what will not be emitted.
+    rd_kafka_pause_partitions(consumer_->rk.get(), list.get());
+  }
+
+  // An undecodable message: skipped, counted, and dead-lettered with its
+  // value and position "topic/partition@offset".
+  void data_error(const rd_kafka_message_t* m, std::string_view why) {
+    const std::string position = std::string(rd_kafka_topic_name(m->rkt)) + "/" +
+                                 std::to_string(m->partition) + "@" + std::to_string(m->offset);
+    const char* payload = static_cast<const char*>(m->payload);
+    ctx_->report_bad_record(position + ": " + std::string(why),
+                            payload ? std::string_view(payload, m->len) : std::string_view(),
+                            position);
+  }
+
+  void decode(const rd_kafka_message_t* m, const PartitionState& p) {
+    const size_t rows_before = values_.num_rows();
+    const char* payload = static_cast<const char*>(m->payload);
+    const std::string_view value(payload ? payload : "", payload ? m->len : 0);
+    switch (cfg_->format) {
+      case MessageFormat::kRaw: {
+        if (m->key) {
+          values_.column(0).append_string(
+              std::string_view(static_cast<const char*>(m->key), m->key_len));
+        } else {
+          values_.column(0).append_null();
+        }
+        if (payload) {
+          values_.column(1).append_string(value);
+        } else {
+          values_.column(1).append_null();
+        }
+        values_.column(2).append_int64(m->partition);
+        values_.column(3).append_int64(m->offset);
+        append_timestamp(m, values_.column(4));
+        values_.finish_row();
+        break;
+      }
+      case MessageFormat::kJson:
+        if (!payload) {
+          data_error(m, "the message has no value");
+          return;
+        }
+        if (Status s = json_->decode(value, values_); !s.ok()) data_error(m, s.message());
+        break;
+      case MessageFormat::kCsv:
+        decode_csv(m, value);
+        break;
+    }
+    const size_t added = values_.num_rows() - rows_before;
+    for (size_t r = 0; r < added; ++r) {
+      if (meta_) append_metadata(m);
+      if (event_time_) row_parts_.push_back(&p - parts_.data());
+    }
+  }
+
+  // A message holds one or more CSV records; with csv.header its first
+  // record names the columns.
+  void decode_csv(const rd_kafka_message_t* m, std::string_view data) {
+    bool header = cfg_->csv.header;
+    while (true) {
+      size_t consumed = 0;
+      auto outcome = csv_parser_->next(data, true, record_, consumed);
+      if (outcome != CsvRecordParser::Outcome::kRecord) break;
+      data.remove_prefix(consumed);
+      if (record_.blank()) continue;
+      if (header) {
+        header = false;
+        if (Status s = csv_->set_header(record_); !s.ok()) {
+          data_error(m, s.message());
+          return;
+        }
+        continue;
+      }
+      if (Status s = csv_->decode(record_, values_); !s.ok()) data_error(m, s.message());
+    }
+  }
+
+  static void append_timestamp(const rd_kafka_message_t* m, ColumnBuilder& col) {
+    rd_kafka_timestamp_type_t type;
+    const int64_t ts = rd_kafka_message_timestamp(m, &type);
+    if (type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || ts < 0) {
+      col.append_null();
+    } else {
+      col.append_int64(ts);
+    }
+  }
+
+  void append_metadata(const rd_kafka_message_t* m) {
+    for (size_t i = 0; i < cfg_->metadata.size(); ++i) {
+      ColumnBuilder& col = meta_->column(i);
+      switch (cfg_->metadata[i]) {
+        case MetaField::kTimestamp:
+          append_timestamp(m, col);
+          break;
+        case MetaField::kPartition:
+          col.append_int64(m->partition);
+          break;
+        case MetaField::kOffset:
+          col.append_int64(m->offset);
+          break;
+        case MetaField::kKey:
+          if (m->key) {
+            col.append_string(std::string_view(static_cast<const char*>(m->key), m->key_len));
+          } else {
+            col.append_null();
+          }
+          break;
+        case MetaField::kTopic:
+          col.append_string(rd_kafka_topic_name(m->rkt));
+          break;
+      }
+    }
+    meta_->finish_row();
+  }
+
+  void emit(runtime::Output& out) {
+    const size_t n = values_.num_rows();
+    if (n == 0) return;
+    BatchPtr batch = values_.finish();
+    if (meta_) {
+      std::vector<ColumnPtr> cols = batch->columns();
+      BatchPtr meta = meta_->finish();
+      cols.insert(cols.end(), meta->columns().begin(), meta->columns().end());
+      batch = Batch::make(cfg_->output_schema, std::move(cols), n);
+    }
+    if (event_time_) track_event_time(*batch);
+    out.emit(std::move(batch));
+  }
+
+  // The highest event time per partition, from the rows just built (rows
+  // without one are dropped by the runtime and count for nothing).
+  void track_event_time(const Batch& batch) {
+    const Column& col = *batch.column(event_time_->field);
+    if (col.type() != TypeId::kTimestamp && col.type() != TypeId::kInt64) return;
+    const int64_t* ts = col.int64_data();
+    for (size_t r = 0; r < row_parts_.size(); ++r) {
+      if (col.is_null(r)) continue;
+      PartitionState& p = parts_[row_parts_[r]];
+      p.max_event_time = std::max(p.max_event_time, ts[r]);
+    }
+    row_parts_.clear();
+  }
+
+  // The minimum over assigned partitions that are neither idle nor done of
+  // (max event time - bound - 1); a partition without rows holds it back.
+  void advance_watermark(runtime::Output& out) {
+    if (!event_time_) return;
+    int64_t low = INT64_MAX;
+    for (const PartitionState& p : parts_) {
+      if (p.done) continue;
+      if (event_time_->idle_timeout && now_ - p.last_active >= *event_time_->idle_timeout) continue;
+      if (p.max_event_time == INT64_MIN) return;
+      low = std::min(low, p.max_event_time);
+    }
+    const int64_t bound = event_time_->max_out_of_orderness.count();
+    if (low == INT64_MAX || low < INT64_MIN + bound + 1) return;
+    const int64_t wm = low - bound - 1;
+    if (wm <= last_watermark_) return;
+    last_watermark_ = wm;
+    out.emit_watermark(Watermark{wm});
+  }
+
+  // bounded: reads the topics' partitions off the task thread and keeps the
+  // ones of this subtask (partition % parallelism == subtask).
+  void query_assignment() {
+    auto cb = callbacks_;
+    auto consumer = consumer_;
+    ctx_->io().post(ctx_->io_strand(), [cb, consumer, topics = cfg_->topics, label = label_,
+                                        subtask = subtask_, parallelism = parallelism_] {
+      ClientCallbacks::StaticAssignment found;
+      for (const std::string& topic : topics) {
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(consumer->rk.get(), topic.c_str(), nullptr);
+        if (!rkt) {
+          found.error = kafka_status(rd_kafka_last_error(), label + " topic '" + topic + "'");
+          break;
+        }
+        const rd_kafka_metadata_t* md = nullptr;
+        rd_kafka_resp_err_t err =
+            rd_kafka_metadata(consumer->rk.get(), 0, rkt, &md, kQueryTimeoutMs);
+        if (!err && (!md || md->topic_cnt != 1)) err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (!err) err = md->topics[0].err;
+        if (!err && md->topics[0].partition_cnt == 0) err = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+        if (err) {
+          found.error = kafka_status(err, label + " topic '" + topic + "'");
+        } else {
+          for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+            const int32_t id = md->topics[0].partitions[i].id;
+            if (id % parallelism == subtask) found.parts.push_back({topic, id});
+          }
+        }
+        if (md) rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        if (!found.error.ok()) break;
+      }
+      std::sort(found.parts.begin(), found.parts.end());
+      cb->set_assignment(std::move(found));
+      cb->wake();
+    });
+  }
+
+  // bounded: assigns the partitions query_assignment() found (an empty set
+  // ends the subtask at once); a failed query is retried, an unknown topic
+  // for at most kMissingTopicGrace, an authorization failure fails the run.
+  void collect_assignment() {
+    if (assignment_query_at_ != Clock::time_point{} && now_ >= assignment_query_at_) {
+      assignment_query_at_ = {};
+      query_assignment();
+    }
+    std::optional<ClientCallbacks::StaticAssignment> found = callbacks_->take_assignment();
+    if (!found) return;
+    if (!found->error.ok()) {
+      const Status& s = found->error;
+      if (s.code() == StatusCode::kNotFound) {
+        if (missing_since_ == Clock::time_point{}) missing_since_ = now_;
+        if (now_ - missing_since_ >= kMissingTopicGrace) {
+          error_ = s;
+          return;
+        }
+      } else if (fails_run(s)) {
+        error_ = s;
+        return;
+      }
+      retry_log_.warn(s.message() + " (retrying)");
+      assignment_query_at_ = now_ + kQueryRetry;
+      return;
+    }
+    PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(found->parts.size())));
+    for (const TopicPartition& tp : found->parts) {
+      rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+    }
+    assign(consumer_->rk.get(), list.get(), false);
+  }
+
+  // bounded: asks for the partitions' ends off the task thread.
+  void query_ends(std::vector<TopicPartition> tps) {
+    auto cb = callbacks_;
+    auto consumer = consumer_;
+    ctx_->io().post(ctx_->io_strand(), [cb, consumer, tps = std::move(tps)] {
+      std::vector<ClientCallbacks::EndOffset> found;
+      for (const TopicPartition& tp : tps) {
+        int64_t low = 0;
+        int64_t high = 0;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            consumer->rk.get(), tp.topic.c_str(), tp.partition, &low, &high, kQueryTimeoutMs);
+        found.push_back({tp, err ? -1 : high, err ? rd_kafka_err2str(err) : ""});
+      }
+      cb->add_ends(std::move(found));
+      cb->wake();
+    });
+  }
+
+  void collect_ends() {
+    std::vector<TopicPartition> retry;
+    for (ClientCallbacks::EndOffset& e : callbacks_->take_ends()) {
+      PartitionState* p = find(e.tp);
+      if (!p) continue;  // revoked meanwhile
+      if (e.end < 0) {
+        retry_log_.warn(label_ + ": cannot read the end offset of " + e.tp.to_string() + ": " +
+                        e.error + " (retrying)");
+        retry.push_back(e.tp);
+        continue;
+      }
+      p->end = e.end;
+      if (!p->done && p->next >= 0 && p->next >= p->end) finish_partition(*p);
+    }
+    if (!retry.empty()) {
+      retry_ends_.insert(retry_ends_.end(), retry.begin(), retry.end());
+      retry_at_ = now_ + kQueryRetry;
+    }
+    if (!retry_ends_.empty() && now_ >= retry_at_) query_ends(std::exchange(retry_ends_, {}));
+  }
+
+  // bounded: the static assignment is known and read to its ends. Subtasks
+  // end on their own: no group to keep serving.
+  bool bounded_done() const {
+    if (!assigned_) return false;
+    return std::all_of(parts_.begin(), parts_.end(),
+                       [](const PartitionState& p) { return p.done; });
+  }
+
+  // Stops serving callbacks and closes the consumer on the I/O pool (a close
+  // leaves the group and may wait for the coordinator). Without checkpoints
+  // the final positions are committed first.
+  void release_consumer() {
+    callbacks_->source.store(nullptr);
+    callbacks_->attach(nullptr);
+    if (!consumer_) return;
+    rd_kafka_queue_cb_event_enable(consumer_->queue.get(), nullptr, nullptr);
+    // shared_ptr: the job must be copyable (std::function).
+    std::shared_ptr<rd_kafka_topic_partition_list_t> commit;
+    if (ctx_ && !ctx_->checkpointing() && !parts_.empty()) {
+      commit.reset(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())),
+                   PartitionListDeleter());
+      for (const PartitionState& p : parts_) {
+        if (p.next < 0) continue;
+        rd_kafka_topic_partition_list_add(commit.get(), p.tp.topic.c_str(), p.tp.partition)
+            ->offset = p.next;
+      }
+    }
+    auto job = [consumer = std::move(consumer_), cb = callbacks_, commit]() mutable {
+      if (commit && commit->cnt > 0) {
+        if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer->rk.get(), commit.get(), 0)) {
+          log_warn("kafka-source",
+                   cb->label + ": cannot commit the final offsets: " + rd_kafka_err2str(err));
+        }
+      }
+      rd_kafka_consumer_close(consumer->rk.get());
+      consumer.reset();
+    };
+    if (ctx_) {
+      ctx_->io().post(ctx_->io_strand(), std::move(job));
+    } else {
+      job();
+    }
+  }
+
+  std::shared_ptr<const KafkaSourceConfig> cfg_;
+  std::shared_ptr<SharedRun> run_;
+  const int subtask_;
+  const int parallelism_;
+  std::string label_;
+  runtime::OperatorContext* ctx_ = nullptr;
+  const runtime::EventTimeSpec* event_time_ = nullptr;
+  size_t max_poll_ = 1024;
+
+  std::shared_ptr<ClientCallbacks> callbacks_ = std::make_shared<ClientCallbacks>();
+  std::shared_ptr<Consumer> consumer_;
+  std::vector<rd_kafka_message_t*> messages_;
+
+  std::vector<PartitionState> parts_;  // what this subtask holds now
+  size_t last_ = SIZE_MAX;             // parts_ index of the last message's partition
+  bool assigned_ = false;              // had an assignment (possibly empty)
+  bool paused_ = false;                // backpressure
+  Status error_;                       // fails the run at the next produce()
+  BackoffLog retry_log_;
+  Clock::time_point now_{};
+  // Snapshots not completed yet: the owned positions each recorded.
+  std::map<uint64_t, std::vector<std::pair<TopicPartition, Position>>> snapshots_;
+  // bounded: end queries to send again.
+  std::vector<TopicPartition> retry_ends_;
+  Clock::time_point retry_at_{};
+  // bounded: when to ask for the static assignment again ({}: not due), and
+  // since when a topic is unknown.
+  Clock::time_point assignment_query_at_{};
+  Clock::time_point missing_since_{};
+
+  BatchBuilder values_;
+  std::optional<BatchBuilder> meta_;
+  std::optional<JsonRowDecoder> json_;
+  std::optional<CsvRowDecoder> csv_;
+  std::optional<CsvRecordParser> csv_parser_;
+  CsvRecord record_;
+  // Event time: the parts_ index of each row being built.
+  std::vector<size_t> row_parts_;
+  int64_t last_watermark_ = INT64_MIN;
+};
+
+class PreparedKafkaSource final : public runtime::PreparedNode {
+ public:
+  explicit PreparedKafkaSource(std::shared_ptr<const KafkaSourceConfig> cfg)
+      : cfg_(std::move(cfg)) {}
+  SchemaPtr output_schema() const override { return cfg_->output_schema; }
+  std::unique_ptr<runtime::SourceOperator> make_source(int subtask,
+                                                       int parallelism) const override {
+    std::shared_ptr<SharedRun> run;
+    {
+      // A run makes each subtask once: a subtask made again starts a new run.
+      std::lock_guard lock(mu_);
+      if (!run_ || !run_->add_subtask(subtask)) {
+        run_ = std::make_shared<SharedRun>();
+        run_->add_subtask(subtask);
+      }
+      run = run_;
+    }
+    return std::make_unique<KafkaSource>(cfg_, std::move(run), subtask, parallelism);
+  }
+  bool chainable() const override { return false; }
+  std::string describe() const override {
+    std::string topics;
+    for (const std::string& t : cfg_->topics) topics += (topics.empty() ? "" : ",") + t;
+    static constexpr std::string_view kFormats[] = {"json", "csv", "raw"};
+    return "kafka " + topics + " (" + std::string(kFormats[static_cast<int>(cfg_->format)]) +
+           "), group " + cfg_->group_id + (cfg_->bounded ? ", bounded" : "");
+  }
+
+ private:
+  std::shared_ptr<const KafkaSourceConfig> cfg_;
+  mutable std::mutex mu_;
+  mutable std::shared_ptr<SharedRun> run_;  // guarded by mu_
+};
+
+SchemaPtr raw_schema() {
+  return make_schema({Field{"key", TypeId::kString}, Field{"value", TypeId::kString},
+                      Field{"partition", TypeId::kInt64}, Field{"offset", TypeId::kInt64},
+                      Field{"timestamp", TypeId::kTimestamp}});
+}
+
+// A string option of the node, else of the server defaults.
+std::optional<std::string> string_or_default(OptionReader& opts, const ConfigValue& defaults,
+                                             std::string_view key) {
+  const ConfigValue* v = option_or_default(opts, defaults, key);
+  if (!v) return std::nullopt;
+  auto s = v->as_string();
+  if (!s.ok()) {
+    opts.diags().error(v->location(),
+                       opts.what() + " option '" + std::string(key) + "': " + s.status().message());
+    return std::nullopt;
+  }
+  return *s;
+}
+
+}  // namespace
+
+runtime::PreparedNodePtr KafkaSourceFactory::prepare(const runtime::NodeSpec& spec,
+                                                     const std::vector<SchemaPtr>& inputs,
+                                                     OptionReader& opts) const {
+  (void)inputs;
+  const size_t errors_before = opts.diags().size();
+  auto cfg = std::make_shared<KafkaSourceConfig>();
+  cfg->label = "kafka source '" + spec.id + "'";
+  cfg->pipeline_name = spec.pipeline_name;
+
+  std::optional<ClientOptions> client = read_client_options(opts, defaults_, kSourceTuning);
+  if (auto topics = opts.string_list("topic", true)) {
+    cfg->topics = *topics;
+    if (cfg->topics.empty()) report_option(opts, "topic", "must name at least one topic");
+    for (const std::string& t : cfg->topics) {
+      if (t.empty()) report_option(opts, "topic", "a topic name must not be empty");
+    }
+  }
+  cfg->group_id =
+      string_or_default(opts, defaults_, "group_id")
+          .value_or("dataflow-" + (spec.pipeline_name.empty() ? spec.id : spec.pipeline_name));
+  if (cfg->group_id.empty()) report_option(opts, "group_id", "must not be empty");
+  if (auto start = string_or_default(opts, defaults_, "start")) {
+    if (*start == "latest") {
+      cfg->start_latest = true;
+    } else if (*start != "earliest") {
+      report_option(opts, "start", "expected earliest or latest, got '" + *start + "'");
+    }
+  }
+  if (const ConfigValue* max = option_or_default(opts, defaults_, "max_poll_records")) {
+    auto n = max->as_int();
+    if (!n.ok() || *n <= 0) {
+      opts.diags().error(max->location(), opts.what() +
+                                              " option 'max_poll_records': expected a "
+                                              "positive number of messages");
+    } else {
+      cfg->max_poll_records = static_cast<size_t>(*n);
+    }
+  }
+  if (auto bounded = opts.boolean("bounded")) cfg->bounded = *bounded;
+
+  if (auto format = opts.string("format")) {
+    if (*format == "json") {
+      cfg->format = MessageFormat::kJson;
+    } else if (*format == "csv") {
+      cfg->format = MessageFormat::kCsv;
+    } else if (*format == "raw") {
+      cfg->format = MessageFormat::kRaw;
+    } else {
+      report_option(opts, "format", "unknown format '" + *format + "' (expected json, csv or raw)");
+    }
+  }
+  if (cfg->format == MessageFormat::kRaw) {
+    if (opts.has("schema")) {
+      report_option(opts, "schema",
+                    "format raw has a fixed schema (key, value, partition, "
+                    "offset, timestamp); use metadata for more columns");
+      opts.allow("schema");
+    }
+    cfg->value_schema = raw_schema();
+  } else {
+    cfg->value_schema = read_schema(opts, true);
+  }
+  if (auto csv = read_csv_options(opts)) {
+    cfg->csv = *csv;
+    // A message is one record unless it brings its own header.
+    const ConfigValue* node = opts.node().find("csv");
+    if (!node || !node->find("header")) cfg->csv.header = false;
+  }
+  if (opts.has("csv") && cfg->format != MessageFormat::kCsv) {
+    report_option(opts, "csv", "applies only to format csv");
+  }
+
+  std::vector<Field> fields;
+  if (cfg->value_schema) fields = cfg->value_schema->fields();
+  std::vector<Field> meta_fields;
+  if (const ConfigValue* meta = opts.get("metadata")) {
+    if (!meta->is_map()) {
+      report_option(opts, "metadata", "expected a map such as {timestamp: ts, partition: p}");
+    } else {
+      for (const auto& [key, name] : meta->entries()) {
+        auto known = std::find_if(std::begin(kMetaNames), std::end(kMetaNames),
+                                  [&](const MetaName& m) { return m.option == key; });
+        if (known == std::end(kMetaNames)) {
+          opts.diags().error(name.location(), opts.what() + " metadata '" + key +
+                                                  "': unknown (expected timestamp, partition, "
+                                                  "offset, key or topic)");
+          continue;
+        }
+        auto column = name.as_string();
+        if (!column.ok() || column->empty()) {
+          opts.diags().error(name.location(),
+                             opts.what() + " metadata '" + key + "': expected a column name");
+          continue;
+        }
+        auto same = [&](const Field& f) { return f.name == *column; };
+        if (std::any_of(fields.begin(), fields.end(), same) ||
+            std::any_of(meta_fields.begin(), meta_fields.end(), same)) {
+          opts.diags().error(name.location(), opts.what() + " metadata '" + key + "': column '" +
+                                                  *column + "' already exists");
+          continue;
+        }
+        meta_fields.push_back(Field{*column, known->type});
+        cfg->metadata.push_back(known->field);
+      }
+    }
+  }
+
+  if (client) {
+    for (const auto& [name, value] : client->properties) {
+      auto refused = std::find_if(std::begin(kRefused), std::end(kRefused),
+                                  [&](const RefusedProperty& r) { return r.name == name; });
+      if (refused != std::end(kRefused)) {
+        report_option(opts, "properties",
+                      "property '" + name + "' is set by the source: " + std::string(refused->why));
+      }
+    }
+    ClientOptions full;
+    full.brokers = client->brokers;
+    full.properties.assign(std::begin(kSourceDefaults), std::end(kSourceDefaults));
+    full.properties.insert(full.properties.end(), client->properties.begin(),
+                           client->properties.end());
+    full.properties.insert(full.properties.end(),
+                           {{"group.id", cfg->group_id},
+                            {"auto.offset.reset", cfg->start_latest ? "latest" : "earliest"},
+                            {"enable.auto.commit", "false"},
+                            {"enable.auto.offset.store", "false"},
+                            {"enable.partition.eof", "true"}});
+    // Bad property names or values are configuration errors, found now.
+    auto conf = make_conf(full);
+    if (!conf.ok()) report_option(opts, "properties", conf.status().message());
+    cfg->client = std::move(full);
+  }
+
+  if (opts.diags().size() != errors_before || !client || !cfg->value_schema) return nullptr;
+  if (!meta_fields.empty()) {
+    cfg->meta_schema = make_schema(meta_fields);
+    fields.insert(fields.end(), meta_fields.begin(), meta_fields.end());
+  }
+  cfg->output_schema = make_schema(std::move(fields));
+  return std::make_shared<PreparedKafkaSource>(std::move(cfg));
+}
+
+}  // namespace df::connectors::kafka
