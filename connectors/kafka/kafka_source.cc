@@ -33,10 +33,11 @@ constexpr TuningKey kSourceTuning[] = {
 
 // Set before the node's properties, which may override them.
 const std::pair<std::string, std::string> kSourceDefaults[] = {
-    // Bounds the prefetch (DESIGN §3: memory stays bounded); librdkafka's
-    // default is 64 MiB per consumer.
-    {"queued.max.messages.kbytes", "16384"},
-    {"queued.min.messages", "20000"},
+    // Bounds the prefetch (DESIGN §3: memory stays bounded). librdkafka
+    // applies both per partition it fetches (default 64 MiB and 100000
+    // messages), so a consumer of 40 partitions could hold gigabytes.
+    {"queued.max.messages.kbytes", "2048"},
+    {"queued.min.messages", "10000"},
 };
 
 // Properties the source sets itself; `properties:` may not change them.
