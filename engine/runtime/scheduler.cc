@@ -235,10 +235,8 @@ class Engine {
   std::optional<double> dead_letter_rate_exceeded() {
     if (!dead_letter_rate_) return std::nullopt;
     uint64_t rows = 0;
-    for (const auto& n : nodes_) {
-      if (n->node->role == NodeRole::kSource)
-        rows += n->metrics->rows_out.load(std::memory_order_relaxed);
-    }
+    for (const NodeMetrics* m : source_metrics_)
+      rows += m->rows_out.load(std::memory_order_relaxed);
     const int64_t now =
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
             .count();
@@ -287,6 +285,7 @@ class Engine {
   Status first_error_;                                // guarded by mu_
   FailureSite failure_site_;                          // guarded by mu_
   std::unique_ptr<DeadLetterRate> dead_letter_rate_;  // null: no limit
+  std::vector<const NodeMetrics*> source_metrics_;    // what DeadLetterRate compares with
 
   // Tasks waiting for a worker, oldest first; one arena job per entry.
   std::mutex run_queue_mu_;
@@ -1550,6 +1549,9 @@ Engine::Engine(const PhysicalPlan& plan, RunOptions options) : plan_(plan), opti
   metrics_.started = Clock::now();
   if (options_.dead_letter_max_rate) {
     dead_letter_rate_ = std::make_unique<DeadLetterRate>(*options_.dead_letter_max_rate);
+    for (const auto& n : nodes_) {
+      if (n->node->role == NodeRole::kSource) source_metrics_.push_back(n->metrics);
+    }
   }
 }
 

@@ -55,6 +55,17 @@ std::string substitute(std::string text, const std::map<std::string, std::string
   return text;
 }
 
+// The `in` source of every pipeline here: JSON rows of topic `in`, a 3 s
+// session and a 500 ms heartbeat so group changes take seconds, not 45 s;
+// `extra` adds option lines (default: a bounded source).
+std::string json_source(const std::string& brokers, const std::string& group,
+                        const std::string& extra = "    bounded: true\n") {
+  return "  - id: in\n    type: kafka\n    brokers: \"" + brokers + "\"\n    topic: in\n" +
+         "    group_id: " + group + "\n    session_timeout_ms: 3000\n" +
+         "    properties: {heartbeat.interval.ms: 500}\n" + extra +
+         "    format: json\n    schema: {id: int64, user: string, amount: int64}\n";
+}
+
 std::vector<std::string> exec_args(const std::string& pipeline, const std::string& state_dir = "") {
   std::vector<std::string> argv{DATAFLOW_BIN, "exec", pipeline, "--no-progress", "--workers", "2"};
   if (!state_dir.empty()) {
@@ -118,20 +129,6 @@ std::vector<int64_t> consumed_ids(const KafkaCluster& kafka, const std::string& 
   auto got = consume_all(kafka.bootstrap(), topic, 30s);
   EXPECT_TRUE(got.ok()) << got.status().message();
   return got.ok() ? ids_of(values_of(*got)) : std::vector<int64_t>{};
-}
-
-// Lines of every committed part file under `dir` (hidden files are in progress).
-std::vector<std::string> committed_lines(const fs::path& dir) {
-  std::vector<std::string> lines;
-  if (!fs::exists(dir)) return lines;
-  for (const auto& name : list_dir(dir)) {
-    if (name.empty() || name[0] == '.' || name[0] == '_') continue;
-    std::istringstream in(read_file((dir / name).string()));
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) lines.push_back(line);
-    }
-  }
-  return lines;
 }
 
 std::vector<int64_t> iota_ids(int64_t n) {
@@ -204,17 +201,8 @@ TEST_F(Kafka, RoundTripThroughAFilter) {
 name: roundtrip
 parallelism: 2
 sources:
-  - id: in
-    type: kafka
-    brokers: "BROKERS"
-    topic: in
-    group_id: roundtrip
-    session_timeout_ms: 3000
-    properties: {heartbeat.interval.ms: 500}
-    bounded: true
-    format: json
-    schema: {id: int64, user: string, amount: int64}
-transforms:
+)yaml" + json_source(kafka.bootstrap(), "roundtrip") +
+                                     R"yaml(transforms:
   - {id: big, type: filter, input: in, where: "amount >= 5"}
 sinks:
   - {id: out, type: kafka, input: big, brokers: "BROKERS", topic: out, key: user, format: json}
@@ -263,17 +251,8 @@ name: kafka-alo
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: at_least_once}
 sources:
-  - id: in
-    type: kafka
-    brokers: "BROKERS"
-    topic: in
-    group_id: kafka-alo
-    session_timeout_ms: 3000
-    properties: {heartbeat.interval.ms: 500}
-    bounded: true
-    format: json
-    schema: {id: int64, user: string, amount: int64}
-sinks:
+)yaml" + json_source(kafka.bootstrap(), "kafka-alo") +
+                                     R"yaml(sinks:
   - {id: out, type: kafka, input: in, brokers: "BROKERS", topic: out, key: id, format: json}
 )yaml",
                                  {{"BROKERS", kafka.bootstrap()}}));
@@ -312,17 +291,8 @@ name: kafka-eos
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: exactly_once}
 sources:
-  - id: in
-    type: kafka
-    brokers: "BROKERS"
-    topic: in
-    group_id: kafka-eos
-    session_timeout_ms: 3000
-    properties: {heartbeat.interval.ms: 500}
-    bounded: true
-    format: json
-    schema: {id: int64, user: string, amount: int64}
-sinks:
+)yaml" + json_source(kafka.bootstrap(), "kafka-eos") +
+                                     R"yaml(sinks:
   - {id: out, type: file, input: in, path: out, format: json}
 )yaml",
                                  {{"BROKERS", kafka.bootstrap()}}));
@@ -330,18 +300,18 @@ sinks:
   const fs::path out = tmp.path() / "out";
   // First kill after the first commit, the second once more is committed.
   kill_when(exec_args("p.yaml", state), tmp, "run1.log",
-            [&] { return !committed_lines(out).empty(); });
+            [&] { return !committed_rows(out).empty(); });
   if (HasFatalFailure()) return;
-  const size_t after_first = committed_lines(out).size();
+  const size_t after_first = committed_rows(out).size();
   kill_when(exec_args("p.yaml", state), tmp, "run2.log",
-            [&] { return committed_lines(out).size() > after_first; });
+            [&] { return committed_rows(out).size() > after_first; });
   if (HasFatalFailure()) return;
   EXPECT_GT(resumed_from(read_file(tmp.file("run2.log"))), 0u) << read_file(tmp.file("run2.log"));
 
   ProcessResult r = run_process(exec_args("p.yaml", state), tmp.str(), 90s);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(resumed_from(r.err), 0u) << r.err;
-  std::vector<int64_t> ids = ids_of(committed_lines(out));
+  std::vector<int64_t> ids = ids_of(committed_rows(out));
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids.size(), static_cast<size_t>(kRows));
   EXPECT_TRUE(ids == iota_ids(kRows)) << "committed output is not exactly the input";
@@ -361,20 +331,11 @@ TEST_F(Kafka, TwoProcessesOfOneGroupSplitThePartitions) {
   KafkaCluster kafka({{"in", 4}, {"out-a", 2}, {"out-b", 2}});
   ASSERT_TRUE(kafka.ok()) << kafka.error();
   TempDir tmp;
-  const char* pipeline = R"yaml(
+  const std::string pipeline = R"yaml(
 name: split-OUT
 sources:
-  - id: in
-    type: kafka
-    brokers: "BROKERS"
-    topic: in
-    group_id: split
-    session_timeout_ms: 3000
-    properties: {heartbeat.interval.ms: 500}
-    format: json
-    schema: {id: int64, user: string, amount: int64}
-    metadata: {partition: part}
-sinks:
+)yaml" + json_source(kafka.bootstrap(), "split", "    metadata: {partition: part}\n") +
+                               R"yaml(sinks:
   - {id: out, type: kafka, input: in, brokers: "BROKERS", topic: OUT, format: json}
 )yaml";
   for (const std::string out : {"out-a", "out-b"}) {
@@ -442,17 +403,8 @@ TEST_F(Kafka, BlockedSinkBoundsMemoryAndFlowResumes) {
   tmp.write("p.yaml", substitute(R"yaml(
 name: kafka-slow
 sources:
-  - id: in
-    type: kafka
-    brokers: "BROKERS"
-    topic: in
-    group_id: kafka-slow
-    session_timeout_ms: 3000
-    properties: {heartbeat.interval.ms: 500}
-    bounded: true
-    format: json
-    schema: {id: int64, user: string, amount: int64}
-sinks:
+)yaml" + json_source(kafka.bootstrap(), "kafka-slow") +
+                                     R"yaml(sinks:
   - {id: out, type: stdout, input: in}
 )yaml",
                                  {{"BROKERS", kafka.bootstrap()}}));
@@ -576,17 +528,8 @@ name: kafka-txn
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: exactly_once}
 sources:
-  - id: in
-    type: kafka
-    brokers: "BROKERS"
-    topic: in
-    group_id: kafka-txn
-    session_timeout_ms: 3000
-    properties: {heartbeat.interval.ms: 500}
-    bounded: true
-    format: json
-    schema: {id: int64, user: string, amount: int64}
-sinks:
+)yaml" + json_source(kafka.bootstrap(), "kafka-txn") +
+                                     R"yaml(sinks:
   - {id: out, type: kafka, input: in, brokers: "BROKERS", topic: out, key: id, format: json}
 )yaml",
                                  {{"BROKERS", kafka.bootstrap()}}));
