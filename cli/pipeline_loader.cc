@@ -1,45 +1,31 @@
 #include "cli/pipeline_loader.h"
 
-#include <algorithm>
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "config/yaml_loader.h"
+#include "config/pipeline_compiler.h"
 
 namespace df::cli {
 
 std::optional<LoadedPipeline> load_pipeline(const std::string& path,
                                             const plan::PlanOptions& options, int& exit_code,
                                             const healing::HealingSettings& healing_defaults) {
-  auto doc = config::load_yaml_file(path);
-  if (!doc.ok()) {
-    print_error(doc.status().message());
+  config::CompileOutcome compiled = config::compile_pipeline_file(path, options, healing_defaults);
+  if (!compiled.pipeline) {
+    const size_t n = compiled.problems.size();
+    // A file that cannot be read or parsed is one sentence; a document with
+    // problems lists them all, then counts them.
+    if (compiled.unreadable) {
+      print_error(compiled.problems[0]);
+    } else {
+      for (const std::string& p : compiled.problems) std::fprintf(stderr, "%s\n", p.c_str());
+      print_error(path + " has " + std::to_string(n) + (n == 1 ? " problem" : " problems") + ".");
+    }
     exit_code = kExitInvalidInput;
     return std::nullopt;
   }
-  LoadedPipeline loaded;
-  Diagnostics healing_diags;
-  const ConfigValue* healing = doc->is_map() ? doc->find("healing") : nullptr;
-  loaded.healing = healing::read_healing_settings(healing, healing_defaults, healing_diags);
-  loaded.restart_set = healing && healing->is_map() && healing->find("restart");
-  auto built = plan::build_plan(*doc, plan::builtin_registry(), options);
-  // Every problem at once: the plan's and the healing section's.
-  std::string problems = built.ok() ? std::string() : built.status().message();
-  if (!healing_diags.empty()) {
-    if (!problems.empty()) problems += '\n';
-    problems += healing_diags.to_status().message();
-  }
-  if (!problems.empty()) {
-    size_t lines = 1 + static_cast<size_t>(std::count(problems.begin(), problems.end(), '\n'));
-    std::fprintf(stderr, "%s\n", problems.c_str());
-    print_error(path + " has " + std::to_string(lines) + (lines == 1 ? " problem" : " problems") +
-                ".");
-    exit_code = kExitInvalidInput;
-    return std::nullopt;
-  }
-  loaded.plan = std::move(built).value();
   exit_code = kExitOk;
-  return loaded;
+  return std::move(*compiled.pipeline);
 }
 
 std::shared_ptr<const plan::Plan> load_plan(const std::string& path,

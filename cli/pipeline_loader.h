@@ -4,17 +4,11 @@
 #include <memory>
 #include <string>
 
-#include "engine/healing/settings.h"
-#include "engine/plan/plan.h"
+#include "config/pipeline_compiler.h"
 
 namespace df::cli {
 
-struct LoadedPipeline {
-  std::shared_ptr<const plan::Plan> plan;
-  healing::HealingSettings healing;
-  // Whether the file chose a restart strategy itself (`healing.restart`).
-  bool restart_set = false;
-};
+using LoadedPipeline = config::CompiledPipeline;
 
 // The plan and the `healing:` settings (over `healing_defaults`), or nullopt
 // after printing every problem of both to stderr; `exit_code` says why

@@ -25,6 +25,7 @@ enum class StatusCode : unsigned char {
   kCancelled,
   kInternal,          // a bug or broken invariant
   kUnimplemented,
+  kFailedPrecondition,  // the request conflicts with the current state (a running pipeline)
 };
 
 std::string_view status_code_name(StatusCode code);
@@ -47,6 +48,9 @@ class [[nodiscard]] Status {
   static Status cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
   static Status internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
   static Status unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
+  static Status failed_precondition(std::string m) {
+    return {StatusCode::kFailedPrecondition, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

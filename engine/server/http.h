@@ -1,0 +1,127 @@
+// The server's HTTP layer: plain request/response values, a router of
+// method + path patterns, and an HTTP/1.1 server (Boost.Beast on Asio) that
+// serves one router on one or more listeners. Beast stays inside http.cc;
+// handlers see only these types.
+//
+// Threading: HttpServer runs its own Asio io_context on `threads` threads.
+// Handlers run on those threads, concurrently: they must be thread-safe and
+// should not block long (a pipeline start is handed to the manager, not
+// waited for). Router is immutable once the server starts.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/core/status.h"
+
+namespace df::server {
+
+// Header names are compared case-insensitively; stored lower-case.
+using Headers = std::map<std::string, std::string>;
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as received: path and query
+  std::string path;    // decoded path, no query
+  std::map<std::string, std::string> query;        // decoded ?a=b&c=d
+  std::map<std::string, std::string> path_params;  // {name} captures from the route
+  Headers headers;                                 // lower-case names
+  std::string body;
+  std::string request_id;  // X-Request-Id from the client, else generated
+  std::string remote;      // "127.0.0.1:54321"
+
+  // The header's value, or "" when absent.
+  const std::string& header(std::string_view lower_name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  Headers headers;  // Content-Type defaults to application/json
+  std::string body;
+
+  static HttpResponse json(int status, std::string body);
+  static HttpResponse text(int status, std::string body, std::string content_type = "text/plain");
+  // {"error": message, "details": [...]} (docs/rest-api.md).
+  static HttpResponse error(int status, std::string_view message,
+                            const std::vector<std::string>& details = {});
+  // The HTTP status for a failed Status: kInvalidArgument 400, kNotFound
+  // 404, kAlreadyExists/kFailedPrecondition 409, kUnavailable 503, else 500.
+  static HttpResponse from_status(const Status& status);
+};
+
+// A live WebSocket connection, handed to a WebSocket route's handler.
+// send() may be called from any thread; messages are queued and written in
+// order. A closed socket drops sends. The server closes it on shutdown.
+class WebSocketConnection {
+ public:
+  virtual ~WebSocketConnection() = default;
+  virtual void send(std::string text) = 0;
+  virtual void close() = 0;
+  virtual bool open() const = 0;
+  // Called once, on a server thread, when the peer or the server closes it.
+  virtual void on_close(std::function<void()> callback) = 0;
+};
+
+using Handler = std::function<HttpResponse(const HttpRequest&)>;
+// Accepts or refuses an upgrade: a non-null response refuses it (sent as is).
+using WebSocketHandler =
+    std::function<std::optional<HttpResponse>(const HttpRequest&, std::shared_ptr<WebSocketConnection>)>;
+
+// Routes "METHOD /path/{param}/literal" patterns. A path that matches a
+// pattern with another method gets 405 with Allow; no match gets 404.
+class Router {
+ public:
+  void add(std::string method, std::string pattern, Handler handler);
+  void add_websocket(std::string pattern, WebSocketHandler handler);
+  HttpResponse dispatch(HttpRequest& request) const;  // fills path_params
+  // For the OpenAPI sync test: every "METHOD pattern" added, in order.
+  std::vector<std::string> routes() const;
+  // The WebSocket handler for `request`'s path (fills path_params), or null.
+  const WebSocketHandler* websocket(HttpRequest& request) const;
+
+ private:
+  struct Route;
+  std::vector<std::shared_ptr<Route>> routes_;
+};
+
+struct HttpListener {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: any free port (see HttpServer::port())
+  std::shared_ptr<const Router> router;
+};
+
+struct HttpServerOptions {
+  std::vector<HttpListener> listeners;
+  size_t max_body_size = 4u << 20;  // over it: 413 before the body is read
+  int threads = 2;
+  std::chrono::milliseconds idle_timeout{60000};  // keep-alive connections
+};
+
+class HttpServer {
+ public:
+  explicit HttpServer(HttpServerOptions options);
+  ~HttpServer();  // stop(0)
+
+  // Binds every listener and starts serving. Fails with one sentence naming
+  // the address when a port is taken.
+  Status start();
+  // The bound port of listener `i` (useful when it asked for port 0).
+  uint16_t port(size_t listener) const;
+  // Stops accepting new connections and waits up to `grace` for in-flight
+  // requests to finish; then closes everything. Returns how many requests
+  // were cut off. Idempotent.
+  size_t stop(std::chrono::milliseconds grace);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace df::server
