@@ -42,12 +42,20 @@ Batch::Batch(SchemaPtr schema, std::vector<ColumnPtr> columns, size_t num_rows,
   }
 }
 
+BatchPtr Batch::derive(SchemaPtr schema, std::vector<ColumnPtr> columns, size_t num_rows,
+                       SelectionPtr selection, ColumnPtr event_time) const {
+  auto b = std::make_shared<Batch>(std::move(schema), std::move(columns), num_rows,
+                                   std::move(selection), std::move(event_time));
+  b->source_time_ns_ = source_time_ns_;
+  return b;
+}
+
 BatchPtr Batch::with_columns(SchemaPtr schema, std::vector<ColumnPtr> columns) const {
-  return make(std::move(schema), std::move(columns), num_rows_, selection_, event_time_);
+  return derive(std::move(schema), std::move(columns), num_rows_, selection_, event_time_);
 }
 
 BatchPtr Batch::with_selection(SelectionPtr selection) const {
-  return make(schema_, columns_, num_rows_, std::move(selection), event_time_);
+  return derive(schema_, columns_, num_rows_, std::move(selection), event_time_);
 }
 
 BatchPtr Batch::narrow(const BatchPtr& batch, SelectionPtr selection) {
@@ -57,7 +65,13 @@ BatchPtr Batch::narrow(const BatchPtr& batch, SelectionPtr selection) {
 }
 
 BatchPtr Batch::with_event_time(ColumnPtr event_time) const {
-  return make(schema_, columns_, num_rows_, selection_, std::move(event_time));
+  return derive(schema_, columns_, num_rows_, selection_, std::move(event_time));
+}
+
+BatchPtr Batch::with_source_time(int64_t source_time_ns) const {
+  auto b = std::make_shared<Batch>(schema_, columns_, num_rows_, selection_, event_time_);
+  b->source_time_ns_ = source_time_ns;
+  return b;
 }
 
 static ColumnPtr gather(const Column& src, const Batch& b, size_t begin, size_t end) {
@@ -71,7 +85,7 @@ BatchPtr Batch::slice(size_t begin, size_t end) const {
   cols.reserve(columns_.size());
   for (const auto& c : columns_) cols.push_back(gather(*c, *this, begin, end));
   ColumnPtr et = event_time_ ? gather(*event_time_, *this, begin, end) : nullptr;
-  return make(schema_, std::move(cols), end - begin, nullptr, std::move(et));
+  return derive(schema_, std::move(cols), end - begin, nullptr, std::move(et));
 }
 
 BatchPtr Batch::compact() const { return slice(0, active_rows()); }

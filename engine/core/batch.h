@@ -7,6 +7,7 @@
 // for_each_row) and never assume the physical rows are all alive.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -24,6 +25,14 @@ using SelectionPtr = std::shared_ptr<const Selection>;
 // thread that drops the last reference and is reused by the next call there,
 // so a filter's per-batch selection costs no allocation.
 std::shared_ptr<Selection> make_selection(size_t size);
+
+// The clock of Batch::source_time_ns: steady-clock nanoseconds (never 0 in
+// practice, so 0 can mean "unknown").
+inline int64_t source_clock_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 class Batch;
 using BatchPtr = std::shared_ptr<const Batch>;
@@ -46,6 +55,11 @@ class Batch {
   const ColumnPtr& column(size_t i) const { return columns_[i]; }
   const std::vector<ColumnPtr>& columns() const { return columns_; }
   const ColumnPtr& event_time() const { return event_time_; }
+  // When the rows left their source (source_clock_ns()), for the pipeline
+  // latency metric; 0 = unknown. Batches derived from this one (with_*,
+  // narrow, slice, compact) keep it; the runtime stamps a batch that has none
+  // as it leaves the node that built it (a source, a window, a join).
+  int64_t source_time_ns() const { return source_time_ns_; }
 
   // Physical rows (the length of every column).
   size_t num_rows() const { return num_rows_; }
@@ -74,6 +88,8 @@ class Batch {
   // no row is left, `batch` itself when every row is, else a shared-column view.
   static BatchPtr narrow(const BatchPtr& batch, SelectionPtr selection);
   BatchPtr with_event_time(ColumnPtr event_time) const;
+  // Same rows, stamped with another source time.
+  BatchPtr with_source_time(int64_t source_time_ns) const;
   // A dense copy holding only the alive rows (selection dropped).
   BatchPtr compact() const;
   // Copies the alive rows [begin, end) (in active-row numbering) densely.
@@ -82,11 +98,16 @@ class Batch {
   size_t memory_bytes() const;
 
  private:
+  // A batch over these parts that keeps this batch's source time.
+  BatchPtr derive(SchemaPtr schema, std::vector<ColumnPtr> columns, size_t num_rows,
+                  SelectionPtr selection, ColumnPtr event_time) const;
+
   SchemaPtr schema_;
   std::vector<ColumnPtr> columns_;
   size_t num_rows_;
   SelectionPtr selection_;
   ColumnPtr event_time_;
+  int64_t source_time_ns_ = 0;
 };
 
 // Builds a batch row by row; for sources and tests. Not thread-safe.

@@ -1366,6 +1366,10 @@ void Task::deliver(size_t k, size_t input, const BatchPtr& batch) {
     DF_RETURN_IF_ERROR(faults().check(nodes_[k].info->node->id, "process"));
     return nodes_[k].op->process(input, batch, *nodes_[k].out);
   });
+  if (nodes_[k].info->node->role == NodeRole::kSink && batch->source_time_ns() != 0) {
+    m.latency_seconds.observe(static_cast<double>(source_clock_ns() - batch->source_time_ns()) *
+                              1e-9);
+  }
 }
 
 void Task::emit(size_t k, BatchPtr batch) {
@@ -1378,6 +1382,9 @@ void Task::emit(size_t k, BatchPtr batch) {
   }
   if (batch->active_rows() == 0) return;
   if (source) note_source_rows();
+  // Latency is timed from here for rows new to the pipeline (a source's, a
+  // window's); batches derived from others keep their time.
+  if (batch->source_time_ns() == 0) batch = batch->with_source_time(source_clock_ns());
   nodes_[k].info->metrics->rows_out.fetch_add(batch->active_rows(), std::memory_order_relaxed);
   if (k + 1 < nodes_.size()) {
     deliver(k + 1, 0, batch);

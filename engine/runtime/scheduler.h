@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/metrics.h"
 #include "engine/core/status.h"
 #include "engine/runtime/checkpoint.h"
 #include "engine/runtime/physical_plan.h"
@@ -64,6 +65,10 @@ struct NodeMetrics {
   std::atomic<int64_t> watermark_ms{INT64_MIN};
   // Times a task of this node found an output over the threshold.
   std::atomic<uint64_t> backpressure_events{0};
+  // Sinks: seconds from Batch::source_time_ns to the sink having processed
+  // the batch, one observation per batch. Rows a window or join emits are
+  // timed from when it emitted them (its own wait is event time, not lag).
+  metrics::Histogram latency_seconds;
 };
 
 struct RunMetrics {
