@@ -34,9 +34,11 @@ struct CompileOutcome {
 };
 
 // `source` names the text in locations ("pipeline.yaml", "request body").
+// `registry`: the node types (the server's carries its Kafka defaults).
 CompileOutcome compile_pipeline(std::string_view text, const std::string& source,
                                 const plan::PlanOptions& options,
-                                const healing::HealingSettings& healing_defaults = {});
+                                const healing::HealingSettings& healing_defaults = {},
+                                const runtime::NodeRegistry& registry = plan::builtin_registry());
 // The same for a file; a file that cannot be read is one problem.
 CompileOutcome compile_pipeline_file(const std::string& path, const plan::PlanOptions& options,
                                      const healing::HealingSettings& healing_defaults = {});

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "connectors/connectors.h"
+#include "connectors/kafka/client.h"
 #include "engine/runtime/dead_letter.h"
 #include "operators/operators.h"
 
@@ -314,13 +315,17 @@ std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node,
 }  // namespace
 
 const runtime::NodeRegistry& builtin_registry() {
-  static const runtime::NodeRegistry registry = [] {
-    runtime::NodeRegistry r;
-    operators::register_operators(r);
-    connectors::register_connectors(r);
-    return r;
-  }();
+  static const runtime::NodeRegistry registry = make_registry(ConfigValue(), ConfigValue());
   return registry;
+}
+
+runtime::NodeRegistry make_registry(const ConfigValue& kafka_source_defaults,
+                                    const ConfigValue& kafka_sink_defaults) {
+  runtime::NodeRegistry r;
+  operators::register_operators(r);
+  connectors::register_connectors(
+      r, connectors::kafka::KafkaDefaults{kafka_source_defaults, kafka_sink_defaults});
+  return r;
 }
 
 Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,

@@ -66,6 +66,10 @@ struct PlanOptions {
 
 // The registry with every built-in operator and connector.
 const runtime::NodeRegistry& builtin_registry();
+// The same, with the server's defaults for Kafka nodes (config.yaml's
+// sources.kafka / sinks.kafka: located maps, or null for none).
+runtime::NodeRegistry make_registry(const ConfigValue& kafka_source_defaults,
+                                    const ConfigValue& kafka_sink_defaults);
 
 // `document` is the parsed pipeline file. On failure: InvalidArgument whose
 // message lists every problem, one "file:line:col: message" per line.
