@@ -76,6 +76,10 @@ using WebSocketHandler =
 
 // Routes "METHOD /path/{param}/literal" patterns. A path that matches a
 // pattern with another method gets 405 with Allow; no match gets 404.
+// Path segments are percent-decoded one by one (so %2F stays inside a
+// {param}); a literal segment beats a {param} where both match; HEAD is
+// served by the GET route. A WebSocket route is listed as "GET pattern";
+// a GET on it without Upgrade gets 426.
 class Router {
  public:
   void add(std::string method, std::string pattern, Handler handler);
@@ -116,7 +120,9 @@ class HttpServer {
   uint16_t port(size_t listener) const;
   // Stops accepting new connections and waits up to `grace` for in-flight
   // requests to finish; then closes everything. Returns how many requests
-  // were cut off. Idempotent.
+  // were cut off. Idempotent. Not from a handler: it joins the io threads
+  // (a handler still running past `grace` is waited for; its response is
+  // not sent).
   size_t stop(std::chrono::milliseconds grace);
 
  private:
