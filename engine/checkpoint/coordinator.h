@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/checkpoint/storage.h"
+#include "engine/core/metrics.h"
 #include "engine/core/status.h"
 #include "engine/core/time.h"
 #include "engine/runtime/checkpoint.h"
@@ -50,6 +51,9 @@ struct CheckpointSettings {
   std::string pipeline_text;     // the pipeline file, stored with each checkpoint
   std::string pipeline_version;  // e.g. SHA-256 of pipeline_text
   int io_threads = 2;
+  // Observes every completed checkpoint's duration in seconds (the server's
+  // dataflow_checkpoint_duration_seconds). Not owned; may be null.
+  metrics::Histogram* duration_seconds = nullptr;
 };
 
 // What restore() found.

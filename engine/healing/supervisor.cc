@@ -81,7 +81,9 @@ RunSupervisor::RunSupervisor(SupervisorOptions options, Listener listener)
       listener_(std::move(listener)),
       healer_(options_.healing, [this](const RunEvent& e) {
         if (listener_.on_event) listener_.on_event(e);
-      }) {}
+      }) {
+  options_.checkpoint.duration_seconds = &checkpoint_durations_;
+}
 
 RunSupervisor::~RunSupervisor() = default;
 

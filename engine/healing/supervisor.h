@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "engine/checkpoint/coordinator.h"
+#include "engine/core/metrics.h"
 #include "engine/core/status.h"
 #include "engine/healing/service.h"
 #include "engine/healing/settings.h"
@@ -117,8 +118,13 @@ class RunSupervisor {
   SupervisorStats stats() const;
   // The newest healing events (at most 1000), oldest first.
   std::vector<RunEvent> events() const;
+  // Durations of the checkpoints completed so far, over all attempts.
+  metrics::HistogramSnapshot checkpoint_durations() const {
+    return checkpoint_durations_.snapshot();
+  }
 
  private:
+  metrics::Histogram checkpoint_durations_;  // before options_: they point at it
   SupervisorOptions options_;
   Listener listener_;
   SelfHealingService healer_;
