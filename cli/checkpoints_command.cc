@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/http_client.h"
 #include "engine/checkpoint/history.h"
 #include "engine/checkpoint/storage.h"
 #include "engine/core/status.h"
@@ -95,20 +96,28 @@ int run_list(const CheckpointsArgs& args, checkpoint::CheckpointStorage& storage
   return kExitOk;
 }
 
+// --id as a checkpoint id; false after printing why it is not one.
+bool parse_checkpoint_id(const std::string& text, uint64_t& id) {
+  try {
+    size_t used = 0;
+    unsigned long long v = std::stoull(text, &used);
+    if (used != text.size() || text[0] == '-') throw std::invalid_argument(text);
+    id = v;
+    return true;
+  } catch (const std::exception&) {
+    print_error("--id must be a checkpoint id (a non-negative integer), not '" + text + "'.");
+    return false;
+  }
+}
+
 int run_rollback(const CheckpointsArgs& args, checkpoint::CheckpointStorage& storage) {
   std::optional<int> offset;
   std::optional<uint64_t> id;
   if (args.offset >= 0) offset = static_cast<int>(args.offset);
   if (!args.id.empty()) {
-    try {
-      size_t used = 0;
-      unsigned long long v = std::stoull(args.id, &used);
-      if (used != args.id.size() || args.id[0] == '-') throw std::invalid_argument(args.id);
-      id = v;
-    } catch (const std::exception&) {
-      print_error("--id must be a checkpoint id (a non-negative integer), not '" + args.id + "'.");
-      return kExitUsage;
-    }
+    uint64_t v = 0;
+    if (!parse_checkpoint_id(args.id, v)) return kExitUsage;
+    id = v;
   }
   // What _CURRENT names before (the newest when it names none).
   std::string was = "none";
@@ -126,6 +135,72 @@ int run_rollback(const CheckpointsArgs& args, checkpoint::CheckpointStorage& sto
   }
   std::printf("rolled back %s to checkpoint %llu (was %s)\n", args.pipeline.c_str(),
               static_cast<unsigned long long>(*moved), was.c_str());
+  return kExitOk;
+}
+
+// The server's view: GET /pipelines/{name}/checkpoints and POST .../rollback.
+std::string server_path(const CheckpointsArgs& args, const char* leaf) {
+  return "/pipelines/" + encode_path_segment(args.pipeline) + "/" + leaf;
+}
+
+int run_list_server(const CheckpointsArgs& args) {
+  HttpClientResponse response;
+  int code = call_server(args.storage.server, "GET", server_path(args, "checkpoints"), response);
+  if (code != kExitOk) return code;
+  auto doc = nlohmann::ordered_json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("checkpoints") || !doc["checkpoints"].is_array()) {
+    print_error("the server's answer has no checkpoint list.");
+    return kExitRuntimeFailure;
+  }
+  if (args.json) {
+    std::printf("%s\n", doc.dump(2).c_str());
+    return kExitOk;
+  }
+  const auto& list = doc["checkpoints"];
+  if (list.empty()) {
+    print_error("pipeline '" + args.pipeline + "' has no checkpoints on the server at " +
+                args.storage.server + ".");
+    return kExitInvalidInput;
+  }
+  // The local table's columns, as far as the server reports them.
+  auto number = [](const nlohmann::ordered_json& c, const char* key) -> uint64_t {
+    auto it = c.find(key);
+    return it != c.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+  };
+  std::printf("  %-6s %-24s %-8s %10s %9s\n", "ID", "CREATED", "KIND", "SIZE", "DURATION");
+  for (const auto& c : list) {
+    const char* mark = c.value("current", false) ? "*" : " ";
+    const auto id = static_cast<unsigned long long>(number(c, "id"));
+    if (!c.value("valid", true)) {
+      std::printf("%s %-6llu invalid: %s\n", mark, id, c.value("problem", std::string()).c_str());
+      continue;
+    }
+    std::printf(
+        "%s %-6llu %-24s %-8s %10s %9s\n", mark, id, c.value("time", std::string("-")).c_str(),
+        c.value("kind", std::string("-")).c_str(), human_bytes(number(c, "size_bytes")).c_str(),
+        human_duration(static_cast<int64_t>(number(c, "duration_ms"))).c_str());
+  }
+  std::printf("(* = current: the next run resumes from it)\n");
+  return kExitOk;
+}
+
+int run_rollback_server(const CheckpointsArgs& args) {
+  nlohmann::json body;
+  if (!args.id.empty()) {
+    uint64_t id = 0;
+    if (!parse_checkpoint_id(args.id, id)) return kExitUsage;
+    body["id"] = id;
+  } else {
+    body["offset"] = args.offset >= 0 ? args.offset : 1;  // default: one older, as locally
+  }
+  HttpClientResponse response;
+  int code = call_server(args.storage.server, "POST", server_path(args, "rollback"), response,
+                         body.dump(), "application/json");
+  if (code != kExitOk) return code;
+  auto doc = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  std::string current = "?";
+  if (doc.is_object() && doc.contains("current")) current = doc["current"].dump();
+  std::printf("rolled back %s to checkpoint %s\n", args.pipeline.c_str(), current.c_str());
   return kExitOk;
 }
 
@@ -149,8 +224,14 @@ void add_storage_options(CLI::App& cmd, StorageArgs& args) {
   auto* url =
       cmd.add_option("--checkpoint-storage", args.checkpoint_storage,
                      "Checkpoint storage URL: s3://bucket/prefix (AWS_* variables) or a path");
+  auto* server = cmd.add_option("--server", args.server,
+                                "Ask the DataFlow server at URL (http://host:port) instead");
   dir->excludes(url);
   url->excludes(dir);
+  server->excludes(dir);
+  server->excludes(url);
+  dir->excludes(server);
+  url->excludes(server);
 }
 
 std::unique_ptr<checkpoint::CheckpointStorage> open_checkpoint_storage(const StorageArgs& args,
@@ -158,7 +239,9 @@ std::unique_ptr<checkpoint::CheckpointStorage> open_checkpoint_storage(const Sto
                                                                        bool must_exist,
                                                                        int& exit_code) {
   if (args.state_dir.empty() == args.checkpoint_storage.empty()) {
-    print_error("give the checkpoint storage: --state-dir DIR or --checkpoint-storage URL.");
+    print_error(
+        "give the checkpoint storage: --state-dir DIR or --checkpoint-storage URL (or ask a "
+        "server with --server URL).");
     exit_code = kExitUsage;
     return nullptr;
   }
@@ -213,6 +296,11 @@ void add_checkpoints_command(CLI::App& app, std::shared_ptr<CheckpointsArgs> arg
 }
 
 int run_checkpoints(const CheckpointsArgs& args) {
+  if (!args.storage.server.empty()) {
+    if (args.action == "list") return run_list_server(args);
+    if (args.action == "rollback") return run_rollback_server(args);
+    return kExitUsage;
+  }
   int code = kExitOk;
   auto storage = open_checkpoint_storage(args.storage, args.pipeline, /*must_exist=*/true, code);
   if (!storage) return code;

@@ -24,10 +24,14 @@ int main(int argc, char** argv) {
   auto validate_args = std::make_shared<ValidateArgs>();
   add_exec_command(app, exec_args);
   add_validate_command(app, validate_args);
+  auto run_args = std::make_shared<RunArgs>();
+  add_run_command(app, run_args);
   auto state_args = std::make_shared<StateArgs>();
   auto checkpoints_args = std::make_shared<CheckpointsArgs>();
   add_state_command(app, state_args);
   add_checkpoints_command(app, checkpoints_args);
+  auto client_args = std::make_shared<ClientArgs>();
+  add_client_commands(app, client_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -43,8 +47,10 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("exec")) return run_exec(*exec_args);
     if (app.got_subcommand("validate")) return run_validate(*validate_args);
+    if (app.got_subcommand("run")) return run_server(*run_args);
     if (app.got_subcommand("state")) return run_state(*state_args);
     if (app.got_subcommand("checkpoints")) return run_checkpoints(*checkpoints_args);
+    if (!client_args->command.empty()) return run_client(*client_args);
   } catch (const std::exception& e) {
     print_error(std::string("internal error: ") + e.what());
     return kExitRuntimeFailure;

@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/http_client.h"
 #include "config/yaml_loader.h"
 #include "engine/checkpoint/state_serde.h"
 #include "engine/checkpoint/state_transfer.h"
@@ -73,6 +75,66 @@ class ProgressLine {
   Clock::time_point last_;
 };
 
+// Where `state export --output` goes: stdout for "-", else a temporary
+// sibling renamed over the file by commit() once complete, so a failed
+// export never leaves half a file; the destructor removes an uncommitted one.
+class OutputFile {
+ public:
+  explicit OutputFile(std::string path) : path_(std::move(path)), buffer_(1 << 20) {}
+  ~OutputFile() {
+    if (file_.is_open()) file_.close();
+    std::error_code ec;
+    if (!tmp_.empty()) fs::remove(tmp_, ec);
+  }
+
+  bool to_stdout() const { return path_ == "-"; }
+  // False after printing why the file cannot be written.
+  bool open() {
+    if (to_stdout()) return true;
+    fs::path out(path_);
+    tmp_ = ((out.parent_path().empty() ? fs::path(".") : out.parent_path()) /
+            ("." + out.filename().string() + ".tmp-" + std::to_string(getpid())))
+               .string();
+    file_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
+    file_.open(tmp_, std::ios::binary | std::ios::trunc);
+    if (!file_) {
+      print_error("cannot write " + path_ + ": " +
+                  std::error_code(errno, std::generic_category()).message() + ".");
+      tmp_.clear();
+      return false;
+    }
+    return true;
+  }
+  std::ostream& stream() { return to_stdout() ? std::cout : file_; }
+  // Flushes and renames the temporary over the file.
+  Status commit() {
+    if (to_stdout()) {
+      std::cout.flush();
+      return std::cout ? Status::OK() : Status::io_error("cannot write to stdout");
+    }
+    file_.close();
+    if (!file_) return Status::io_error("cannot write " + path_);
+    std::error_code ec;
+    fs::rename(tmp_, path_, ec);
+    if (ec) return Status::io_error("cannot write " + path_ + ": " + ec.message());
+    tmp_.clear();
+    return Status::OK();
+  }
+  // Bytes written so far (0 for stdout).
+  uint64_t size() {
+    if (to_stdout()) return 0;
+    std::error_code ec;
+    auto n = fs::file_size(tmp_.empty() ? fs::path(path_) : fs::path(tmp_), ec);
+    return ec ? 0 : n;
+  }
+
+ private:
+  std::string path_;
+  std::string tmp_;
+  std::ofstream file_;
+  std::vector<char> buffer_;
+};
+
 // Builds the plan of a pipeline file's text; nullptr after printing the problems.
 std::shared_ptr<const plan::Plan> plan_of(const std::string& text, const std::string& name,
                                           int parallelism, int& exit_code) {
@@ -129,40 +191,15 @@ int run_export(const StateArgs& args, checkpoint::CheckpointStorage& storage) {
   if (!plan) return code;
   auto nodes = node_views(*plan);
 
-  // Into a temporary sibling, renamed over --output once complete.
-  const bool to_stdout = args.output == "-";
-  std::string tmp;
-  std::ofstream file;
-  std::vector<char> buffer(1 << 20);
-  if (!to_stdout) {
-    fs::path out(args.output);
-    tmp = (out.parent_path().empty() ? fs::path(".") : out.parent_path()) /
-          ("." + out.filename().string() + ".tmp-" + std::to_string(getpid()));
-    file.rdbuf()->pubsetbuf(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    file.open(tmp, std::ios::binary | std::ios::trunc);
-    if (!file) {
-      print_error("cannot write " + args.output + ": " +
-                  std::error_code(errno, std::generic_category()).message() + ".");
-      return kExitInvalidInput;
-    }
-  }
-  std::ostream& out = to_stdout ? std::cout : file;
+  OutputFile output(args.output);
+  if (!output.open()) return kExitInvalidInput;
   ProgressLine progress(!args.no_progress && isatty(STDERR_FILENO));
   checkpoint::ExportOptions options;
   options.progress = progress.fn();
-  auto result = checkpoint::export_state(storage, *manifest, nodes, out, options);
+  auto result = checkpoint::export_state(storage, *manifest, nodes, output.stream(), options);
   progress.clear();
-  if (!to_stdout) {
-    file.close();
-    std::error_code ec;
-    if (result.ok() && !file) {
-      result = Status::io_error("cannot write " + args.output);
-    }
-    if (result.ok()) {
-      fs::rename(tmp, args.output, ec);
-      if (ec) result = Status::io_error("cannot write " + args.output + ": " + ec.message());
-    }
-    if (!result.ok()) fs::remove(tmp, ec);
+  if (result.ok()) {
+    if (Status done = output.commit(); !done.ok()) result = done;
   }
   if (!result.ok()) {
     print_error("cannot export the state of " + args.pipeline + ": " +
@@ -173,7 +210,7 @@ int run_export(const StateArgs& args, checkpoint::CheckpointStorage& storage) {
       stderr, "dataflow: exported checkpoint %llu of %s: %zu node states, %llu entries, %s%s%s\n",
       static_cast<unsigned long long>(result->checkpoint_id), args.pipeline.c_str(), result->nodes,
       static_cast<unsigned long long>(result->entries), human_bytes(result->bytes).c_str(),
-      to_stdout ? "" : " to ", to_stdout ? "" : args.output.c_str());
+      output.to_stdout() ? "" : " to ", output.to_stdout() ? "" : args.output.c_str());
   return kExitOk;
 }
 
@@ -260,6 +297,72 @@ int run_import(const StateArgs& args, checkpoint::CheckpointStorage& storage) {
   return kExitOk;
 }
 
+// The server's copies: GET|PUT /pipelines/{name}/state (docs/rest-api.md).
+constexpr int64_t kStateTimeoutMs = 10 * 60 * 1000;  // each read: the server may build it first
+
+int run_export_server(const StateArgs& args) {
+  OutputFile output(args.output);
+  if (!output.open()) return kExitInvalidInput;
+  HttpClientResponse response;
+  int code = call_server(args.storage.server, "GET",
+                         "/pipelines/" + encode_path_segment(args.pipeline) + "/state", response,
+                         {}, {}, &output.stream(), kStateTimeoutMs);
+  if (code != kExitOk) return code;
+  const uint64_t bytes = output.size();
+  if (Status done = output.commit(); !done.ok()) {
+    print_error("cannot export the state of " + args.pipeline + ": " + sentence(done.message()));
+    return kExitInvalidInput;
+  }
+  if (output.to_stdout()) {
+    std::fprintf(stderr, "dataflow: exported the state of %s from %s\n", args.pipeline.c_str(),
+                 args.storage.server.c_str());
+  } else {
+    std::fprintf(stderr, "dataflow: exported the state of %s from %s: %s to %s\n",
+                 args.pipeline.c_str(), args.storage.server.c_str(), human_bytes(bytes).c_str(),
+                 args.output.c_str());
+  }
+  return kExitOk;
+}
+
+int run_import_server(const StateArgs& args) {
+  if (!args.pipeline_file.empty() || args.parallelism != 0) {
+    print_error(
+        "--pipeline-file and --parallelism apply to local storage; with --server the document "
+        "is checked against the pipeline's stored version.");
+    return kExitUsage;
+  }
+  std::ifstream in(args.input, std::ios::binary);
+  if (!in) {
+    print_error("cannot read " + args.input + ": " +
+                std::error_code(errno, std::generic_category()).message() + ".");
+    return kExitInvalidInput;
+  }
+  std::ostringstream body;
+  body << in.rdbuf();
+  HttpClientResponse response;
+  int code = call_server(args.storage.server, "PUT",
+                         "/pipelines/" + encode_path_segment(args.pipeline) + "/state", response,
+                         body.str(), "application/json", nullptr, kStateTimeoutMs);
+  if (code != kExitOk) return code;
+  // {"checkpoint", "previous", "entries", "notes"}, as the local import reports them.
+  auto answer = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  auto text = [&answer](const char* key, const char* otherwise) {
+    if (!answer.is_object() || !answer.contains(key) || answer[key].is_null())
+      return std::string(otherwise);
+    return answer[key].dump();
+  };
+  if (answer.is_object() && answer.contains("notes") && answer["notes"].is_array()) {
+    for (const auto& note : answer["notes"]) {
+      if (note.is_string())
+        std::fprintf(stderr, "dataflow: note: %s\n", note.get<std::string>().c_str());
+    }
+  }
+  std::printf("imported %s entries into %s as checkpoint %s (was %s)\n",
+              text("entries", "?").c_str(), args.pipeline.c_str(), text("checkpoint", "?").c_str(),
+              text("previous", "none").c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 void add_state_command(CLI::App& app, std::shared_ptr<StateArgs> args) {
@@ -292,6 +395,11 @@ void add_state_command(CLI::App& app, std::shared_ptr<StateArgs> args) {
 }
 
 int run_state(const StateArgs& args) {
+  if (!args.storage.server.empty()) {
+    if (args.action == "export") return run_export_server(args);
+    if (args.action == "import") return run_import_server(args);
+    return kExitUsage;
+  }
   // One store is open at a time and read or written once, front to back: a
   // small block cache keeps memory flat however large the state.
   state::set_block_cache_bytes(8u << 20);

@@ -543,6 +543,7 @@ class NodeContext final : public OperatorContext {
   void report_bad_record(std::string_view message, std::string_view record,
                          std::string_view position) override {
     const bool dead_lettered = task_.add_dead_letter(info_, message, record, position);
+    if (dead_lettered) info_.metrics->dead_letters.fetch_add(1, std::memory_order_relaxed);
     count_and_log_bad_record(message, dead_lettered ? "sent to the dead-letter sink" : "skipped");
   }
   uint64_t io_strand() const override { return strand_; }

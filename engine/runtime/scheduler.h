@@ -62,6 +62,7 @@ struct NodeMetrics {
   std::atomic<uint64_t> rows_out{0};
   std::atomic<uint64_t> batches_in{0};
   std::atomic<uint64_t> data_errors{0};
+  std::atomic<uint64_t> dead_letters{0};  // of data_errors, those sent to the dead-letter sink
   std::atomic<int64_t> watermark_ms{INT64_MIN};
   // Times a task of this node found an output over the threshold.
   std::atomic<uint64_t> backpressure_events{0};
