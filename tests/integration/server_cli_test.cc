@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "cli/http_client.h"
+#include "tests/support/server_process.h"
 #include "tests/support/subprocess.h"
 
 using nlohmann::json;
@@ -32,103 +33,6 @@ ProcessResult dataflow(std::vector<std::string> args, const std::string& cwd = "
   args.insert(args.begin(), DATAFLOW_BIN);
   return run_process(args, cwd, std::chrono::seconds(60));
 }
-
-// `n` distinct ports that were free a moment ago: bound to port 0 together
-// (so the kernel hands out different ones), then closed for the server.
-std::vector<uint16_t> free_ports(size_t n) {
-  std::vector<int> fds;
-  std::vector<uint16_t> ports;
-  for (size_t i = 0; i < n; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof addr;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ADD_FAILURE() << "cannot bind a port on 127.0.0.1";
-    }
-    fds.push_back(fd);
-    ports.push_back(ntohs(addr.sin_port));
-  }
-  for (int fd : fds) ::close(fd);
-  return ports;
-}
-
-// Whether `pid` has exited (a zombie not yet reaped counts as exited).
-bool exited(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return true;
-  const size_t paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] == 'Z';
-}
-
-// A server (`dataflow run --config`) in a temp dir, on free ports; stopped
-// with SIGTERM by the destructor.
-class Server {
- public:
-  Server() {
-    // A port taken between free_ports() and the server's bind makes the
-    // server exit: try again on new ports.
-    for (int attempt = 0; attempt < 3 && !ready_; ++attempt) start();
-  }
-  ~Server() {
-    if (!child_) return;
-    child_->send_signal(SIGTERM);
-    auto r = child_->wait(40s);
-    EXPECT_EQ(r.exit_code, 0) << "server did not stop cleanly: " << read_file(err_path());
-  }
-
-  bool ready() const { return ready_; }
-  const TempDir& dir() const { return dir_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(api_port_); }
-  std::string checkpoints_dir() const { return dir_.file("checkpoints"); }
-  std::string err_path() const { return dir_.file("server.err"); }
-  std::string log() const { return read_file(err_path()); }
-
- private:
-  void start() {
-    auto ports = free_ports(3);
-    api_port_ = ports[0];
-    std::ostringstream config;
-    config << "server: {host: 127.0.0.1, port: " << ports[0] << ", data_dir: " << dir_.file("data")
-           << ", shutdown_grace_period: 20s}\n"
-           << "runtime: {workers: 2, checkpoint_storage: " << checkpoints_dir() << "}\n"
-           << "monitoring:\n"
-           << "  metrics: {host: 127.0.0.1, port: " << ports[1] << "}\n"
-           << "  health: {host: 127.0.0.1, port: " << ports[2] << "}\n"
-           << "  logging: {level: info, format: text, output: stderr}\n";
-    const std::string path = dir_.write("config.yaml", config.str());
-    child_.reset();
-    child_ = std::make_unique<Child>(
-        std::vector<std::string>{DATAFLOW_BIN, "run", "--config", path}, dir_.str(), err_path());
-
-    // Ready when GET /health/ready answers 200 (bounded: 15 s).
-    auto url = cli::parse_server_url("http://127.0.0.1:" + std::to_string(ports[2]));
-    cli::HttpClientOptions options;
-    options.connect_timeout = 500ms;
-    options.io_timeout = 2s;
-    cli::HttpClient health(*url, options);
-    const auto deadline = Clock::now() + 15s;
-    while (Clock::now() < deadline && !exited(child_->pid())) {
-      auto r = health.request("GET", "/health/ready");
-      if (r.ok() && r->status == 200) {
-        ready_ = true;
-        return;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    child_->wait(5s);
-    child_.reset();
-  }
-
-  TempDir dir_;
-  uint16_t api_port_ = 0;
-  std::unique_ptr<Child> child_;
-  bool ready_ = false;
-};
 
 // An unbounded, stateful pipeline: dedupe keeps one entry per (user, page).
 const char* kPipeline = R"yaml(name: clicks
@@ -149,14 +53,14 @@ class ServerCli : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(server_.ready()) << "the server did not become ready: " << server_.log();
-    pipeline_file_ = server_.dir().write("clicks.yaml", kPipeline);
+    pipeline_file_ = dir_.write("clicks.yaml", kPipeline);
   }
 
   // `dataflow ARGS --server URL`.
   ProcessResult client(std::vector<std::string> args) {
     args.push_back("--server");
     args.push_back(server_.url());
-    return dataflow(std::move(args), server_.dir().str());
+    return dataflow(std::move(args), dir_.str());
   }
   json client_json(std::vector<std::string> args) {
     args.push_back("--output");
@@ -200,7 +104,8 @@ class ServerCli : public ::testing::Test {
     return run;
   }
 
-  Server server_;
+  TempDir dir_;
+  ServerProcess server_{DATAFLOW_BIN, dir_};
   std::string pipeline_file_;
 };
 
@@ -316,7 +221,7 @@ TEST_F(ServerCli, SubmitTwiceNeedsUpdate) {
 }
 
 TEST_F(ServerCli, InvalidPipelineExitsOneWithEveryError) {
-  const std::string bad = server_.dir().write("bad.yaml", R"yaml(name: broken
+  const std::string bad = dir_.write("bad.yaml", R"yaml(name: broken
 sources:
   - {id: gen, type: generator, count: 10, colour: red, fields: {x: "i"}}
 sinks:
@@ -384,10 +289,10 @@ TEST_F(ServerCli, StateAndCheckpointsThroughTheServer) {
   ASSERT_EQ(remote.exit_code, 0) << remote.err;
   auto local = dataflow({"state", "export", "--pipeline", "clicks", "--output", "local.json",
                          "--state-dir", server_.checkpoints_dir()},
-                        server_.dir().str());
+                        dir_.str());
   ASSERT_EQ(local.exit_code, 0) << local.err;
-  json a = json::parse(read_file(server_.dir().file("remote.json")), nullptr, false);
-  json b = json::parse(read_file(server_.dir().file("local.json")), nullptr, false);
+  json a = json::parse(read_file(dir_.file("remote.json")), nullptr, false);
+  json b = json::parse(read_file(dir_.file("local.json")), nullptr, false);
   ASSERT_TRUE(a.is_object());
   EXPECT_EQ(a["format"], "dataflow-state");
   EXPECT_EQ(a["pipeline"], "clicks");
