@@ -159,19 +159,6 @@ std::shared_ptr<const plan::Plan> plan_of(const std::string& text, const std::st
   return std::move(built).value();
 }
 
-std::vector<checkpoint::NodeView> node_views(const plan::Plan& plan) {
-  std::vector<checkpoint::NodeView> views;
-  for (const auto& n : plan.nodes) {
-    checkpoint::NodeView v;
-    v.id = n.id;
-    v.type = n.type;
-    v.parallelism = n.parallelism;
-    v.serde = dynamic_cast<const checkpoint::StateSerde*>(n.prepared.get());
-    views.push_back(std::move(v));
-  }
-  return views;
-}
-
 int run_export(const StateArgs& args, checkpoint::CheckpointStorage& storage) {
   auto manifest = checkpoint::load_current_manifest(storage, args.pipeline);
   if (!manifest.ok()) {
@@ -189,7 +176,7 @@ int run_export(const StateArgs& args, checkpoint::CheckpointStorage& storage) {
   auto plan =
       plan_of(*text, "the pipeline file of checkpoint " + std::to_string(manifest->id), 0, code);
   if (!plan) return code;
-  auto nodes = node_views(*plan);
+  auto nodes = plan::checkpoint_node_views(*plan);
 
   OutputFile output(args.output);
   if (!output.open()) return kExitInvalidInput;
@@ -264,7 +251,7 @@ int run_import(const StateArgs& args, checkpoint::CheckpointStorage& storage) {
                 "'.");
     return kExitInvalidInput;
   }
-  auto nodes = node_views(*plan);
+  auto nodes = plan::checkpoint_node_views(*plan);
 
   std::ifstream in(args.input, std::ios::binary);
   if (!in) {

@@ -7,6 +7,7 @@
 
 #include "connectors/connectors.h"
 #include "connectors/kafka/client.h"
+#include "engine/checkpoint/state_serde.h"
 #include "engine/runtime/dead_letter.h"
 #include "operators/operators.h"
 
@@ -313,6 +314,19 @@ std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node,
 }
 
 }  // namespace
+
+std::vector<checkpoint::NodeView> checkpoint_node_views(const Plan& plan) {
+  std::vector<checkpoint::NodeView> views;
+  for (const auto& n : plan.nodes) {
+    checkpoint::NodeView v;
+    v.id = n.id;
+    v.type = n.type;
+    v.parallelism = n.parallelism;
+    v.serde = dynamic_cast<const checkpoint::StateSerde*>(n.prepared.get());
+    views.push_back(std::move(v));
+  }
+  return views;
+}
 
 const runtime::NodeRegistry& builtin_registry() {
   static const runtime::NodeRegistry registry = make_registry(ConfigValue(), ConfigValue());

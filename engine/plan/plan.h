@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/checkpoint/state_transfer.h"
 #include "engine/core/config_value.h"
 #include "engine/core/status.h"
 #include "engine/runtime/node_factory.h"
@@ -63,6 +64,10 @@ struct PlanOptions {
   // Overrides the file's parallelism for every node (e.g. a CLI flag); 0 = keep.
   int parallelism_override = 0;
 };
+
+// The plan's nodes as state export/import sees them (id, type,
+// parallelism, and the StateSerde of stateful ones).
+std::vector<checkpoint::NodeView> checkpoint_node_views(const Plan& plan);
 
 // The registry with every built-in operator and connector.
 const runtime::NodeRegistry& builtin_registry();

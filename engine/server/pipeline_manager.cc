@@ -54,19 +54,6 @@ std::string new_run_id(uint64_t counter) {
   return buf;
 }
 
-std::vector<checkpoint::NodeView> node_views(const plan::Plan& plan) {
-  std::vector<checkpoint::NodeView> views;
-  for (const auto& n : plan.nodes) {
-    checkpoint::NodeView v;
-    v.id = n.id;
-    v.type = n.type;
-    v.parallelism = n.parallelism;
-    v.serde = dynamic_cast<const checkpoint::StateSerde*>(n.prepared.get());
-    views.push_back(std::move(v));
-  }
-  return views;
-}
-
 // What a run's WebSocket streams get when its status changes.
 std::string status_message(const RunRecord& run) {
   return "{\"type\":\"status\",\"run\":" + run_to_json(run) + "}";
@@ -651,7 +638,7 @@ Status PipelineManager::export_state(const std::string& name, std::ostream& out)
   options.scratch_dir = (fs::path(options_.data_dir) / "tmp").string();
   std::error_code ec;
   fs::create_directories(options.scratch_dir, ec);
-  return checkpoint::export_state(*storage, manifest, node_views(*compiled.plan), out, options)
+  return checkpoint::export_state(*storage, manifest, plan::checkpoint_node_views(*compiled.plan), out, options)
       .status();
 }
 
@@ -675,7 +662,7 @@ Result<checkpoint::ImportResult> PipelineManager::import_state(const std::string
   std::error_code ec;
   fs::create_directories(options.scratch_dir, ec);
   options.compression = compiled.plan->settings.checkpoint_compression;
-  return checkpoint::import_state(*storage, in, node_views(*compiled.plan), options);
+  return checkpoint::import_state(*storage, in, plan::checkpoint_node_views(*compiled.plan), options);
 }
 
 uint64_t PipelineManager::subscribe(const std::string& run_id,
