@@ -885,6 +885,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       }
     }
     request.body = std::move(message.body());
+    // Every line the handler logs carries the request's id.
+    LogContext log_context({.request_id = request.request_id});
     respond(router_->dispatch(request), head, keep_alive);
   }
 

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/core/log.h"
 #include "tests/unit/server/http_client.h"
 
 namespace df::server {
@@ -150,6 +151,30 @@ TEST(HttpServerTest, LiteralSegmentBeatsParameter) {
       "literal");
   EXPECT_EQ(Json::parse(http_request(server.port, "GET", "/api/v1/pipelines/other").body)["route"],
             "param");
+}
+
+TEST(HttpServerTest, LinesAHandlerLogsCarryTheRequestId) {
+  std::mutex mu;
+  std::vector<std::string> seen;  // request ids of "api" lines
+  const uint64_t listener = add_log_listener([&](const LogRecord& record) {
+    if (record.component != "api-test") return;
+    std::lock_guard lock(mu);
+    seen.push_back(record.context.request_id);
+  });
+  auto router = std::make_shared<Router>();
+  router->add("GET", "/log", [](const HttpRequest&) {
+    log_info("api-test", "handling the request");
+    return HttpResponse::json(200, "{}");
+  });
+  {
+    TestServer server(router);
+    auto r = http_request(server.port, "GET", "/log", "", {{"X-Request-Id", "req-7"}});
+    ASSERT_EQ(r.status, 200) << r.error;
+  }
+  remove_log_listener(listener);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "req-7");
 }
 
 TEST(HttpServerTest, EveryResponseCarriesRequestIdServerTypeAndLength) {
