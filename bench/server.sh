@@ -60,15 +60,18 @@ rate_over() {  # rows/s over $duration seconds, while "$@" runs (or sleeps)
   b=$(processed)
   awk -v a="$a" -v b="$b" -v d="$duration" 'BEGIN { printf "%.0f", (b - a) / d }'
 }
+load() {  # load URL OUT: wrk on URL for $duration seconds, its report to OUT
+  wrk -t2 -c"$connections" -d"${duration}s" --latency "$1" >"$2"
+}
 sleep 2  # past start-up
 alone=$(rate_over sleep "$duration")
 echo "pipelines alone: $alone rows/s"
 for path in /api/v1/pipelines /health; do
   p=$api; [ "$path" = /health ] && p=$health
   out="$dir/wrk-$(tr / _ <<<"$path").txt"
-  during=$(rate_over wrk -t2 -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$p$path" >"$out")
+  during=$(rate_over load "http://127.0.0.1:$p$path" "$out")
   rps=$(awk '/Requests\/sec/ { print $2 }' "$out")
   p99=$(awk '$1 == "99%" { print $2 }' "$out")
-  ratio=$(awk -v a="$alone" -v b="$during" 'BEGIN { printf "%.2f", a > 0 ? b / a : 0 }')
+  ratio=$(awk -v a="$alone" -v b="$during" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')
   echo "GET $path: $rps requests/s, p99 $p99 ($connections connections); pipelines during: $during rows/s (x$ratio of alone)"
 done
