@@ -582,10 +582,10 @@ Result<std::vector<checkpoint::CheckpointInfo>> PipelineManager::checkpoints(
   checkpoint::CheckpointStorage* storage = nullptr;
   {
     std::lock_guard lock(mu_);
-    DF_ASSIGN_OR_RETURN(PipelineRecord record, store_->pipeline(name));
-    DF_ASSIGN_OR_RETURN(VersionRecord version, store_->version(name, record.version));
-    DF_ASSIGN_OR_RETURN(CompiledPipeline compiled, compile(version.spec, name, nullptr));
-    DF_ASSIGN_OR_RETURN(storage, storage_for(*compiled.plan));
+    VersionRecord version;
+    CompiledPipeline current;
+    DF_ASSIGN_OR_RETURN(storage, checkpoint_storage_locked(name, /*must_be_stopped=*/false,
+                                                           version, current));
   }
   return checkpoint::list_checkpoints(*storage, name);
 }
@@ -604,18 +604,27 @@ Status PipelineManager::request_checkpoint(const std::string& name) {
   return Status::OK();
 }
 
+Result<checkpoint::CheckpointStorage*> PipelineManager::checkpoint_storage_locked(
+    const std::string& name, bool must_be_stopped, VersionRecord& version,
+    CompiledPipeline& compiled) {
+  DF_ASSIGN_OR_RETURN(PipelineRecord record, store_->pipeline(name));
+  auto it = active_.find(name);
+  if (must_be_stopped && it != active_.end() && !it->second->done) {
+    return Status::failed_precondition("pipeline '" + name + "' is running; stop it first");
+  }
+  DF_ASSIGN_OR_RETURN(version, store_->version(name, record.version));
+  DF_ASSIGN_OR_RETURN(compiled, compile(version.spec, name, nullptr));
+  return storage_for(*compiled.plan);
+}
+
 Result<uint64_t> PipelineManager::rollback(const std::string& name, std::optional<int> offset,
                                            std::optional<uint64_t> id) {
   // Held throughout: no run may start while _CURRENT moves.
   std::lock_guard lock(mu_);
-  DF_ASSIGN_OR_RETURN(PipelineRecord record, store_->pipeline(name));
-  auto it = active_.find(name);
-  if (it != active_.end() && !it->second->done) {
-    return Status::failed_precondition("pipeline '" + name + "' is running; stop it first");
-  }
-  DF_ASSIGN_OR_RETURN(VersionRecord version, store_->version(name, record.version));
-  DF_ASSIGN_OR_RETURN(CompiledPipeline compiled, compile(version.spec, name, nullptr));
-  DF_ASSIGN_OR_RETURN(checkpoint::CheckpointStorage * storage, storage_for(*compiled.plan));
+  VersionRecord version;
+  CompiledPipeline compiled;
+  DF_ASSIGN_OR_RETURN(checkpoint::CheckpointStorage * storage,
+                      checkpoint_storage_locked(name, /*must_be_stopped=*/true, version, compiled));
   return checkpoint::rollback(*storage, name, offset, id);
 }
 
@@ -623,10 +632,10 @@ Status PipelineManager::export_state(const std::string& name, std::ostream& out)
   checkpoint::CheckpointStorage* storage = nullptr;
   {
     std::lock_guard lock(mu_);
-    DF_ASSIGN_OR_RETURN(PipelineRecord record, store_->pipeline(name));
-    DF_ASSIGN_OR_RETURN(VersionRecord version, store_->version(name, record.version));
-    DF_ASSIGN_OR_RETURN(CompiledPipeline compiled, compile(version.spec, name, nullptr));
-    DF_ASSIGN_OR_RETURN(storage, storage_for(*compiled.plan));
+    VersionRecord version;
+    CompiledPipeline current;
+    DF_ASSIGN_OR_RETURN(storage, checkpoint_storage_locked(name, /*must_be_stopped=*/false,
+                                                           version, current));
   }
   DF_ASSIGN_OR_RETURN(checkpoint::Manifest manifest,
                       checkpoint::load_current_manifest(*storage, name));
@@ -638,7 +647,8 @@ Status PipelineManager::export_state(const std::string& name, std::ostream& out)
   options.scratch_dir = (fs::path(options_.data_dir) / "tmp").string();
   std::error_code ec;
   fs::create_directories(options.scratch_dir, ec);
-  return checkpoint::export_state(*storage, manifest, plan::checkpoint_node_views(*compiled.plan), out, options)
+  return checkpoint::export_state(*storage, manifest, plan::checkpoint_node_views(*compiled.plan),
+                                 out, options)
       .status();
 }
 
@@ -646,14 +656,10 @@ Result<checkpoint::ImportResult> PipelineManager::import_state(const std::string
                                                                std::istream& in) {
   // Held throughout: no run may start while the checkpoint is written.
   std::lock_guard lock(mu_);
-  DF_ASSIGN_OR_RETURN(PipelineRecord record, store_->pipeline(name));
-  auto it = active_.find(name);
-  if (it != active_.end() && !it->second->done) {
-    return Status::failed_precondition("pipeline '" + name + "' is running; stop it first");
-  }
-  DF_ASSIGN_OR_RETURN(VersionRecord version, store_->version(name, record.version));
-  DF_ASSIGN_OR_RETURN(CompiledPipeline compiled, compile(version.spec, name, nullptr));
-  DF_ASSIGN_OR_RETURN(checkpoint::CheckpointStorage * storage, storage_for(*compiled.plan));
+  VersionRecord version;
+  CompiledPipeline compiled;
+  DF_ASSIGN_OR_RETURN(checkpoint::CheckpointStorage * storage,
+                      checkpoint_storage_locked(name, /*must_be_stopped=*/true, version, compiled));
   checkpoint::ImportOptions options;
   options.pipeline = name;
   options.pipeline_text = version.spec;

@@ -194,6 +194,13 @@ class PipelineManager {
   Result<CompiledPipeline> compile(const std::string& text, const std::string& source,
                                    std::vector<std::string>* problems) const;
   Result<checkpoint::CheckpointStorage*> storage_for(const plan::Plan& plan);
+  // The checkpoint storage of `name`'s newest version (which it puts in
+  // `version`, compiled in `compiled`);
+  // kFailedPrecondition when `must_be_stopped` and it runs. mu_ held.
+  Result<checkpoint::CheckpointStorage*> checkpoint_storage_locked(const std::string& name,
+                                                                   bool must_be_stopped,
+                                                                   VersionRecord& version,
+                                                                   CompiledPipeline& compiled);
   Result<PipelineView> view_locked(const PipelineRecord& record) const;
   Result<RunRecord> start_locked(const std::string& name);  // mu_ held
   void run_thread(std::shared_ptr<Active> active);
