@@ -85,8 +85,9 @@ TEST(FileSink, InProgressHiddenUntilFinishThenCommitted) {
       std::chrono::seconds(10)));
   EXPECT_EQ(list_dir(out_dir), std::vector<std::string>{".part-3-0.inprogress"});
   ASSERT_TRUE(sink->finish(out).ok());
-  ASSERT_TRUE(ctx.wait_until([&] { return sink->drained(); }, std::chrono::seconds(10)));
-  EXPECT_GE(ctx.wakes(), 1);  // the last job woke the task
+  // The last job wakes the task, just after the sink turned drained.
+  ASSERT_TRUE(ctx.wait_until([&] { return sink->drained() && ctx.wakes() >= 1; },
+                             std::chrono::seconds(10)));
   ASSERT_TRUE(sink->close().ok());
   EXPECT_EQ(list_dir(out_dir), std::vector<std::string>{"part-3-0.jsonl"});
   EXPECT_EQ(read_file(out_dir + "/part-3-0.jsonl"),

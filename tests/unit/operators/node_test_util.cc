@@ -12,18 +12,18 @@
 namespace df::test {
 
 IoGate::IoGate(runtime::IoExecutor& io) {
-  io.post(0, [this] {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(60), [this] { return open_; });
+  io.post(0, [state = state_] {
+    std::unique_lock<std::mutex> lock(state->mu);
+    state->cv.wait_for(lock, std::chrono::seconds(60), [&] { return state->open; });
   });
 }
 
 void IoGate::open() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->open = true;
   }
-  cv_.notify_all();
+  state_->cv.notify_all();
 }
 
 std::unique_ptr<BuiltNode> prepare_operator(const std::string& yaml, std::string_view type,

@@ -74,9 +74,14 @@ class IoGate {
   void open();
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
+  // Shared with the job on the I/O thread, which may still be waking up
+  // after the gate itself is gone.
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 // The StateStats::state_entries() of `op` (0, and a failure, if it has none).
