@@ -1,6 +1,8 @@
 // filter: keeps the rows where `where` is true (null counts as false).
 // Never copies: the output shares the input's columns with a narrower
-// selection vector.
+// selection vector. A row whose condition fails (division by zero, bad cast)
+// is dropped; with a dead-letter sink it goes there with the error.
+#include "operators/expr/eval.h"
 #include "operators/stateless.h"
 
 namespace df::operators {
@@ -18,7 +20,13 @@ class FilterOperator final : public runtime::Operator {
 
   Status process(size_t, const BatchPtr& batch, runtime::Output& out) override {
     ColumnPtr keep = predicate_->evaluate(*batch, eval_);
-    report_eval_errors(eval_, *ctx_);
+    if (eval_.data_errors > 0 && ctx_->has_dead_letter_sink()) {
+      for (const expr::FailedRow& f : expr::failed_rows({predicate_.get()}, *batch, eval_)) {
+        ctx_->report_bad_record(f.message, expr::row_to_json(*batch, f.row), ctx_->node_id());
+      }
+    } else {
+      report_eval_errors(eval_, *ctx_);
+    }
     SelectionPtr selection = expr::select_true(*batch, *keep);
     if (BatchPtr kept = Batch::narrow(batch, std::move(selection))) out.emit(std::move(kept));
     return Status::OK();

@@ -4,8 +4,11 @@
 //   drop:   [name, ...]         removes fields
 // A field passed through unchanged shares the input column (no copy), and the
 // output keeps the input's selection vector, so map after filter copies nothing.
+// A row whose expression fails (division by zero, bad cast) gets null there;
+// with a dead-letter sink it goes there instead and leaves the output.
 #include <algorithm>
 
+#include "operators/expr/eval.h"
 #include "operators/stateless.h"
 
 namespace df::operators {
@@ -22,7 +25,11 @@ struct OutputColumn {
 class MapOperator final : public runtime::Operator {
  public:
   MapOperator(SchemaPtr schema, std::shared_ptr<const std::vector<OutputColumn>> columns)
-      : schema_(std::move(schema)), columns_(std::move(columns)) {}
+      : schema_(std::move(schema)), columns_(std::move(columns)) {
+    for (const auto& c : *columns_) {
+      if (c.expr) exprs_.push_back(c.expr.get());
+    }
+  }
 
   Status open(runtime::OperatorContext& ctx) override {
     ctx_ = &ctx;
@@ -33,16 +40,42 @@ class MapOperator final : public runtime::Operator {
     std::vector<ColumnPtr> cols;
     cols.reserve(columns_->size());
     for (const auto& c : *columns_) {
-      cols.push_back(c.passthrough ? batch->column(*c.passthrough) : c.expr->evaluate(*batch, eval_));
+      cols.push_back(c.passthrough ? batch->column(*c.passthrough)
+                                   : c.expr->evaluate(*batch, eval_));
     }
-    report_eval_errors(eval_, *ctx_);
-    out.emit(batch->with_columns(schema_, std::move(cols)));
+    BatchPtr mapped = batch->with_columns(schema_, std::move(cols));
+    if (eval_.data_errors > 0 && ctx_->has_dead_letter_sink()) {
+      mapped = dead_letter_failed_rows(*batch, std::move(mapped));
+      if (!mapped) return Status::OK();
+    } else {
+      report_eval_errors(eval_, *ctx_);
+    }
+    out.emit(std::move(mapped));
     return Status::OK();
   }
 
  private:
+  // Sends the input rows whose expressions failed to the dead-letter sink
+  // and returns `mapped` without them (nullptr when none is left).
+  BatchPtr dead_letter_failed_rows(const Batch& input, BatchPtr mapped) {
+    const std::vector<expr::FailedRow> failed = expr::failed_rows(exprs_, input, eval_);
+    auto keep = std::make_shared<Selection>();
+    keep->reserve(input.active_rows());
+    size_t next = 0;
+    input.for_each_row([&](size_t r) {
+      if (next < failed.size() && failed[next].row == r) {
+        ctx_->report_bad_record(failed[next].message, expr::row_to_json(input, r), ctx_->node_id());
+        ++next;
+      } else {
+        keep->push_back(static_cast<uint32_t>(r));
+      }
+    });
+    return Batch::narrow(mapped, std::move(keep));
+  }
+
   SchemaPtr schema_;
   std::shared_ptr<const std::vector<OutputColumn>> columns_;
+  std::vector<const expr::CompiledExpr*> exprs_;  // the computed columns' expressions
   expr::EvalContext eval_;
   runtime::OperatorContext* ctx_ = nullptr;
 };
@@ -152,10 +185,12 @@ class MapFactory final : public runtime::NodeFactory {
     }
     std::vector<Field> fields;
     for (const auto& c : out) {
-      fields.push_back({c.name, c.passthrough ? in.field(*c.passthrough).type : c.expr->result_type()});
+      fields.push_back(
+          {c.name, c.passthrough ? in.field(*c.passthrough).type : c.expr->result_type()});
     }
-    return std::make_shared<PreparedMap>(make_schema(std::move(fields)),
-                                         std::make_shared<const std::vector<OutputColumn>>(std::move(out)));
+    return std::make_shared<PreparedMap>(
+        make_schema(std::move(fields)),
+        std::make_shared<const std::vector<OutputColumn>>(std::move(out)));
   }
 };
 

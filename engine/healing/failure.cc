@@ -8,8 +8,8 @@ namespace df::healing {
 
 namespace {
 constexpr std::string_view kClassNames[] = {"transient", "data", "resource", "task", "fatal"};
-constexpr std::string_view kActionNames[] = {"retry",    "dead_letter", "skip",
-                                             "throttle", "restart",     "fail"};
+constexpr std::string_view kActionNames[] = {
+    "retry", "dead_letter", "skip", "throttle", "restart", "fail", "open_circuit", "close_circuit"};
 }  // namespace
 
 std::string_view failure_class_name(FailureClass c) { return kClassNames[static_cast<size_t>(c)]; }

@@ -27,12 +27,14 @@ std::string_view failure_class_name(FailureClass c);  // "transient", ...
 std::optional<FailureClass> parse_failure_class(std::string_view name);
 
 enum class Action : uint8_t {
-  kRetry,       // the failed call is tried again after a backoff
-  kDeadLetter,  // the record went to the dead-letter sink
-  kSkip,        // the record was counted, logged and dropped (no dead-letter sink)
-  kThrottle,    // batches halved, sources paused for a while
-  kRestart,     // the run restarts from its last completed checkpoint
-  kFail,        // the run fails with the reason
+  kRetry,         // the failed call is tried again after a backoff
+  kDeadLetter,    // the record went to the dead-letter sink
+  kSkip,          // the record was counted, logged and dropped (no dead-letter sink)
+  kThrottle,      // batches halved, sources paused for a while
+  kRestart,       // the run restarts from its last completed checkpoint
+  kFail,          // the run fails with the reason
+  kOpenCircuit,   // a sink's circuit breaker opened: its calls stop for a while
+  kCloseCircuit,  // a half-open probe succeeded: the breaker closed
 };
 std::string_view action_name(Action a);  // "retry", "dead_letter", ...
 

@@ -54,6 +54,32 @@ Decision SelfHealingService::on_run_failure(const Failure& failure, Clock::time_
   return d;
 }
 
+void SelfHealingService::on_retry_event(const runtime::RetryEvent& event,
+                                        const std::string& pipeline) {
+  Failure failure;
+  failure.status = Status::unavailable(event.message);
+  failure.origin.pipeline = pipeline;
+  failure.origin.node = event.node;
+  failure.origin.subtask = event.subtask;
+  Decision d;
+  d.failure_class = FailureClass::kTransient;
+  d.delay = event.delay;
+  d.attempt = event.attempt;
+  switch (event.kind) {
+    case runtime::RetryEvent::Kind::kRetry:
+      d.action = Action::kRetry;
+      break;
+    case runtime::RetryEvent::Kind::kBreakerOpen:
+      d.action = Action::kOpenCircuit;
+      break;
+    case runtime::RetryEvent::Kind::kBreakerClosed:
+      d.action = Action::kCloseCircuit;
+      failure.status = Status::unavailable("the half-open probe succeeded");
+      break;
+  }
+  record(failure, d);
+}
+
 void SelfHealingService::record(const Failure& failure, const Decision& d) {
   RunEvent e;
   e.time_ms = now_ms();

@@ -14,6 +14,8 @@
 //                           help: escalate to task (restart);
 //   data                 -> a bad record the operator could not skip: replay
 //                           would meet it again, so fail with the reason.
+// and records what tasks decided in place (on_retry_event): transient
+// failures retried (`retry`) and circuit breakers opened and closed.
 //
 // Thread-safety: every method may be called from any thread (one mutex);
 // the event sink is called with the mutex released, in decision order per
@@ -33,6 +35,7 @@
 #include "engine/healing/failure.h"
 #include "engine/healing/restart_strategy.h"
 #include "engine/healing/settings.h"
+#include "engine/runtime/retry.h"
 
 namespace df::healing {
 
@@ -62,6 +65,10 @@ class SelfHealingService {
 
   // A failure ended the run at `now`: restart (after Decision::delay) or fail.
   Decision on_run_failure(const Failure& failure, Clock::time_point now = Clock::now());
+  // A task retried a call in place or changed a breaker (of `pipeline`):
+  // recorded and counted as class transient, action retry / open_circuit /
+  // close_circuit.
+  void on_retry_event(const runtime::RetryEvent& event, const std::string& pipeline);
 
   const FailureClassifier& classifier() const { return classifier_; }
   const HealingSettings& settings() const { return settings_; }

@@ -109,6 +109,24 @@ RetrySettings read_retry_settings(const ConfigValue& retry, RetrySettings s, Dia
   return s;
 }
 
+CircuitBreakerSettings read_circuit_breaker_settings(const ConfigValue& breaker,
+                                                     CircuitBreakerSettings s, Diagnostics& diags) {
+  if (breaker.is_null()) return s;
+  OptionReader r(breaker, "circuit_breaker", diags);
+  read_positive_int(r, "failure_threshold", s.failure_threshold);
+  read_positive_duration(r, "open_for", s.open_for);
+  if (auto v = r.duration("max_open")) {
+    if (v->count() < 0) {
+      diags.error(r.get("max_open")->location(),
+                  "circuit_breaker max_open must not be negative (0: never give up)");
+    } else {
+      s.max_open = *v;
+    }
+  }
+  r.finish();
+  return s;
+}
+
 RestartSettings read_restart_settings(const ConfigValue& restart, RestartSettings s,
                                       Diagnostics& diags) {
   const std::string expected =
@@ -147,7 +165,8 @@ HealingSettings read_healing_settings(const ConfigValue* healing, HealingSetting
                                       Diagnostics& diags) {
   if (!healing || healing->is_null()) return s;
   if (!healing->is_map()) {
-    diags.error(healing->location(), "healing must be a map with retry, restart or resource");
+    diags.error(healing->location(),
+                "healing must be a map with retry, restart, resource or circuit_breaker");
     return s;
   }
   OptionReader r(*healing, "healing", diags);
@@ -161,6 +180,9 @@ HealingSettings read_healing_settings(const ConfigValue* healing, HealingSetting
     read_positive_duration(rr, "pause", s.resource.pause);
     read_positive_int(rr, "max_attempts", s.resource.max_attempts);
     rr.finish();
+  }
+  if (const ConfigValue* breaker = r.get("circuit_breaker")) {
+    s.circuit_breaker = read_circuit_breaker_settings(*breaker, s.circuit_breaker, diags);
   }
   r.finish();
   return s;

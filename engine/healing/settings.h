@@ -8,6 +8,7 @@
 //       # or {failure_rate: {max_failures: 3, interval: 5m, delay: 10s}}
 //       # or none: a task failure fails the run
 //     resource: {pause: 5s, max_attempts: 3}
+//     circuit_breaker: {failure_threshold: 5, open_for: 5s, max_open: 0}
 //
 // The dead-letter sink and its max_rate stay where the pipeline file has
 // always had them (`dead_letter:`, engine/plan's PipelineSettings).
@@ -18,15 +19,14 @@
 
 #include "engine/core/config_value.h"
 #include "engine/core/time.h"
+#include "engine/runtime/retry.h"
 
 namespace df::healing {
 
-// `transient`: the failed call is retried in place.
-struct RetrySettings {
-  int max_attempts = 5;  // tries in all, the first included
-  Millis initial_backoff{100};
-  Millis max_backoff{10000};
-};
+// `transient`: the failed call is retried in place (runtime/retry.h):
+// max_attempts tries in all, the first included, with full-jitter backoff
+// from initial_backoff up to max_backoff.
+using RetrySettings = runtime::RetryPolicy;
 
 // `task`: the run restarts from its last completed checkpoint.
 struct RestartSettings {
@@ -57,10 +57,16 @@ struct ResourceSettings {
   int max_attempts = 3;
 };
 
+// `transient`, around sinks: after failure_threshold transient failures in
+// a row the breaker opens for open_for, then a probe call closes or re-opens
+// it; max_open (0: never) escalates to `task` (runtime/retry.h).
+using CircuitBreakerSettings = runtime::CircuitBreakerPolicy;
+
 struct HealingSettings {
   RetrySettings retry;
   RestartSettings restart;
   ResourceSettings resource;
+  CircuitBreakerSettings circuit_breaker;
 };
 
 // Reads a `healing:` map (nullptr or null: nothing to read) over `base`,
@@ -70,6 +76,9 @@ HealingSettings read_healing_settings(const ConfigValue* healing, HealingSetting
                                       Diagnostics& diags);
 // The same for a server config's `runtime.retry` and `runtime.restart` maps.
 RetrySettings read_retry_settings(const ConfigValue& retry, RetrySettings base, Diagnostics& diags);
+CircuitBreakerSettings read_circuit_breaker_settings(const ConfigValue& breaker,
+                                                     CircuitBreakerSettings base,
+                                                     Diagnostics& diags);
 RestartSettings read_restart_settings(const ConfigValue& restart, RestartSettings base,
                                       Diagnostics& diags);
 

@@ -127,6 +127,10 @@ SupervisorStats RunSupervisor::stats() const {
     std::lock_guard lock(mu_);
     s = stats_;
     if (coordinator_) s.checkpoints = coordinator_->stats();
+    for (const auto& [node, subtask] : open_breakers_) {
+      if (s.open_breakers.empty() || s.open_breakers.back() != node)
+        s.open_breakers.push_back(node);
+    }
   }
   s.healing = healer_.counters();
   s.restarts = s.healing.restarts;
@@ -144,6 +148,24 @@ SupervisedOutcome RunSupervisor::run() {
   const std::string snapshot_dir =
       options_.work_dir.empty() ? "" : options_.work_dir + "/snapshots";
   options.state_root = state_dir;
+  // `transient` failures are retried in place, under circuit breakers
+  // around the sinks; every decision is a run event.
+  options.retry = options_.healing.retry;
+  options.circuit_breaker = options_.healing.circuit_breaker;
+  options.is_transient = [this](const Status& s) {
+    return healer_.classifier().classify(s) == FailureClass::kTransient;
+  };
+  options.on_retry_event = [this, &plan](const runtime::RetryEvent& e) {
+    {
+      std::lock_guard lock(mu_);
+      if (e.kind == runtime::RetryEvent::Kind::kBreakerOpen) {
+        open_breakers_.insert({e.node, e.subtask});
+      } else if (e.kind == runtime::RetryEvent::Kind::kBreakerClosed) {
+        open_breakers_.erase({e.node, e.subtask});
+      }
+    }
+    healer_.on_retry_event(e, plan.settings.name);
+  };
 
   // Self-healing (DESIGN §5): a failed run restarts from its last completed
   // checkpoint as the restart strategy allows.
@@ -156,8 +178,8 @@ SupervisedOutcome RunSupervisor::run() {
     runtime::RunOptions attempt_options = options;
     std::optional<uint64_t> resumed_from;
     if (options_.storage) {
-      coordinator =
-          std::make_unique<checkpoint::CheckpointCoordinator>(*options_.storage, options_.checkpoint);
+      coordinator = std::make_unique<checkpoint::CheckpointCoordinator>(*options_.storage,
+                                                                        options_.checkpoint);
       const auto restore_started = Clock::now();
       auto restored = coordinator->restore(plan.physical, attempt_options.state_root);
       if (!restored.ok()) {
@@ -206,6 +228,7 @@ SupervisedOutcome RunSupervisor::run() {
       std::lock_guard lock(mu_);
       scheduler_ = nullptr;
       coordinator_ = nullptr;
+      open_breakers_.clear();  // the next attempt's tasks start closed
       if (coordinator) stats_.checkpoints = coordinator->stats();
     }
 

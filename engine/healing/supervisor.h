@@ -20,7 +20,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/checkpoint/coordinator.h"
@@ -54,14 +56,14 @@ struct SupervisorOptions {
 
 // What the supervised run came to.
 struct SupervisedOutcome {
-  Status status;          // OK, or why the run failed / was cancelled
-  bool stopped = false;   // ended by stop() or cancel()
-  bool gave_up = false;   // the restart strategy refused another restart
+  Status status;         // OK, or why the run failed / was cancelled
+  bool stopped = false;  // ended by stop() or cancel()
+  bool gave_up = false;  // the restart strategy refused another restart
   // Restoring the checkpoint failed (before any task ran): the plan does
   // not fit it (kInvalidArgument) or no checkpoint was usable. Not retried.
   bool restore_failed = false;
-  uint64_t restarts = 0;  // attempts after the first
-  uint64_t data_errors = 0;  // rows skipped as bad, over all attempts
+  uint64_t restarts = 0;                     // attempts after the first
+  uint64_t data_errors = 0;                  // rows skipped as bad, over all attempts
   checkpoint::CoordinatorStats checkpoints;  // of the last attempt
   double elapsed_seconds = 0;
   // "gen 1000 out | out 1000 in; 0 errors; 3 checkpoints (last 3)": the
@@ -76,9 +78,12 @@ struct SupervisedOutcome {
 struct SupervisorStats {
   int attempt = 0;  // 0 before run(), then 1-based
   uint64_t restarts = 0;
-  std::optional<uint64_t> resumed_from;  // checkpoint id the current attempt restored
+  std::optional<uint64_t> resumed_from;      // checkpoint id the current attempt restored
   checkpoint::CoordinatorStats checkpoints;  // current attempt's coordinator
   HealingCounters healing;
+  // Nodes of the current attempt whose circuit breaker is open (in some
+  // subtask), sorted: the pipeline is degraded while any is.
+  std::vector<std::string> open_breakers;
 };
 
 class RunSupervisor {
@@ -130,11 +135,12 @@ class RunSupervisor {
   SelfHealingService healer_;
 
   mutable std::mutex mu_;
-  runtime::Scheduler* scheduler_ = nullptr;                 // current attempt's, guarded by mu_
+  runtime::Scheduler* scheduler_ = nullptr;                   // current attempt's, guarded by mu_
   checkpoint::CheckpointCoordinator* coordinator_ = nullptr;  // guarded by mu_
-  int stop_requests_ = 0;                                   // guarded by mu_
-  bool cancelled_ = false;                                  // guarded by mu_
-  SupervisorStats stats_;                                   // guarded by mu_
+  int stop_requests_ = 0;                                     // guarded by mu_
+  bool cancelled_ = false;                                    // guarded by mu_
+  SupervisorStats stats_;                                     // guarded by mu_
+  std::set<std::pair<std::string, int>> open_breakers_;       // (node, subtask), guarded by mu_
 };
 
 // The checkpoint settings of a pipeline whose file is `pipeline_text`: its

@@ -1,5 +1,6 @@
 #include "operators/expr/eval.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "engine/core/log.h"
 #include "engine/core/time.h"
 #include "operators/expr/divide.h"
 #include "operators/expr/kernels.h"
@@ -1293,3 +1295,85 @@ ColumnPtr evaluate(const Node& root, const Batch& batch, EvalContext& ctx) {
 }
 
 }  // namespace df::expr::internal
+
+namespace df::expr {
+
+namespace {
+
+// Adds the rows of `rows` (ascending physical indexes of `batch`) whose
+// evaluation fails to `out`, splitting while ctx cannot keep every error.
+void collect_failed_rows(const std::vector<const CompiledExpr*>& exprs, const Batch& batch,
+                         const Selection& rows, std::vector<FailedRow>& out) {
+  EvalContext ctx;
+  const BatchPtr part = batch.with_selection(std::make_shared<const Selection>(rows));
+  for (const CompiledExpr* e : exprs) e->evaluate(*part, ctx);
+  if (ctx.data_errors == 0) return;
+  if (ctx.data_errors > ctx.errors.size() && rows.size() > 1) {
+    const auto mid = rows.begin() + static_cast<std::ptrdiff_t>(rows.size() / 2);
+    collect_failed_rows(exprs, batch, Selection(rows.begin(), mid), out);
+    collect_failed_rows(exprs, batch, Selection(mid, rows.end()), out);
+    return;
+  }
+  for (auto& e : ctx.errors) out.push_back({e.row, std::move(e.message)});
+}
+
+}  // namespace
+
+std::vector<FailedRow> failed_rows(const std::vector<const CompiledExpr*>& exprs,
+                                   const Batch& batch, EvalContext& ctx) {
+  std::vector<FailedRow> out;
+  if (ctx.data_errors == 0) return out;
+  if (ctx.data_errors <= ctx.errors.size()) {
+    for (auto& e : ctx.errors) out.push_back({e.row, std::move(e.message)});
+  } else {
+    Selection rows;
+    rows.reserve(batch.active_rows());
+    batch.for_each_row([&](size_t r) { rows.push_back(static_cast<uint32_t>(r)); });
+    collect_failed_rows(exprs, batch, rows, out);
+  }
+  ctx.clear_errors();
+  // One entry per row, its first error first (stable: errors come in
+  // evaluation order).
+  std::stable_sort(out.begin(), out.end(),
+                   [](const FailedRow& a, const FailedRow& b) { return a.row < b.row; });
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const FailedRow& a, const FailedRow& b) { return a.row == b.row; }),
+            out.end());
+  return out;
+}
+
+std::string row_to_json(const Batch& batch, size_t row) {
+  std::string out = "{";
+  const Schema& schema = *batch.schema();
+  for (size_t i = 0; i < batch.num_columns(); ++i) {
+    if (i > 0) out += ", ";
+    append_json_string(schema.field(i).name, out);
+    out += ": ";
+    const Column& col = *batch.column(i);
+    if (col.is_null(row)) {
+      out += "null";
+      continue;
+    }
+    const Value v = col.value_at(row);
+    switch (v.type()) {
+      case TypeId::kString:
+      case TypeId::kTimestamp:
+        append_json_string(v.to_string(), out);
+        break;
+      case TypeId::kDouble:
+        if (std::isfinite(v.as_double())) {
+          out += v.to_string();
+        } else {
+          out += "null";
+        }
+        break;
+      default:
+        out += v.to_string();
+        break;
+    }
+  }
+  out += "}";
+  return out;
+}
+
+}  // namespace df::expr

@@ -9,9 +9,33 @@
 // evaluate the same tree, each with its own EvalContext.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "engine/core/batch.h"
 #include "operators/expr/ast.h"
 #include "operators/expr/expr.h"
+
+namespace df::expr {
+
+// A row whose evaluation recorded a data error (division by zero, bad cast).
+struct FailedRow {
+  size_t row;           // physical row index in the batch
+  std::string message;  // the first error of the row
+};
+// The rows of `batch` for which evaluating any of `exprs` recorded a data
+// error, ascending, one entry per row; `ctx` holds what evaluating them over
+// `batch` recorded, and is cleared. When ctx kept fewer errors than it
+// counted (more than EvalContext::kMaxKeptErrors), halves of the batch are
+// evaluated again until each half's errors fit, so every failed row is named.
+// For dead letters (operators/filter.cc, map.cc).
+std::vector<FailedRow> failed_rows(const std::vector<const CompiledExpr*>& exprs,
+                                   const Batch& batch, EvalContext& ctx);
+// Physical row `row` of `batch` as one JSON object, fields in schema order
+// (timestamps as RFC 3339 strings, non-finite doubles as null).
+std::string row_to_json(const Batch& batch, size_t row);
+
+}  // namespace df::expr
 
 namespace df::expr::internal {
 

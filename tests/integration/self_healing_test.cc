@@ -1,8 +1,9 @@
 // Self-healing against the real binary (DESIGN §5): faults injected with
 // DATAFLOW_FAULTS make an operator throw, return a transient, resource or
-// fatal error, and the run must heal (restart from its last checkpoint with
-// exactly-once output intact) or fail at once, as the failure's class says,
-// reporting each decision as a run event on stderr.
+// fatal error, and the run must heal (retry the call in place, or restart
+// from its last checkpoint with exactly-once output intact) or fail at once,
+// as the failure's class says, reporting each decision as a run event on
+// stderr. Expression errors go to the dead-letter sink row by row.
 #include <stdlib.h>
 
 #include <gtest/gtest.h>
@@ -30,6 +31,7 @@ checkpoint: {interval: 50ms, delivery: exactly_once}
 healing:
   restart: RESTART
   resource: {pause: 100ms}
+  retry: RETRY
 sources:
   - id: events
     type: generator
@@ -52,10 +54,25 @@ sinks:
   - {id: out, type: file, input: totals, path: out, format: json}
 )yaml";
 
-std::string pipeline(const std::string& restart = "{fixed_delay: {attempts: 3, delay: 20ms}}") {
+std::string pipeline(const std::string& restart = "{fixed_delay: {attempts: 3, delay: 20ms}}",
+                     const std::string& retry = "{initial_backoff: 5ms, max_backoff: 50ms}") {
   std::string p = kPipeline;
   p.replace(p.find("RESTART"), 7, restart);
+  p.replace(p.find("RETRY"), 5, retry);
   return p;
+}
+
+// The pipeline with one sink subtask, whose calls DATAFLOW_FAULTS then fail
+// in a row (a fault's count is per process, over every subtask).
+std::string one_sink(std::string p) {
+  p.replace(p.find("{id: out, type: file,"), 21, "{id: out, type: file, parallelism: 1,");
+  return p;
+}
+
+size_t count(const std::vector<std::string>& events, const std::string& part) {
+  size_t n = 0;
+  for (const auto& e : events) n += e.find(part) != std::string::npos ? 1 : 0;
+  return n;
 }
 
 // The run events exec printed ("dataflow: event {...}"), in order.
@@ -127,7 +144,7 @@ TEST_F(HealingTest, AnOperatorExceptionRestartsFromTheCheckpointAndOutputStaysEx
   EXPECT_EQ(committed_rows(tmp_.path() / "out"), expected);
 }
 
-TEST_F(HealingTest, ATransientFailureRestartsAndAResourceFailureThrottles) {
+TEST_F(HealingTest, ATransientFailureIsRetriedInPlaceAndAResourceFailureThrottles) {
   const auto expected = reference();
   ProcessResult r =
       run(pipeline(), "totals:process:unavailable:after=100;events:produce:bad_alloc:after=150");
@@ -135,11 +152,49 @@ TEST_F(HealingTest, ATransientFailureRestartsAndAResourceFailureThrottles) {
   auto ev = events(r.err);
   ASSERT_EQ(ev.size(), 2u) << r.err;
   std::string all = ev[0] + ev[1];
-  EXPECT_TRUE(has(all, R"("class":"transient","action":"restart")")) << all;
+  EXPECT_TRUE(has(all, R"("class":"transient","action":"retry","node":"totals")")) << all;
   // Out of memory: restart after resource.pause with half the batch size.
   EXPECT_TRUE(has(all, R"("class":"resource","action":"throttle","node":"events")")) << all;
   EXPECT_TRUE(has(all, "out of memory")) << all;
   EXPECT_TRUE(has(r.err, "restarting with batches of 128 rows")) << r.err;
+  EXPECT_EQ(committed_rows(tmp_.path() / "out"), expected);
+}
+
+TEST_F(HealingTest, ATransientSinkFailureHealsByRetryingTheCallInPlace) {
+  const auto expected = reference();
+  ProcessResult r = run(one_sink(pipeline()), "out:process:unavailable:after=20:times=3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ev = events(r.err);
+  ASSERT_EQ(ev.size(), 3u) << r.err;
+  for (size_t i = 0; i < ev.size(); ++i) {
+    EXPECT_TRUE(has(ev[i], R"("class":"transient","action":"retry","node":"out")")) << ev[i];
+    // The same call, tried a second, third and fourth time.
+    EXPECT_TRUE(has(ev[i], "\"attempt\":" + std::to_string(i + 2))) << ev[i];
+    EXPECT_TRUE(has(ev[i], "injected fault")) << ev[i];
+  }
+  // Healed without a restart: the run never went back to a checkpoint.
+  EXPECT_EQ(count(ev, R"("action":"restart")"), 0u) << r.err;
+  EXPECT_FALSE(has(r.err, "1 restart")) << r.err;
+  EXPECT_FALSE(has(r.err, "resuming")) << r.err;
+  EXPECT_EQ(committed_rows(tmp_.path() / "out"), expected);
+}
+
+TEST_F(HealingTest, RetriesThatRunOutEscalateToARestartFromTheCheckpoint) {
+  const auto expected = reference();
+  ProcessResult r =
+      run(one_sink(pipeline("{fixed_delay: {attempts: 3, delay: 20ms}}",
+                            "{max_attempts: 2, initial_backoff: 5ms, max_backoff: 5ms}")),
+          "out:process:unavailable:after=150:times=2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ev = events(r.err);
+  ASSERT_EQ(ev.size(), 2u) << r.err;
+  EXPECT_TRUE(has(ev[0], R"("class":"transient","action":"retry","node":"out")")) << ev[0];
+  EXPECT_TRUE(has(ev[0], R"("attempt":2)")) << ev[0];
+  // The second failure used up max_attempts: the run restarts.
+  EXPECT_TRUE(has(ev[1], R"("class":"transient","action":"restart","node":"out")")) << ev[1];
+  EXPECT_TRUE(has(ev[1], "gave up after 2 attempts")) << ev[1];
+  EXPECT_TRUE(has(r.err, "1 restart")) << r.err;
+  EXPECT_TRUE(has(r.err, "dataflow: resuming heal from checkpoint")) << r.err;
   EXPECT_EQ(committed_rows(tmp_.path() / "out"), expected);
 }
 
@@ -253,6 +308,81 @@ TEST_F(HealingTest, PoisonRecordsGoToTheDeadLetterSinkWithTheirMetadata) {
   EXPECT_TRUE(has(r.err, "bad record sent to the dead-letter sink")) << r.err;
 }
 
+// A map dividing by zero on exactly the rows where x = 5: those rows go to
+// the dead-letter file with what failed and where, all the others reach the
+// sink, and the run goes on.
+TEST_F(HealingTest, ExpressionErrorsSendTheirRowsToTheDeadLetterSink) {
+  const char* kPipeline = R"yaml(
+name: exprdlq
+parallelism: 2
+dead_letter: {sink: dlq, max_rate: 0.5}
+sources:
+  - {id: gen, type: generator, parallelism: 1, count: 1000, fields: {id: "i", x: "i % 10"}}
+transforms:
+  - {id: inv, type: map, input: gen, set: {y: "1 / (x - 5)"}}
+  - {id: pos, type: filter, input: inv, where: "100 / (x - 7) > -1000"}
+sinks:
+  - {id: out, type: file, input: pos, path: out, format: json}
+  - {id: dlq, type: file, path: dlq, format: json}
+)yaml";
+  ProcessResult r = run(kPipeline, "");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = committed_rows(tmp_.path() / "out");
+  // 1000 rows: 100 with x = 5 fail in the map, 100 with x = 7 in the filter.
+  ASSERT_EQ(out.size(), 800u);
+  for (const std::string& row : out) {
+    EXPECT_FALSE(has(row, R"("x":5,)") || has(row, R"("x":7,)")) << row;
+  }
+  const auto dead = committed_rows(tmp_.path() / "dlq");
+  ASSERT_EQ(dead.size(), 200u);
+  std::string all;
+  for (const std::string& row : dead) all += row + "\n";
+  size_t from_map = 0;
+  size_t from_filter = 0;
+  for (const std::string& row : dead) {
+    EXPECT_TRUE(has(row, R"("pipeline":"exprdlq")")) << row;
+    EXPECT_TRUE(has(row, R"("class":"data")")) << row;
+    EXPECT_TRUE(has(row, "division by zero")) << row;
+    EXPECT_TRUE(has(row, R"("time":")")) << row;
+    if (has(row, R"("node":"inv")")) {
+      ++from_map;
+      EXPECT_TRUE(has(row, R"("position":"inv")")) << row;
+      EXPECT_TRUE(has(row, R"(\"x\": 5})")) << row;
+    } else if (has(row, R"("node":"pos")")) {
+      ++from_filter;
+      EXPECT_TRUE(has(row, R"("position":"pos")")) << row;
+      EXPECT_TRUE(has(row, R"(\"x\": 7, \"y\": 0})")) << row;
+    }
+  }
+  EXPECT_EQ(from_map, 100u) << all;
+  EXPECT_EQ(from_filter, 100u) << all;
+  // Row 15 (x = 5) with its record as JSON.
+  EXPECT_TRUE(has(all, R"("record":"{\"id\": 15, \"x\": 5}")")) << all;
+}
+
+// Without a dead-letter sink the same rows are counted and logged, and the
+// map passes them on with a null.
+TEST_F(HealingTest, WithoutADeadLetterSinkExpressionErrorsAreCountedAndLogged) {
+  const char* kPipeline = R"yaml(
+name: exprnull
+sources:
+  - {id: gen, type: generator, count: 1000, fields: {id: "i", x: "i % 10"}}
+transforms:
+  - {id: inv, type: map, input: gen, set: {y: "1 / (x - 5)"}}
+sinks:
+  - {id: out, type: file, input: inv, path: out, format: json}
+)yaml";
+  ProcessResult r = run(kPipeline, "");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto out = committed_rows(tmp_.path() / "out");
+  ASSERT_EQ(out.size(), 1000u);
+  size_t nulls = 0;
+  for (const std::string& row : out) nulls += has(row, R"("y":null)") ? 1 : 0;
+  EXPECT_EQ(nulls, 100u);
+  EXPECT_TRUE(has(r.err, "bad record skipped: division by zero")) << r.err;
+  EXPECT_TRUE(has(r.err, "100 errors")) << r.err;
+}
+
 TEST_F(HealingTest, ADeadLetterRateOverMaxRateFailsTheRunAsFatal) {
   write_prices(tmp_, 20);  // 5% bad, max_rate 1%
   ProcessResult r = run(kDeadLetterPipeline, "");
@@ -290,7 +420,9 @@ TEST_F(HealingTest, RandomFaultsInAStatefulPipelineLeaveTheOutputExact) {
   const auto ev = events(r.err);
   EXPECT_GE(ev.size(), 4u) << r.err;  // most of the 8 faults fire in a run
   for (const auto& e : ev) {
-    EXPECT_TRUE(has(e, R"("action":"restart")") || has(e, R"("action":"throttle")")) << e;
+    EXPECT_TRUE(has(e, R"("action":"restart")") || has(e, R"("action":"throttle")") ||
+                has(e, R"("class":"transient","action":"retry")"))
+        << e;
   }
   EXPECT_EQ(committed_rows(tmp_.path() / "out"), expected);
 }

@@ -1,0 +1,272 @@
+// The circuit breaker around sinks (DESIGN §5, healing.circuit_breaker)
+// against the real binary: DATAFLOW_FAULTS makes the sink's calls fail
+// transiently many times in a row; the breaker opens (its calls stop, the
+// pipeline is backpressured rather than buffering), half-open probes re-open
+// it while the fault lasts and close it when the fault stops, and the
+// exactly-once output is exact. Under the server, /health says degraded and
+// dataflow_circuit_breaker_open is 1 while it is open.
+#include <stdlib.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/http_client.h"
+#include "tests/support/server_process.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace df::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The run events exec printed ("dataflow: event {...}"), in order.
+std::vector<std::string> events(const std::string& err) {
+  std::vector<std::string> out;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);) {
+    const std::string tag = "dataflow: event ";
+    if (line.rfind(tag, 0) == 0) out.push_back(line.substr(tag.size()));
+  }
+  return out;
+}
+
+// Two generator subtasks feed one sink subtask over channels (different
+// parallelism: no chaining), so an open breaker backs rows up into them.
+const char* kExecPipeline = R"yaml(
+name: cb
+checkpoint: {interval: 50ms, delivery: exactly_once}
+healing:
+  retry: {initial_backoff: 5ms, max_backoff: 20ms}
+  circuit_breaker: {failure_threshold: 3, open_for: 200ms}
+  restart: none
+sources:
+  - {id: gen, type: generator, parallelism: 2, count: 20000, rate: 20000,
+     fields: {id: "i", v: "i % 97"}}
+sinks:
+  - {id: out, type: file, input: gen, parallelism: 1, path: out, format: json}
+)yaml";
+
+class BreakerExecTest : public ::testing::Test {
+ protected:
+  void SetUp() override { unsetenv("DATAFLOW_FAULTS"); }
+  void TearDown() override { unsetenv("DATAFLOW_FAULTS"); }
+
+  ProcessResult run(const std::string& faults) {
+    tmp_.write("p.yaml", kExecPipeline);
+    std::filesystem::remove_all(tmp_.path() / "out");
+    std::filesystem::remove_all(tmp_.path() / "state");
+    if (faults.empty()) {
+      unsetenv("DATAFLOW_FAULTS");
+    } else {
+      setenv("DATAFLOW_FAULTS", faults.c_str(), 1);
+    }
+    ProcessResult r = run_process({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress", "--workers",
+                                   "2", "--batch-size", "256", "--state-dir", "state"},
+                                  tmp_.str(), 2min);
+    unsetenv("DATAFLOW_FAULTS");
+    return r;
+  }
+
+  TempDir tmp_;
+};
+
+TEST_F(BreakerExecTest, OpensAfterTheThresholdProbesUntilThePeerIsBackAndLosesNothing) {
+  ProcessResult clean = run("");
+  ASSERT_EQ(clean.exit_code, 0) << clean.err;
+  const auto expected = committed_rows(tmp_.path() / "out");
+  ASSERT_EQ(expected.size(), 20000u);
+
+  // 7 failures in a row: 2 retries, the 3rd opens the breaker, 4 failed
+  // probes re-open it, the 5th probe succeeds and closes it.
+  ProcessResult r = run("out:process:unavailable:after=10:times=7");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ev = events(r.err);
+  ASSERT_EQ(ev.size(), 8u) << r.err;
+  EXPECT_TRUE(has(ev[0], R"("class":"transient","action":"retry","node":"out")")) << ev[0];
+  EXPECT_TRUE(has(ev[1], R"("class":"transient","action":"retry","node":"out")")) << ev[1];
+  for (size_t i = 2; i < 7; ++i) {
+    EXPECT_TRUE(has(ev[i], R"("class":"transient","action":"open_circuit","node":"out")")) << ev[i];
+    EXPECT_TRUE(has(ev[i], R"("delay_ms":200)")) << ev[i];
+  }
+  EXPECT_TRUE(has(ev[2], R"("attempt":3)")) << ev[2];
+  EXPECT_TRUE(has(ev[7], R"("class":"transient","action":"close_circuit","node":"out")")) << ev[7];
+  // While open, the failures did not count toward max_attempts (5): no
+  // restart, no failure.
+  EXPECT_FALSE(has(r.err, "1 restart")) << r.err;
+  EXPECT_TRUE(has(r.err, "circuit breaker open")) << r.err;
+  EXPECT_EQ(committed_rows(tmp_.path() / "out"), expected);
+}
+
+TEST_F(BreakerExecTest, MaxOpenGivesUpOnAPeerThatStaysDown) {
+  std::string p = kExecPipeline;
+  p.replace(p.find("open_for: 200ms}"), 16, "open_for: 100ms, max_open: 250ms}");
+  tmp_.write("p.yaml", p);
+  setenv("DATAFLOW_FAULTS", "out:process:unavailable:times=0", 1);
+  const auto started = Clock::now();
+  ProcessResult r =
+      run_process({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp_.str(), 1min);
+  unsetenv("DATAFLOW_FAULTS");
+  EXPECT_NE(r.exit_code, 0) << r.err;
+  EXPECT_LT(Clock::now() - started, 30s);
+  EXPECT_TRUE(has(r.err, "the circuit breaker stayed open longer than max_open")) << r.err;
+  const auto ev = events(r.err);
+  ASSERT_FALSE(ev.empty()) << r.err;
+  EXPECT_TRUE(has(ev.back(), R"("action":"fail")")) << ev.back();
+}
+
+// --- Under the server ---
+
+cli::HttpClient client_for(uint16_t port) {
+  auto url = cli::parse_server_url("http://127.0.0.1:" + std::to_string(port));
+  cli::HttpClientOptions options;
+  options.connect_timeout = Millis{2000};
+  options.io_timeout = Millis{10000};
+  return cli::HttpClient(*url, options);
+}
+
+std::string get_body(const cli::HttpClient& http, const std::string& path) {
+  auto r = http.request("GET", path);
+  if (!r.ok()) {
+    ADD_FAILURE() << "GET " << path << ": " << r.status().message();
+    return {};
+  }
+  return r->body;
+}
+
+json get_json(const cli::HttpClient& http, const std::string& path) {
+  return json::parse(get_body(http, path), nullptr, false);
+}
+
+// The ids in the committed part files under `dir` (JSON lines with "id").
+std::multiset<int64_t> committed_ids(const std::string& dir) {
+  std::multiset<int64_t> ids;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_regular_file() || name.empty() || name[0] == '.' || name[0] == '_') continue;
+    std::ifstream in(entry.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      json row = json::parse(line, nullptr, false);
+      if (row.is_object() && row.contains("id")) ids.insert(row["id"].get<int64_t>());
+    }
+  }
+  return ids;
+}
+
+TEST(BreakerServerTest, HealthIsDegradedAndTheGaugeIsOneWhileTheBreakerIsOpen) {
+  TempDir dir;
+  constexpr int kRows = 60000;
+  const std::string out = dir.file("out");
+  // The sink fails 12 times in a row (threshold 3, then 9 failed probes of
+  // 400 ms each): open for about 3.5 s of a run of about 6 s.
+  setenv("DATAFLOW_FAULTS", "out:process:unavailable:after=20:times=12", 1);
+  ServerProcess server(DATAFLOW_BIN, dir);
+  unsetenv("DATAFLOW_FAULTS");
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto api = client_for(server.api_port());
+  auto health = client_for(server.health_port());
+  auto metrics = client_for(server.metrics_port());
+
+  std::ostringstream p;
+  p << "name: cb\n"
+    << "checkpoint: {interval: 200ms}\n"
+    << "healing:\n"
+    << "  retry: {initial_backoff: 5ms, max_backoff: 20ms}\n"
+    << "  circuit_breaker: {failure_threshold: 3, open_for: 400ms}\n"
+    << "sources:\n"
+    << "  - {id: gen, type: generator, parallelism: 2, count: " << kRows
+    << ", rate: 10000, fields: {id: \"i\"}}\n"
+    << "sinks:\n"
+    << "  - {id: out, type: file, input: gen, parallelism: 1, path: " << out << ", format: json}\n";
+  auto created = api.request("POST", "/api/v1/pipelines?start=true", p.str(), "application/yaml");
+  ASSERT_TRUE(created.ok());
+  ASSERT_EQ(created->status, 201) << created->body;
+  const std::string run_id = json::parse(created->body)["current_run"].get<std::string>();
+
+  // While open: degraded, the gauge at 1, and no channel past its capacity.
+  const std::string open_sample = R"(dataflow_circuit_breaker_open{pipeline="cb",node="out"} 1)";
+  bool saw_degraded = false;
+  bool saw_gauge = false;
+  size_t high_water = 0;
+  size_t capacity = 0;
+  std::string last_health;
+  for (auto deadline = Clock::now() + 30s; Clock::now() < deadline;) {
+    last_health = get_body(health, "/health");
+    const json h = json::parse(last_health, nullptr, false);
+    if (h.is_object() && h["status"] == "degraded" &&
+        has(last_health, R"("circuit_breakers_open")") && has(last_health, "cb/out")) {
+      saw_degraded = true;
+    }
+    if (has(get_body(metrics, "/metrics"), open_sample)) saw_gauge = true;
+    const json graph = get_json(api, "/api/v1/pipelines/cb/graph");
+    if (graph.is_object() && graph["channels"].is_object()) {
+      high_water = std::max(high_water, graph["channels"]["high_water_rows"].get<size_t>());
+      capacity = graph["channels"]["capacity_rows"].get<size_t>();
+    }
+    if (saw_degraded && saw_gauge) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(saw_degraded) << last_health;
+  EXPECT_TRUE(saw_gauge);
+
+  // The fault stops: a probe closes the breaker (healthy again, the gauge
+  // at 0 while the run goes on) and the run completes.
+  const std::string closed_sample = R"(dataflow_circuit_breaker_open{pipeline="cb",node="out"} 0)";
+  bool saw_closed = false;
+  json run;
+  for (auto deadline = Clock::now() + 60s; Clock::now() < deadline;) {
+    if (!saw_closed && !has(get_body(health, "/health"), "circuit_breakers_open") &&
+        has(get_body(metrics, "/metrics"), closed_sample)) {
+      saw_closed = true;
+    }
+    const json graph = get_json(api, "/api/v1/pipelines/cb/graph");
+    if (graph.is_object() && graph["channels"].is_object()) {
+      high_water = std::max(high_water, graph["channels"]["high_water_rows"].get<size_t>());
+      capacity = graph["channels"]["capacity_rows"].get<size_t>();
+    }
+    run = get_json(api, "/api/v1/runs/" + run_id);
+    if (run.value("status", "") != "running") break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(run.value("status", ""), "succeeded") << run.dump() << server.log();
+  EXPECT_TRUE(saw_closed) << "the breaker never closed while the run went on";
+  // Backpressure, not buffering: the rows the 10k rows/s source could not
+  // send while the sink was stopped stayed in the source.
+  EXPECT_GT(capacity, 0u);
+  EXPECT_GT(high_water, 0u);
+  EXPECT_LE(high_water, capacity);
+
+  const std::string health_after = get_body(health, "/health");
+  EXPECT_FALSE(has(health_after, "circuit_breakers_open")) << health_after;
+  const json events = get_json(api, "/api/v1/runs/" + run_id + "/events");
+  const std::string all = events.dump();
+  EXPECT_TRUE(has(all, R"("action":"open_circuit")")) << all;
+  EXPECT_TRUE(has(all, R"("action":"close_circuit")")) << all;
+  EXPECT_FALSE(has(all, R"("action":"restart")")) << all;
+
+  const std::multiset<int64_t> ids = committed_ids(out);
+  ASSERT_EQ(ids.size(), static_cast<size_t>(kRows)) << "duplicates or losses";
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), static_cast<size_t>(kRows));
+  EXPECT_EQ(*ids.begin(), 0);
+  EXPECT_EQ(*ids.rbegin(), kRows - 1);
+}
+
+}  // namespace
+}  // namespace df::test
