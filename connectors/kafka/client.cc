@@ -1,6 +1,8 @@
 #include "connectors/kafka/client.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
 
 #include "connectors/options.h"
 #include "engine/core/log.h"
@@ -110,6 +112,49 @@ Result<ConfPtr> make_conf(const ClientOptions& options) {
   for (const auto& [name, value] : options.properties) DF_RETURN_IF_ERROR(set(name, value));
   rd_kafka_conf_set_log_cb(conf.get(), log_callback);
   return conf;
+}
+
+BrokerWatch::Report BrokerWatch::on_stats(std::string_view json) {
+  // Only "brokers" is read: skip the (per partition) rest without building it.
+  const nlohmann::json::parser_callback_t only_brokers =
+      [](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+        return !(depth == 1 && event == nlohmann::json::parse_event_t::key && parsed != "brokers");
+      };
+  const nlohmann::json stats = nlohmann::json::parse(json, only_brokers, false);
+  // Bootstrap and logical brokers (node id -1) are the same connections again.
+  std::set<int64_t> up;
+  if (stats.is_object() && stats.contains("brokers") && stats["brokers"].is_object()) {
+    for (const auto& [name, broker] : stats["brokers"].items()) {
+      if (!broker.is_object()) continue;
+      const int64_t id = broker.value("nodeid", int64_t{-1});
+      if (id >= 0 && broker.value("state", std::string()) == "UP") up.insert(id);
+    }
+  }
+  Report report;
+  report.up = static_cast<int>(up.size());
+  std::lock_guard lock(mu_);
+  if (report.up > 0) {
+    last_error_.clear();
+  } else {
+    report.problem = last_error_.empty() ? "no broker is connected" : last_error_;
+  }
+  return report;
+}
+
+std::optional<BrokerWatch::Report> BrokerWatch::on_error(rd_kafka_resp_err_t err,
+                                                         std::string_view reason) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+      break;
+    default:
+      return std::nullopt;
+  }
+  std::lock_guard lock(mu_);
+  last_error_ = reason.empty() ? rd_kafka_err2str(err) : std::string(reason);
+  if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) return std::nullopt;
+  return Report{0, last_error_};
 }
 
 Result<HandlePtr> make_handle(rd_kafka_type_t type, ConfPtr conf, std::string_view what) {

@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -57,6 +58,33 @@ const ConfigValue* option_or_default(OptionReader& opts, const ConfigValue& defa
 // anywhere, a property value that is a map).
 std::optional<ClientOptions> read_client_options(OptionReader& opts, const ConfigValue& defaults,
                                                  std::span<const TuningKey> tuning);
+
+// statistics.interval.ms the source and sink set unless `properties` do:
+// how often they learn how many brokers are up (and the source refreshes its
+// consumer lag). 0 in `properties` turns both off.
+inline constexpr std::string_view kStatsIntervalMs = "1000";
+
+// Whether a client reaches its brokers, for OperatorContext::report_brokers:
+// librdkafka's statistics say how many brokers are connected (state UP), its
+// error callback why none is (all brokers down, transport errors).
+// Thread-safe (a producer's callbacks run on I/O threads).
+class BrokerWatch {
+ public:
+  struct Report {
+    int up = 0;           // brokers connected
+    std::string problem;  // non-empty while none is: why
+  };
+  // librdkafka's statistics JSON (the stats callback).
+  Report on_stats(std::string_view json);
+  // An error callback's error. A report when it says that no broker is
+  // reachable (all brokers down); connection errors are remembered as the
+  // reason for when statistics show no broker up.
+  std::optional<Report> on_error(rd_kafka_resp_err_t err, std::string_view reason);
+
+ private:
+  std::mutex mu_;
+  std::string last_error_;  // guarded by mu_: the last connection error since one was up
+};
 
 struct ConfDeleter {
   void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }

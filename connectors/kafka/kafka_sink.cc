@@ -42,7 +42,10 @@ constexpr TuningKey kSinkTuning[] = {{"batch_size", "batch.size"},
 // topic must fail the run instead of being created, and librdkafka's 1 GiB
 // default queue would defeat bounded memory.
 constexpr std::pair<const char*, const char*> kSinkProperties[] = {
-    {"allow.auto.create.topics", "false"}, {"queue.buffering.max.kbytes", "65536"}};
+    {"allow.auto.create.topics", "false"},
+    {"queue.buffering.max.kbytes", "65536"},
+    // Brokers up, for health and metrics.
+    {"statistics.interval.ms", kStatsIntervalMs.data()}};
 
 // Exactly-once: transactions of a fresh start fence this many slot ids, the
 // two a steady run alternates between.
@@ -122,6 +125,7 @@ class SinkShared {
 
   void detach() {
     std::lock_guard lock(mu_);
+    if (ctx_) ctx_->report_brokers(-1, {});  // this subtask's clients are gone
     ctx_ = nullptr;
     detached_.store(true);
   }
@@ -235,6 +239,14 @@ class SinkShared {
     return error_;
   }
 
+  // Broker connectivity, from any producer's callbacks (I/O threads).
+  void on_stats(std::string_view json) { report_brokers(broker_watch_.on_stats(json)); }
+  void on_connection_error(rd_kafka_resp_err_t err, std::string_view reason) {
+    if (std::optional<BrokerWatch::Report> down = broker_watch_.on_error(err, reason)) {
+      report_brokers(*down);
+    }
+  }
+
   // Logs that the brokers cannot be reached, at most every 10 s.
   void warn_unreachable(std::string_view reason) {
     const int64_t now =
@@ -254,6 +266,11 @@ class SinkShared {
     std::function<void(Status)> done;
     Status error;
   };
+
+  void report_brokers(const BrokerWatch::Report& r) {
+    std::lock_guard lock(mu_);
+    if (ctx_) ctx_->report_brokers(r.up, r.problem);
+  }
 
   // Pops the settled closed epochs at the front (mu_ held).
   void collect_done(std::vector<std::pair<std::function<void(Status)>, Status>>& out) {
@@ -282,6 +299,7 @@ class SinkShared {
   std::atomic<int64_t> inflight_bytes_{0};
   std::atomic<bool> waiting_for_room_{false};
   std::atomic<int64_t> last_warn_ms_{0};
+  BrokerWatch broker_watch_;
 };
 
 // A message librdkafka refused with a full queue, kept until it has room.
@@ -369,6 +387,7 @@ class Producer : public std::enable_shared_from_this<Producer> {
     }
     rd_kafka_conf_set_dr_msg_cb(conf.get(), &Producer::on_delivery);
     rd_kafka_conf_set_error_cb(conf.get(), &Producer::on_error);
+    rd_kafka_conf_set_stats_cb(conf.get(), &Producer::on_stats);
     rd_kafka_conf_set_opaque(conf.get(), shared_.get());
     DF_ASSIGN_OR_RETURN(rk_, make_handle(RD_KAFKA_PRODUCER, std::move(conf), shared_->what()));
     topic_.reset(rd_kafka_topic_new(rk_.get(), cfg.topic.c_str(), nullptr));
@@ -426,9 +445,16 @@ class Producer : public std::enable_shared_from_this<Producer> {
     shared->settle(epoch, bytes, kafka_status(m->err, where));
   }
 
+  static int on_stats(rd_kafka_t* rk, char* json, size_t len, void* opaque) {
+    (void)rk;
+    static_cast<SinkShared*>(opaque)->on_stats(std::string_view(json, len));
+    return 0;  // librdkafka frees `json`
+  }
+
   static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque) {
     auto* shared = static_cast<SinkShared*>(opaque);
     auto code = static_cast<rd_kafka_resp_err_t>(err);
+    shared->on_connection_error(code, reason ? reason : "");
     if (code == RD_KAFKA_RESP_ERR__FATAL) {
       char buf[512];
       rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);

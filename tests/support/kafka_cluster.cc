@@ -40,6 +40,23 @@ KafkaCluster::KafkaCluster(const std::vector<KafkaTopicSpec>& topics, int broker
   }
 }
 
+bool KafkaCluster::set_brokers_down() { return signal_and_confirm(SIGUSR1, "down"); }
+bool KafkaCluster::set_brokers_up() { return signal_and_confirm(SIGUSR2, "up"); }
+
+bool KafkaCluster::signal_and_confirm(int sig, const std::string& line) {
+  if (!child_) return false;
+  child_->send_signal(sig);
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto before = std::chrono::steady_clock::now();
+    const size_t got = child_->read_for(200ms, 4096, &out);
+    if (out.find(line + "\n") != std::string::npos) return true;
+    if (got == 0 && std::chrono::steady_clock::now() - before < 150ms) return false;  // exited
+  }
+  return false;
+}
+
 KafkaCluster::~KafkaCluster() {
   if (child_) {
     child_->send_signal(SIGTERM);

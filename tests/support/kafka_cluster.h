@@ -46,12 +46,18 @@ class KafkaCluster {
   const std::string& error() const { return error_; }
   // "127.0.0.1:port,127.0.0.1:port,...", the brokers' address list.
   const std::string& bootstrap() const { return bootstrap_; }
+  // Takes every broker down (connections closed, new ones refused) or up
+  // again; returns once the helper confirmed it (false after 10 s without).
+  bool set_brokers_down();
+  bool set_brokers_up();
 
  private:
   TempDir dir_;
   std::unique_ptr<Child> child_;
   std::string bootstrap_;
   std::string error_;
+
+  bool signal_and_confirm(int sig, const std::string& line);
 };
 
 }  // namespace df::test

@@ -6,7 +6,9 @@
  * Prints the bootstrap address ("127.0.0.1:p1,127.0.0.1:p2,...") as its first
  * stdout line once every topic exists, then runs until SIGTERM/SIGINT/SIGHUP,
  * until its parent dies, or until stdin reaches end of file when stdin is a
- * pipe or socket (so `kafka_mock < /dev/null &` keeps running). The mock
+ * pipe or socket (so `kafka_mock < /dev/null &` keeps running). SIGUSR1
+ * takes every broker down (connections closed, new ones refused) and SIGUSR2
+ * brings them back; each prints "down" or "up" on stdout once done. The mock
  * brokers listen on the loopback interface only (librdkafka binds them to
  * 127.0.0.1); the helper checks that every advertised address is loopback.
  *
@@ -75,9 +77,21 @@ static int all_loopback(const char* bootstraps) {
   return 1;
 }
 
+/* Takes every broker of the cluster down or up and says so on stdout. */
+static void set_brokers(rd_kafka_mock_cluster_t* cluster, int brokers, int up) {
+  for (int id = 1; id <= brokers; ++id) {
+    rd_kafka_resp_err_t err = up ? rd_kafka_mock_broker_set_up(cluster, id)
+                                 : rd_kafka_mock_broker_set_down(cluster, id);
+    if (err) fprintf(stderr, "kafka_mock: broker %d: %s\n", id, rd_kafka_err2str(err));
+  }
+  printf("%s\n", up ? "up" : "down");
+  fflush(stdout);
+}
+
 /* Blocks until a stop signal, parent death (delivered as SIGTERM) or, when
- * stdin is a pipe or socket, its end of file. */
-static void wait_for_stop(int signal_fd) {
+ * stdin is a pipe or socket, its end of file; serves SIGUSR1/SIGUSR2
+ * (brokers down/up) meanwhile. */
+static void wait_for_stop(int signal_fd, rd_kafka_mock_cluster_t* cluster, int brokers) {
   struct stat st;
   int watch_stdin = fstat(0, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
   struct pollfd fds[2] = {{signal_fd, POLLIN, 0}, {watch_stdin ? 0 : -1, POLLIN, 0}};
@@ -87,7 +101,15 @@ static void wait_for_stop(int signal_fd) {
       if (errno == EINTR) continue;
       return;
     }
-    if (fds[0].revents) return;
+    if (fds[0].revents) {
+      struct signalfd_siginfo info;
+      if (read(signal_fd, &info, sizeof info) != (ssize_t)sizeof info) return;
+      if (info.ssi_signo == SIGUSR1 || info.ssi_signo == SIGUSR2) {
+        set_brokers(cluster, brokers, info.ssi_signo == SIGUSR2);
+        continue;
+      }
+      return;
+    }
     if (fds[1].revents) {
       ssize_t n = read(0, buf, sizeof buf); /* input is ignored; only its end counts */
       if (n <= 0 && !(n < 0 && errno == EINTR)) return;
@@ -119,6 +141,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   sigaddset(&stop, SIGHUP);
+  sigaddset(&stop, SIGUSR1);
+  sigaddset(&stop, SIGUSR2);
   sigprocmask(SIG_BLOCK, &stop, NULL);
   int signal_fd = signalfd(-1, &stop, SFD_CLOEXEC);
   if (signal_fd < 0) {
@@ -164,7 +188,7 @@ int main(int argc, char** argv) {
   if (status == 0) {
     printf("%s\n", bootstraps);
     fflush(stdout);
-    wait_for_stop(signal_fd);
+    wait_for_stop(signal_fd, cluster, brokers);
   }
   rd_kafka_mock_cluster_destroy(cluster);
   rd_kafka_destroy(rk);

@@ -17,6 +17,7 @@
 #include "connectors/connectors.h"
 #include "connectors/kafka/client.h"
 #include "connectors/kafka/kafka_source.h"
+#include "engine/runtime/scheduler.h"
 #include "tests/support/kafka_client.h"
 #include "tests/support/operator_harness.h"
 
@@ -122,8 +123,10 @@ struct Driver {
   FakeContext& ctx;
   CollectOutput out;
   bool exhausted = false;
+  // What open() passes to the source; `ctx` when null.
+  runtime::OperatorContext* open_ctx = nullptr;
 
-  Status open() { return src.open(ctx); }
+  Status open() { return src.open(open_ctx ? *open_ctx : ctx); }
 
   Status run(const std::function<bool()>& done, std::chrono::milliseconds timeout = 8s) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -156,6 +159,46 @@ struct Driver {
     for (const auto& b : out.batches) n += b->active_rows();
     return n;
   }
+};
+
+// A FakeContext that also keeps what the source reports for metrics and
+// health, in the scheduler's own store (runtime::KafkaClientStatus).
+class ReportingContext final : public runtime::OperatorContext {
+ public:
+  explicit ReportingContext(FakeContext& base) : base_(base) {}
+  const std::string& node_id() const override { return base_.node_id(); }
+  int subtask() const override { return base_.subtask(); }
+  int parallelism() const override { return base_.parallelism(); }
+  size_t batch_size() const override { return base_.batch_size(); }
+  void wake() override { base_.wake(); }
+  void report_data_error(std::string_view message) override { base_.report_data_error(message); }
+  uint64_t io_strand() const override { return base_.io_strand(); }
+  runtime::IoExecutor& io() override { return base_.io(); }
+  bool stop_requested() const override { return base_.stop_requested(); }
+  bool checkpointing() const override { return base_.checkpointing(); }
+  std::vector<std::pair<int, const std::string*>> restored_node_metas() const override {
+    return base_.restored_node_metas();
+  }
+  const runtime::EventTimeSpec* event_time() const override { return base_.event_time(); }
+  void report_consumer_lag(std::string_view topic, int32_t partition,
+                           std::optional<int64_t> lag) override {
+    status.set_lag(topic, partition, lag);
+  }
+  void report_brokers(int up, std::string_view problem) override {
+    status.set_brokers(subtask(), up, problem);
+  }
+
+  // Lag by partition.
+  std::map<int32_t, int64_t> lag() const {
+    std::map<int32_t, int64_t> out;
+    for (const auto& l : status.lag()) out[l.partition] = l.lag;
+    return out;
+  }
+
+  runtime::KafkaClientStatus status;
+
+ private:
+  FakeContext& base_;
 };
 
 // The `id` column (0) of every row.
@@ -746,6 +789,99 @@ TEST_F(KafkaSourceTest, KeepsRetryingWhileTheBrokersAreDown) {
   ASSERT_OK(kafka_.set_broker_up(-1));
   produce_json(3, 3, 0);
   ASSERT_TRUE(d.run([&] { return d.rows() == 6; }).ok());
+  EXPECT_EQ(ids(d.out), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  ASSERT_OK(src->close());
+}
+
+TEST_F(KafkaSourceTest, ReportsTheLagOfEachPartitionItHolds) {
+  ASSERT_OK(kafka_.create_topic(topic_, 2));
+  produce_json(0, 30, 0);
+  produce_json(100, 20, 1);
+  const std::map<int32_t, int64_t> produced = {{0, 30}, {1, 20}};
+  auto node = prepare_ok(
+      config({{"schema", json_schema()},
+              {"max_poll_records", test::scalar("5")},
+              {"properties", test::map({{"session.timeout.ms", test::scalar("3000")},
+                                        {"heartbeat.interval.ms", test::scalar("500")},
+                                        {"statistics.interval.ms", test::scalar("100")}})}}));
+  FakeContext fake;
+  ReportingContext ctx(fake);
+  auto src = node->make_source(0, 1);
+  Driver d(*src, fake);
+  d.open_ctx = &ctx;
+  ASSERT_OK(d.open());
+  auto emitted = [&] {
+    std::map<int32_t, int64_t> n;
+    for (int64_t id : ids(d.out)) ++n[static_cast<int32_t>(id / 100)];
+    return n;
+  };
+  // Part of each partition, then no more: paused as under backpressure.
+  ASSERT_OK(d.run([&] { return d.rows() >= 10 && emitted().size() == 2; }));
+  src->on_backpressure(true);
+  std::map<int32_t, int64_t> want;
+  auto lag_is_the_rest = [&] {
+    want.clear();
+    for (const auto& [p, n] : emitted()) want[p] = produced.at(p) - n;
+    return ctx.lag() == want;
+  };
+  EXPECT_TRUE(d.run(lag_is_the_rest, 5s).ok())
+      << "want " << testing::PrintToString(want) << ", reported "
+      << testing::PrintToString(ctx.lag());
+  EXPECT_LT(d.rows(), 50u);
+  EXPECT_GT(want[0] + want[1], 0);
+  EXPECT_GE(ctx.status.brokers().up, 1);
+  EXPECT_EQ(ctx.status.brokers().problem, "");
+
+  // Read to the end: no lag left.
+  src->on_backpressure(false);
+  const std::map<int32_t, int64_t> none = {{0, 0}, {1, 0}};
+  EXPECT_TRUE(d.run([&] { return d.rows() == 50 && ctx.lag() == none; }, 5s).ok())
+      << d.rows() << " rows, lag " << testing::PrintToString(ctx.lag());
+  // Closed: its partitions and its client leave the metrics.
+  ASSERT_OK(src->close());
+  EXPECT_TRUE(ctx.lag().empty());
+  EXPECT_EQ(ctx.status.brokers().up, -1);
+}
+
+TEST_F(KafkaSourceTest, ReportsBrokersDownWithTheReasonUntilTheyAreBack) {
+  ASSERT_OK(kafka_.create_topic(topic_, 1));
+  auto node = prepare_ok(
+      config({{"schema", json_schema()},
+              {"properties", test::map({{"session.timeout.ms", test::scalar("6000")},
+                                        {"reconnect.backoff.max.ms", test::scalar("200")},
+                                        {"statistics.interval.ms", test::scalar("100")}})}}));
+  FakeContext fake;
+  ReportingContext ctx(fake);
+  auto src = node->make_source(0, 1);
+  Driver d(*src, fake);
+  d.open_ctx = &ctx;
+  ASSERT_OK(d.open());
+  produce_json(0, 3, 0);
+  ASSERT_OK(d.run([&] { return d.rows() == 3 && ctx.status.brokers().up >= 1; }));
+  EXPECT_EQ(ctx.status.brokers().problem, "");
+
+  ASSERT_OK(kafka_.set_broker_down(-1));
+  ASSERT_OK(d.run(
+      [&] {
+        const auto b = ctx.status.brokers();
+        return b.up == 0 && !b.problem.empty();
+      },
+      10s));
+  // librdkafka's reason: "3/3 brokers are down" or the last connection error.
+  const std::string why = ctx.status.brokers().problem;
+  EXPECT_TRUE(why.find("down") != std::string::npos || why.find("Connect") != std::string::npos ||
+              why.find("Disconnected") != std::string::npos)
+      << why;
+
+  ASSERT_OK(kafka_.set_broker_up(-1));
+  ASSERT_OK(d.run(
+      [&] {
+        const auto b = ctx.status.brokers();
+        return b.up >= 1 && b.problem.empty();
+      },
+      10s));
+  produce_json(3, 3, 0);
+  ASSERT_OK(d.run([&] { return d.rows() == 6; }));
   EXPECT_EQ(ids(d.out), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
   ASSERT_OK(src->close());
 }
