@@ -8,6 +8,7 @@
 #include "connectors/kafka/client.h"
 #include "connectors/kafka/kafka_sink.h"
 #include "connectors/kafka/kafka_source.h"
+#include "connectors/nexmark_source.h"
 #include "connectors/stdout_sink.h"
 
 namespace df::connectors {
@@ -23,6 +24,7 @@ void register_connectors(df::runtime::NodeRegistry& registry,
   registry.add(NodeRole::kSource, "generator", std::make_unique<GeneratorSourceFactory>());
   registry.add(NodeRole::kSource, "kafka",
                std::make_unique<kafka::KafkaSourceFactory>(kafka_defaults.source));
+  registry.add(NodeRole::kSource, "nexmark", std::make_unique<NexmarkSourceFactory>());
   registry.add(NodeRole::kSink, "file", std::make_unique<FileSinkFactory>());
   registry.add(NodeRole::kSink, "stdout", std::make_unique<StdoutSinkFactory>());
   registry.add(NodeRole::kSink, "blackhole", std::make_unique<BlackholeSinkFactory>());
