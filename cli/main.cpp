@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "cli/dr_command.h"
 
 #ifndef DATAFLOW_VERSION
 #define DATAFLOW_VERSION "0.0.0"
@@ -32,6 +33,8 @@ int main(int argc, char** argv) {
   add_checkpoints_command(app, checkpoints_args);
   auto client_args = std::make_shared<ClientArgs>();
   add_client_commands(app, client_args);
+  auto dr_args = std::make_shared<DrArgs>();
+  add_dr_command(app, dr_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("run")) return run_server(*run_args);
     if (app.got_subcommand("state")) return run_state(*state_args);
     if (app.got_subcommand("checkpoints")) return run_checkpoints(*checkpoints_args);
+    if (app.got_subcommand("dr")) return run_dr(*dr_args);
     if (!client_args->command.empty()) return run_client(*client_args);
   } catch (const std::exception& e) {
     print_error(std::string("internal error: ") + e.what());

@@ -1,0 +1,312 @@
+// Disaster recovery (runtime.disaster_recovery, engine/server/disaster_recovery.h,
+// `dataflow dr list|restore`) against a real S3 server (s3rver): a server
+// backs up its metadata store and checkpoints while a stateful pipeline
+// runs; it is killed and its data directory deleted; `dr restore` rebuilds
+// the directory and a new server resumes the pipeline from its checkpoint
+// with exactly-once output on the file sink. And the local round trip: the
+// checkpoints are lost with the data directory and come back from the
+// backup, and backups past retention_days are pruned.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "cli/http_client.h"
+#include "tests/support/s3_server.h"
+#include "tests/support/server_process.h"
+#include "tests/support/subprocess.h"
+#include "tests/support/temp_dir.h"
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace df::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+cli::HttpClient client_for(uint16_t port) {
+  auto url = cli::parse_server_url("http://127.0.0.1:" + std::to_string(port));
+  cli::HttpClientOptions options;
+  options.connect_timeout = Millis{2000};
+  options.io_timeout = Millis{10000};
+  return cli::HttpClient(*url, options);
+}
+
+json get_json(const cli::HttpClient& http, const std::string& path) {
+  auto r = http.request("GET", path);
+  if (!r.ok() || r->status != 200) return json::object();
+  return json::parse(r->body, nullptr, false);
+}
+
+// Polls `probe` every 100 ms until it returns true (bounded by `budget`).
+bool eventually(const std::function<bool()>& probe, std::chrono::seconds budget) {
+  const auto deadline = Clock::now() + budget;
+  while (Clock::now() < deadline) {
+    if (probe()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return probe();
+}
+
+// Every id in the committed part files of the file sink's directory.
+std::multiset<int64_t> committed_ids(const std::string& dir) {
+  std::multiset<int64_t> ids;
+  for (const std::string& line : committed_rows(dir)) {
+    json row = json::parse(line, nullptr, false);
+    if (row.is_object() && row.contains("id")) ids.insert(row["id"].get<int64_t>());
+  }
+  return ids;
+}
+
+void expect_exactly_once(const std::string& out, int rows) {
+  const std::multiset<int64_t> ids = committed_ids(out);
+  ASSERT_EQ(ids.size(), static_cast<size_t>(rows)) << "duplicates or losses";
+  EXPECT_EQ(std::set<int64_t>(ids.begin(), ids.end()).size(), static_cast<size_t>(rows));
+  EXPECT_EQ(*ids.begin(), 0);
+  EXPECT_EQ(*ids.rbegin(), rows - 1);
+}
+
+// A stateful pipeline (dedupe keeps every id seen) writing JSON lines with
+// the file sink, exactly once. `storage`: its own checkpoint.storage, or ""
+// for the server's runtime.checkpoint_storage.
+std::string pipeline_text(const std::string& out_dir, const std::string& storage, int rows,
+                          int rate) {
+  std::ostringstream p;
+  p << "name: orders\n"
+    << "checkpoint: {interval: 300ms" << (storage.empty() ? "" : ", storage: " + storage) << "}\n"
+    << "sources:\n"
+    << "  - {id: gen, type: generator, count: " << rows << ", rate: " << rate
+    << ", fields: {id: \"i\", amount: \"i % 97\"}}\n"
+    << "transforms:\n"
+    << "  - {id: firsts, type: dedupe, input: gen, key_by: [id], within: 1h}\n"
+    << "sinks:\n"
+    << "  - {id: out, type: file, input: firsts, path: " << out_dir << ", format: json}\n";
+  return p.str();
+}
+
+// The complete backups at `location` (`dataflow dr list --json`).
+json list_backups(const std::string& location, const TempDir& dir) {
+  ProcessResult r =
+      run_process({DATAFLOW_BIN, "dr", "list", "--from", location, "--json"}, dir.str(), 60s);
+  if (r.exit_code != 0) return json::array();
+  json j = json::parse(r.out, nullptr, false);
+  return j.is_array() ? j : json::array();
+}
+
+// Whether a backup holds a checkpoint of `pipeline`.
+bool has_backup_of(const json& backups, const std::string& pipeline) {
+  for (const json& b : backups) {
+    for (const json& p : b.value("pipelines", json::array())) {
+      if (p == pipeline) return true;
+    }
+  }
+  return false;
+}
+
+double metric(uint16_t port, const std::string& series) {
+  auto r = client_for(port).request("GET", "/metrics");
+  if (!r.ok()) return -1;
+  const size_t at = r->body.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(r->body.substr(at + series.size() + 2));
+}
+
+std::string dr_config(const std::string& location) {
+  // The top-level spelling (an alias of runtime.disaster_recovery): the
+  // generated config already has a runtime: line.
+  return "disaster_recovery: {enabled: true, backup_location: " + location +
+         ", backup_interval: 1s, retention_days: 1}\n";
+}
+
+class S3Env {
+ public:
+  explicit S3Env(const S3Server& s3) {
+    setenv("AWS_ENDPOINT_URL", s3.endpoint().c_str(), 1);
+    setenv("AWS_ACCESS_KEY_ID", S3Server::kAccessKey, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", S3Server::kSecretKey, 1);
+    setenv("AWS_REGION", S3Server::kRegion, 1);
+  }
+  ~S3Env() {
+    for (const char* name :
+         {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"}) {
+      unsetenv(name);
+    }
+  }
+};
+
+TEST(DisasterRecovery, KilledServerIsRestoredFromS3AndResumesExactlyOnce) {
+  if (!S3Server::node_available()) GTEST_SKIP() << S3Server::skip_reason();
+  S3Server s3;
+  ASSERT_TRUE(s3.ok()) << s3.error();
+  S3Env env(s3);  // the servers and the CLI are children: they inherit it
+  const std::string backups = "s3://" + s3.bucket() + "/backups";
+  const std::string checkpoints = "s3://" + s3.bucket() + "/checkpoints";
+  TempDir dir;
+  const std::string out = dir.file("out");
+  constexpr int kRows = 20000;
+  {
+    ServerProcess server(DATAFLOW_BIN, dir, dr_config(backups));
+    ASSERT_TRUE(server.ready()) << server.log();
+    auto api = client_for(server.api_port());
+    auto created = api.request("POST", "/api/v1/pipelines?start=true",
+                               pipeline_text(out, checkpoints, kRows, 2000), "application/yaml");
+    ASSERT_TRUE(created.ok());
+    ASSERT_EQ(created->status, 201) << created->body;
+    const std::string run_id = json::parse(created->body)["current_run"].get<std::string>();
+    ASSERT_TRUE(eventually(
+        [&] { return get_json(api, "/api/v1/runs/" + run_id).value("checkpoints", 0) >= 1; }, 30s))
+        << server.log();
+    // A backup taken after that checkpoint holds it.
+    ASSERT_TRUE(
+        eventually([&] { return has_backup_of(list_backups(backups, dir), "orders"); }, 30s))
+        << server.log();
+    EXPECT_GE(metric(server.metrics_port(), "dataflow_backups_total{result=\"success\"}"), 1);
+    EXPECT_GT(metric(server.metrics_port(), "dataflow_backup_last_success_timestamp_seconds"),
+              1.7e9);
+    ProcessResult killed = server.stop(SIGKILL, 10s);
+    EXPECT_EQ(killed.signal, SIGKILL);
+  }
+  const size_t before = committed_ids(out).size();
+  EXPECT_LT(before, static_cast<size_t>(kRows)) << "the run should have been cut short";
+
+  // The machine is lost: its data directory with it.
+  std::filesystem::remove_all(dir.file("data"));
+  ProcessResult restored = run_process(
+      {DATAFLOW_BIN, "dr", "restore", "--from", backups, "--data-dir", dir.file("data")}, dir.str(),
+      120s);
+  ASSERT_EQ(restored.exit_code, 0) << restored.out << restored.err;
+  // S3 outlived the server and has a newer checkpoint than the backup, or
+  // the same one: it is kept.
+  EXPECT_NE(restored.out.find("orders: kept checkpoint"), std::string::npos) << restored.out;
+  // A second restore into the same directory is refused.
+  ProcessResult again = run_process(
+      {DATAFLOW_BIN, "dr", "restore", "--from", backups, "--data-dir", dir.file("data")}, dir.str(),
+      60s);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
+
+  // The new server knows the pipeline and resumes it from its checkpoint.
+  ServerProcess server(DATAFLOW_BIN, dir, dr_config(backups));
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto api = client_for(server.api_port());
+  json runs;
+  ASSERT_TRUE(eventually(
+      [&] {
+        runs = get_json(api, "/api/v1/pipelines/orders/runs");
+        return runs.contains("runs") && runs["runs"].size() >= 2;
+      },
+      30s))
+      << runs.dump() << server.log();
+  const std::string resumed = runs["runs"][0]["id"].get<std::string>();
+  json run;
+  ASSERT_TRUE(eventually(
+      [&] {
+        run = get_json(api, "/api/v1/runs/" + resumed);
+        return run.value("status", "running") != "running" && run.value("status", "") != "pending";
+      },
+      90s))
+      << run.dump() << server.log();
+  EXPECT_EQ(run["status"], "succeeded") << run.dump() << server.log();
+  expect_exactly_once(out, kRows);
+  EXPECT_NE(server.log().find("resuming pipeline orders"), std::string::npos) << server.log();
+}
+
+// A path under the local backup location of the test below (<dir>/backups).
+std::string backups_rel(const std::string& key) { return "backups/" + key; }
+
+TEST(DisasterRecovery, LostLocalCheckpointsComeBackFromTheBackup) {
+  TempDir dir;
+  const std::string backups = dir.file("backups");  // "another disk"
+  const std::string out = dir.file("out");
+  constexpr int kRows = 6000;
+  size_t before = 0;
+  // A complete backup from 2020: past retention_days (1), pruned after the
+  // first new backup.
+  const std::string expired = "backups/20200101T000000000Z/";
+  dir.write(backups_rel(expired + "metadata.dump"), "dataflow-metadata-dump 1\n");
+  dir.write(backups_rel(expired + "manifest.json"),
+            R"({"format": "dataflow-backup", "version": 1, "id": "20200101T000000000Z",
+                "created": "2020-01-01T00:00:00.000Z", "created_ms": 1577836800000,
+                "metadata": {"key": "backups/20200101T000000000Z/metadata.dump"},
+                "pipelines": []})");
+  {
+    ServerProcess server(DATAFLOW_BIN, dir, dr_config(backups));
+    ASSERT_TRUE(server.ready()) << server.log();
+    auto api = client_for(server.api_port());
+    auto created = api.request("POST", "/api/v1/pipelines?start=true",
+                               pipeline_text(out, "", kRows, 1500), "application/yaml");
+    ASSERT_TRUE(created.ok());
+    ASSERT_EQ(created->status, 201) << created->body;
+    const std::string run_id = json::parse(created->body)["current_run"].get<std::string>();
+    ASSERT_TRUE(eventually(
+        [&] { return get_json(api, "/api/v1/runs/" + run_id).value("checkpoints", 0) >= 1; }, 30s))
+        << server.log();
+    // Stopped with a final checkpoint: the sink committed exactly up to it,
+    // and the next backup holds it.
+    auto stopped = api.request("POST", "/api/v1/pipelines/orders/stop", "", "");
+    ASSERT_TRUE(stopped.ok());
+    ASSERT_TRUE(eventually(
+        [&] { return get_json(api, "/api/v1/runs/" + run_id).value("status", "") == "cancelled"; },
+        30s))
+        << server.log();
+    before = committed_ids(out).size();
+    const double backed_up =
+        metric(server.metrics_port(), "dataflow_backups_total{result=\"success\"}");
+    ASSERT_TRUE(eventually(
+        [&] {
+          return metric(server.metrics_port(), "dataflow_backups_total{result=\"success\"}") >=
+                 backed_up + 2;
+        },
+        30s))
+        << server.log();
+    server.stop(SIGKILL, 10s);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file(backups_rel(expired))))
+      << "the expired backup was not pruned";
+  EXPECT_GT(before, 0u);
+  EXPECT_LT(before, static_cast<size_t>(kRows));
+
+  // Data and checkpoints are gone; the backups directory survived.
+  std::filesystem::remove_all(dir.file("data"));
+  std::filesystem::remove_all(dir.file("checkpoints"));
+  ProcessResult listed =
+      run_process({DATAFLOW_BIN, "dr", "list", "--from", backups}, dir.str(), 60s);
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("orders"), std::string::npos) << listed.out;
+  ProcessResult restored =
+      run_process({DATAFLOW_BIN, "dr", "restore", "--from", backups, "--data-dir", dir.file("data"),
+                   "--checkpoint-storage", dir.file("checkpoints")},
+                  dir.str(), 120s);
+  ASSERT_EQ(restored.exit_code, 0) << restored.out << restored.err;
+  EXPECT_NE(restored.out.find("orders: restored checkpoint"), std::string::npos) << restored.out;
+
+  // Stopped pipelines stay stopped; started, it continues from the backup.
+  ServerProcess server(DATAFLOW_BIN, dir);
+  ASSERT_TRUE(server.ready()) << server.log();
+  auto api = client_for(server.api_port());
+  auto started = api.request("POST", "/api/v1/pipelines/orders/start", "", "");
+  ASSERT_TRUE(started.ok());
+  ASSERT_EQ(started->status, 202) << started->body;
+  const std::string resumed = json::parse(started->body)["id"].get<std::string>();
+  json run;
+  ASSERT_TRUE(eventually(
+      [&] {
+        run = get_json(api, "/api/v1/runs/" + resumed);
+        return run.value("status", "running") != "running" && run.value("status", "") != "pending";
+      },
+      60s))
+      << run.dump() << server.log();
+  EXPECT_EQ(run["status"], "succeeded") << run.dump() << server.log();
+  expect_exactly_once(out, kRows);
+}
+
+}  // namespace
+}  // namespace df::test
