@@ -173,6 +173,49 @@ std::string pipeline_path(const std::string& name) {
 }
 std::string run_path(const std::string& id) { return "/runs/" + encode_path_segment(id); }
 
+// --token and --user, shared by every client command (and by call_server's
+// other callers, e.g. `state export --server`).
+struct Credentials {
+  std::string token;  // --token
+  std::string user;   // --user
+};
+Credentials& credentials() {
+  static Credentials c;
+  return c;
+}
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+// The credentials to send: --token, else $DATAFLOW_TOKEN, else
+// $DATAFLOW_API_KEY (a JWT or an API key, as a bearer token); or --user /
+// $DATAFLOW_USER with $DATAFLOW_PASSWORD (Basic). The password is read from
+// the environment only, so it never shows in argv (`ps`).
+Status set_credentials(HttpClientOptions& options) {
+  const Credentials& c = credentials();
+  options.bearer_token = !c.token.empty() ? c.token : env_or_empty("DATAFLOW_TOKEN");
+  if (options.bearer_token.empty()) options.bearer_token = env_or_empty("DATAFLOW_API_KEY");
+  const std::string user = !c.user.empty() ? c.user : env_or_empty("DATAFLOW_USER");
+  if (user.empty()) return Status::OK();
+  if (!c.token.empty() || !env_or_empty("DATAFLOW_TOKEN").empty()) {
+    return Status::invalid(
+        "give a token (--token, $DATAFLOW_TOKEN) or a user (--user, "
+        "$DATAFLOW_USER), not both.");
+  }
+  const std::string password = env_or_empty("DATAFLOW_PASSWORD");
+  if (password.empty()) {
+    return Status::invalid("user '" + user +
+                           "' needs $DATAFLOW_PASSWORD (the password is read "
+                           "from the environment only).");
+  }
+  options.bearer_token.clear();
+  options.basic_user = user;
+  options.basic_password = password;
+  return Status::OK();
+}
+
 // One exchange with the server: kExitOk with `response` set, whatever its
 // HTTP status, or the exit code after printing why the server could not be
 // asked (2: a bad --server, 3: unreachable).
@@ -187,9 +230,10 @@ int exchange(const std::string& server, int64_t timeout_ms, const std::string& m
   HttpClientOptions options;
   options.io_timeout = Millis(timeout_ms);
   options.connect_timeout = std::min(options.connect_timeout, options.io_timeout);
-  // A server with security.auth enabled wants an API key; kept out of argv
-  // (and so out of `ps`).
-  if (const char* key = std::getenv("DATAFLOW_API_KEY")) options.bearer_token = key;
+  if (Status s = set_credentials(options); !s.ok()) {
+    print_error(s.message());
+    return kExitUsage;
+  }
   HttpClient client(*url, options);
   const std::string target = "/api/v1" + path;
   auto result = sink ? client.request_to(*sink, method, target, body, content_type)
@@ -491,8 +535,14 @@ void add_client_commands(CLI::App& app, std::shared_ptr<ClientArgs> args) {
   auto connection = [args](CLI::App* cmd, bool output) {
     cmd->add_option("--server", args->server,
                     "DataFlow server, http://host:port[/prefix] "
-                    "(default: $DATAFLOW_SERVER, else http://127.0.0.1:8080); "
-                    "$DATAFLOW_API_KEY, when set, is sent as the API key");
+                    "(default: $DATAFLOW_SERVER, else http://127.0.0.1:8080)");
+    cmd->add_option("--token", credentials().token,
+                    "Bearer token (JWT or API key) for a server that requires authentication "
+                    "(default: $DATAFLOW_TOKEN, else $DATAFLOW_API_KEY; prefer the variables: "
+                    "argv shows in ps)");
+    cmd->add_option("--user", credentials().user,
+                    "User for HTTP Basic authentication (default: $DATAFLOW_USER); the password "
+                    "comes from $DATAFLOW_PASSWORD");
     cmd->add_option("--timeout", args->timeout,
                     "Give up when connecting, sending or each read takes longer (default 60s)");
     if (output) {

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
 
 #include <cctype>
@@ -227,6 +228,11 @@ Result<HttpClientResponse> HttpClient::send(std::ostream* sink, std::string_view
   req.keep_alive(false);
   if (!options_.bearer_token.empty()) {
     req.set(http::field::authorization, "Bearer " + options_.bearer_token);
+  } else if (!options_.basic_user.empty()) {
+    const std::string plain = options_.basic_user + ":" + options_.basic_password;
+    std::string encoded(beast::detail::base64::encoded_size(plain.size()), '\0');
+    encoded.resize(beast::detail::base64::encode(encoded.data(), plain.data(), plain.size()));
+    req.set(http::field::authorization, "Basic " + encoded);
   }
   if (!body.empty() || method == "POST" || method == "PUT") {
     if (!content_type.empty()) {

@@ -49,6 +49,10 @@ struct HttpClientOptions {
   Millis connect_timeout{5000};  // resolve + TCP connect
   Millis io_timeout{60000};      // sending the request; then each read of the response
   std::string bearer_token;      // sent as `Authorization: Bearer` when not empty
+  // Sent as `Authorization: Basic` when basic_user is not empty (and no
+  // bearer_token is set).
+  std::string basic_user;
+  std::string basic_password;
 };
 
 struct HttpClientResponse {

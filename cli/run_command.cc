@@ -4,7 +4,8 @@
 // and on SIGTERM/SIGINT shuts down within server.shutdown_grace_period:
 // stop accepting, finish in-flight requests, final checkpoint of every
 // running pipeline, exit 0 (3 when something had to be cut). SIGHUP
-// re-reads the config and applies its logging section.
+// re-reads the config and applies its logging section, and reloads the TLS
+// certificate and key (keeping the old ones when the new files are bad).
 #include <signal.h>
 
 #include <chrono>
@@ -20,10 +21,15 @@
 #include "engine/core/metrics.h"
 #include "engine/core/time.h"
 #include "engine/server/api.h"
+#include "engine/server/auth.h"
+#include "engine/server/disaster_recovery.h"
+#include "engine/server/console.h"
 #include "engine/server/health.h"
 #include "engine/server/http.h"
+#include "engine/server/metrics_history.h"
 #include "engine/server/pipeline_manager.h"
 #include "engine/server/server_metrics.h"
+#include "engine/server/tls.h"
 #include "engine/state/state_backend.h"
 
 #ifndef DATAFLOW_VERSION
@@ -108,6 +114,38 @@ server::ManagerOptions manager_options(const server::ServerConfig& cfg) {
   return options;
 }
 
+// runtime.disaster_recovery: the backup thread, or nullptr when it is off.
+// A pipeline's checkpoints are where its newest version's file puts them,
+// else in runtime.checkpoint_storage.
+std::unique_ptr<server::BackupService> start_backups(const server::ServerConfig& cfg,
+                                                     const server::PipelineManager& manager) {
+  const auto& dr = cfg.disaster_recovery;
+  if (!dr.enabled) return nullptr;
+  server::BackupOptions options;
+  options.location = dr.backup_storage;
+  options.interval = dr.backup_interval;
+  options.retention_days = dr.retention_days;
+  options.metadata_dir = manager.store().dir();
+  options.work_dir = (std::filesystem::path(cfg.server.data_dir) / "backup-work").string();
+  options.default_checkpoint_storage = cfg.runtime.checkpoint_storage;
+  options.checkpoint_storage_of =
+      [&manager, compiler = make_compiler(cfg),
+       fallback = cfg.runtime.checkpoint_storage](const std::string& name) -> Result<std::string> {
+    DF_ASSIGN_OR_RETURN(server::PipelineRecord record, manager.store().pipeline(name));
+    DF_ASSIGN_OR_RETURN(server::VersionRecord version,
+                        manager.store().version(name, record.version));
+    server::CompileResult compiled = compiler(version.spec, name);
+    if (!compiled.pipeline) return Status::invalid("its newest version does not compile");
+    const std::string& own = compiled.pipeline->plan->settings.checkpoint_storage;
+    return own.empty() ? fallback : own;
+  };
+  auto service = std::make_unique<server::BackupService>(std::move(options), manager.store());
+  service->start();
+  log_info("server", "disaster recovery: a backup to " + dr.backup_storage + " every " +
+                         format_duration(dr.backup_interval));
+  return service;
+}
+
 // Waits for SIGTERM/SIGINT (returns it); SIGHUP calls `on_hup` and waits on.
 int wait_for_stop_signal(const sigset_t& signals, const std::function<void()>& on_hup) {
   for (;;) {
@@ -159,6 +197,19 @@ int run_server(const RunArgs& args) {
   }
   state::set_block_cache_bytes(cfg.runtime.state_cache);
 
+  std::shared_ptr<server::TlsContext> tls;
+  if (cfg.tls.enabled) {
+    auto created = server::TlsContext::create({.cert_file = cfg.tls.cert_file,
+                                               .key_file = cfg.tls.key_file,
+                                               .ca_file = cfg.tls.ca_file,
+                                               .verify_client = cfg.tls.verify_client});
+    if (!created.ok()) {
+      print_error(created.status().message() + ".");
+      return kExitInvalidInput;
+    }
+    tls = std::move(*created);
+  }
+
   const auto started = Clock::now();
   log_info("server", "dataflow " DATAFLOW_VERSION " starting with " + args.config);
   auto opened = server::PipelineManager::open(manager_options(cfg), make_compiler(cfg));
@@ -171,6 +222,8 @@ int run_server(const RunArgs& args) {
   metrics::Registry registry;
   metrics::add_process_collector(registry);
   server::add_server_collector(registry, *manager);
+  std::unique_ptr<server::BackupService> backups = start_backups(cfg, *manager);
+  server::add_backup_collector(registry, backups.get());
 
   server::HealthService health(DATAFLOW_VERSION);
   health.add_check("metadata_store", [&] {
@@ -179,24 +232,53 @@ int run_server(const RunArgs& args) {
   });
   health.add_check("pipelines", [&] { return server::pipelines_health(*manager); });
 
+  // Authentication and authorization (security.*): the users file and the
+  // JWT key are read now, so a bad one stops the start.
+  auto access = server::AccessControl::create(cfg.security);
+  if (!access.ok()) {
+    print_error(access.status().message());
+    manager->shutdown(cfg.server.shutdown_grace_period);
+    return kExitInvalidInput;
+  }
   Listeners listeners;
-  server::add_api_routes(listeners.at(cfg.server.host, cfg.server.port), *manager);
+  server::add_api_routes(listeners.at(cfg.server.host, cfg.server.port), *manager, *access);
+  server::MetricsHistory history(*manager);  // the console's charts; stopped before the manager
+  history.start();
+  server::add_console_routes(listeners.at(cfg.server.host, cfg.server.port), *manager, history,
+                             *access);
   if (cfg.monitoring.metrics.enabled) {
     const auto& m = cfg.monitoring.metrics;
-    listeners.at(m.host, m.port).add("GET", m.path, [&registry](const server::HttpRequest&) {
+    server::Handler metrics = [&registry](const server::HttpRequest&) {
       return server::HttpResponse::text(200, registry.render(),
                                         "text/plain; version=0.0.4; charset=utf-8");
-    });
+    };
+    if ((*access)->protect_metrics()) {
+      metrics = (*access)->guard(server::Action::kMetricsRead, std::move(metrics));
+    }
+    listeners.at(m.host, m.port).add("GET", m.path, std::move(metrics));
   }
   if (cfg.monitoring.health.enabled) {
     const auto& h = cfg.monitoring.health;
-    health.add_routes(listeners.at(h.host, h.port), h.path);
+    if ((*access)->protect_health()) {
+      auto health_routes = std::make_shared<server::Router>();
+      health.add_routes(*health_routes, h.path);
+      (*access)->mount(listeners.at(h.host, h.port), health_routes, server::Action::kHealthRead);
+    } else {
+      health.add_routes(listeners.at(h.host, h.port), h.path);
+    }
   }
   server::HttpServerOptions http_options;
   http_options.listeners = listeners.listeners();
+  // TLS is for the API's port (metrics and health may share it).
+  for (auto& listener : http_options.listeners) {
+    if (listener.host == cfg.server.host && listener.port == cfg.server.port) listener.tls = tls;
+  }
   http_options.max_body_size = cfg.server.max_body_size;
   http_options.threads = cfg.server.api_threads;
   http_options.idle_timeout = cfg.network.request_timeout;
+  http_options.request_timeout = cfg.network.request_timeout;
+  http_options.header_timeout = cfg.network.header_timeout;
+  http_options.max_connections = static_cast<size_t>(cfg.network.max_connections);
   server::HttpServer http(std::move(http_options));
   if (Status s = http.start(); !s.ok()) {
     print_error(s.message());
@@ -210,6 +292,15 @@ int run_server(const RunArgs& args) {
                          ")");
 
   const int sig = wait_for_stop_signal(signals, [&] {
+    // SIGHUP: new connections get the certificate and key as the files are
+    // now (cert-manager and certbot replace them in place).
+    if (tls) {
+      if (Status s = tls->reload(); !s.ok()) {
+        log_error("server", "SIGHUP: keeping the current TLS certificate: " + s.message());
+      } else {
+        log_info("server", "SIGHUP: TLS certificate reloaded from " + cfg.tls.cert_file);
+      }
+    }
     // SIGHUP: apply the logging section of the config as it is now (and
     // reopen the log file, which logrotate may have moved).
     auto reread = config::load_server_config(args.config);
@@ -237,6 +328,8 @@ int run_server(const RunArgs& args) {
   };
   const size_t cut_requests = http.stop(remaining() / 4);
   const size_t cut_runs = manager->shutdown(remaining());
+  if (backups) backups->stop();  // before the store it reads closes
+  history.stop();
   manager.reset();
   if (cut_requests + cut_runs > 0) {
     print_error("shutdown passed the grace period of " +

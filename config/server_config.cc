@@ -20,6 +20,7 @@ namespace df::config {
 namespace {
 
 using server::ApiKey;
+using server::CertRoleMapping;
 using server::Permission;
 using server::Role;
 using server::SecretsSection;
@@ -77,6 +78,46 @@ Result<Permission> parse_permission(std::string_view name) {
                          "'");
 }
 
+// `roles: {name: [read, pipeline:create, run:*, ...]}` (security.rbac.roles
+// and the policies file): groups and action patterns, each kept once.
+void read_roles(const ConfigValue& node, const std::string& path, std::vector<Role>& field,
+                Diagnostics& diags) {
+  if (!node.is_map()) {
+    diags.error(node.location(), path + " must be a map of role: [permissions], got " +
+                                     std::string(node.kind_name()));
+    return;
+  }
+  field.clear();
+  for (const auto& [name, value] : node.entries()) {
+    Role role{name, {}, {}};
+    if (!value.is_null()) {
+      auto names = value.as_string_list();
+      if (!names.ok()) {
+        diags.error(value.location(), path + "." + name + ": expected a list of " +
+                                          "permissions (read, write, control, pipeline:read, ...)");
+        continue;
+      }
+      for (const std::string& p : *names) {
+        auto permission = parse_permission(p);
+        if (permission.ok()) {
+          if (std::find(role.permissions.begin(), role.permissions.end(), *permission) ==
+              role.permissions.end()) {
+            role.permissions.push_back(*permission);
+          }
+        } else if (server::is_action_pattern(p)) {
+          if (std::find(role.actions.begin(), role.actions.end(), p) == role.actions.end()) {
+            role.actions.push_back(p);
+          }
+        } else {
+          diags.error(value.location(), path + "." + name + ": " + permission.status().message() +
+                                            " (nor an action such as pipeline:read or run:*)");
+        }
+      }
+    }
+    field.push_back(std::move(role));
+  }
+}
+
 // One walk over every key of the file, shared by the reader and the printer
 // so that the two agree on names, nesting and order (the example file's).
 // `c` is ServerConfig for the reader and const ServerConfig for the printer.
@@ -104,6 +145,13 @@ void walk(Visitor& v, Config& c) {
     v.flag("checkpoint_compression", r.checkpoint_compression);
     v.retry("retry", r.retry);
     v.restart("restart", r.restart);
+    v.section("disaster_recovery", [&] {
+      auto& dr = c.disaster_recovery;
+      v.flag("enabled", dr.enabled);
+      v.text("backup_location", dr.backup_storage);
+      v.duration("backup_interval", dr.backup_interval, /*may_be_zero=*/false);
+      v.integer("retention_days", dr.retention_days, 0, 36500);
+    });
   });
   v.section("performance", [&] {
     auto& p = c.performance;
@@ -114,17 +162,24 @@ void walk(Visitor& v, Config& c) {
   v.section("network", [&] {
     v.duration("connect_timeout", c.network.connect_timeout, /*may_be_zero=*/false);
     v.duration("request_timeout", c.network.request_timeout, /*may_be_zero=*/false);
+    v.duration("header_timeout", c.network.header_timeout, /*may_be_zero=*/false);
+    v.integer("max_connections", c.network.max_connections, 1, 1000000);
   });
   v.section("tls", [&] {
     v.flag("enabled", c.tls.enabled);
     v.text("cert_file", c.tls.cert_file);
     v.text("key_file", c.tls.key_file);
     v.text("ca_file", c.tls.ca_file);
+    v.flag("verify_client", c.tls.verify_client);
   });
-  v.section("disaster_recovery", [&] {
+  // The spelling is runtime.disaster_recovery; the top-level section
+  // of earlier files is read as an alias (check_combinations refuses both).
+  v.alias_section("disaster_recovery", [&] {
     v.flag("enabled", c.disaster_recovery.enabled);
     v.text("backup_storage", c.disaster_recovery.backup_storage);
+    v.text("backup_location", c.disaster_recovery.backup_storage);
     v.duration("backup_interval", c.disaster_recovery.backup_interval, /*may_be_zero=*/false);
+    v.integer("retention_days", c.disaster_recovery.retention_days, 0, 36500);
   });
   v.section("monitoring", [&] {
     for (auto* endpoint : {&c.monitoring.metrics, &c.monitoring.health}) {
@@ -150,7 +205,32 @@ void walk(Visitor& v, Config& c) {
       v.flag("enabled", c.security.auth.enabled);
       v.api_keys("api_keys", c.security.auth.api_keys);
     });
-    v.section("rbac", [&] { v.roles("roles", c.security.rbac.roles); });
+    v.section("authentication", [&] {
+      auto& a = c.security.authentication;
+      v.strings("methods", a.methods);
+      v.section("basic", [&] { v.text("users_file", a.basic.users_file); });
+      v.section("jwt", [&] {
+        v.strings("algorithms", a.jwt.algorithms);
+        v.secret("secret", a.jwt.secret);
+        v.text("public_key_file", a.jwt.public_key_file);
+        v.text("issuer", a.jwt.issuer);
+        v.text("audience", a.jwt.audience);
+        v.duration("clock_skew", a.jwt.clock_skew, /*may_be_zero=*/true);
+        v.text("roles_claim", a.jwt.roles_claim);
+        v.text("subject_claim", a.jwt.subject_claim);
+      });
+      v.section("mtls", [&] { v.cert_mappings("mappings", a.mtls.mappings); });
+      v.section("failed_logins", [&] {
+        v.integer("max", a.failed_logins.max, 1, 1000000);
+        v.duration("window", a.failed_logins.window, /*may_be_zero=*/false);
+      });
+      v.flag("protect_health", a.protect_health);
+      v.flag("protect_metrics", a.protect_metrics);
+    });
+    v.section("rbac", [&] {
+      v.roles("roles", c.security.rbac.roles);
+      v.text("policies_file", c.security.rbac.policies_file);
+    });
   });
   v.section("secrets", [&] {
     v.choice("provider", c.secrets.provider, parse_provider, provider_name);
@@ -192,6 +272,12 @@ class Reader {
     path_ = std::move(outer_path);
   }
 
+  // A section read like any other but not printed (an old spelling).
+  template <typename Body>
+  void alias_section(std::string_view key, Body&& body) {
+    section(key, std::forward<Body>(body));
+  }
+
   void text(std::string_view key, std::string& field) {
     if (!present(key)) return;
     if (auto s = reader_->string(key)) field = std::move(*s);
@@ -200,6 +286,38 @@ class Reader {
   void flag(std::string_view key, bool& field) {
     if (!present(key)) return;
     if (auto b = reader_->boolean(key)) field = *b;
+  }
+
+  void secret(std::string_view key, std::string& field) { text(key, field); }
+
+  void strings(std::string_view key, std::vector<std::string>& field) {
+    if (!present(key)) return;
+    if (auto list = reader_->string_list(key)) field = std::move(*list);
+  }
+
+  // A list of {subject or san, role}.
+  void cert_mappings(std::string_view key, std::vector<CertRoleMapping>& field) {
+    const ConfigValue* node = present(key);
+    if (!node) return;
+    if (!node->is_sequence()) {
+      diags_.error(node->location(), dotted(key) + " must be a list of {subject or san, role}, " +
+                                         "got " + std::string(node->kind_name()));
+      return;
+    }
+    field.clear();
+    for (size_t i = 0; i < node->items().size(); ++i) {
+      const std::string what = dotted(key) + "[" + std::to_string(i) + "]";
+      OptionReader item(node->items()[i], what, diags_);
+      CertRoleMapping m;
+      if (auto subject = item.string("subject")) m.subject = *subject;
+      if (auto san = item.string("san")) m.san = *san;
+      if (auto role = item.string("role", /*required=*/true)) m.role = *role;
+      if (m.subject.empty() == m.san.empty()) {
+        diags_.error(node->items()[i].location(), what + " needs one of subject or san");
+      }
+      item.finish();
+      field.push_back(std::move(m));
+    }
   }
 
   template <typename Int>
@@ -303,36 +421,7 @@ class Reader {
 
   // {role: [permission, ...]}; replaces the default roles.
   void roles(std::string_view key, std::vector<Role>& field) {
-    const ConfigValue* node = present(key);
-    if (!node) return;
-    if (!node->is_map()) {
-      diags_.error(node->location(), dotted(key) + " must be a map of role: [permissions], got " +
-                                         std::string(node->kind_name()));
-      return;
-    }
-    field.clear();
-    for (const auto& [name, value] : node->entries()) {
-      Role role{name, {}};
-      if (!value.is_null()) {
-        auto names = value.as_string_list();
-        if (!names.ok()) {
-          diags_.error(value.location(), dotted(key) + "." + name + ": expected a list of " +
-                                             "permissions (read, write, control)");
-          continue;
-        }
-        for (const std::string& p : *names) {
-          auto permission = parse_permission(p);
-          if (!permission.ok()) {
-            diags_.error(value.location(),
-                         dotted(key) + "." + name + ": " + permission.status().message());
-          } else if (std::find(role.permissions.begin(), role.permissions.end(), *permission) ==
-                     role.permissions.end()) {
-            role.permissions.push_back(*permission);
-          }
-        }
-      }
-      field.push_back(std::move(role));
-    }
+    if (const ConfigValue* node = present(key)) read_roles(*node, dotted(key), field, diags_);
   }
 
   // A connector's option map: known keys only, scalar values (brokers may be
@@ -416,6 +505,124 @@ const ConfigValue& node_near(const ConfigValue& root,
   return *node;
 }
 
+// security.rbac.policies_file: `roles: {name: [permissions]}`, merged into
+// security.rbac.roles (a role of the file replaces one of the same name).
+void read_policies_file(const ConfigValue& root, ServerConfig& c, Diagnostics& diags) {
+  const std::string& path = c.security.rbac.policies_file;
+  if (path.empty()) return;
+  auto loaded = load_yaml_file(path);
+  if (!loaded.ok()) {
+    diags.error(node_near(root, {"security", "rbac", "policies_file"}).location(),
+                "security.rbac.policies_file: " + loaded.status().message());
+    return;
+  }
+  if (loaded->is_null()) return;
+  OptionReader file(*loaded, path, diags);
+  std::vector<Role> roles;
+  if (const ConfigValue* node = file.get("roles"); node && !node->is_null()) {
+    read_roles(*node, "roles", roles, diags);
+  }
+  file.finish();
+  for (Role& role : roles) {
+    auto& existing = c.security.rbac.roles;
+    auto it = std::find_if(existing.begin(), existing.end(),
+                           [&](const Role& r) { return r.name == role.name; });
+    if (it != existing.end()) {
+      *it = std::move(role);
+    } else {
+      existing.push_back(std::move(role));
+    }
+  }
+}
+
+// The roles of security.rbac.roles, for messages: "viewer, operator, admin".
+std::string role_names(const ServerConfig& c) {
+  std::string known;
+  for (const Role& r : c.security.rbac.roles) known += (known.empty() ? "" : ", ") + r.name;
+  return known.empty() ? std::string("none") : known;
+}
+
+bool has_role(const ServerConfig& c, const std::string& name) {
+  const auto& roles = c.security.rbac.roles;
+  return std::any_of(roles.begin(), roles.end(), [&](const Role& r) { return r.name == name; });
+}
+
+// security.authentication: known methods, and what each needs.
+void check_authentication(const ConfigValue& root, const ServerConfig& c, Diagnostics& diags) {
+  const auto& a = c.security.authentication;
+  auto at = [&](std::initializer_list<std::string_view> path) {
+    return node_near(root, path).location();
+  };
+  std::set<std::string> seen;
+  for (const std::string& m : a.methods) {
+    if (m != "api_key" && m != "basic" && m != "jwt" && m != "mtls") {
+      diags.error(at({"security", "authentication", "methods"}),
+                  "security.authentication.methods: unknown method '" + m +
+                      "' (api_key, basic, jwt, mtls)");
+    } else if (!seen.insert(m).second) {
+      diags.error(at({"security", "authentication", "methods"}),
+                  "security.authentication.methods: '" + m + "' is listed twice");
+    }
+  }
+  if (seen.count("api_key") && c.security.auth.api_keys.empty()) {
+    diags.error(at({"security", "authentication", "methods"}),
+                "security.authentication.methods has api_key but security.auth.api_keys is empty");
+  }
+  if (seen.count("basic") && a.basic.users_file.empty()) {
+    diags.error(at({"security", "authentication", "methods"}),
+                "security.authentication.methods has basic: set "
+                "security.authentication.basic.users_file");
+  }
+  if (seen.count("jwt")) {
+    if (a.jwt.algorithms.empty()) {
+      diags.error(at({"security", "authentication", "jwt", "algorithms"}),
+                  "security.authentication.methods has jwt: set "
+                  "security.authentication.jwt.algorithms (HS256, RS256, ES256)");
+    }
+    bool wants_key = false;
+    for (const std::string& alg : a.jwt.algorithms) {
+      if (alg == "HS256") {
+        if (a.jwt.secret.empty()) {
+          diags.error(at({"security", "authentication", "jwt", "algorithms"}),
+                      "security.authentication.jwt: HS256 needs secret");
+        }
+      } else if (alg == "RS256" || alg == "ES256") {
+        wants_key = true;
+      } else {
+        diags.error(at({"security", "authentication", "jwt", "algorithms"}),
+                    "security.authentication.jwt.algorithms: '" + alg +
+                        "' is not accepted (HS256, RS256, ES256)");
+      }
+    }
+    if (wants_key && a.jwt.public_key_file.empty()) {
+      diags.error(at({"security", "authentication", "jwt", "algorithms"}),
+                  "security.authentication.jwt: RS256 and ES256 need public_key_file");
+    }
+  }
+  if (seen.count("mtls")) {
+    if (a.mtls.mappings.empty()) {
+      diags.error(at({"security", "authentication", "methods"}),
+                  "security.authentication.methods has mtls: map certificates to roles in "
+                  "security.authentication.mtls.mappings");
+    }
+    if (!c.tls.enabled || c.tls.ca_file.empty()) {
+      diags.error(at({"security", "authentication", "methods"}),
+                  "security.authentication.methods has mtls: it needs tls.enabled and tls.ca_file "
+                  "(the CA of client certificates)");
+    }
+  }
+  const ConfigValue& mappings = node_near(root, {"security", "authentication", "mtls", "mappings"});
+  for (size_t i = 0; i < a.mtls.mappings.size(); ++i) {
+    const std::string& role = a.mtls.mappings[i].role;
+    if (!role.empty() && !has_role(c, role)) {
+      const ConfigValue* item =
+          mappings.is_sequence() && i < mappings.items().size() ? &mappings.items()[i] : &mappings;
+      diags.error(item->location(), "security.authentication.mtls.mappings: unknown role '" + role +
+                                        "' (security.rbac.roles has " + role_names(c) + ")");
+    }
+  }
+}
+
 // Rules across keys, checked once every key was read.
 void check_combinations(const ConfigValue& root, const ServerConfig& c, Diagnostics& diags) {
   auto at = [&](std::initializer_list<std::string_view> path) {
@@ -436,11 +643,33 @@ void check_combinations(const ConfigValue& root, const ServerConfig& c, Diagnost
       diags.error(at({"tls", "enabled"}), "tls.enabled needs tls.key_file");
     }
   }
-  if (c.disaster_recovery.enabled && c.disaster_recovery.backup_storage.empty()) {
-    diags.error(at({"disaster_recovery", "enabled"}),
-                "disaster_recovery.enabled needs disaster_recovery.backup_storage");
+  if (c.tls.verify_client && c.tls.ca_file.empty()) {
+    diags.error(at({"tls", "verify_client"}), "tls.verify_client needs tls.ca_file");
   }
-  if (c.security.auth.enabled && c.security.auth.api_keys.empty()) {
+  const ConfigValue* runtime = root.find("runtime");
+  const bool dr_in_runtime = runtime && runtime->is_map() && runtime->find("disaster_recovery");
+  if (dr_in_runtime && root.find("disaster_recovery")) {
+    diags.error(at({"disaster_recovery"}),
+                "disaster_recovery is the old spelling of runtime.disaster_recovery; give one");
+  }
+  if (const ConfigValue* alias = root.find("disaster_recovery");
+      alias && alias->is_map() && alias->find("backup_storage") && alias->find("backup_location")) {
+    diags.error(at({"disaster_recovery", "backup_location"}),
+                "disaster_recovery.backup_storage and backup_location are the same key; give one");
+  }
+  if (c.disaster_recovery.enabled && c.disaster_recovery.backup_storage.empty()) {
+    if (dr_in_runtime) {
+      diags.error(at({"runtime", "disaster_recovery", "enabled"}),
+                  "runtime.disaster_recovery.enabled needs "
+                  "runtime.disaster_recovery.backup_location");
+    } else {
+      diags.error(at({"disaster_recovery", "enabled"}),
+                  "disaster_recovery.enabled needs disaster_recovery.backup_storage");
+    }
+  }
+  check_authentication(root, c, diags);
+  if (c.security.auth.enabled && c.security.auth.api_keys.empty() &&
+      c.security.authentication.methods.empty()) {
     diags.error(at({"security", "auth", "enabled"}),
                 "security.auth.enabled needs at least one entry in security.auth.api_keys");
   }
@@ -463,14 +692,9 @@ void check_combinations(const ConfigValue& root, const ServerConfig& c, Diagnost
       diags.error(loc("key"),
                   "security.auth.api_keys '" + k.name + "': the same key is given to two clients");
     }
-    const auto& roles = c.security.rbac.roles;
-    if (!k.role.empty() &&
-        std::none_of(roles.begin(), roles.end(), [&](const Role& r) { return r.name == k.role; })) {
-      std::string known;
-      for (const Role& r : roles) known += (known.empty() ? "" : ", ") + r.name;
+    if (!k.role.empty() && !has_role(c, k.role)) {
       diags.error(loc("role"), "security.auth.api_keys '" + k.name + "': unknown role '" + k.role +
-                                   "' (security.rbac.roles has " +
-                                   (known.empty() ? std::string("none") : known) + ")");
+                                   "' (security.rbac.roles has " + role_names(c) + ")");
     }
   }
   if (c.secrets.provider == SecretsSection::Provider::kFile) {
@@ -521,6 +745,7 @@ Result<ServerConfig> read_server_config(const ConfigValue& root) {
       config.runtime.checkpoint_storage =
           (std::filesystem::path(config.server.data_dir) / "checkpoints").string();
     }
+    read_policies_file(root, config, diags);
     check_combinations(root, config, diags);
   }
   diags.sort_by_location();
@@ -565,6 +790,10 @@ class Printer {
     indent_ -= 2;
   }
 
+  // Aliases are read, never printed: the canonical spelling is.
+  template <typename Body>
+  void alias_section(std::string_view, Body&&) {}
+
   void text(std::string_view key, const std::string& value) {
     begin(key);
     out_ += ' ';
@@ -573,6 +802,38 @@ class Printer {
   }
 
   void flag(std::string_view key, bool value) { line(key, value ? "true" : "false"); }
+
+  void secret(std::string_view key, const std::string& value) {
+    line(key, value.empty() ? "\"\"" : kMask);
+  }
+
+  void strings(std::string_view key, const std::vector<std::string>& values) {
+    begin(key);
+    out_ += " [";
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i) out_ += ", ";
+      append_scalar(values[i], false, out_);
+    }
+    out_ += "]\n";
+  }
+
+  void cert_mappings(std::string_view key, const std::vector<CertRoleMapping>& mappings) {
+    if (mappings.empty()) {
+      line(key, "[]");
+      return;
+    }
+    section(key, [&] {
+      for (const CertRoleMapping& m : mappings) {
+        out_.append(indent_, ' ');
+        out_ += m.subject.empty() ? "- san: " : "- subject: ";
+        append_scalar(m.subject.empty() ? m.san : m.subject, false, out_);
+        out_ += '\n';
+        indent_ += 2;
+        text("role", m.role);
+        indent_ -= 2;
+      }
+    });
+  }
 
   template <typename Int>
   void integer(std::string_view key, Int value, int64_t, int64_t) {
@@ -664,6 +925,10 @@ class Printer {
         for (Permission p : r.permissions) {
           if (list.size() > 1) list += ", ";
           list += server::permission_name(p);
+        }
+        for (const std::string& action : r.actions) {
+          if (list.size() > 1) list += ", ";
+          append_json_string(action, list);  // quoted: "run:*" is no plain scalar
         }
         list += ']';
         begin(r.name);

@@ -6,7 +6,9 @@
 // durations that do not parse, out-of-range numbers, and settings that need
 // each other (tls.enabled without cert_file, an API key naming an unknown
 // role, ...). A missing or empty section, and a key without a value, take
-// the defaults of engine/server/server_config.h.
+// the defaults of engine/server/server_config.h. `security.rbac.policies_file`
+// is read here too (its roles merged into security.rbac.roles); the users
+// file and JWT keys are read by server::AccessControl when the server starts.
 //
 // Stateless and thread-safe.
 #pragma once
@@ -26,8 +28,8 @@ Result<server::ServerConfig> parse_server_config(std::string_view text, const st
 Result<server::ServerConfig> load_server_config(const std::string& path);
 
 // The effective configuration as YAML, every key with its value (defaults
-// included), in the order of the example file. Secrets (API keys, Kafka
-// passwords and secret properties) are printed as "****". Parsing the output
+// included), in the order of the example file. Secrets (API keys, the JWT
+// secret, Kafka passwords and secret properties) are printed as "****". Parsing the output
 // again gives the same configuration, secrets aside.
 std::string describe_server_config(const server::ServerConfig& config);
 

@@ -13,14 +13,34 @@ namespace df::config {
 
 namespace {
 
+// A document's tree, aliases expanded, is walked whole: these bound what a
+// hostile file can make us build (a "billion laughs" of nested aliases is a
+// few lines of YAML) and how deep we recurse.
+constexpr int kMaxDepth = 64;
+constexpr size_t kMaxValues = 200000;
+
+// How far convert() has got through one document.
+struct Budget {
+  size_t values = 0;
+};
+
 SourceLocation location_of(const YAML::Mark& mark, const std::string& file) {
   if (mark.is_null()) return SourceLocation{file, 0, 0};
   return SourceLocation{file, mark.line + 1, mark.column + 1};
 }
 
 Status convert(const YAML::Node& node, const std::string& file, const LoadOptions& options,
-               ConfigValue& out, Diagnostics& diags) {
+               ConfigValue& out, Diagnostics& diags, int depth, Budget& budget) {
   SourceLocation loc = location_of(node.Mark(), file);
+  if (depth > kMaxDepth) {
+    return Status::invalid(loc.to_string() + ": the document nests deeper than " +
+                           std::to_string(kMaxDepth) + " levels");
+  }
+  if (++budget.values > kMaxValues) {
+    return Status::invalid(loc.to_string() + ": the document expands to more than " +
+                           std::to_string(kMaxValues) +
+                           " values (are YAML aliases (*name) repeating an anchor many times?)");
+  }
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -50,7 +70,7 @@ Status convert(const YAML::Node& node, const std::string& file, const LoadOption
       items.reserve(node.size());
       for (const auto& child : node) {
         ConfigValue v;
-        DF_RETURN_IF_ERROR(convert(child, file, options, v, diags));
+        DF_RETURN_IF_ERROR(convert(child, file, options, v, diags, depth + 1, budget));
         items.push_back(std::move(v));
       }
       out = ConfigValue::sequence(std::move(items), loc);
@@ -70,7 +90,7 @@ Status convert(const YAML::Node& node, const std::string& file, const LoadOption
           continue;
         }
         ConfigValue v;
-        DF_RETURN_IF_ERROR(convert(kv.second, file, options, v, diags));
+        DF_RETURN_IF_ERROR(convert(kv.second, file, options, v, diags, depth + 1, budget));
         entries.emplace_back(std::move(key), std::move(v));
       }
       out = ConfigValue::map(std::move(entries), loc);
@@ -136,7 +156,8 @@ Result<ConfigValue> parse_yaml(std::string_view text, const std::string& file,
   }
   Diagnostics diags;
   ConfigValue out;
-  DF_RETURN_IF_ERROR(convert(root, file, options, out, diags));
+  Budget budget;
+  DF_RETURN_IF_ERROR(convert(root, file, options, out, diags, 0, budget));
   DF_RETURN_IF_ERROR(diags.to_status());
   return out;
 }

@@ -2,7 +2,10 @@
 //
 // Every scalar keeps its file:line:column; `${VAR}` and `${VAR:-default}` in
 // scalars are replaced from the environment (an unset VAR without a default
-// is an error naming it). Duplicate keys in a map are errors. Stateless and
+// is an error naming it). Duplicate keys in a map are errors. A document
+// nested deeper than 64 levels, or expanding (aliases included) to more than
+// 200000 values, is refused with the location where the limit was passed
+// (pipeline files and config.yaml both load through here). Stateless and
 // thread-safe.
 #pragma once
 

@@ -11,6 +11,9 @@ packages=(
   librdkafka-dev kcat libboost-dev
   prometheus wrk
   systemd python3-yaml
+  libargon2-dev libcrypt-dev openssl  # API authentication (password hashes), TLS test certificates
+  lintian dpkg-dev curl               # the Debian package and its check
+  chromium                            # the web console's end-to-end tests
 )
 # Node.js runs the S3 test server (tests/support/s3). Machines of this kind
 # come with Node.js 20 (and its npm); only where none is present take

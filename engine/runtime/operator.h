@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -60,6 +61,10 @@ class OperatorContext {
     (void)position;
     report_data_error(message);
   }
+  // True when the pipeline has a dead-letter sink, so report_bad_record()
+  // sends the record there: an operator may then leave the row out of its
+  // output instead of passing it on with nulls.
+  virtual bool has_dead_letter_sink() const { return false; }
   // A unique strand key for this subtask's ordered I/O.
   virtual uint64_t io_strand() const = 0;
   virtual IoExecutor& io() = 0;
@@ -88,6 +93,23 @@ class OperatorContext {
   // Sources: the node's `event_time` (field index, bound, idle timeout);
   // nullptr when its rows carry no event time.
   virtual const EventTimeSpec* event_time() const { return nullptr; }
+  // Kafka clients, for metrics and health; thread-safe, callable from any
+  // thread (librdkafka callbacks), until close() returns.
+  // The consumer lag of partition `topic`/`partition` this subtask holds, in
+  // messages (high watermark minus the next offset to emit); nullopt when the
+  // subtask no longer holds it.
+  virtual void report_consumer_lag(std::string_view topic, int32_t partition,
+                                   std::optional<int64_t> lag) {
+    (void)topic;
+    (void)partition;
+    (void)lag;
+  }
+  // How many brokers this subtask's client is connected to, and while it
+  // cannot reach any, why (`problem` non-empty: the pipeline is degraded).
+  virtual void report_brokers(int up, std::string_view problem) {
+    (void)up;
+    (void)problem;
+  }
 };
 
 // Where an operator puts what it produces. Only valid inside the call that
@@ -144,6 +166,16 @@ class Operator : public CheckpointHooks {
     return Status::OK();
   }
   // One batch that arrived on input `input` (the position in the node's inputs).
+  //
+  // Transient errors (DESIGN §5): a process() that returns Unavailable (or
+  // another error the healing classifier calls transient) is called again
+  // later with the same batch, in place (runtime/retry.h; healing.retry).
+  // So it must return such an error only before it consumed the batch: no
+  // row emitted, no state changed, nothing handed to I/O. A sink whose
+  // write fails half-way returns a non-transient error (the run restarts
+  // from its checkpoint) or keeps the written part to itself and retries
+  // only the rest. DATAFLOW_FAULTS's `unavailable` is raised before the
+  // call, so it keeps the contract.
   virtual Status process(size_t input, const BatchPtr& batch, Output& out) = 0;
   // The combined watermark (minimum over inputs) advanced. Default: forward.
   virtual Status on_watermark(Watermark wm, Output& out) {
@@ -194,7 +226,9 @@ class SourceOperator : public CheckpointHooks {
     return Status::OK();
   }
   // Emits at most about one batch (ctx.batch_size() rows) and returns. Must
-  // not block. Returns an error to fail the run.
+  // not block. Returns an error to fail the run. A transient error (see
+  // Operator::process) makes the runtime call produce() again after a
+  // backoff; it must come before anything was emitted or the position moved.
   virtual Result<SourceProgress> produce(Output& out) = 0;
   virtual Status close() { return Status::OK(); }
   // Backpressure: `true` once the task's outputs (or the rest of its chain)

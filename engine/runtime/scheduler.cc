@@ -331,6 +331,7 @@ class Task final : public Wakeable {
   // when the task has no dead-letter edge (the record is only counted).
   bool add_dead_letter(const NodeInfo& info, std::string_view message, std::string_view record,
                        std::string_view position);
+  bool has_dead_letter_edge() const { return dead_letters_ != nullptr; }
   OutEdge& add_output(const PhysicalEdge& e) {
     if (e.from_port == kDeadLetterPort && !dead_letters_) {
       dead_letters_ = std::make_unique<BatchBuilder>(dead_letter_schema());
@@ -387,6 +388,8 @@ class Task final : public Wakeable {
     std::unique_ptr<Operator> op;         // every other node
     std::unique_ptr<NodeContext> ctx;
     std::unique_ptr<ChainOutput> out;
+    // In-place retries of process()/produce() (null: RunOptions::retry unset).
+    std::unique_ptr<CallRetrier> retrier;
     CheckpointHooks& hooks() const {
       return src ? static_cast<CheckpointHooks&>(*src) : static_cast<CheckpointHooks&>(*op);
     }
@@ -456,7 +459,37 @@ class Task final : public Wakeable {
   // task's error, named after node k.
   template <typename F>
   void invoke(size_t k, F&& f);
+  // Runs f, turning an exception into the error Status invoke() records.
+  template <typename F>
+  Status guarded(F&& f);
   void record_error(size_t k, Status s);
+
+  // In-place retries (runtime/retry.h). A call that failed transiently is
+  // held with its input, and so is every later call into its node or the
+  // nodes after it in the chain (order is kept); the task takes no new work
+  // until the timer wakes it at retry_at_ and the held calls are made again
+  // in order.
+  struct HeldCall {
+    enum class Kind : uint8_t { kProduce, kProcess, kWatermark };
+    Kind kind = Kind::kProcess;
+    size_t k = 0;  // chain position
+    size_t input = 0;
+    BatchPtr batch;
+    Watermark wm;
+  };
+  bool holding(size_t k) const { return !held_.empty() && k >= hold_from_; }
+  // Runs the process()/produce() call f of node k. A transient failure the
+  // node's retrier allows holds `call` for a retry and returns false; true
+  // when the call was made (successfully, or its error was recorded).
+  template <typename F>
+  bool call_retrying(size_t k, HeldCall call, F&& f);
+  void retry_held();
+  void report_retry(RetryEvent::Kind kind, size_t k, int attempt, Millis delay,
+                    std::string message);
+  // A source's produce() and what it says about the next call.
+  void produce();
+  // on_watermark of node k (held while node k is).
+  void deliver_watermark(size_t k, Watermark wm);
 
   Engine& impl_;
   const size_t vertex_;
@@ -522,6 +555,10 @@ class Task final : public Wakeable {
   bool source_watermarks_ = false;
   std::string event_time_error_;  // "row without event time in field 'x'"
 
+  std::deque<HeldCall> held_;
+  size_t hold_from_ = 0;  // with held_: the first chain position being held
+  Clock::time_point retry_at_{};
+
   // Hash partitioning scratch, reused across batches.
   std::vector<uint64_t> hashes_;
   std::vector<Selection> parts_;
@@ -546,6 +583,7 @@ class NodeContext final : public OperatorContext {
     if (dead_lettered) info_.metrics->dead_letters.fetch_add(1, std::memory_order_relaxed);
     count_and_log_bad_record(message, dead_lettered ? "sent to the dead-letter sink" : "skipped");
   }
+  bool has_dead_letter_sink() const override { return task_.has_dead_letter_edge(); }
   uint64_t io_strand() const override { return strand_; }
   IoExecutor& io() override { return impl_.io(); }
   bool stop_requested() const override { return impl_.stop_requested(); }
@@ -566,6 +604,13 @@ class NodeContext final : public OperatorContext {
   }
   const EventTimeSpec* event_time() const override {
     return info_.node->event_time ? &*info_.node->event_time : nullptr;
+  }
+  void report_consumer_lag(std::string_view topic, int32_t partition,
+                           std::optional<int64_t> lag) override {
+    info_.metrics->kafka.set_lag(topic, partition, lag);
+  }
+  void report_brokers(int up, std::string_view problem) override {
+    info_.metrics->kafka.set_brokers(subtask_, up, problem);
   }
 
   void set_state_dir(std::string dir) { state_dir_ = std::move(dir); }
@@ -708,6 +753,12 @@ Status Task::make_operators() {
     }
     slot.ctx = std::move(ctx);
     slot.out = std::make_unique<ChainOutput>(this, k);
+    if (impl_.options().retry) {
+      std::optional<CircuitBreakerPolicy> breaker;
+      if (pn.role == NodeRole::kSink) breaker = impl_.options().circuit_breaker;
+      slot.retrier = std::make_unique<CallRetrier>(*impl_.options().retry, breaker,
+                                                   strand ^ 0x9e3779b97f4a7c15ULL);
+    }
   }
   try {
     side_ports_ = v.chain.back().prepared->side_outputs().size();
@@ -858,6 +909,11 @@ bool Task::can_accept_from(size_t k) const {
 
 Task::Prep Task::prepare() {
   if (phase_ != Phase::kOpen && phase_ != Phase::kDone && completion_pending()) return Prep::kReady;
+  if (!held_.empty()) {
+    // Waiting out a retry backoff or an open breaker: the timer wakes us.
+    // Barriers wait too, so a snapshot never misses a held input.
+    return Clock::now() >= retry_at_ ? Prep::kReady : Prep::kWaiting;
+  }
   switch (phase_) {
     case Phase::kOpen:
       return Prep::kReady;
@@ -938,6 +994,10 @@ void Task::work() {
     deliver_completions();
     return;
   }
+  if (!held_.empty()) {
+    retry_held();
+    return;
+  }
   switch (phase_) {
     case Phase::kOpen:
       last_activity_ = Clock::now();  // a source is idle only after a quiet idle_timeout
@@ -975,31 +1035,7 @@ void Task::work() {
           set_output_idle(true);
           return;
         }
-        source_wake_pending_.store(false, std::memory_order_release);
-        std::optional<SourceProgress> progress;
-        invoke(0, [&]() -> Status {
-          DF_RETURN_IF_ERROR(faults().check(nodes_[0].info->node->id, "produce"));
-          Result<SourceProgress> r = nodes_[0].src->produce(*nodes_[0].out);
-          if (!r.ok()) return r.status();
-          progress = *r;
-          return Status::OK();
-        });
-        if (!progress) return;  // error recorded
-        switch (progress->state) {
-          case SourceProgress::State::kMore:
-            break;
-          case SourceProgress::State::kWait:
-            source_waiting_ = true;
-            source_wake_at_ = progress->wake_at;
-            if (source_wake_at_ != Clock::time_point::max()) {
-              impl_.timer().schedule(source_wake_at_, this);
-            }
-            if (idle_timeout_) arm_idle_timer(Clock::now());
-            break;
-          case SourceProgress::State::kExhausted:
-            begin_finishing();
-            break;
-        }
+        produce();
         return;
       }
       if (ended_inputs_ == inputs_.size()) {
@@ -1070,6 +1106,133 @@ void Task::work() {
     case Phase::kDone:
       return;
   }
+}
+
+void Task::produce() {
+  source_wake_pending_.store(false, std::memory_order_release);
+  std::optional<SourceProgress> progress;
+  HeldCall call;
+  call.kind = HeldCall::Kind::kProduce;
+  call_retrying(0, std::move(call), [&]() -> Status {
+    DF_RETURN_IF_ERROR(faults().check(nodes_[0].info->node->id, "produce"));
+    Result<SourceProgress> r = nodes_[0].src->produce(*nodes_[0].out);
+    if (!r.ok()) return r.status();
+    progress = *r;
+    return Status::OK();
+  });
+  if (!progress) return;  // error recorded, or held for a retry
+  switch (progress->state) {
+    case SourceProgress::State::kMore:
+      break;
+    case SourceProgress::State::kWait:
+      source_waiting_ = true;
+      source_wake_at_ = progress->wake_at;
+      if (source_wake_at_ != Clock::time_point::max()) {
+        impl_.timer().schedule(source_wake_at_, this);
+      }
+      if (idle_timeout_) arm_idle_timer(Clock::now());
+      break;
+    case SourceProgress::State::kExhausted:
+      begin_finishing();
+      break;
+  }
+}
+
+void Task::retry_held() {
+  // Calls that fail again are held anew, in the same order; calls into
+  // nodes before the first one held run now.
+  std::deque<HeldCall> calls;
+  calls.swap(held_);
+  for (HeldCall& c : calls) {
+    if (!error_.ok()) return;
+    switch (c.kind) {
+      case HeldCall::Kind::kProduce:
+        produce();
+        break;
+      case HeldCall::Kind::kProcess:
+        deliver(c.k, c.input, c.batch);
+        break;
+      case HeldCall::Kind::kWatermark:
+        deliver_watermark(c.k, c.wm);
+        break;
+    }
+  }
+}
+
+void Task::report_retry(RetryEvent::Kind kind, size_t k, int attempt, Millis delay,
+                        std::string message) {
+  const RetryEventSink& sink = impl_.options().on_retry_event;
+  if (!sink) return;
+  RetryEvent e;
+  e.kind = kind;
+  e.node = nodes_[k].info->node->id;
+  e.subtask = subtask_;
+  e.attempt = attempt;
+  e.delay = delay;
+  e.message = std::move(message);
+  sink(e);
+}
+
+template <typename F>
+bool Task::call_retrying(size_t k, HeldCall call, F&& f) {
+  if (!error_.ok()) return true;
+  Status s = guarded(f);
+  CallRetrier* retrier = nodes_[k].retrier.get();
+  if (s.ok()) {
+    if (retrier && retrier->failures() > 0 && retrier->on_success()) {
+      log_info("runtime", nodes_[k].info->label + ": circuit breaker closed");
+      report_retry(RetryEvent::Kind::kBreakerClosed, k, 0, Millis(0), {});
+    }
+    return true;
+  }
+  const auto& is_transient = impl_.options().is_transient;
+  if (!retrier || !(is_transient ? is_transient(s) : is_unavailable(s))) {
+    record_error(k, std::move(s));
+    return true;
+  }
+  const Clock::time_point now = Clock::now();
+  const CallRetrier::Verdict v = retrier->on_failure(now);
+  switch (v.kind) {
+    case CallRetrier::Verdict::Kind::kEscalate: {
+      const bool breaker = retrier->state() == CallRetrier::State::kOpen;
+      record_error(k, Status(s.code(), s.message() +
+                                           (breaker ? " (the circuit breaker stayed open "
+                                                      "longer than max_open after "
+                                                    : " (gave up after ") +
+                                           std::to_string(v.attempt) + " attempts)"));
+      return true;
+    }
+    case CallRetrier::Verdict::Kind::kRetry:
+      report_retry(RetryEvent::Kind::kRetry, k, v.attempt, v.delay, s.message());
+      break;
+    case CallRetrier::Verdict::Kind::kOpened:
+      log_warn("runtime", nodes_[k].info->label + ": circuit breaker open for " +
+                              format_duration(v.delay) + " after " +
+                              std::to_string(retrier->failures()) +
+                              " transient failures in a row: " + s.message());
+      report_retry(RetryEvent::Kind::kBreakerOpen, k, retrier->failures(), v.delay, s.message());
+      break;
+  }
+  if (held_.empty() || k < hold_from_) hold_from_ = k;
+  call.k = k;
+  held_.push_back(std::move(call));
+  retry_at_ = v.at;
+  impl_.timer().schedule(v.at, this);
+  return false;
+}
+
+void Task::deliver_watermark(size_t k, Watermark wm) {
+  if (!error_.ok()) return;
+  if (holding(k)) {
+    HeldCall call;
+    call.kind = HeldCall::Kind::kWatermark;
+    call.k = k;
+    call.wm = wm;
+    held_.push_back(std::move(call));
+    return;
+  }
+  nodes_[k].info->set_watermark(subtask_, wm.timestamp_ms);
+  invoke(k, [&] { return nodes_[k].op->on_watermark(wm, *nodes_[k].out); });
 }
 
 void Task::close_all() {
@@ -1245,8 +1408,7 @@ void Task::update_combined_watermark() {
   // All inputs ended: finish() takes over; no synthetic +inf watermark.
   if (low == INT64_MAX || low <= combined_wm_) return;
   combined_wm_ = low;
-  nodes_[0].info->set_watermark(subtask_, low);
-  invoke(0, [&] { return nodes_[0].op->on_watermark(Watermark{low}, *nodes_[0].out); });
+  deliver_watermark(0, Watermark{low});
 }
 
 void Task::set_output_idle(bool idle) {
@@ -1360,13 +1522,24 @@ void Task::arm_idle_timer(Clock::time_point now) {
 }
 
 void Task::deliver(size_t k, size_t input, const BatchPtr& batch) {
-  NodeMetrics& m = *nodes_[k].info->metrics;
-  m.rows_in.fetch_add(batch->active_rows(), std::memory_order_relaxed);
-  m.batches_in.fetch_add(1, std::memory_order_relaxed);
-  invoke(k, [&] {
+  if (!error_.ok()) return;
+  HeldCall call;
+  call.kind = HeldCall::Kind::kProcess;
+  call.input = input;
+  call.batch = batch;
+  if (holding(k)) {
+    call.k = k;
+    held_.push_back(std::move(call));
+    return;
+  }
+  const bool made = call_retrying(k, std::move(call), [&] {
     DF_RETURN_IF_ERROR(faults().check(nodes_[k].info->node->id, "process"));
     return nodes_[k].op->process(input, batch, *nodes_[k].out);
   });
+  if (!made) return;  // held for a retry: counted when it is made
+  NodeMetrics& m = *nodes_[k].info->metrics;
+  m.rows_in.fetch_add(batch->active_rows(), std::memory_order_relaxed);
+  m.batches_in.fetch_add(1, std::memory_order_relaxed);
   if (nodes_[k].info->node->role == NodeRole::kSink && batch->source_time_ns() != 0) {
     m.latency_seconds.observe(static_cast<double>(source_clock_ns() - batch->source_time_ns()) *
                               1e-9);
@@ -1433,8 +1606,7 @@ void Task::emit_watermark(size_t k, Watermark wm) {
     return;
   }
   if (k + 1 < nodes_.size()) {
-    nodes_[k + 1].info->set_watermark(subtask_, wm.timestamp_ms);
-    invoke(k + 1, [&] { return nodes_[k + 1].op->on_watermark(wm, *nodes_[k + 1].out); });
+    deliver_watermark(k + 1, wm);
   } else {
     out_wm_ = std::max(out_wm_, wm.timestamp_ms);
     broadcast(wm);
@@ -1494,19 +1666,24 @@ void Task::broadcast(const StreamElement& e) {
 }
 
 template <typename F>
-void Task::invoke(size_t k, F&& f) {
-  if (!error_.ok()) return;
+Status Task::guarded(F&& f) {
   try {
-    Status s = f();
-    if (!s.ok()) record_error(k, std::move(s));
+    return f();
   } catch (const std::bad_alloc&) {
     // Out of memory is a resource failure (DESIGN §5), not a bug.
-    record_error(k, Status::resource_exhausted("out of memory (std::bad_alloc)"));
+    return Status::resource_exhausted("out of memory (std::bad_alloc)");
   } catch (const std::exception& e) {
-    record_error(k, Status::internal(std::string("exception: ") + e.what()));
+    return Status::internal(std::string("exception: ") + e.what());
   } catch (...) {
-    record_error(k, Status::internal("unknown exception"));
+    return Status::internal("unknown exception");
   }
+}
+
+template <typename F>
+void Task::invoke(size_t k, F&& f) {
+  if (!error_.ok()) return;
+  Status s = guarded(std::forward<F>(f));
+  if (!s.ok()) record_error(k, std::move(s));
 }
 
 void Task::record_error(size_t k, Status s) {

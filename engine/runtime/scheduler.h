@@ -15,15 +15,21 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "engine/core/metrics.h"
 #include "engine/core/status.h"
 #include "engine/runtime/checkpoint.h"
 #include "engine/runtime/physical_plan.h"
+#include "engine/runtime/retry.h"
 
 namespace df::runtime {
 
@@ -51,6 +57,68 @@ struct RunOptions {
   // sources emitted over the last minute, the run fails (InvalidArgument,
   // a fatal failure). nullopt: no limit (no dead-letter sink).
   std::optional<double> dead_letter_max_rate;
+  // healing.retry (runtime/retry.h): a transient failure of a process() or
+  // produce() call is retried in place. nullopt: no in-place retries; a
+  // transient failure fails the run like any other.
+  std::optional<RetryPolicy> retry;
+  // healing.circuit_breaker around sinks (with `retry` only). nullopt: none.
+  std::optional<CircuitBreakerPolicy> circuit_breaker;
+  // Which failures are transient (engine/healing's classifier). Empty:
+  // is_unavailable().
+  std::function<bool(const Status&)> is_transient;
+  // Every retry and breaker change, called on the worker that saw it.
+  RetryEventSink on_retry_event;
+};
+
+// What a node's Kafka clients report (OperatorContext::report_consumer_lag,
+// report_brokers), for the server's metrics and health. Thread-safe: written
+// by subtasks and librdkafka callbacks, read by scrapes.
+class KafkaClientStatus {
+ public:
+  struct PartitionLag {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t lag = 0;  // messages
+  };
+  struct Brokers {
+    int up = -1;          // the least over the subtasks that reported; -1: none did
+    std::string problem;  // non-empty while a subtask reaches no broker: why
+  };
+
+  void set_lag(std::string_view topic, int32_t partition, std::optional<int64_t> lag) {
+    std::lock_guard lock(mu_);
+    auto key = std::make_pair(std::string(topic), partition);
+    if (lag) {
+      lag_[std::move(key)] = *lag;
+    } else {
+      lag_.erase(key);
+    }
+  }
+  void set_brokers(int subtask, int up, std::string_view problem) {
+    std::lock_guard lock(mu_);
+    brokers_[subtask] = {up, std::string(problem)};
+  }
+  std::vector<PartitionLag> lag() const {
+    std::lock_guard lock(mu_);
+    std::vector<PartitionLag> out;
+    out.reserve(lag_.size());
+    for (const auto& [key, lag] : lag_) out.push_back({key.first, key.second, lag});
+    return out;
+  }
+  Brokers brokers() const {
+    std::lock_guard lock(mu_);
+    Brokers out;
+    for (const auto& [subtask, b] : brokers_) {
+      if (out.up < 0 || b.up < out.up) out.up = b.up;
+      if (out.problem.empty()) out.problem = b.problem;
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, int32_t>, int64_t> lag_;  // guarded by mu_
+  std::map<int, Brokers> brokers_;                          // guarded by mu_; by subtask
 };
 
 // Live counters of one logical node, summed over its subtasks. Written by
@@ -70,6 +138,8 @@ struct NodeMetrics {
   // the batch, one observation per batch. Rows a window or join emits are
   // timed from when it emitted them (its own wait is event time, not lag).
   metrics::Histogram latency_seconds;
+  // Kafka sources and sinks: partition lag and broker connectivity.
+  KafkaClientStatus kafka;
 };
 
 struct RunMetrics {

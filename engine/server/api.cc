@@ -174,23 +174,26 @@ std::string pipeline_to_json(const PipelineView& view, bool with_spec) {
 
 const std::vector<Api::Route>& Api::routes() {
   static const std::vector<Route> kRoutes = {
-      {"POST", "/api/v1/pipelines", &Api::create_pipeline},
-      {"GET", "/api/v1/pipelines", &Api::list_pipelines},
-      {"GET", "/api/v1/pipelines/{name}", &Api::get_pipeline},
-      {"PUT", "/api/v1/pipelines/{name}", &Api::put_pipeline},
-      {"DELETE", "/api/v1/pipelines/{name}", &Api::delete_pipeline},
-      {"POST", "/api/v1/pipelines/{name}/start", &Api::start_pipeline},
-      {"POST", "/api/v1/pipelines/{name}/stop", &Api::stop_pipeline},
-      {"GET", "/api/v1/pipelines/{name}/runs", &Api::pipeline_runs},
-      {"GET", "/api/v1/pipelines/{name}/checkpoints", &Api::list_checkpoints},
-      {"POST", "/api/v1/pipelines/{name}/checkpoints", &Api::request_checkpoint},
-      {"POST", "/api/v1/pipelines/{name}/rollback", &Api::rollback},
-      {"GET", "/api/v1/pipelines/{name}/state", &Api::export_state},
-      {"PUT", "/api/v1/pipelines/{name}/state", &Api::import_state},
-      {"GET", "/api/v1/runs/{id}", &Api::get_run},
-      {"POST", "/api/v1/runs/{id}/cancel", &Api::cancel_run},
-      {"GET", "/api/v1/runs/{id}/events", &Api::run_events},
-      {"GET", "/api/v1/openapi.json", &Api::openapi},
+      {"POST", "/api/v1/pipelines", Action::kPipelineCreate, &Api::create_pipeline},
+      {"GET", "/api/v1/pipelines", Action::kPipelineRead, &Api::list_pipelines},
+      {"GET", "/api/v1/pipelines/{name}", Action::kPipelineRead, &Api::get_pipeline},
+      {"PUT", "/api/v1/pipelines/{name}", Action::kPipelineUpdate, &Api::put_pipeline},
+      {"DELETE", "/api/v1/pipelines/{name}", Action::kPipelineDelete, &Api::delete_pipeline},
+      {"POST", "/api/v1/pipelines/{name}/start", Action::kRunStart, &Api::start_pipeline},
+      {"POST", "/api/v1/pipelines/{name}/stop", Action::kRunStop, &Api::stop_pipeline},
+      {"GET", "/api/v1/pipelines/{name}/runs", Action::kRunRead, &Api::pipeline_runs},
+      {"GET", "/api/v1/pipelines/{name}/checkpoints", Action::kCheckpointRead,
+       &Api::list_checkpoints},
+      {"POST", "/api/v1/pipelines/{name}/checkpoints", Action::kCheckpointCreate,
+       &Api::request_checkpoint},
+      {"POST", "/api/v1/pipelines/{name}/rollback", Action::kCheckpointRollback, &Api::rollback},
+      {"GET", "/api/v1/pipelines/{name}/state", Action::kStateExport, &Api::export_state},
+      {"PUT", "/api/v1/pipelines/{name}/state", Action::kStateImport, &Api::import_state},
+      {"GET", "/api/v1/runs/{id}", Action::kRunRead, &Api::get_run},
+      {"POST", "/api/v1/runs/{id}/cancel", Action::kRunCancel, &Api::cancel_run},
+      {"GET", "/api/v1/runs/{id}/events", Action::kRunRead, &Api::run_events},
+      {"GET", "/api/v1/whoami", Action::kPipelineRead, &Api::whoami},
+      {"GET", "/api/v1/openapi.json", Action::kPipelineRead, &Api::openapi},
   };
   return kRoutes;
 }
@@ -412,6 +415,27 @@ HttpResponse Api::openapi(const HttpRequest& request) {
   return HttpResponse::json(200, openapi_document());
 }
 
+HttpResponse Api::whoami(const HttpRequest& request) {
+  if (auto bad = read_query(request, {})) return *bad;
+  // The route's guard let the request through, so this check passes too.
+  const AccessControl::Decision decision = access_->check(request, Action::kPipelineRead);
+  if (decision.refusal) return *decision.refusal;
+  const Principal who = decision.who.value_or(Principal{});
+  json permissions = json::array();
+  for (size_t a = 0; a < kActionCount; ++a) {
+    const auto action = static_cast<Action>(a);
+    if (!access_->enabled() || access_->policy().allows(who.roles, action)) {
+      permissions.push_back(std::string(action_name(action)));
+    }
+  }
+  json j = {{"principal", who.name},
+                      {"method", who.method},
+                      {"authentication", access_->enabled()},
+                      {"roles", who.roles},
+                      {"permissions", permissions}};
+  return HttpResponse::json(200, j.dump());
+}
+
 std::optional<HttpResponse> Api::stream_run(const HttpRequest& request,
                                             std::shared_ptr<WebSocketConnection> connection) {
   const std::string id = param(request, "id");
@@ -444,17 +468,33 @@ std::optional<HttpResponse> Api::stream_run(const HttpRequest& request,
   return std::nullopt;
 }
 
-void add_api_routes(Router& router, PipelineManager& manager) {
-  auto api = std::make_shared<Api>(manager);
+std::optional<Action> Api::action_of(std::string_view route) {
+  if (route == std::string("GET ") + kStreamPattern) return kStreamAction;
+  for (const Route& r : routes()) {
+    if (route == std::string(r.method) + " " + r.pattern) return r.action;
+  }
+  return std::nullopt;
+}
+
+void add_api_routes(Router& router, PipelineManager& manager,
+                    std::shared_ptr<AccessControl> access) {
+  auto api = std::make_shared<Api>(manager, access);
   for (const Api::Route& route : Api::routes()) {
     auto handler = route.handler;
     router.add(route.method, route.pattern,
-               [api, handler](const HttpRequest& request) { return ((*api).*handler)(request); });
+               access->guard(route.action, [api, handler](const HttpRequest& request) {
+                 return ((*api).*handler)(request);
+               }));
   }
-  router.add_websocket(Api::kStreamPattern,
-                       [api](const HttpRequest& request, std::shared_ptr<WebSocketConnection> c) {
-                         return api->stream_run(request, std::move(c));
-                       });
+  router.add_websocket(
+      Api::kStreamPattern,
+      [api, access](const HttpRequest& request,
+                    std::shared_ptr<WebSocketConnection> c) -> std::optional<HttpResponse> {
+        // The upgrade request carries the credentials (a GET: no audit line).
+        AccessControl::Decision decision = access->check(request, Api::kStreamAction);
+        if (decision.refusal) return std::move(decision.refusal);
+        return api->stream_run(request, std::move(c));
+      });
 }
 
 }  // namespace df::server

@@ -5,6 +5,10 @@
 //
 // Ownership: Api borrows the manager, which must outlive it and every
 // WebSocket it serves (stop the HttpServer before destroying the manager).
+// Every route declares the Action (server_config.h) a caller needs; with
+// an AccessControl (auth.h) each route checks it (401/403/429) and every
+// mutating call leaves an audit line.
+//
 // Threading: handlers are thread-safe (the manager is); they never wait for
 // a run. Request bodies over the size limit are refused (413) by the
 // HttpServer before a handler runs.
@@ -15,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/server/auth.h"
 #include "engine/server/http.h"
 #include "engine/server/pipeline_manager.h"
 
@@ -22,19 +27,28 @@ namespace df::server {
 
 class Api {
  public:
-  explicit Api(PipelineManager& manager) : manager_(manager) {}
+  // `access` answers whoami (AccessControl::open(): authentication off).
+  explicit Api(PipelineManager& manager,
+               std::shared_ptr<AccessControl> access = AccessControl::open())
+      : manager_(manager), access_(std::move(access)) {}
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
-  // One route: "METHOD /api/v1/..." and its handler.
+  // One route: "METHOD /api/v1/...", the action a caller needs (before the
+  // handler, so a route cannot be listed without one), and its handler.
   struct Route {
     const char* method;
     const char* pattern;
+    Action action;
     HttpResponse (Api::*handler)(const HttpRequest&);
   };
   // Every HTTP route, in the order add_api_routes registers them.
   static const std::vector<Route>& routes();
   static constexpr const char* kStreamPattern = "/api/v1/runs/{id}/stream";
+  static constexpr Action kStreamAction = Action::kRunRead;
+  // The action the route "METHOD pattern" (as Router::routes() lists it)
+  // needs; nullopt for a route Api does not know.
+  static std::optional<Action> action_of(std::string_view route);
 
   // Handlers (path parameters in request.path_params).
   HttpResponse create_pipeline(const HttpRequest& request);
@@ -54,6 +68,9 @@ class Api {
   HttpResponse cancel_run(const HttpRequest& request);
   HttpResponse run_events(const HttpRequest& request);
   HttpResponse openapi(const HttpRequest& request);
+  // {"principal", "method", "authentication", "roles", "permissions"}: what
+  // the web console shows and hides.
+  HttpResponse whoami(const HttpRequest& request);
   // The WebSocket route: refuses unknown runs (404); else sends
   // {"type":"status","run":{...}} now and on every change,
   // {"type":"event","event":{...}} per healing event and
@@ -64,11 +81,13 @@ class Api {
 
  private:
   PipelineManager& manager_;
+  std::shared_ptr<AccessControl> access_;
 };
 
 // Registers every route of Api over `manager` (the Api lives as long as the
-// router's handlers).
-void add_api_routes(Router& router, PipelineManager& manager);
+// router's handlers), each behind `access` (AccessControl::open(): none).
+void add_api_routes(Router& router, PipelineManager& manager,
+                    std::shared_ptr<AccessControl> access = AccessControl::open());
 
 // The pipeline as docs/rest-api.md shows it (without the spec when !with_spec).
 std::string pipeline_to_json(const PipelineView& view, bool with_spec);

@@ -1,11 +1,15 @@
 // The HTTP layer: request/response helpers, the router and the Beast server.
 //
 // Connection model: one session per TCP connection, all its work on one
-// strand. A session reads the header first (so a Content-Length over
-// max_body_size is refused before any body is read), then the body, calls
+// strand. A session waits (idle_timeout) for a request's first bytes, reads
+// the header (header_timeout; so a Content-Length over max_body_size is
+// refused before any body is read), then the body (request_timeout), calls
 // the router on the strand and writes the response; keep-alive loops back
-// to reading the next header. An upgrade to a WebSocket hands the socket to
-// a WebSocketSession (http_websocket.cc).
+// to waiting for the next request. An upgrade to a WebSocket hands the
+// stream to a WebSocketSession. Sessions are templates over the stream type:
+// a plain tcp_stream, or an ssl_stream over one (a TLS listener), which
+// first runs the TLS handshake (header_timeout) and notes the verified
+// client certificate. A listener over max_connections refuses at accept.
 //
 // Shutdown: stop() closes the acceptors, tells every session to finish (idle
 // ones close at once, busy ones close after their response), waits up to the
@@ -14,11 +18,13 @@
 #include "engine/server/http.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdio>
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include <atomic>
@@ -33,11 +39,15 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include "engine/core/log.h"
+#include "engine/server/tls.h"
 
 namespace df::server {
 
@@ -49,6 +59,11 @@ namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
+namespace ssl = net::ssl;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+template <class Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
 
 constexpr char kRequestIdHeader[] = "X-Request-Id";
 
@@ -421,6 +436,8 @@ class Session {
 struct ServerShared {
   size_t max_body_size = 0;
   std::chrono::milliseconds idle_timeout{0};
+  std::chrono::milliseconds header_timeout{0};
+  std::chrono::milliseconds request_timeout{0};
   std::atomic<bool> stopping{false};
   // stop() is closing every connection: a response not yet started is not
   // sent (its request counts as cut off).
@@ -476,6 +493,31 @@ struct ServerShared {
   }
 };
 
+// One of a listener's max_connections, held by whichever session owns the
+// connection (moved along when an HTTP session becomes a WebSocket).
+class ConnectionSlot {
+ public:
+  explicit ConnectionSlot(std::shared_ptr<std::atomic<size_t>> open) : open_(std::move(open)) {}
+  ConnectionSlot(ConnectionSlot&&) noexcept = default;
+  ConnectionSlot& operator=(ConnectionSlot&&) = delete;
+  ~ConnectionSlot() {
+    if (open_) open_->fetch_sub(1);
+  }
+
+ private:
+  std::shared_ptr<std::atomic<size_t>> open_;
+};
+
+// The stream a session starts with: TLS ones wrap the socket with `context`.
+template <class Stream>
+Stream make_stream(tcp::socket socket, ssl::context* context) {
+  if constexpr (kIsTls<Stream>) {
+    return Stream(beast::tcp_stream(std::move(socket)), *context);
+  } else {
+    return Stream(std::move(socket));
+  }
+}
+
 std::string endpoint_text(const tcp::socket& socket) {
   error_code ec;
   const tcp::endpoint ep = socket.remote_endpoint(ec);
@@ -493,7 +535,12 @@ bool is_http_parse_error(const error_code& ec) {
 // ---------------------------------------------------------------------------
 // WebSockets
 
-class WebSocketSession;
+// What the handle needs of a WebSocket session, whatever its stream.
+class WebSocketWriter : public Session {
+ public:
+  // Posted by the handle when messages or a close are queued.
+  virtual void post_write_loop() = 0;
+};
 
 // The handle a WebSocket handler keeps. Its state is guarded by `mu_`
 // because send()/close() come from any thread; the session (on its strand)
@@ -536,7 +583,7 @@ class WebSocketConnectionImpl final : public WebSocketConnection {
   }
 
   // The handshake is done: from now on `session` writes what is queued.
-  void attach(const std::shared_ptr<WebSocketSession>& session) {
+  void attach(const std::shared_ptr<WebSocketWriter>& session) {
     std::lock_guard lock(mu_);
     session_ = session;
     kick_locked();
@@ -605,18 +652,23 @@ class WebSocketConnectionImpl final : public WebSocketConnection {
   websocket::close_code close_code_ = websocket::close_code::normal;
   std::deque<std::string> outbox_;
   std::function<void()> on_close_;
-  std::weak_ptr<WebSocketSession> session_;
+  std::weak_ptr<WebSocketWriter> session_;
 };
 
 // One accepted WebSocket: handshake, a read loop that answers control
 // frames and discards text (the streams are server to client), and a write
 // loop fed by the handle. Everything runs on the connection's strand.
-class WebSocketSession : public Session, public std::enable_shared_from_this<WebSocketSession> {
+template <class Stream>
+class WebSocketSession : public WebSocketWriter,
+                         public std::enable_shared_from_this<WebSocketSession<Stream>> {
  public:
-  WebSocketSession(std::shared_ptr<ServerShared> shared, beast::tcp_stream stream,
+  WebSocketSession(std::shared_ptr<ServerShared> shared, Stream stream,
                    http::request<http::string_body> upgrade, std::string request_id,
-                   std::shared_ptr<WebSocketConnectionImpl> connection)
+                   std::shared_ptr<WebSocketConnectionImpl> connection,
+                   std::shared_ptr<ssl::context> tls_context, ConnectionSlot slot)
       : shared_(std::move(shared)),
+        tls_context_(std::move(tls_context)),
+        slot_(std::move(slot)),
         ws_(std::move(stream)),
         executor_(ws_.get_executor()),
         upgrade_(std::move(upgrade)),
@@ -635,12 +687,12 @@ class WebSocketSession : public Session, public std::enable_shared_from_this<Web
     request_open_ = true;
     counted_ = true;
     shared_->websocket_opened();
-    if (!shared_->add_session(shared_from_this(), id_)) return;
-    net::dispatch(executor_, [self = shared_from_this()] { self->accept(); });
+    if (!shared_->add_session(this->shared_from_this(), id_)) return;
+    net::dispatch(executor_, [self = this->shared_from_this()] { self->accept(); });
   }
 
   void shutdown(bool force) override {
-    net::post(executor_, [self = shared_from_this(), force] {
+    net::post(executor_, [self = this->shared_from_this(), force] {
       if (force) {
         self->finish();
       } else {
@@ -649,9 +701,8 @@ class WebSocketSession : public Session, public std::enable_shared_from_this<Web
     });
   }
 
-  // Posted by the handle when messages or a close are queued.
-  void post_write_loop() {
-    net::post(executor_, [self = shared_from_this()] { self->write_next(); });
+  void post_write_loop() override {
+    net::post(executor_, [self = this->shared_from_this()] { self->write_next(); });
   }
 
  private:
@@ -668,7 +719,8 @@ class WebSocketSession : public Session, public std::enable_shared_from_this<Web
           response.set(kRequestIdHeader, id);
         }));
     ws_.read_message_max(shared_->max_body_size);
-    ws_.async_accept(upgrade_, [self = shared_from_this()](error_code ec) { self->on_accept(ec); });
+    ws_.async_accept(upgrade_,
+                     [self = this->shared_from_this()](error_code ec) { self->on_accept(ec); });
   }
 
   void on_accept(error_code ec) {
@@ -679,12 +731,12 @@ class WebSocketSession : public Session, public std::enable_shared_from_this<Web
       return finish();
     }
     if (finished_) return;
-    connection_->attach(shared_from_this());
+    connection_->attach(this->shared_from_this());
     read();
   }
 
   void read() {
-    ws_.async_read(read_buffer_, [self = shared_from_this()](error_code ec, size_t) {
+    ws_.async_read(read_buffer_, [self = this->shared_from_this()](error_code ec, size_t) {
       if (ec) return self->finish();
       self->read_buffer_.consume(self->read_buffer_.size());
       self->read();
@@ -700,13 +752,15 @@ class WebSocketSession : public Session, public std::enable_shared_from_this<Web
       case WebSocketConnectionImpl::Next::Kind::kMessage:
         writing_ = std::move(next.text);
         ws_.text(true);
-        ws_.async_write(net::buffer(writing_), [self = shared_from_this()](error_code ec, size_t) {
-          if (ec) return self->finish();
-          self->write_next();
-        });
+        ws_.async_write(net::buffer(writing_),
+                        [self = this->shared_from_this()](error_code ec, size_t) {
+                          if (ec) return self->finish();
+                          self->write_next();
+                        });
         return;
       case WebSocketConnectionImpl::Next::Kind::kClose:
-        ws_.async_close(next.code, [self = shared_from_this()](error_code) { self->finish(); });
+        ws_.async_close(next.code,
+                        [self = this->shared_from_this()](error_code) { self->finish(); });
         return;
     }
   }
@@ -725,7 +779,9 @@ class WebSocketSession : public Session, public std::enable_shared_from_this<Web
   }
 
   std::shared_ptr<ServerShared> shared_;
-  websocket::stream<beast::tcp_stream> ws_;
+  std::shared_ptr<ssl::context> tls_context_;  // outlives ws_, which uses it
+  ConnectionSlot slot_;
+  websocket::stream<Stream> ws_;
   net::any_io_executor executor_;  // the connection's strand
   http::request<http::string_body> upgrade_;
   std::string request_id_;
@@ -749,15 +805,19 @@ void WebSocketConnectionImpl::kick_locked() {
 // ---------------------------------------------------------------------------
 // HttpSession: one keep-alive HTTP connection.
 
-class HttpSession : public Session, public std::enable_shared_from_this<HttpSession> {
+template <class Stream>
+class HttpSession : public Session, public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
+  // `tls_context` is set exactly when Stream is TlsStream.
   HttpSession(std::shared_ptr<ServerShared> shared, std::shared_ptr<const Router> router,
-              tcp::socket socket)
+              tcp::socket socket, std::shared_ptr<ssl::context> tls_context, ConnectionSlot slot)
       : shared_(std::move(shared)),
         router_(std::move(router)),
-        stream_(std::move(socket)),
+        tls_context_(std::move(tls_context)),
+        slot_(std::move(slot)),
+        stream_(make_stream<Stream>(std::move(socket), tls_context_.get())),
         executor_(stream_.get_executor()) {
-    remote_ = endpoint_text(stream_.socket());
+    remote_ = endpoint_text(lowest().socket());
   }
 
   ~HttpSession() override {
@@ -766,12 +826,18 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   void start() {
-    if (!shared_->add_session(shared_from_this(), id_)) return;  // closed with the socket
-    net::dispatch(executor_, [self = shared_from_this()] { self->read_header(); });
+    if (!shared_->add_session(this->shared_from_this(), id_)) return;  // closed with the socket
+    net::dispatch(executor_, [self = this->shared_from_this()] {
+      if constexpr (kIsTls<Stream>) {
+        self->handshake();
+      } else {
+        self->read_header();
+      }
+    });
   }
 
   void shutdown(bool force) override {
-    net::post(executor_, [self = shared_from_this(), force] {
+    net::post(executor_, [self = this->shared_from_this(), force] {
       self->close_after_response_ = true;
       if (force || self->phase_ != Phase::kRequest) self->close();
     });
@@ -780,17 +846,49 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
  private:
   enum class Phase { kIdle, kRequest, kLingering, kClosed, kHandedOff };
 
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void handshake() {
+    lowest().expires_after(shared_->header_timeout);
+    stream_.async_handshake(
+        ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
+          if (ec) {
+            log_debug(kLog, "TLS handshake with " + self->remote_ + " failed: " + ec.message());
+            return self->close();
+          }
+          if constexpr (kIsTls<Stream>) {
+            self->peer_ = verified_peer(self->stream_.native_handle());
+          }
+          self->read_header();
+        });
+  }
+
+  // Waits up to idle_timeout for a request's first bytes; its header then
+  // has header_timeout to arrive in full.
   void read_header() {
     if (phase_ == Phase::kClosed) return;
     if (shared_->stopping.load() || close_after_response_) return close();
     phase_ = Phase::kIdle;
+    if (buffer_.size() > 0) return read_header_rest();
+    lowest().expires_after(shared_->idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kHeaderLimit),
+                            [self = this->shared_from_this()](error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->close();
+                              self->read_header_rest();
+                            });
+  }
+
+  void read_header_rest() {
+    if (phase_ == Phase::kClosed) return;
+    if (shared_->stopping.load() || close_after_response_) return close();
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(shared_->max_body_size);
-    stream_.expires_after(shared_->idle_timeout);
+    lowest().expires_after(shared_->header_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
+        [self = this->shared_from_this()](error_code ec, size_t) { self->on_header(ec); });
   }
 
   void begin_request() {
@@ -824,9 +922,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (beast::iequals(header[http::field::expect], "100-continue") && !parser_->is_done()) {
       continue_.version(11);
       continue_.result(http::status::continue_);
-      stream_.expires_after(shared_->idle_timeout);
+      lowest().expires_after(shared_->request_timeout);
       return http::async_write(stream_, continue_,
-                               [self = shared_from_this()](error_code ec2, size_t) {
+                               [self = this->shared_from_this()](error_code ec2, size_t) {
                                  if (ec2) return self->close();
                                  self->read_body();
                                });
@@ -835,9 +933,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   }
 
   void read_body() {
-    stream_.expires_after(shared_->idle_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](error_code ec, size_t) { self->on_body(ec); });
+    lowest().expires_after(shared_->request_timeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](error_code ec, size_t) { self->on_body(ec); });
   }
 
   // A request the parser refused: 413, 431 or 400, and the connection closes
@@ -861,7 +960,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       if (ec == http::error::body_limit || is_http_parse_error(ec)) return respond_failure(ec);
       return close();
     }
-    stream_.expires_never();
+    lowest().expires_never();
     auto& message = parser_->get();
     HttpRequest request;
     request.method = std::string(message.method_string());
@@ -873,6 +972,8 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     }
     request.request_id = request_id_;
     request.remote = remote_;
+    request.client_subject = peer_.subject;
+    request.client_sans = peer_.sans;
     const bool keep_alive = message.keep_alive();
     const bool head = request.method == "HEAD";
     if (Status parsed = parse_target(request.target, request); !parsed.ok()) {
@@ -911,8 +1012,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     // The WebSocket session takes over the socket and the request count.
     phase_ = Phase::kHandedOff;
     request_open_ = false;
-    std::make_shared<WebSocketSession>(shared_, std::move(stream_), parser_->release(), request_id_,
-                                       std::move(connection))
+    std::make_shared<WebSocketSession<Stream>>(shared_, std::move(stream_), parser_->release(),
+                                               request_id_, std::move(connection),
+                                               std::move(tls_context_), std::move(slot_))
         ->start();
   }
 
@@ -952,9 +1054,10 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     }
     keep_alive_ = keep_alive && !close_after_response_ && !shared_->stopping.load();
     response_.keep_alive(keep_alive_);
-    stream_.expires_after(shared_->idle_timeout);
-    http::async_write(stream_, response_,
-                      [self = shared_from_this()](error_code ec, size_t) { self->on_write(ec); });
+    lowest().expires_after(shared_->idle_timeout);
+    http::async_write(stream_, response_, [self = this->shared_from_this()](error_code ec, size_t) {
+      self->on_write(ec);
+    });
   }
 
   void on_write(error_code ec) {
@@ -967,17 +1070,22 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   void linger() {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kLingering;
+    lowest().expires_after(kLingerTime);
+    if constexpr (kIsTls<Stream>) {
+      // close_notify, then wait (bounded) for the client's.
+      stream_.async_shutdown([self = this->shared_from_this()](error_code) { self->close(); });
+      return;
+    }
     error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close();
-    stream_.expires_after(kLingerTime);
     drain();
   }
 
   void drain() {
     buffer_.consume(buffer_.size());
     stream_.async_read_some(buffer_.prepare(64 * 1024),
-                            [self = shared_from_this()](error_code ec, size_t n) {
+                            [self = this->shared_from_this()](error_code ec, size_t n) {
                               self->lingered_ += n;
                               if (ec || self->lingered_ > kLingerBytes) return self->close();
                               self->drain();
@@ -988,14 +1096,16 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (phase_ == Phase::kClosed || phase_ == Phase::kHandedOff) return;
     phase_ = Phase::kClosed;
     error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().close();
     end_request();
   }
 
   std::shared_ptr<ServerShared> shared_;
   std::shared_ptr<const Router> router_;
-  beast::tcp_stream stream_;
+  std::shared_ptr<ssl::context> tls_context_;  // outlives stream_, which uses it
+  ConnectionSlot slot_;
+  Stream stream_;
   net::any_io_executor executor_;  // the connection's strand (outlives a hand-off of stream_)
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -1009,6 +1119,7 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
   bool keep_alive_ = false;            // of the response being written
   bool close_after_response_ = false;  // shutting down, or the request was unparseable
   size_t lingered_ = 0;
+  TlsPeer peer_;  // the verified client certificate, over TLS
 };
 
 }  // namespace
@@ -1023,6 +1134,8 @@ class HttpServer::Impl {
     shared_ = std::make_shared<ServerShared>();
     shared_->max_body_size = options_.max_body_size;
     shared_->idle_timeout = options_.idle_timeout;
+    shared_->header_timeout = options_.header_timeout;
+    shared_->request_timeout = options_.request_timeout;
   }
 
   Status start() {
@@ -1069,7 +1182,8 @@ class HttpServer::Impl {
     for (auto& listener : listeners_) {
       Listener* l = listener.get();
       net::dispatch(l->acceptor.get_executor(), [this, l] { accept(l); });
-      log_info(kLog, "listening on " + l->config.host + ":" + std::to_string(l->port));
+      log_info(kLog, "listening on " + l->config.host + ":" + std::to_string(l->port) +
+                         (l->config.tls ? " (TLS)" : ""));
     }
     work_.emplace(ioc_.get_executor());
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
@@ -1137,7 +1251,68 @@ class HttpServer::Impl {
     tcp::acceptor acceptor;
     net::steady_timer retry;  // after a failed accept (e.g. out of file descriptors)
     uint16_t port = 0;
+    // Connections open now (ConnectionSlot); at most max_connections.
+    std::shared_ptr<std::atomic<size_t>> open = std::make_shared<std::atomic<size_t>>(0);
   };
+
+  // A connection over the listener's max_connections: a plain one is told
+  // 503 (the response fits in the socket's send buffer), a TLS one is closed
+  // (a response would need a handshake first). Like a lingering close, the
+  // client's request is drained (bounded) so that closing does not reset
+  // the connection before the client reads the 503.
+  struct Refusal : std::enable_shared_from_this<Refusal> {
+    explicit Refusal(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+    tcp::socket socket;
+    net::steady_timer timer;
+    std::array<char, 4096> scratch{};
+    size_t drained = 0;
+
+    void start(const std::string& response) {
+      timer.expires_after(kLingerTime);
+      timer.async_wait([self = shared_from_this()](error_code ec) {
+        if (!ec) self->close();
+      });
+      net::async_write(socket, net::buffer(response),
+                       [self = shared_from_this()](error_code ec, size_t) {
+                         error_code ignored;
+                         self->socket.shutdown(tcp::socket::shutdown_send, ignored);
+                         if (ec) return self->close();
+                         self->drain();
+                       });
+    }
+    void drain() {
+      socket.async_read_some(net::buffer(scratch),
+                             [self = shared_from_this()](error_code ec, size_t n) {
+                               self->drained += n;
+                               if (ec || self->drained > kLingerBytes) return self->close();
+                               self->drain();
+                             });
+    }
+    void close() {
+      error_code ignored;
+      timer.cancel();
+      socket.close(ignored);
+    }
+  };
+
+  void refuse(Listener* l, tcp::socket socket) {
+    log_debug(kLog, "refusing a connection on port " + std::to_string(l->port) + ": " +
+                        std::to_string(options_.max_connections) + " connections are open");
+    if (l->config.tls) {
+      error_code ignored;
+      socket.close(ignored);
+      return;
+    }
+    static const std::string kBusy = [] {
+      const std::string body =
+          HttpResponse::error(503, "too many open connections; retry later").body;
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+             "Connection: close\r\nRetry-After: 1\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    // The socket's executor is its own strand (see accept), shared by the timer.
+    std::make_shared<Refusal>(std::move(socket))->start(kBusy);
+  }
 
   void accept(Listener* l) {
     l->acceptor.async_accept(net::make_strand(ioc_), [this, l](error_code ec, tcp::socket socket) {
@@ -1151,7 +1326,19 @@ class HttpServer::Impl {
         return;
       }
       if (!shared_->stopping.load()) {
-        std::make_shared<HttpSession>(shared_, l->config.router, std::move(socket))->start();
+        if (l->open->fetch_add(1) >= options_.max_connections) {
+          l->open->fetch_sub(1);
+          refuse(l, std::move(socket));
+        } else if (l->config.tls) {
+          std::make_shared<HttpSession<TlsStream>>(shared_, l->config.router, std::move(socket),
+                                                   l->config.tls->current(),
+                                                   ConnectionSlot(l->open))
+              ->start();
+        } else {
+          std::make_shared<HttpSession<PlainStream>>(shared_, l->config.router, std::move(socket),
+                                                     nullptr, ConnectionSlot(l->open))
+              ->start();
+        }
       }
       accept(l);
     });

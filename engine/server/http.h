@@ -23,6 +23,8 @@
 
 namespace df::server {
 
+class TlsContext;  // engine/server/tls.h
+
 // Header names are compared case-insensitively; stored lower-case.
 using Headers = std::map<std::string, std::string>;
 
@@ -36,6 +38,11 @@ struct HttpRequest {
   std::string body;
   std::string request_id;  // X-Request-Id from the client, else generated
   std::string remote;      // "127.0.0.1:54321"
+  // Over TLS with a verified client certificate: its subject DN (RFC 2253,
+  // "CN=alice,O=Example") and its DNS, URI and email subject alternative
+  // names. Empty without a client certificate.
+  std::string client_subject;
+  std::vector<std::string> client_sans;
 
   // The header's value, or "" when absent.
   const std::string& header(std::string_view lower_name) const;
@@ -99,13 +106,26 @@ struct HttpListener {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: any free port (see HttpServer::port())
   std::shared_ptr<const Router> router;
+  // Set: the listener speaks HTTPS (and WSS) with this context's current
+  // certificate; null: plain HTTP.
+  std::shared_ptr<TlsContext> tls{};
 };
 
 struct HttpServerOptions {
   std::vector<HttpListener> listeners;
   size_t max_body_size = 4u << 20;  // over it: 413 before the body is read
   int threads = 2;
-  std::chrono::milliseconds idle_timeout{60000};  // keep-alive connections
+  // A connection that sends nothing this long (before a request, or between
+  // keep-alive requests) is closed.
+  std::chrono::milliseconds idle_timeout{60000};
+  // From a request's first byte to the end of its header (and for a TLS
+  // handshake): a client trickling its header is cut after this.
+  std::chrono::milliseconds header_timeout{10000};
+  // Reading a request's body, all of it: a trickled body is cut after this.
+  std::chrono::milliseconds request_timeout{60000};
+  // Open connections per listener; a connection beyond it gets 503 (over
+  // TLS: is closed) at once.
+  size_t max_connections = 1024;
 };
 
 class HttpServer {

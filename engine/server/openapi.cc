@@ -291,6 +291,60 @@ json build() {
        "WebSocket: text frames, one JSON object each: {\"type\": \"status\"|\"event\"|\"log\"}"},
       {"responses",
        {{"101", {{"description", "switching to the WebSocket protocol"}}}, {"404", e404}}}};
+  // The web console's views (engine/server/console.h).
+  paths["/pipelines/{name}/graph"]["parameters"] = {name};
+  paths["/pipelines/{name}/graph"]["get"] = {
+      {"operationId", "pipelineGraph"},
+      {"summary",
+       "The DAG: nodes (id, role, type, parallelism, inputs) and edges, with live rows/s, "
+       "backpressure and watermark lag while it runs"},
+      {"responses",
+       {{"200",
+         {{"description", "the graph"},
+          {"content",
+           json_content({{"type", "object"},
+                         {"properties",
+                          {{"pipeline", {{"type", "string"}}},
+                           {"running", {{"type", "boolean"}}},
+                           {"run", {{"type", "string"}, {"nullable", true}}},
+                           {"nodes", {{"type", "array"}, {"items", {{"type", "object"}}}}},
+                           {"edges", {{"type", "array"}, {"items", {{"type", "object"}}}}},
+                           {"channels", {{"type", "object"}, {"nullable", true}}}}}})}}},
+        {"404", e404}}}};
+  paths["/pipelines/{name}/history"]["parameters"] = {name};
+  paths["/pipelines/{name}/history"]["get"] = {
+      {"operationId", "pipelineHistory"},
+      {"summary",
+       "The last 15 minutes sampled every second: rows/s, sink latency p50/p99, checkpoint "
+       "durations"},
+      {"responses",
+       {{"200",
+         {{"description", "the samples, oldest first"},
+          {"content",
+           json_content({{"type", "object"},
+                         {"properties",
+                          {{"pipeline", {{"type", "string"}}},
+                           {"interval_ms", {{"type", "integer"}}},
+                           {"window_seconds", {{"type", "integer"}}},
+                           {"samples", {{"type", "array"}, {"items", {{"type", "object"}}}}}}}})}}},
+        {"404", e404}}}};
+  paths["/whoami"]["get"] = {
+      {"operationId", "whoami"},
+      {"summary",
+       "The caller: principal, authentication method, roles and the actions its roles allow "
+       "(every action when authentication is off)"},
+      {"responses",
+       {{"200",
+         {{"description", "the caller"},
+          {"content",
+           json_content({{"type", "object"},
+                         {"properties",
+                          {{"principal", {{"type", "string"}}},
+                           {"method", {{"type", "string"}}},
+                           {"authentication", {{"type", "boolean"}}},
+                           {"roles", {{"type", "array"}, {"items", {{"type", "string"}}}}},
+                           {"permissions",
+                            {{"type", "array"}, {"items", {{"type", "string"}}}}}}}})}}}}}};
   paths["/openapi.json"]["get"] = {{"operationId", "openapi"},
                                    {"summary", "This document"},
                                    {"responses",

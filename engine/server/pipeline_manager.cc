@@ -733,6 +733,13 @@ std::vector<PipelineSnapshot> PipelineManager::snapshot() const {
           node.dead_letters = m->dead_letters.load();
           node.backpressure_events = m->backpressure_events.load();
           if (n.role == runtime::NodeRole::kSink) node.latency = m->latency_seconds.snapshot();
+          node.circuit_breaker_open =
+              std::find(stats.open_breakers.begin(), stats.open_breakers.end(), n.id) !=
+              stats.open_breakers.end();
+          node.kafka_lag = m->kafka.lag();
+          runtime::KafkaClientStatus::Brokers brokers = m->kafka.brokers();
+          node.kafka_brokers_up = brokers.up;
+          node.kafka_brokers_problem = std::move(brokers.problem);
           if (n.role == runtime::NodeRole::kSource) snap.events_processed += node.rows_out;
           snap.events_failed += node.data_errors;
           snap.dead_letters += node.dead_letters;
@@ -748,6 +755,26 @@ std::vector<PipelineSnapshot> PipelineManager::snapshot() const {
     out.push_back(std::move(snap));
   }
   return out;
+}
+
+Result<std::shared_ptr<const plan::Plan>> PipelineManager::inspect(
+    const std::string& name, const std::function<void(const runtime::Scheduler&)>& live) const {
+  std::string spec;
+  {
+    std::lock_guard lock(mu_);
+    DF_ASSIGN_OR_RETURN(PipelineRecord record, store_->pipeline(name));
+    auto it = active_.find(name);
+    if (it != active_.end() && !it->second->done) {
+      const Active& a = *it->second;
+      if (live) a.supervisor->with_scheduler(live);
+      return a.compiled.plan;
+    }
+    DF_ASSIGN_OR_RETURN(PipelineView view, view_locked(record));
+    spec = std::move(view.version.spec);
+  }
+  // Compiled outside the lock: a stopped pipeline's plan is not kept.
+  DF_ASSIGN_OR_RETURN(CompiledPipeline compiled, compile(spec, name, nullptr));
+  return compiled.plan;
 }
 
 bool PipelineManager::ready() const {

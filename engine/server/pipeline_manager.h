@@ -91,6 +91,14 @@ struct NodeSnapshot {
   uint64_t dead_letters = 0;  // of data_errors, those sent to the dead-letter sink
   uint64_t backpressure_events = 0;
   metrics::HistogramSnapshot latency;  // sinks: source-to-sink seconds
+  // Sinks: the circuit breaker is open in some subtask (healing; degraded).
+  bool circuit_breaker_open = false;
+  // Kafka nodes: lag per partition the sources hold, and how many brokers
+  // their clients reach (-1: not a Kafka node, or no report yet).
+  std::vector<runtime::KafkaClientStatus::PartitionLag> kafka_lag;
+  int kafka_brokers_up = -1;
+  // Non-empty while a client of the node reaches no broker: why (degraded).
+  std::string kafka_brokers_problem;
 };
 
 // Live numbers of one pipeline, for the metrics endpoint.
@@ -176,6 +184,13 @@ class PipelineManager {
   void unsubscribe(uint64_t token);
 
   std::vector<PipelineSnapshot> snapshot() const;
+  // For the web console (console.h): the plan of `name` (the running
+  // attempt's, else its newest version compiled) and, while it runs, `live`
+  // called with the run's scheduler under the manager's lock (a quick read of
+  // metrics or channel stats; it must not call back into the manager).
+  // kNotFound for an unknown pipeline.
+  Result<std::shared_ptr<const plan::Plan>> inspect(
+      const std::string& name, const std::function<void(const runtime::Scheduler&)>& live) const;
   // True once open() finished resuming pipelines, false once shutdown began.
   bool ready() const;
   const MetadataStore& store() const { return *store_; }

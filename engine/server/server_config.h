@@ -60,10 +60,14 @@ struct PerformanceSection {
   double backpressure_threshold = 0.8;  // fraction of buffer_size at which a producer pauses
 };
 
-// `network:`: timeouts of the server's own connections.
+// `network:`: timeouts and limits of the server's own connections.
 struct NetworkSection {
   Millis connect_timeout{10000};  // outgoing connections (S3 checkpoint storage, ...)
-  Millis request_timeout{60000};  // an API connection idle this long is closed
+  // An API connection idle this long is closed; also the time a request's
+  // body has to arrive in full.
+  Millis request_timeout{60000};
+  Millis header_timeout{10000};  // a request's header (and a TLS handshake) in full
+  int max_connections = 1024;    // open connections per listening port; beyond: 503
 };
 
 // `tls:`: HTTPS for the API. Paths are not secrets; the key file's content is.
@@ -71,14 +75,22 @@ struct TlsSection {
   bool enabled = false;
   std::string cert_file{};  // PEM certificate chain; required when enabled
   std::string key_file{};   // PEM private key; required when enabled
-  std::string ca_file{};    // clients' CA: set to require client certificates
+  std::string ca_file{};    // clients' CA: client certificates are verified against it
+  // With ca_file: a client without a valid certificate is refused (false: a
+  // certificate is optional, but one that is sent must verify).
+  bool verify_client = false;
 };
 
-// `disaster_recovery:`: periodic copies of the metadata store and checkpoints.
+// `runtime.disaster_recovery:` (the top-level `disaster_recovery:` is an
+// alias, with `backup_storage` for `backup_location`): a BackupService
+// (disaster_recovery.h) periodically copies the metadata store and every
+// pipeline's current checkpoint to `backup_storage`.
 struct DisasterRecoverySection {
   bool enabled = false;
-  std::string backup_storage{};  // directory or s3://bucket/prefix; required when enabled
+  std::string backup_storage{};  // `backup_location`: directory or s3://bucket/prefix;
+                                 // required when enabled
   Millis backup_interval{3600000};
+  int retention_days = 7;  // backups older than this are deleted; 0 = kept forever
 };
 
 // One HTTP endpoint of `monitoring:`.
@@ -98,11 +110,12 @@ struct MonitoringSection {
   LogSettings logging{};
 };
 
-// What a role may do over the API.
+// The permission groups of the first config format: `security.rbac.roles`
+// still accepts them, each standing for a set of Actions (rbac.h).
 enum class Permission {
-  kRead,     // GET anything
-  kWrite,    // create, update and delete pipelines; import state
-  kControl,  // start, stop, cancel, checkpoint, roll back
+  kRead,     // every GET: pipeline:read, run:read, checkpoint:read, state:export, ...
+  kWrite,    // pipeline:create|update|delete, state:import, config:write
+  kControl,  // run:start|stop|cancel, checkpoint:create|rollback
 };
 
 // "read", "write", "control": the names in `security.rbac.roles`.
@@ -118,10 +131,72 @@ constexpr std::string_view permission_name(Permission p) {
   return "read";
 }
 
-// `security.rbac.roles.<name>: [permissions]`.
+// One thing a caller may be allowed to do: every API route needs exactly
+// one (engine/server/api.cc). Named "resource:verb" in config and
+// policies.yaml; "resource:*" and "*" grant several.
+enum class Action {
+  kPipelineCreate,
+  kPipelineRead,
+  kPipelineUpdate,
+  kPipelineDelete,
+  kRunRead,
+  kRunStart,
+  kRunStop,
+  kRunCancel,
+  kCheckpointRead,
+  kCheckpointCreate,
+  kCheckpointRollback,
+  kStateExport,
+  kStateImport,
+  kConfigWrite,
+  kHealthRead,   // the health endpoints, when security.authentication.protect_health
+  kMetricsRead,  // /metrics, when security.authentication.protect_metrics
+};
+constexpr size_t kActionCount = static_cast<size_t>(Action::kMetricsRead) + 1;
+
+constexpr std::string_view action_name(Action a) {
+  constexpr std::string_view kNames[kActionCount] = {"pipeline:create",
+                                                     "pipeline:read",
+                                                     "pipeline:update",
+                                                     "pipeline:delete",
+                                                     "run:read",
+                                                     "run:start",
+                                                     "run:stop",
+                                                     "run:cancel",
+                                                     "checkpoint:read",
+                                                     "checkpoint:create",
+                                                     "checkpoint:rollback",
+                                                     "state:export",
+                                                     "state:import",
+                                                     "config:write",
+                                                     "health:read",
+                                                     "metrics:read"};
+  return kNames[static_cast<size_t>(a)];
+}
+
+// Whether `pattern` (an action name, "resource:*" or "*") names `a`.
+constexpr bool action_matches(std::string_view pattern, Action a) {
+  const std::string_view name = action_name(a);
+  if (pattern == "*" || pattern == name) return true;
+  return pattern.size() > 2 && pattern.substr(pattern.size() - 2) == ":*" &&
+         name.substr(0, pattern.size() - 1) == pattern.substr(0, pattern.size() - 1);
+}
+
+// Whether `pattern` names at least one action (the config checks this).
+constexpr bool is_action_pattern(std::string_view pattern) {
+  for (size_t i = 0; i < kActionCount; ++i) {
+    if (action_matches(pattern, static_cast<Action>(i))) return true;
+  }
+  return false;
+}
+
+// `security.rbac.roles.<name>: [permissions]`: groups (read, write,
+// control) in `permissions`, action patterns ("pipeline:read", "run:*") in
+// `actions`, both as written.
 struct Role {
   std::string name{};
   std::vector<Permission> permissions{};
+  std::vector<std::string> actions{};
 };
 
 // `security.auth.api_keys[]`: a client sends `Authorization: Bearer <key>`.
@@ -131,23 +206,82 @@ struct ApiKey {
   std::string role{};  // a role of security.rbac.roles
 };
 
-// `security.auth:`.
+// `security.auth:`: the API keys (the first authentication method).
 struct AuthSection {
-  bool enabled = false;            // without it every request may do anything
-  std::vector<ApiKey> api_keys{};  // at least one when enabled
+  bool enabled = false;            // requires authentication (api_key, plus any of `methods`)
+  std::vector<ApiKey> api_keys{};  // at least one when enabled without other methods
+};
+
+// `security.authentication.basic:`: `Authorization: Basic` against a users
+// file of lines `name:hash:role[,role...]` (hash: bcrypt `$2b$`/`$2y$` or
+// argon2id `$argon2id$`; `#` starts a comment). Plaintext is refused.
+struct BasicAuthSection {
+  std::string users_file{};  // required when basic is a method
+};
+
+// `security.authentication.jwt:`: `Authorization: Bearer <JWT>`.
+struct JwtSection {
+  std::vector<std::string> algorithms{};  // of HS256, RS256, ES256; required
+  std::string secret{};                   // HS256 key (a secret: masked when printed)
+  std::string public_key_file{};          // PEM public key: RSA for RS256, P-256 for ES256
+  std::string issuer{};                   // `iss` must equal it, when set
+  std::string audience{};                 // `aud` must hold it, when set
+  Millis clock_skew{60000};               // leeway on exp and nbf
+  std::string roles_claim = "roles";      // string or list of strings; dotted path ("realm.roles")
+  std::string subject_claim = "sub";      // who, for logs
+};
+
+// One `security.authentication.mtls.mappings[]` entry: a client certificate
+// whose subject (or one of whose SANs) matches gets `role`. A trailing `*`
+// matches any rest.
+struct CertRoleMapping {
+  std::string subject{};  // e.g. "CN=ci,O=Example" (as the TLS layer prints it)
+  std::string san{};      // e.g. "DNS:ci.example.com", "URI:spiffe://example/ci"
+  std::string role{};
+};
+
+// `security.authentication.mtls:`.
+struct MtlsSection {
+  std::vector<CertRoleMapping> mappings{};
+};
+
+// `security.authentication.failed_logins:`: per client address, `max`
+// failed logins within `window` get 429 (Retry-After) until it passes.
+struct FailedLoginSection {
+  int max = 10;
+  Millis window{60000};
+};
+
+// `security.authentication:`.
+struct AuthenticationSection {
+  // Of api_key, basic, jwt, mtls; tried in this order of the request's
+  // credentials. Empty: api_key when security.auth.enabled, else none.
+  std::vector<std::string> methods{};
+  BasicAuthSection basic{};
+  JwtSection jwt{};
+  MtlsSection mtls{};
+  FailedLoginSection failed_logins{};
+  bool protect_health = false;   // health endpoints need health:read
+  bool protect_metrics = false;  // /metrics needs metrics:read
 };
 
 // `security.rbac:`.
 struct RbacSection {
-  // `roles: {name: [read, write, control], ...}`; replaces these defaults.
-  std::vector<Role> roles{{"viewer", {Permission::kRead}},
-                          {"operator", {Permission::kRead, Permission::kControl}},
-                          {"admin", {Permission::kRead, Permission::kWrite, Permission::kControl}}};
+  // `roles: {name: [read, write, control, pipeline:read, run:*, ...], ...}`;
+  // replaces these defaults.
+  std::vector<Role> roles{
+      {"viewer", {Permission::kRead}, {}},
+      {"operator", {Permission::kRead, Permission::kControl}, {}},
+      {"admin", {Permission::kRead, Permission::kWrite, Permission::kControl}, {}}};
+  // A YAML file `roles: {name: [...]}` read at load time; its roles are
+  // added to (and replace same-named) `roles`.
+  std::string policies_file{};
 };
 
 // `security:`.
 struct SecuritySection {
   AuthSection auth{};
+  AuthenticationSection authentication{};
   RbacSection rbac{};
 };
 

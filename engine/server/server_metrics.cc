@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "engine/core/log.h"
 #include "engine/healing/failure.h"
 
 namespace df::server {
@@ -43,7 +44,19 @@ void collect(metrics::MetricsWriter& out, const PipelineManager& manager) {
   auto recoveries = out.counter("dataflow_recoveries_total",
                                 "Self-healing decisions by failure class and action.",
                                 {"class", "action"});
+  auto kafka_lag =
+      out.gauge("dataflow_kafka_consumer_lag",
+                "Messages between a Kafka partition's high watermark and the source's position.",
+                {"pipeline", "node", "topic", "partition"});
+  auto kafka_brokers =
+      out.gauge("dataflow_kafka_brokers_up",
+                "Kafka brokers the node's clients are connected to (the least over its subtasks).",
+                {"pipeline", "node"});
   std::map<std::pair<std::string, std::string>, uint64_t> recovery_totals;
+  auto breaker_open =
+      out.gauge("dataflow_circuit_breaker_open",
+                "1 while the circuit breaker around the sink is open (its calls stopped), else 0.",
+                {"pipeline", "node"});
   for (const PipelineSnapshot& p : pipelines) {
     running.sample({p.name}, p.running ? 1 : 0);
     processed.sample({p.name}, static_cast<double>(p.events_processed));
@@ -57,9 +70,19 @@ void collect(metrics::MetricsWriter& out, const PipelineManager& manager) {
       rows_in.sample({p.name, n.id}, static_cast<double>(n.rows_in));
       rows_out.sample({p.name, n.id}, static_cast<double>(n.rows_out));
       backpressure.sample({p.name, n.id}, static_cast<double>(n.backpressure_events));
-      if (n.role == runtime::NodeRole::kSink) latency.sample({p.name, n.id}, n.latency);
+      if (n.role == runtime::NodeRole::kSink) {
+        latency.sample({p.name, n.id}, n.latency);
+        breaker_open.sample({p.name, n.id}, n.circuit_breaker_open ? 1 : 0);
+      }
       if (n.dead_letters > 0) {
         dead_letters.sample({p.name, n.id}, static_cast<double>(n.dead_letters));
+      }
+      for (const auto& part : n.kafka_lag) {
+        kafka_lag.sample({p.name, n.id, part.topic, std::to_string(part.partition)},
+                         static_cast<double>(part.lag));
+      }
+      if (n.kafka_brokers_up >= 0) {
+        kafka_brokers.sample({p.name, n.id}, static_cast<double>(n.kafka_brokers_up));
       }
     }
     for (const auto& [key, count] : p.recoveries) {
@@ -89,14 +112,32 @@ metrics::Registry::CollectorId add_server_collector(metrics::Registry& registry,
 HealthCheckResult pipelines_health(const PipelineManager& manager) {
   size_t running = 0;
   size_t failed = 0;
+  // Running pipelines whose Kafka clients reach no broker (librdkafka keeps
+  // retrying): "pipeline/node: why".
+  std::string unreachable;
+  // Sinks whose circuit breaker is open: "pipeline/node".
+  std::string open_breakers;
   for (const PipelineSnapshot& p : manager.snapshot()) {
     if (p.running) ++running;
     if (p.failed) ++failed;
+    for (const NodeSnapshot& n : p.nodes) {
+      if (n.circuit_breaker_open) {
+        open_breakers += open_breakers.empty() ? "[" : ", ";
+        append_json_string(p.name + "/" + n.id, open_breakers);
+      }
+      if (n.kafka_brokers_problem.empty()) continue;
+      unreachable += unreachable.empty() ? "[" : ", ";
+      append_json_string(p.name + "/" + n.id + ": " + n.kafka_brokers_problem, unreachable);
+    }
   }
   std::string detail = "{\"running\": " + std::to_string(running) +
-                       ", \"failed\": " + std::to_string(failed) + "}";
-  return failed > 0 ? HealthCheckResult::degraded(std::move(detail))
-                    : HealthCheckResult::healthy(std::move(detail));
+                       ", \"failed\": " + std::to_string(failed);
+  if (!unreachable.empty()) detail += ", \"kafka_brokers_down\": " + unreachable + "]";
+  if (!open_breakers.empty()) detail += ", \"circuit_breakers_open\": " + open_breakers + "]";
+  detail += "}";
+  return failed > 0 || !unreachable.empty() || !open_breakers.empty()
+             ? HealthCheckResult::degraded(std::move(detail))
+             : HealthCheckResult::healthy(std::move(detail));
 }
 
 }  // namespace df::server

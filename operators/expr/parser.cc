@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string>
+#include <unordered_map>
 #include <utility>
 
 namespace df::expr::internal {
@@ -234,6 +236,12 @@ struct ParseError {
   std::string message;
 };
 
+// How deep an expression may nest: parentheses, operators and calls alike.
+// The parser, the binder and the evaluator all recurse over the tree, so
+// this bounds their stack use (a hostile `((((...` or `a+a+a+...` is an error,
+// not a stack overflow).
+constexpr int kMaxDepth = 256;
+
 class Parser {
  public:
   Parser(std::string_view text, std::vector<Token> tokens)
@@ -299,10 +307,52 @@ class Parser {
     n->op = op;
     n->args.push_back(std::move(l));
     n->args.push_back(std::move(r));
+    return checked(std::move(n));
+  }
+
+  // Counts the parser's nesting while a parse_* call that can recurse runs.
+  class Nesting {
+   public:
+    explicit Nesting(Parser& p) : p_(p) { ++p_.nesting_; }
+    ~Nesting() { --p_.nesting_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+    bool too_deep() const { return p_.nesting_ > kMaxDepth; }
+
+   private:
+    Parser& p_;
+  };
+
+  NodePtr too_deep_error() {
+    return fail(peek(),
+                "the expression nests deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
+
+  // Records n's height (its children's are known) and refuses a tree taller
+  // than kMaxDepth, however it was built (a long operator chain is as tall
+  // as deep parentheses).
+  NodePtr checked(NodePtr n) {
+    if (!n) return n;
+    int height = 1;
+    for (const NodePtr& arg : n->args) {
+      if (!arg) continue;
+      auto it = heights_.find(arg.get());
+      height = std::max(height, (it == heights_.end() ? 1 : it->second) + 1);
+    }
+    if (height > kMaxDepth) {
+      if (!error_) {
+        error_ = ParseError{
+            n->pos, "the expression nests deeper than " + std::to_string(kMaxDepth) + " levels"};
+      }
+      return nullptr;
+    }
+    heights_[n.get()] = height;
     return n;
   }
 
   NodePtr parse_or() {
+    Nesting nesting(*this);
+    if (nesting.too_deep()) return too_deep_error();
     const size_t begin = peek().begin;
     NodePtr l = parse_and();
     while (l && at_keyword("or")) {
@@ -329,13 +379,15 @@ class Parser {
   // SQL precedence: `not a = b` is `not (a = b)`.
   NodePtr parse_not() {
     if (at_keyword("not")) {
+      Nesting nesting(*this);
+      if (nesting.too_deep()) return too_deep_error();
       const size_t begin = next().begin;
       NodePtr operand = parse_not();
       if (!operand) return nullptr;
       auto n = make(NodeKind::kUnary, begin, begin);
       n->op = Op::kNot;
       n->args.push_back(std::move(operand));
-      return n;
+      return checked(std::move(n));
     }
     return parse_predicate();
   }
@@ -382,7 +434,7 @@ class Parser {
         auto n = make(NodeKind::kIsNull, pos, begin);
         n->negated = negated;
         n->args.push_back(std::move(l));
-        l = std::move(n);
+        l = checked(std::move(n));
         continue;
       }
       bool negated = false;
@@ -406,7 +458,7 @@ class Parser {
         n->pos = static_cast<uint32_t>(pos);
         n->negated = negated;
         finish(*n, begin);
-        l = std::move(n);
+        l = checked(std::move(n));
         continue;
       }
       if (at_keyword("between", ahead)) {
@@ -424,7 +476,7 @@ class Parser {
         n->args.push_back(std::move(l));
         n->args.push_back(std::move(lo));
         n->args.push_back(std::move(hi));
-        l = std::move(n);
+        l = checked(std::move(n));
         continue;
       }
       if (at_keyword("like", ahead)) {
@@ -437,7 +489,7 @@ class Parser {
         n->negated = negated;
         n->args.push_back(std::move(l));
         n->args.push_back(std::move(pattern));
-        l = std::move(n);
+        l = checked(std::move(n));
         continue;
       }
       break;
@@ -499,6 +551,8 @@ class Parser {
 
   NodePtr parse_unary() {
     if (peek().kind == Tok::kMinus || peek().kind == Tok::kPlus) {
+      Nesting nesting(*this);
+      if (nesting.too_deep()) return too_deep_error();
       const bool minus = peek().kind == Tok::kMinus;
       const size_t begin = next().begin;
       // Fold a sign into a numeric literal so that -9223372036854775808 is
@@ -512,7 +566,7 @@ class Parser {
       auto n = make(NodeKind::kUnary, begin, begin);
       n->op = Op::kNeg;
       n->args.push_back(std::move(operand));
-      return n;
+      return checked(std::move(n));
     }
     return parse_primary();
   }
@@ -598,7 +652,7 @@ class Parser {
       n->name = std::move(name);
       if (!parse_list(n->args, "arguments of '" + n->name + "'")) return nullptr;
       finish(*n, begin);
-      return n;
+      return checked(std::move(n));
     }
     if (is_reserved_word(t.text)) {
       return fail(t, "unexpected keyword '" + t.text + "' (quote a field with this name as `" +
@@ -633,11 +687,13 @@ class Parser {
     auto n = make(NodeKind::kCast, begin, begin);
     n->cast_to = *type;
     n->args.push_back(std::move(operand));
-    return n;
+    return checked(std::move(n));
   }
 
   std::string_view text_;
   std::vector<Token> toks_;
+  int nesting_ = 0;                               // see Nesting
+  std::unordered_map<const Node*, int> heights_;  // see checked()
   size_t pos_ = 0;
   size_t prev_end_ = 0;
   std::optional<ParseError> error_;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "engine/server/console.h"
 #include "engine/server/openapi.h"
 #include "tests/unit/server/http_client.h"
 #include "tests/unit/server/manager_fixture.h"
@@ -289,6 +290,9 @@ TEST(OpenApi, DocumentsExactlyTheRoutes) {
   }
   std::set<std::string> routed;
   for (const Api::Route& r : Api::routes()) routed.insert(std::string(r.method) + " " + r.pattern);
+  for (const ConsoleApi::Route& r : ConsoleApi::routes()) {
+    routed.insert(std::string(r.method) + " " + r.pattern);
+  }
   routed.insert(std::string("GET ") + Api::kStreamPattern);
   EXPECT_EQ(documented, routed);
 
