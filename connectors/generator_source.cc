@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <optional>
+#include <variant>
 
 #include "connectors/options.h"
+#include "connectors/strided_sequence.h"
 #include "operators/expr/expr.h"
 
 namespace df::connectors {
@@ -31,8 +32,6 @@ void fill_ids(int64_t* out, uint64_t first, uint64_t stride, uint64_t n) {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 struct GeneratorConfig {
   std::optional<uint64_t> count;  // nullopt = unbounded
   double rate = 0;                // rows/s over all subtasks; 0 = unlimited
@@ -47,31 +46,13 @@ class GeneratorSource final : public runtime::SourceOperator {
  public:
   GeneratorSource(std::shared_ptr<const GeneratorConfig> cfg, int subtask, int parallelism)
       : cfg_(std::move(cfg)),
-        first_(static_cast<uint64_t>(subtask)),
-        stride_(static_cast<uint64_t>(parallelism)) {
-    if (cfg_->count) {
-      total_ = *cfg_->count > first_ ? (*cfg_->count - first_ + stride_ - 1) / stride_ : 0;
-    }
-    rate_ = cfg_->rate / static_cast<double>(stride_);
-  }
+        seq_({"next_row", "a row", "a generator", "generator"}, cfg_->count, cfg_->rate, subtask,
+             parallelism) {}
 
   Status open(runtime::OperatorContext& ctx) override {
     ctx_ = &ctx;
     batch_size_ = std::max<size_t>(1, ctx.batch_size());
-    if (rate_ > 0) {
-      // Emit at least ~10 ms worth of rows at a time so high rates still make
-      // full batches; a low rate emits row by row.
-      min_chunk_ = std::clamp(rate_ / 100.0, 1.0, static_cast<double>(batch_size_));
-      tokens_ = min_chunk_;
-    }
-    if (const std::string* meta = ctx.restored_meta()) {
-      Status s = restore(*meta);
-      if (!s.ok()) {
-        return Status(s.code(), "generator '" + ctx.node_id() + "' subtask " +
-                                    std::to_string(first_) + ": cannot resume: " + s.message());
-      }
-    }
-    return Status::OK();
+    return seq_.open(ctx);
   }
 
   // Meta: {"next_row": i, "parallelism": N}: the row number i of the next row
@@ -79,70 +60,28 @@ class GeneratorSource final : public runtime::SourceOperator {
   // generator emits exactly the rows an uninterrupted one would. The token
   // bucket starts afresh: a rate limit holds from the resume on.
   Status snapshot(runtime::SnapshotContext& ctx) override {
-    nlohmann::json j = {{"next_row", first_ + next_ * stride_}, {"parallelism", stride_}};
-    ctx.set_meta(j.dump());
+    seq_.snapshot(ctx);
     return Status::OK();
   }
 
   Result<runtime::SourceProgress> produce(runtime::Output& out) override {
-    if (ctx_->stop_requested()) return runtime::SourceProgress::exhausted();
-    uint64_t n = batch_size_;
-    if (total_) {
-      if (next_ >= *total_) return runtime::SourceProgress::exhausted();
-      n = std::min<uint64_t>(n, *total_ - next_);
+    if (ctx_->stop_requested() || seq_.exhausted()) return runtime::SourceProgress::exhausted();
+    const auto allowed = seq_.allow(batch_size_);
+    if (const auto* at = std::get_if<StridedSequence::Clock::time_point>(&allowed)) {
+      return runtime::SourceProgress::wait_until(*at);
     }
-    if (rate_ > 0) {
-      Clock::time_point now = Clock::now();
-      if (last_refill_ != Clock::time_point{}) {
-        double elapsed = std::chrono::duration<double>(now - last_refill_).count();
-        tokens_ = std::min(static_cast<double>(batch_size_), tokens_ + elapsed * rate_);
-      }
-      last_refill_ = now;
-      double need = std::min(min_chunk_, static_cast<double>(n));
-      if (tokens_ < need) {
-        auto delay = std::chrono::duration<double>((need - tokens_) / rate_);
-        return runtime::SourceProgress::wait_until(
-            now + std::chrono::duration_cast<Clock::duration>(delay) +
-            std::chrono::microseconds(1));
-      }
-      n = std::min<uint64_t>(n, static_cast<uint64_t>(tokens_));
-      tokens_ -= static_cast<double>(n);
-    }
+    const uint64_t n = std::get<uint64_t>(allowed);
     emit_rows(n, out);
-    next_ += n;
-    if (total_ && next_ >= *total_) return runtime::SourceProgress::exhausted();
+    seq_.advance(n);
+    if (seq_.exhausted()) return runtime::SourceProgress::exhausted();
     return runtime::SourceProgress::more();
   }
 
  private:
-  Status restore(const std::string& text) {
-    uint64_t row = 0;
-    uint64_t par = 0;
-    try {
-      nlohmann::json j = nlohmann::json::parse(text);
-      row = j.at("next_row").get<uint64_t>();
-      par = j.at("parallelism").get<uint64_t>();
-    } catch (const nlohmann::json::exception& e) {
-      return Status::invalid(std::string("bad checkpoint meta: ") + e.what());
-    }
-    if (par != stride_) {
-      return Status::invalid("the checkpoint was taken with parallelism " + std::to_string(par) +
-                             ", this run has " + std::to_string(stride_) +
-                             " (a generator cannot be rescaled)");
-    }
-    if (row < first_ || (row - first_) % stride_ != 0) {
-      return Status::invalid("next_row " + std::to_string(row) + " is not a row of subtask " +
-                             std::to_string(first_));
-    }
-    next_ = (row - first_) / stride_;
-    if (total_) next_ = std::min(next_, *total_);
-    return Status::OK();
-  }
-
   void emit_rows(uint64_t n, runtime::Output& out) {
     auto ids = Column::make_for_overwrite(TypeId::kInt64, n);
     int64_t* data = ids->mutable_int64_data();
-    fill_ids(data, first_ + next_ * stride_, stride_, n);
+    fill_ids(data, seq_.number(), seq_.stride(), n);
     ColumnPtr id_col = ids;
     Batch input(cfg_->input_schema, {id_col}, n);
     expr::EvalContext& ectx = eval_;
@@ -169,18 +108,10 @@ class GeneratorSource final : public runtime::SourceOperator {
   }
 
   std::shared_ptr<const GeneratorConfig> cfg_;
-  const uint64_t first_;
-  const uint64_t stride_;
-  std::optional<uint64_t> total_;  // rows of this subtask; nullopt = unbounded
-  uint64_t next_ = 0;              // rows of this subtask emitted so far
+  StridedSequence seq_;
   runtime::OperatorContext* ctx_ = nullptr;
   expr::EvalContext eval_;  // reused by every batch; errors cleared per field
   size_t batch_size_ = 1024;
-  // Token bucket (rows), refilled at rate_ per second up to one batch.
-  double rate_ = 0;
-  double min_chunk_ = 1;
-  double tokens_ = 0;
-  Clock::time_point last_refill_{};
 };
 
 class PreparedGenerator final : public runtime::PreparedNode {

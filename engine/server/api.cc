@@ -429,10 +429,10 @@ HttpResponse Api::whoami(const HttpRequest& request) {
     }
   }
   json j = {{"principal", who.name},
-                      {"method", who.method},
-                      {"authentication", access_->enabled()},
-                      {"roles", who.roles},
-                      {"permissions", permissions}};
+            {"method", who.method},
+            {"authentication", access_->enabled()},
+            {"roles", who.roles},
+            {"permissions", permissions}};
   return HttpResponse::json(200, j.dump());
 }
 

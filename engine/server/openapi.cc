@@ -337,14 +337,14 @@ json build() {
        {{"200",
          {{"description", "the caller"},
           {"content",
-           json_content({{"type", "object"},
-                         {"properties",
-                          {{"principal", {{"type", "string"}}},
-                           {"method", {{"type", "string"}}},
-                           {"authentication", {{"type", "boolean"}}},
-                           {"roles", {{"type", "array"}, {"items", {{"type", "string"}}}}},
-                           {"permissions",
-                            {{"type", "array"}, {"items", {{"type", "string"}}}}}}}})}}}}}};
+           json_content(
+               {{"type", "object"},
+                {"properties",
+                 {{"principal", {{"type", "string"}}},
+                  {"method", {{"type", "string"}}},
+                  {"authentication", {{"type", "boolean"}}},
+                  {"roles", {{"type", "array"}, {"items", {{"type", "string"}}}}},
+                  {"permissions", {{"type", "array"}, {"items", {{"type", "string"}}}}}}}})}}}}}};
   paths["/openapi.json"]["get"] = {{"operationId", "openapi"},
                                    {"summary", "This document"},
                                    {"responses",

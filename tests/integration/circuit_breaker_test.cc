@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli/http_client.h"
+#include "tests/support/server_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -131,44 +132,6 @@ TEST_F(BreakerExecTest, MaxOpenGivesUpOnAPeerThatStaysDown) {
 }
 
 // --- Under the server ---
-
-cli::HttpClient client_for(uint16_t port) {
-  auto url = cli::parse_server_url("http://127.0.0.1:" + std::to_string(port));
-  cli::HttpClientOptions options;
-  options.connect_timeout = Millis{2000};
-  options.io_timeout = Millis{10000};
-  return cli::HttpClient(*url, options);
-}
-
-std::string get_body(const cli::HttpClient& http, const std::string& path) {
-  auto r = http.request("GET", path);
-  if (!r.ok()) {
-    ADD_FAILURE() << "GET " << path << ": " << r.status().message();
-    return {};
-  }
-  return r->body;
-}
-
-json get_json(const cli::HttpClient& http, const std::string& path) {
-  return json::parse(get_body(http, path), nullptr, false);
-}
-
-// The ids in the committed part files under `dir` (JSON lines with "id").
-std::multiset<int64_t> committed_ids(const std::string& dir) {
-  std::multiset<int64_t> ids;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file() || name.empty() || name[0] == '.' || name[0] == '_') continue;
-    std::ifstream in(entry.path());
-    std::string line;
-    while (std::getline(in, line)) {
-      json row = json::parse(line, nullptr, false);
-      if (row.is_object() && row.contains("id")) ids.insert(row["id"].get<int64_t>());
-    }
-  }
-  return ids;
-}
 
 TEST(BreakerServerTest, HealthIsDegradedAndTheGaugeIsOneWhileTheBreakerIsOpen) {
   TempDir dir;

@@ -20,6 +20,7 @@
 
 #include "cli/http_client.h"
 #include "tests/support/s3_server.h"
+#include "tests/support/server_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -31,40 +32,6 @@ namespace df::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-cli::HttpClient client_for(uint16_t port) {
-  auto url = cli::parse_server_url("http://127.0.0.1:" + std::to_string(port));
-  cli::HttpClientOptions options;
-  options.connect_timeout = Millis{2000};
-  options.io_timeout = Millis{10000};
-  return cli::HttpClient(*url, options);
-}
-
-json get_json(const cli::HttpClient& http, const std::string& path) {
-  auto r = http.request("GET", path);
-  if (!r.ok() || r->status != 200) return json::object();
-  return json::parse(r->body, nullptr, false);
-}
-
-// Polls `probe` every 100 ms until it returns true (bounded by `budget`).
-bool eventually(const std::function<bool()>& probe, std::chrono::seconds budget) {
-  const auto deadline = Clock::now() + budget;
-  while (Clock::now() < deadline) {
-    if (probe()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return probe();
-}
-
-// Every id in the committed part files of the file sink's directory.
-std::multiset<int64_t> committed_ids(const std::string& dir) {
-  std::multiset<int64_t> ids;
-  for (const std::string& line : committed_rows(dir)) {
-    json row = json::parse(line, nullptr, false);
-    if (row.is_object() && row.contains("id")) ids.insert(row["id"].get<int64_t>());
-  }
-  return ids;
-}
 
 void expect_exactly_once(const std::string& out, int rows) {
   const std::multiset<int64_t> ids = committed_ids(out);

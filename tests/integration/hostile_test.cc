@@ -22,6 +22,7 @@
 
 #include "cli/http_client.h"
 #include "tests/support/pki.h"
+#include "tests/support/server_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -72,17 +73,6 @@ size_t committed_rows(const std::string& dir) {
     while (std::getline(in, line)) ++rows;
   }
   return rows;
-}
-
-// Waits (bounded) until `done()`.
-template <class Done>
-bool eventually(Done&& done, std::chrono::milliseconds budget) {
-  const auto deadline = Clock::now() + budget;
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return done();
 }
 
 TEST(Hostile, TlsApiWithHandshakeCurlAndSighupReload) {

@@ -22,6 +22,7 @@
 #include "cli/http_client.h"
 #include "tests/support/kafka_client.h"
 #include "tests/support/kafka_cluster.h"
+#include "tests/support/server_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -33,30 +34,6 @@ using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-cli::HttpClient client_for(uint16_t port) {
-  auto url = cli::parse_server_url("http://127.0.0.1:" + std::to_string(port));
-  cli::HttpClientOptions options;
-  options.connect_timeout = Millis{2000};
-  options.io_timeout = Millis{10000};
-  return cli::HttpClient(*url, options);
-}
-
-// The body of GET `path` (any status); empty when the request failed.
-std::string get_body(const cli::HttpClient& http, const std::string& path) {
-  auto r = http.request("GET", path);
-  return r.ok() ? r->body : std::string();
-}
-
-// Polls `probe` every 100 ms until it returns true or `budget` passes.
-bool eventually(const std::function<bool()>& probe, std::chrono::seconds budget) {
-  const auto deadline = Clock::now() + budget;
-  while (!probe()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(100ms);
-  }
-  return true;
-}
-
 // The value of the sample `series` (name{labels}) in an exposition; nullopt
 // when absent.
 std::optional<double> sample(const std::string& exposition, const std::string& series) {
@@ -64,23 +41,6 @@ std::optional<double> sample(const std::string& exposition, const std::string& s
   if (at == std::string::npos) return std::nullopt;
   const size_t value = at + series.size() + 2;
   return std::stod(exposition.substr(value, exposition.find('\n', value) - value));
-}
-
-// The ids in the committed part files under `dir` (JSON lines with "id").
-std::multiset<int64_t> committed_ids(const std::string& dir) {
-  std::multiset<int64_t> ids;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file() || name.empty() || name[0] == '.' || name[0] == '_') continue;
-    std::ifstream in(entry.path());
-    std::string line;
-    while (std::getline(in, line)) {
-      Json row = Json::parse(line, nullptr, false);
-      if (row.is_object() && row.contains("id")) ids.insert(row["id"].get<int64_t>());
-    }
-  }
-  return ids;
 }
 
 // Messages {"id": i} for i in [first, first + n), spread over `partitions`.

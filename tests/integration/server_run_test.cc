@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cli/http_client.h"
+#include "tests/support/server_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -26,23 +27,6 @@ namespace df::test {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-cli::HttpClient client_for(uint16_t port) {
-  auto url = cli::parse_server_url("http://127.0.0.1:" + std::to_string(port));
-  cli::HttpClientOptions options;
-  options.connect_timeout = Millis{2000};
-  options.io_timeout = Millis{10000};
-  return cli::HttpClient(*url, options);
-}
-
-json get_json(const cli::HttpClient& http, const std::string& path) {
-  auto r = http.request("GET", path);
-  if (!r.ok() || r->status != 200) {
-    ADD_FAILURE() << "GET " << path << ": " << (r.ok() ? r->body : r.status().message());
-    return json::object();
-  }
-  return json::parse(r->body, nullptr, false);
-}
 
 // Polls the run until `done(run)` (bounded by `budget`).
 json wait_for(const cli::HttpClient& http, const std::string& path,
@@ -56,23 +40,6 @@ json wait_for(const cli::HttpClient& http, const std::string& path,
   }
   ADD_FAILURE() << path << " never reached the expected state: " << doc.dump();
   return doc;
-}
-
-// The ids in the committed part files under `dir` (JSON lines with "id").
-std::multiset<int64_t> committed_ids(const std::string& dir) {
-  std::multiset<int64_t> ids;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (!entry.is_regular_file() || name.empty() || name[0] == '.' || name[0] == '_') continue;
-    std::ifstream in(entry.path());
-    std::string line;
-    while (std::getline(in, line)) {
-      json row = json::parse(line, nullptr, false);
-      if (row.is_object() && row.contains("id")) ids.insert(row["id"].get<int64_t>());
-    }
-  }
-  return ids;
 }
 
 std::string pipeline_text(const std::string& out_dir, int rows, int rate) {
@@ -104,8 +71,9 @@ TEST(Server, SigtermUnderLoadExitsZeroAndTheNextStartContinuesExactlyOnce) {
     ASSERT_EQ(created->status, 201) << created->body;
     run_id = json::parse(created->body)["current_run"].get<std::string>();
     // Under way, with at least one checkpoint behind it.
-    wait_for(api, "/api/v1/runs/" + run_id,
-             [](const json& r) { return r.value("checkpoints", 0) >= 1; }, 30s);
+    wait_for(
+        api, "/api/v1/runs/" + run_id, [](const json& r) { return r.value("checkpoints", 0) >= 1; },
+        30s);
     const auto stopping = Clock::now();
     ProcessResult stopped = server.stop(SIGTERM, 30s);
     EXPECT_EQ(stopped.exit_code, 0) << server.log();
@@ -124,8 +92,9 @@ TEST(Server, SigtermUnderLoadExitsZeroAndTheNextStartContinuesExactlyOnce) {
   EXPECT_EQ(runs["runs"][1]["id"], run_id);
   EXPECT_EQ(runs["runs"][1]["status"], "cancelled") << runs.dump();
   const std::string resumed = runs["runs"][0]["id"].get<std::string>();
-  json run = wait_for(api, "/api/v1/runs/" + resumed,
-                      [](const json& r) { return r.value("status", "") != "running"; }, 60s);
+  json run = wait_for(
+      api, "/api/v1/runs/" + resumed,
+      [](const json& r) { return r.value("status", "") != "running"; }, 60s);
   EXPECT_EQ(run["status"], "succeeded") << run.dump() << server.log();
   const std::multiset<int64_t> ids = committed_ids(out);
   ASSERT_EQ(ids.size(), static_cast<size_t>(kRows)) << "duplicates or losses";
@@ -158,16 +127,17 @@ TEST(Server, MetricsPassPromtoolAndAPrometheusScrapesTheProcessedCount) {
   ASSERT_TRUE(created.ok());
   ASSERT_EQ(created->status, 201) << created->body;
   const std::string run_id = json::parse(created->body)["current_run"].get<std::string>();
-  wait_for(api, "/api/v1/runs/" + run_id,
-           [](const json& r) { return r.value("checkpoints", 0) >= 1; }, 30s);
+  wait_for(
+      api, "/api/v1/runs/" + run_id, [](const json& r) { return r.value("checkpoints", 0) >= 1; },
+      30s);
 
   auto metrics = client_for(server.metrics_port()).request("GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
   ASSERT_EQ(metrics->status, 200);
   EXPECT_NE(metrics->content_type.find("text/plain"), std::string::npos);
   const std::string exposition = dir.write("metrics.txt", metrics->body);
-  ProcessResult checked = run_process(
-      {"/bin/sh", "-c", "promtool check metrics < " + exposition}, dir.str(), 30s);
+  ProcessResult checked =
+      run_process({"/bin/sh", "-c", "promtool check metrics < " + exposition}, dir.str(), 30s);
   EXPECT_EQ(checked.exit_code, 0) << checked.out << checked.err;
   EXPECT_EQ(checked.out + checked.err, "");
   for (const std::string& name : documented_metrics()) {
@@ -185,12 +155,12 @@ TEST(Server, MetricsPassPromtoolAndAPrometheusScrapesTheProcessedCount) {
 
   // A real Prometheus scrapes it; the query returns the processed count.
   const uint16_t prom_port = free_ports(1)[0];
-  const std::string prom_config = dir.write(
-      "prometheus.yml", "global: {scrape_interval: 1s}\n"
-                        "scrape_configs:\n"
-                        "  - job_name: dataflow\n"
-                        "    static_configs: [{targets: ['127.0.0.1:" +
-                            std::to_string(server.metrics_port()) + "']}]\n");
+  const std::string prom_config = dir.write("prometheus.yml",
+                                            "global: {scrape_interval: 1s}\n"
+                                            "scrape_configs:\n"
+                                            "  - job_name: dataflow\n"
+                                            "    static_configs: [{targets: ['127.0.0.1:" +
+                                                std::to_string(server.metrics_port()) + "']}]\n");
   Child prometheus({"/usr/bin/prometheus", "--config.file=" + prom_config,
                     "--storage.tsdb.path=" + dir.file("prom-data"),
                     "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
@@ -224,13 +194,13 @@ TEST(Server, ABadConfigExitsOneNamingTheKeyAndCheckMasksSecrets) {
   EXPECT_NE(r.err.find("bad.yaml:3:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("prot"), std::string::npos) << r.err;
 
-  const std::string good = dir.write("good.yaml",
-                                     "server: {port: 8080, data_dir: " + dir.file("data") +
-                                         "}\n"
-                                         "security:\n"
-                                         "  auth:\n"
-                                         "    enabled: true\n"
-                                         "    api_keys: [{name: ci, key: s3cr3t-k3y, role: admin}]\n");
+  const std::string good =
+      dir.write("good.yaml", "server: {port: 8080, data_dir: " + dir.file("data") +
+                                 "}\n"
+                                 "security:\n"
+                                 "  auth:\n"
+                                 "    enabled: true\n"
+                                 "    api_keys: [{name: ci, key: s3cr3t-k3y, role: admin}]\n");
   ProcessResult check =
       run_process({DATAFLOW_BIN, "run", "--config", good, "--check"}, dir.str(), 30s);
   EXPECT_EQ(check.exit_code, 0) << check.err;

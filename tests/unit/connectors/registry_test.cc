@@ -18,7 +18,8 @@ using test::scalar;
 TEST(Registry, RegistersEveryConnector) {
   runtime::NodeRegistry reg;
   register_connectors(reg);
-  EXPECT_EQ(reg.types(NodeRole::kSource), (std::vector<std::string>{"file", "generator", "kafka"}));
+  EXPECT_EQ(reg.types(NodeRole::kSource),
+            (std::vector<std::string>{"file", "generator", "kafka", "nexmark"}));
   EXPECT_EQ(reg.types(NodeRole::kSink),
             (std::vector<std::string>{"blackhole", "file", "kafka", "stdout"}));
   EXPECT_EQ(reg.types(NodeRole::kTransform), std::vector<std::string>{});

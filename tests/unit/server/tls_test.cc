@@ -22,9 +22,9 @@ namespace df::server {
 namespace {
 
 using namespace std::chrono_literals;
+using test::Pki;
 using test::ProcessResult;
 using test::run_process;
-using test::Pki;
 using test::served_fingerprint;
 using test::TempDir;
 
