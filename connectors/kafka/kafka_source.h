@@ -33,7 +33,7 @@
 //
 // Backpressure: on_backpressure(true) pauses the assigned partitions
 // (rd_kafka_pause_partitions), false resumes them, both logged at info; the
-// prefetch queue is bounded (queued.max.messages.kbytes, default here 16 MiB for the consumer).
+// prefetch queue is bounded (queued.max.messages.kbytes, default here 2 MiB per partition).
 //
 // Event time: per-partition watermarks (emits_watermarks()): each partition
 // tracks its highest event time; the source's watermark is the minimum of

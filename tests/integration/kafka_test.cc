@@ -58,19 +58,11 @@ std::string substitute(std::string text, const std::map<std::string, std::string
 // The `in` source of every pipeline here: JSON rows of topic `in`, a 3 s
 // session and a 500 ms heartbeat so group changes take seconds, not 45 s;
 // `extra` adds option lines (default: a bounded source).
-// Properties that pace the source: with a prefetch of 2 MiB / 10k messages
-// (the source's former defaults) librdkafka backs off between fetches, so a
-// run over 150k messages lasts seconds and a kill lands mid-stream; the
-// default prefetch reads them in a fraction of a second.
-const char* const kPacedProperties =
-    "{heartbeat.interval.ms: 500, queued.max.messages.kbytes: 2048, queued.min.messages: 10000}";
-
 std::string json_source(const std::string& brokers, const std::string& group,
-                        const std::string& extra = "    bounded: true\n",
-                        const std::string& properties = "{heartbeat.interval.ms: 500}") {
+                        const std::string& extra = "    bounded: true\n") {
   return "  - id: in\n    type: kafka\n    brokers: \"" + brokers + "\"\n    topic: in\n" +
          "    group_id: " + group + "\n    session_timeout_ms: 3000\n" +
-         "    properties: " + properties + "\n" + extra +
+         "    properties: {heartbeat.interval.ms: 500}\n" + extra +
          "    format: json\n    schema: {id: int64, user: string, amount: int64}\n";
 }
 
@@ -259,7 +251,7 @@ name: kafka-alo
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: at_least_once}
 sources:
-)yaml" + json_source(kafka.bootstrap(), "kafka-alo", "    bounded: true\n", kPacedProperties) +
+)yaml" + json_source(kafka.bootstrap(), "kafka-alo") +
                                      R"yaml(sinks:
   - {id: out, type: kafka, input: in, brokers: "BROKERS", topic: out, key: id, format: json}
 )yaml",
@@ -299,7 +291,7 @@ name: kafka-eos
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: exactly_once}
 sources:
-)yaml" + json_source(kafka.bootstrap(), "kafka-eos", "    bounded: true\n", kPacedProperties) +
+)yaml" + json_source(kafka.bootstrap(), "kafka-eos") +
                                      R"yaml(sinks:
   - {id: out, type: file, input: in, path: out, format: json}
 )yaml",
