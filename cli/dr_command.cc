@@ -46,8 +46,11 @@ int run_list(const DrArgs& args) {
   if (args.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& b : *backups) {
-      out.push_back(
-          {{"id", b.id}, {"created", b.created}, {"pipelines", b.pipelines}, {"bytes", b.bytes}});
+      out.push_back({{"id", b.id},
+                     {"created", b.created},
+                     {"pipelines", b.pipelines},
+                     {"checkpoints", b.checkpoints},
+                     {"bytes", b.bytes}});
     }
     std::printf("%s\n", out.dump(2).c_str());
     return kExitOk;
@@ -56,10 +59,12 @@ int run_list(const DrArgs& args) {
     print_error("no complete backup in " + args.from + ".");
     return kExitInvalidInput;
   }
-  std::printf("%-20s  %-24s  %12s  %s\n", "ID", "CREATED", "BYTES", "PIPELINES");
+  std::printf("%-20s  %-24s  %12s  %s\n", "ID", "CREATED", "BYTES", "PIPELINES@CHECKPOINT");
   for (const auto& b : *backups) {
     std::string names;
-    for (const auto& p : b.pipelines) names += (names.empty() ? "" : ",") + p;
+    for (const auto& [name, checkpoint] : b.checkpoints) {
+      names += (names.empty() ? "" : ",") + name + "@" + std::to_string(checkpoint);
+    }
     std::printf("%-20s  %-24s  %12llu  %s\n", b.id.c_str(), b.created.c_str(),
                 static_cast<unsigned long long>(b.bytes), names.empty() ? "-" : names.c_str());
   }
@@ -77,14 +82,18 @@ int run_restore(const DrArgs& args) {
     print_error("restore failed: " + restored.status().message());
     return exit_code_for(restored.status());
   }
-  for (const std::string& note : restored->notes) std::printf("%s\n", note.c_str());
+  // Which checkpoint each pipeline resumes from: the newest completed one
+  // of its storage, which may be newer than the backup's.
+  for (const server::PipelineRestore& p : restored->pipelines) {
+    std::printf("%s\n", server::describe(p).c_str());
+  }
   std::printf("Restored backup %s (%s) into %s: %llu metadata keys, %zu pipeline checkpoints.\n",
               restored->backup.id.c_str(), restored->backup.created.c_str(), args.data_dir.c_str(),
               static_cast<unsigned long long>(restored->metadata_keys),
               restored->backup.pipelines.size());
   std::printf(
       "Start the server with server.data_dir: %s; it resumes the pipelines that were "
-      "running.\n",
+      "running, each from the checkpoint above.\n",
       args.data_dir.c_str());
   return kExitOk;
 }

@@ -117,15 +117,18 @@ Result<uint64_t> load_metadata(std::string_view dump, const std::string& db_dir)
   return keys;
 }
 
-// The checkpoint _CURRENT names (else the newest valid one), if any.
-Result<std::optional<uint64_t>> current_checkpoint(checkpoint::CheckpointStorage& storage,
-                                                   const std::string& pipeline) {
-  DF_ASSIGN_OR_RETURN(auto all, checkpoint::list_checkpoints(storage, pipeline));
-  for (const auto& c : all) {
-    if (c.current && c.valid) return std::optional<uint64_t>(c.id);
-  }
-  for (const auto& c : all) {
-    if (c.valid) return std::optional<uint64_t>(c.id);
+// The checkpoint a run of `pipeline` resumes from, from its manifests alone:
+// CheckpointCoordinator::restore's choice (_CURRENT's checkpoint; when its
+// manifest is bad, the newest good older one; without _CURRENT, the newest
+// good one). Both the backup and the restore go by it.
+Result<std::optional<uint64_t>> resume_checkpoint(checkpoint::CheckpointStorage& storage,
+                                                  const std::string& pipeline) {
+  DF_ASSIGN_OR_RETURN(auto all, checkpoint::list_checkpoints(storage, pipeline));  // newest first
+  const auto current =
+      std::find_if(all.begin(), all.end(), [](const auto& c) { return c.current; });
+  const auto from = current == all.end() ? all.begin() : current;
+  for (auto it = from; it != all.end(); ++it) {
+    if (it->valid) return std::optional<uint64_t>(it->id);
   }
   return std::optional<uint64_t>();
 }
@@ -180,7 +183,11 @@ BackupInfo info_from(const json& m) {
   info.created = m.value("created", "");
   info.created_ms = m.value("created_ms", int64_t{0});
   for (const json& p : m.value("pipelines", json::array())) {
-    if (!p.value("checkpoint", json()).is_null()) info.pipelines.push_back(p.value("name", ""));
+    const json checkpoint = p.value("checkpoint", json());
+    if (checkpoint.is_number_unsigned()) {
+      info.pipelines.push_back(p.value("name", ""));
+      info.checkpoints[p.value("name", "")] = checkpoint.get<uint64_t>();
+    }
     info.bytes += p.value("bytes", uint64_t{0});
   }
   info.bytes += m.value("metadata", json::object()).value("size", uint64_t{0});
@@ -320,7 +327,7 @@ Result<BackupInfo> BackupService::backup_locked() {
     // checkpoint while it is copied; then the newer current one is taken.
     Status copied = Status::OK();
     for (int attempt = 0; attempt < kCheckpointAttempts; ++attempt) {
-      DF_ASSIGN_OR_RETURN(std::optional<uint64_t> current, current_checkpoint(*source, p.name));
+      DF_ASSIGN_OR_RETURN(std::optional<uint64_t> current, resume_checkpoint(*source, p.name));
       if (!current) break;
       uint64_t bytes = 0;
       copied = [&]() -> Status {
@@ -430,31 +437,65 @@ Result<RestoreResult> restore_backup(const RestoreOptions& options) {
   std::map<std::string, std::unique_ptr<checkpoint::CheckpointStorage>> targets;
   const std::string prefix = backup_prefix(id) + "checkpoints/";
   for (const json& p : manifest.value("pipelines", json::array())) {
-    const std::string name = p.value("name", "");
-    if (p.value("checkpoint", json()).is_null()) continue;
-    const uint64_t backed_up = p["checkpoint"].get<uint64_t>();
+    PipelineRestore& entry = result.pipelines.emplace_back();
+    entry.name = p.value("name", "");
+    const json backed_up = p.value("checkpoint", json());
+    if (backed_up.is_number_unsigned()) entry.backed_up = backed_up.get<uint64_t>();
+    if (!p.contains("checkpoint_storage")) continue;  // unknown at backup time: left alone
     const std::string url =
         p.value("server_default", false) ? default_storage : p.value("checkpoint_storage", "");
     auto& target = targets[url];
     if (!target) {
       DF_ASSIGN_OR_RETURN(target, checkpoint::open_storage(url));
     }
-    DF_ASSIGN_OR_RETURN(std::optional<uint64_t> present, current_checkpoint(*target, name));
-    if (present && *present >= backed_up) {
-      result.notes.push_back(name + ": kept checkpoint " + std::to_string(*present) +
-                             " already in " + target->describe() + " (the backup has " +
-                             std::to_string(backed_up) + ")");
-      continue;
+    entry.storage = target->describe();
+    DF_ASSIGN_OR_RETURN(std::optional<uint64_t> present, resume_checkpoint(*target, entry.name));
+    if (present && (!entry.backed_up || *present >= *entry.backed_up)) {
+      entry.action = PipelineRestore::Action::kKept;
+    } else if (entry.backed_up) {
+      for (const json& key : p.value("keys", json::array())) {
+        const std::string k = key.get<std::string>();
+        DF_RETURN_IF_ERROR(copy_object(*from, prefix + k, *target, k, scratch).status());
+      }
+      entry.action = PipelineRestore::Action::kRestored;
     }
-    for (const json& key : p.value("keys", json::array())) {
-      const std::string k = key.get<std::string>();
-      DF_RETURN_IF_ERROR(copy_object(*from, prefix + k, *target, k, scratch).status());
-    }
-    result.notes.push_back(name + ": restored checkpoint " + std::to_string(backed_up) + " to " +
-                           target->describe());
+    // Read back, so what the operator is told is what the run will take.
+    DF_ASSIGN_OR_RETURN(entry.resume_from, resume_checkpoint(*target, entry.name));
   }
   DF_ASSIGN_OR_RETURN(result.metadata_keys, load_metadata(dump, metadata_dir.string()));
+  DF_ASSIGN_OR_RETURN(auto store, MetadataStore::open(metadata_dir.string()));
+  DF_ASSIGN_OR_RETURN(std::vector<PipelineRecord> records, store->pipelines());
+  for (PipelineRestore& entry : result.pipelines) {
+    for (const PipelineRecord& r : records) {
+      if (r.name == entry.name) entry.resumes_on_start = r.desired_running;
+    }
+  }
   return result;
+}
+
+std::string describe(const PipelineRestore& restore) {
+  std::string line = restore.name + ": ";
+  if (restore.storage.empty()) {
+    return line +
+           "its checkpoint storage is not in the backup; its next run resumes from the current "
+           "checkpoint of the storage its pipeline file names, if any";
+  }
+  line += restore.resume_from ? "resumes from checkpoint " + std::to_string(*restore.resume_from)
+                              : "starts without state";
+  line +=
+      restore.resumes_on_start ? " when the server starts; " : " once started (it was stopped); ";
+  switch (restore.action) {
+    case PipelineRestore::Action::kRestored:
+      return line + "restored from the backup into " + restore.storage;
+    case PipelineRestore::Action::kKept:
+      line += "kept in " + restore.storage;
+      if (!restore.backed_up) return line + ", the backup has none";
+      return line + (restore.resume_from == restore.backed_up ? ", the same as" : ", newer than") +
+             " the backup's " + std::to_string(*restore.backed_up);
+    case PipelineRestore::Action::kNone:
+      break;
+  }
+  return line + "no checkpoint in the backup or in " + restore.storage;
 }
 
 }  // namespace df::server

@@ -65,6 +65,8 @@ struct BackupInfo {
   std::string created;  // RFC 3339 UTC
   int64_t created_ms = 0;
   std::vector<std::string> pipelines;  // with a checkpoint in the backup
+  // The backed-up checkpoint of each of `pipelines`.
+  std::map<std::string, uint64_t> checkpoints;
   uint64_t bytes = 0;
 };
 
@@ -133,13 +135,37 @@ struct RestoreOptions {
   std::string checkpoint_storage;
 };
 
+// What a restore did for one pipeline of the backup, and the checkpoint its
+// next run resumes from: the one CheckpointCoordinator::restore takes, i.e.
+// what _CURRENT in its storage names after the restore. The newest
+// completed checkpoint wins: the backup's only when the storage has no
+// newer one (exactly-once sinks may have committed output up to the newer
+// one; resuming from an older checkpoint would write that output again).
+struct PipelineRestore {
+  enum class Action {
+    kRestored,  // the backup's checkpoint was copied into the storage
+    kKept,      // the storage already had the same or a newer checkpoint
+    kNone,      // nothing copied: the backup has no checkpoint of it
+  };
+  std::string name;
+  Action action = Action::kNone;
+  std::string storage;                  // its checkpoint storage (describe()); empty: unknown
+  std::optional<uint64_t> backed_up;    // the backup's checkpoint
+  std::optional<uint64_t> resume_from;  // nullopt: its next run starts without state
+  // It was running when the backup was taken: the server resumes it when it
+  // starts (otherwise it stays stopped until started).
+  bool resumes_on_start = false;
+};
+
 struct RestoreResult {
   BackupInfo backup;
   uint64_t metadata_keys = 0;
-  // One line per pipeline: what was restored, or why its storage was kept
-  // ("orders: kept checkpoint 9 already in s3://b/ckpt (the backup has 7)").
-  std::vector<std::string> notes;
+  std::vector<PipelineRestore> pipelines;  // in the backup's order
 };
+
+// One line for the operator, e.g. "orders: resumes from checkpoint 9 when
+// the server starts; kept in s3://b/ckpt, newer than the backup's 7".
+std::string describe(const PipelineRestore& restore);
 
 // Rebuilds <data_dir>/metadata from the backup's dump and copies each
 // pipeline's checkpoint back into its storage, unless that storage already

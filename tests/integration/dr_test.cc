@@ -1,19 +1,25 @@
 // Disaster recovery (runtime.disaster_recovery, engine/server/disaster_recovery.h,
 // `dataflow dr list|restore`) against a real S3 server (s3rver): a server
 // backs up its metadata store and checkpoints while a stateful pipeline
-// runs; it is killed and its data directory deleted; `dr restore` rebuilds
-// the directory and a new server resumes the pipeline from its checkpoint
-// with exactly-once output on the file sink. And the local round trip: the
-// checkpoints are lost with the data directory and come back from the
-// backup, and backups past retention_days are pruned.
+// runs; it is killed while its newest checkpoint is still being stored (the
+// file sink has already sealed output past the last completed one) and its
+// data directory is deleted; `dr restore` rebuilds the directory from a
+// backup older than the newest checkpoint S3 holds, and a new server resumes
+// the pipeline from that newest checkpoint with exactly-once output on the
+// file sink. And the local round trip: the checkpoints are lost with the
+// data directory and come back from the backup, and backups past
+// retention_days are pruned.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -42,13 +48,17 @@ void expect_exactly_once(const std::string& out, int rows) {
 }
 
 // A stateful pipeline (dedupe keeps every id seen) writing JSON lines with
-// the file sink, exactly once. `storage`: its own checkpoint.storage, or ""
-// for the server's runtime.checkpoint_storage.
+// the file sink, exactly once: `delivery: exactly_once` (two-phase commit);
+// the default, at_least_once, commits a part at each snapshot, before its
+// checkpoint is stored, so a kill in between replays that part's rows.
+// `storage`: its own checkpoint.storage, or "" for the server's
+// runtime.checkpoint_storage.
 std::string pipeline_text(const std::string& out_dir, const std::string& storage, int rows,
                           int rate) {
   std::ostringstream p;
   p << "name: orders\n"
-    << "checkpoint: {interval: 300ms" << (storage.empty() ? "" : ", storage: " + storage) << "}\n"
+    << "checkpoint: {interval: 300ms, delivery: exactly_once"
+    << (storage.empty() ? "" : ", storage: " + storage) << "}\n"
     << "sources:\n"
     << "  - {id: gen, type: generator, count: " << rows << ", rate: " << rate
     << ", fields: {id: \"i\", amount: \"i % 97\"}}\n"
@@ -68,15 +78,38 @@ json list_backups(const std::string& location, const TempDir& dir) {
   return j.is_array() ? j : json::array();
 }
 
-// Whether a backup holds a checkpoint of `pipeline`.
-bool has_backup_of(const json& backups, const std::string& pipeline) {
-  for (const json& b : backups) {
-    for (const json& p : b.value("pipelines", json::array())) {
-      if (p == pipeline) return true;
-    }
+// The oldest backup holding a checkpoint of `pipeline` (an entry of `dr list
+// --json`), or null.
+json oldest_backup_of(const json& backups, const std::string& pipeline) {
+  for (auto b = backups.rbegin(); b != backups.rend(); ++b) {
+    if (b->value("checkpoints", json::object()).contains(pipeline)) return *b;
   }
-  return false;
+  return nullptr;
 }
+
+// The file sink's part files of subtask 0 that are not committed: the open
+// one, and sealed ones waiting for their checkpoint to complete.
+size_t uncommitted_parts(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(".part-0-") && name.ends_with(".inprogress")) ++n;
+  }
+  return n;
+}
+
+// SIGSTOPs a process for its lifetime: every request to it hangs.
+class Paused {
+ public:
+  explicit Paused(pid_t pid) : pid_(pid) { ::kill(pid_, SIGSTOP); }
+  ~Paused() { ::kill(pid_, SIGCONT); }
+  Paused(const Paused&) = delete;
+  Paused& operator=(const Paused&) = delete;
+
+ private:
+  pid_t pid_;
+};
 
 double metric(uint16_t port, const std::string& series) {
   auto r = client_for(port).request("GET", "/metrics");
@@ -109,21 +142,28 @@ class S3Env {
   }
 };
 
-// Disabled: a known exactly-once bug, not a flaky test. In one of four runs
-// (CI, 2026-11-21) the resumed output held 20604 rows for 20000 ids: the
-// server restored from an older metadata backup, resuming next to the newer
-// checkpoint left in S3, replayed rows the file sink had already committed.
-// Issue 9 keeps it open; run it with --gtest_also_run_disabled_tests.
-TEST(DisasterRecovery, DISABLED_KilledServerIsRestoredFromS3AndResumesExactlyOnce) {
+// The server dies while its newest checkpoint is being stored (S3 stops
+// answering: SIGSTOP), after the file sink sealed output past the last
+// completed checkpoint; the data directory is restored from a backup older
+// than the newest checkpoint S3 holds. The resumed run takes that newest
+// checkpoint (S3's _CURRENT, not the backup's), the one `dr restore` names,
+// and the output holds every id once. (With the default at_least_once
+// delivery the sink would have committed the sealed part at its snapshot:
+// its rows came again, as 20604 rows for 20000 ids in CI.)
+TEST(DisasterRecovery, KilledServerIsRestoredFromS3AndResumesExactlyOnce) {
   if (!S3Server::node_available()) GTEST_SKIP() << S3Server::skip_reason();
   S3Server s3;
   ASSERT_TRUE(s3.ok()) << s3.error();
+  const pid_t s3_pid = s3.pid();
+  ASSERT_GT(s3_pid, 0);
   S3Env env(s3);  // the servers and the CLI are children: they inherit it
   const std::string backups = "s3://" + s3.bucket() + "/backups";
   const std::string checkpoints = "s3://" + s3.bucket() + "/checkpoints";
   TempDir dir;
   const std::string out = dir.file("out");
   constexpr int kRows = 20000;
+  std::string backup_id;
+  uint64_t backed_up = 0;
   {
     ServerProcess server(DATAFLOW_BIN, dir, dr_config(backups));
     ASSERT_TRUE(server.ready()) << server.log();
@@ -136,28 +176,60 @@ TEST(DisasterRecovery, DISABLED_KilledServerIsRestoredFromS3AndResumesExactlyOnc
     ASSERT_TRUE(eventually(
         [&] { return get_json(api, "/api/v1/runs/" + run_id).value("checkpoints", 0) >= 1; }, 30s))
         << server.log();
-    // A backup taken after that checkpoint holds it.
-    ASSERT_TRUE(
-        eventually([&] { return has_backup_of(list_backups(backups, dir), "orders"); }, 30s))
+    // A backup taken after that checkpoint holds it; the oldest such one is
+    // restored below.
+    json oldest;
+    ASSERT_TRUE(eventually(
+        [&] {
+          oldest = oldest_backup_of(list_backups(backups, dir), "orders");
+          return !oldest.is_null();
+        },
+        30s))
         << server.log();
+    backup_id = oldest["id"].get<std::string>();
+    backed_up = oldest["checkpoints"]["orders"].get<uint64_t>();
     EXPECT_GE(metric(server.metrics_port(), "dataflow_backups_total{result=\"success\"}"), 1);
     EXPECT_GT(metric(server.metrics_port(), "dataflow_backup_last_success_timestamp_seconds"),
               1.7e9);
-    ProcessResult killed = server.stop(SIGKILL, 10s);
-    EXPECT_EQ(killed.signal, SIGKILL);
+    // S3 gets a newer checkpoint than that backup.
+    ASSERT_TRUE(eventually(
+        [&] {
+          const json last =
+              get_json(api, "/api/v1/runs/" + run_id).value("last_checkpoint", json());
+          return last.is_number_unsigned() && last.get<uint64_t>() > backed_up;
+        },
+        30s))
+        << server.log();
+    {
+      // S3 hangs: no checkpoint completes any more. The next one's snapshot
+      // seals the sink's open part (a second uncommitted part): output past
+      // the last completed checkpoint, which must not become visible.
+      Paused s3_paused(s3_pid);
+      ASSERT_TRUE(eventually([&] { return uncommitted_parts(out) >= 2; }, 10s)) << server.log();
+      ProcessResult killed = server.stop(SIGKILL, 10s);
+      EXPECT_EQ(killed.signal, SIGKILL);
+    }
   }
   const size_t before = committed_ids(out).size();
   EXPECT_LT(before, static_cast<size_t>(kRows)) << "the run should have been cut short";
 
-  // The machine is lost: its data directory with it.
+  // The machine is lost: its data directory with it. The backup restored is
+  // older than the newest checkpoint in S3, which is kept (a sink may have
+  // committed output up to it) and named as the one the pipeline resumes from.
   std::filesystem::remove_all(dir.file("data"));
-  ProcessResult restored = run_process(
-      {DATAFLOW_BIN, "dr", "restore", "--from", backups, "--data-dir", dir.file("data")}, dir.str(),
-      120s);
+  ProcessResult restored = run_process({DATAFLOW_BIN, "dr", "restore", "--from", backups,
+                                        "--backup", backup_id, "--data-dir", dir.file("data")},
+                                       dir.str(), 120s);
   ASSERT_EQ(restored.exit_code, 0) << restored.out << restored.err;
-  // S3 outlived the server and has a newer checkpoint than the backup, or
-  // the same one: it is kept.
-  EXPECT_NE(restored.out.find("orders: kept checkpoint"), std::string::npos) << restored.out;
+  std::smatch resumes;
+  ASSERT_TRUE(std::regex_search(
+      restored.out, resumes,
+      std::regex("orders: resumes from checkpoint ([0-9]+) when the server starts; kept in "
+                 "s3://[^ ]+/checkpoints, newer than the backup's " +
+                 std::to_string(backed_up) + "\n")))
+      << restored.out;
+  const std::string resume_from = resumes[1].str();
+  EXPECT_GT(std::stoull(resume_from), backed_up);
   // A second restore into the same directory is refused.
   ProcessResult again = run_process(
       {DATAFLOW_BIN, "dr", "restore", "--from", backups, "--data-dir", dir.file("data")}, dir.str(),
@@ -165,7 +237,7 @@ TEST(DisasterRecovery, DISABLED_KilledServerIsRestoredFromS3AndResumesExactlyOnc
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
 
-  // The new server knows the pipeline and resumes it from its checkpoint.
+  // The new server knows the pipeline and resumes it from that checkpoint.
   ServerProcess server(DATAFLOW_BIN, dir, dr_config(backups));
   ASSERT_TRUE(server.ready()) << server.log();
   auto api = client_for(server.api_port());
@@ -189,6 +261,9 @@ TEST(DisasterRecovery, DISABLED_KilledServerIsRestoredFromS3AndResumesExactlyOnc
   EXPECT_EQ(run["status"], "succeeded") << run.dump() << server.log();
   expect_exactly_once(out, kRows);
   EXPECT_NE(server.log().find("resuming pipeline orders"), std::string::npos) << server.log();
+  EXPECT_NE(server.log().find("restored pipeline orders from checkpoint " + resume_from + ":"),
+            std::string::npos)
+      << server.log();
 }
 
 // A path under the local backup location of the test below (<dir>/backups).
@@ -258,7 +333,11 @@ TEST(DisasterRecovery, LostLocalCheckpointsComeBackFromTheBackup) {
                    "--checkpoint-storage", dir.file("checkpoints")},
                   dir.str(), 120s);
   ASSERT_EQ(restored.exit_code, 0) << restored.out << restored.err;
-  EXPECT_NE(restored.out.find("orders: restored checkpoint"), std::string::npos) << restored.out;
+  EXPECT_NE(restored.out.find("orders: resumes from checkpoint "), std::string::npos)
+      << restored.out;
+  EXPECT_NE(restored.out.find(" once started (it was stopped); restored from the backup into "),
+            std::string::npos)
+      << restored.out;
 
   // Stopped pipelines stay stopped; started, it continues from the backup.
   ServerProcess server(DATAFLOW_BIN, dir);

@@ -42,6 +42,8 @@ class S3Server {
   int port() const { return port_; }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
   const std::string& bucket() const { return bucket_; }
+  // The node process's pid (to SIGSTOP it, say), or -1 when it did not start.
+  pid_t pid() const { return child_ ? child_->pid() : -1; }
 
  private:
   std::string bucket_;
