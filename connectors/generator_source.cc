@@ -9,6 +9,7 @@
 #include "connectors/options.h"
 #include "connectors/strided_sequence.h"
 #include "operators/expr/expr.h"
+#include "operators/expr/kernels.h"
 
 namespace df::connectors {
 
@@ -21,13 +22,6 @@ uint64_t field_seed(uint64_t seed, size_t field) {
   return z ^ (z >> 31);
 }
 
-// out[r] = first + r * stride: a plain loop the compiler vectorizes. (No
-// target_clones here: its ifunc resolver runs before ThreadSanitizer's
-// runtime is up and crashes every TSan binary that links this library.)
-void fill_ids(int64_t* out, uint64_t first, uint64_t stride, uint64_t n) {
-  uint64_t id = first;
-  for (uint64_t r = 0; r < n; ++r, id += stride) out[r] = static_cast<int64_t>(id);
-}
 }  // namespace
 
 namespace {
@@ -81,7 +75,9 @@ class GeneratorSource final : public runtime::SourceOperator {
   void emit_rows(uint64_t n, runtime::Output& out) {
     auto ids = Column::make_for_overwrite(TypeId::kInt64, n);
     int64_t* data = ids->mutable_int64_data();
-    fill_ids(data, seq_.number(), seq_.stride(), n);
+    // The vector kernel (AVX-512 where the CPU has it, checked at run time:
+    // no target_clones, whose ifunc resolver crashes ThreadSanitizer).
+    expr::internal::kernels::iota_int64(data, seq_.number(), seq_.stride(), n);
     ColumnPtr id_col = ids;
     Batch input(cfg_->input_schema, {id_col}, n);
     expr::EvalContext& ectx = eval_;
@@ -122,7 +118,6 @@ class PreparedGenerator final : public runtime::PreparedNode {
                                                        int parallelism) const override {
     return std::make_unique<GeneratorSource>(cfg_, subtask, std::max(1, parallelism));
   }
-  bool chainable() const override { return false; }
   std::string describe() const override {
     std::string d = "generator ";
     d += cfg_->count ? std::to_string(*cfg_->count) + " rows" : "unbounded";

@@ -74,6 +74,12 @@ BatchPtr Batch::with_source_time(int64_t source_time_ns) const {
   return b;
 }
 
+BatchPtr Batch::stamped(BatchPtr batch, int64_t source_time_ns) {
+  if (batch.use_count() != 1) return batch->with_source_time(source_time_ns);
+  batch->source_time_ns_ = source_time_ns;
+  return batch;
+}
+
 static ColumnPtr gather(const Column& src, const Batch& b, size_t begin, size_t end) {
   ColumnBuilder out(src.type(), end - begin);
   for (size_t k = begin; k < end; ++k) out.append_from(src, b.row_at(k));

@@ -90,6 +90,11 @@ class Batch {
   BatchPtr with_event_time(ColumnPtr event_time) const;
   // Same rows, stamped with another source time.
   BatchPtr with_source_time(int64_t source_time_ns) const;
+  // `batch` stamped with another source time: in place when the caller holds
+  // its only reference (no one else can be reading it), else a copy
+  // (with_source_time). The runtime stamps every batch a source emits, so
+  // this saves a batch allocation per source batch.
+  static BatchPtr stamped(BatchPtr batch, int64_t source_time_ns);
   // A dense copy holding only the alive rows (selection dropped).
   BatchPtr compact() const;
   // Copies the alive rows [begin, end) (in active-row numbering) densely.
@@ -107,7 +112,8 @@ class Batch {
   size_t num_rows_;
   SelectionPtr selection_;
   ColumnPtr event_time_;
-  int64_t source_time_ns_ = 0;
+  // Mutable for stamped() only, which writes it while the batch is unshared.
+  mutable int64_t source_time_ns_ = 0;
 };
 
 // Builds a batch row by row; for sources and tests. Not thread-safe.

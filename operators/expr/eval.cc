@@ -38,21 +38,37 @@ struct Scratch {
 thread_local Scratch t_scratch;
 constexpr size_t kMaxFreeColumns = 16;
 
-std::shared_ptr<Column> new_column(TypeId type, size_t size) {
-  if (!t_fast_paths) return Column::make(type, size);
-  auto& free = t_scratch.free;
+// The column stays owned by t_scratch.made until the evaluation's
+// ScratchScope ends; callers borrow it (no reference-count traffic per node).
+Column* new_column(TypeId type, size_t size) {
   std::shared_ptr<Column> c;
-  for (size_t i = free.size(); i-- > 0;) {
-    if (free[i]->type() == type && free[i]->size() == size) {
-      c = std::move(free[i]);
-      if (i + 1 != free.size()) free[i] = std::move(free.back());
-      free.pop_back();
-      break;
+  if (t_fast_paths) {
+    auto& free = t_scratch.free;
+    for (size_t i = free.size(); i-- > 0;) {
+      if (free[i]->type() == type && free[i]->size() == size) {
+        c = std::move(free[i]);
+        if (i + 1 != free.size()) free[i] = std::move(free.back());
+        free.pop_back();
+        break;
+      }
     }
+    if (!c) c = Column::make_for_overwrite(type, size);
+  } else {
+    c = Column::make(type, size);
   }
-  if (!c) c = Column::make_for_overwrite(type, size);
-  t_scratch.made.push_back(c);
-  return c;
+  Column* raw = c.get();
+  t_scratch.made.push_back(std::move(c));
+  return raw;
+}
+
+// The owning pointer of a column new_column() made in this evaluation;
+// nullptr when it did not make it.
+ColumnPtr scratch_owner(const Column* col) {
+  const auto& made = t_scratch.made;
+  for (size_t i = made.size(); i-- > 0;) {
+    if (made[i].get() == col) return made[i];
+  }
+  return nullptr;
 }
 
 // Recycles, when destroyed, the columns made since it was constructed that
@@ -142,9 +158,19 @@ Rows narrow(const Rows& rows, const std::vector<uint32_t>& sub) {
 }
 
 // An evaluated node: `slots` values, or one value standing for every row.
+// `col` is borrowed from whatever outlives the evaluation: the batch, the
+// bound tree (literals, folded constants) or the scratch columns of this
+// evaluation (t_scratch.made); only a column nothing else holds is kept alive
+// by `owned` (string results, null constants). So passing values between
+// nodes costs no atomic reference counting.
 struct Vec {
-  ColumnPtr col;
+  const Column* col = nullptr;
   bool scalar = false;
+  ColumnPtr owned;
+  static Vec own(ColumnPtr c, bool scalar) {
+    const Column* raw = c.get();
+    return Vec{raw, scalar, std::move(c)};
+  }
   size_t mask() const { return scalar ? 0 : ~size_t{0}; }
 };
 
@@ -164,7 +190,7 @@ struct Reader {
   const Raw* data = nullptr;
   size_t mask;
 
-  explicit Reader(const Vec& v) : c(v.col.get()), valid(c->validity()), mask(v.mask()) {
+  explicit Reader(const Vec& v) : c(v.col), valid(c->validity()), mask(v.mask()) {
     if constexpr (std::is_same_v<T, bool>) {
       data = c->bool_data();
     } else if constexpr (std::is_same_v<T, int64_t>) {
@@ -204,10 +230,10 @@ class Out {
   void set(size_t r, T v) { data_[r] = v; }
   void null(size_t r) { col_->set_null(r); }
   Raw* raw() { return data_; }
-  Vec finish() { return Vec{std::move(col_), scalar_}; }
+  Vec finish() { return Vec{col_, scalar_, nullptr}; }
 
  private:
-  std::shared_ptr<Column> col_;
+  Column* col_;  // owned by t_scratch.made
   Raw* data_;
   bool scalar_;
 };
@@ -230,7 +256,7 @@ class Out<std::string_view> {
   }
   Vec finish() {
     fill(slots_);
-    return Vec{b_.finish(), scalar_};
+    return Vec::own(b_.finish(), scalar_);
   }
 
  private:
@@ -346,7 +372,7 @@ class Evaluator {
   Evaluator(const Batch& batch, EvalContext& ctx) : batch_(batch), ctx_(ctx) {}
 
   Vec eval(const Node& n, const Rows& rows) {
-    if (n.folded) return Vec{n.folded, true};
+    if (n.folded) return Vec{n.folded.get(), true, nullptr};
     if (n.constant && !rows.scalar()) {
       const Rows one{nullptr, 1, 1, &rows};
       return eval_node(n, one);
@@ -363,7 +389,7 @@ class Evaluator {
     }
   }
 
-  static Vec null_vec(TypeId t) { return Vec{Column::constant(Value::null(t), 1), true}; }
+  static Vec null_vec(TypeId t) { return Vec::own(Column::constant(Value::null(t), 1), true); }
 
   // Nulls the rows of interest where any input is null (after a kernel that
   // computed every slot regardless).
@@ -502,7 +528,7 @@ class Evaluator {
   Vec eval_node(const Node& n, const Rows& rows) {
     switch (n.kind) {
       case NodeKind::kLiteral:
-        return Vec{n.literal_column, true};
+        return Vec{n.literal_column.get(), true, nullptr};
       case NodeKind::kField:
         return field(n);
       case NodeKind::kUnary:
@@ -561,7 +587,7 @@ class Evaluator {
                              std::string(type_name(c->type())) +
                              ", the expression was compiled for " + std::string(type_name(n.type)));
     }
-    return Vec{c, false};
+    return Vec{c.get(), false, nullptr};
   }
 
   Vec unary(const Node& n, const Rows& rows) {
@@ -717,6 +743,17 @@ class Evaluator {
         return std::nullopt;
     }
     if (!b.scalar || b.col->is_null(0) || b.col->double_at(0) == 0.0) return std::nullopt;
+    if (n.op == Op::kDiv && !a.scalar) {
+      // Dense, by the reciprocal with an exact correction (kernels.h).
+      const Domain d = domain(rows, Cost::kCheap);
+      if (d.sel == nullptr) {
+        Out<double> out(n.type, rows);
+        if (kernels::div_f64_by_scalar(a.col->double_data(), b.col->double_at(0), out.raw(), d.n)) {
+          copy_nulls(out, rows, NullMask(a), NullMask(a));
+          return out.finish();
+        }
+      }
+    }
     if (n.op == Op::kDiv) return run(Cost::kDear, [](double x, double y) { return x / y; });
     return run(Cost::kDear, [](double x, double y) { return std::fmod(x, y); });
   }
@@ -1289,7 +1326,19 @@ ColumnPtr evaluate(const Node& root, const Batch& batch, EvalContext& ctx) {
   Evaluator ev(batch, ctx);
   {
     const Vec v = ev.eval(root, rows);
-    result = v.scalar ? Column::constant(v.col->value_at(0), batch.num_rows()) : v.col;
+    if (v.scalar) {
+      result = Column::constant(v.col->value_at(0), batch.num_rows());
+    } else if (v.owned) {
+      result = v.owned;
+    } else if (ColumnPtr made = scratch_owner(v.col)) {
+      result = std::move(made);
+    } else {
+      // A field of the batch, returned as is.
+      for (const ColumnPtr& c : batch.columns()) {
+        if (c.get() == v.col) result = c;
+      }
+      if (!result) throw std::logic_error("expr: result column has no owner");
+    }
   }
   return result;
 }

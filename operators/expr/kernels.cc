@@ -1,6 +1,7 @@
 #include "operators/expr/kernels.h"
 
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -146,6 +147,43 @@ DF_AVX512 size_t select_nonzero_avx512(const uint8_t* v, const uint8_t* valid, s
   }
   done = r;
   return k;
+}
+
+DF_AVX512 void iota_int64_avx512(int64_t* o, uint64_t first, uint64_t stride, size_t n) {
+  const auto lane = [&](uint64_t k) { return static_cast<long long>(first + k * stride); };
+  __m512i v =
+      _mm512_setr_epi64(lane(0), lane(1), lane(2), lane(3), lane(4), lane(5), lane(6), lane(7));
+  const __m512i step = _mm512_set1_epi64(static_cast<long long>(stride * 8));
+  size_t r = 0;
+  for (; r + 8 <= n; r += 8) {
+    _mm512_storeu_si512(o + r, v);
+    v = _mm512_add_epi64(v, step);  // wraps like the uint64 arithmetic of the scalar loop
+  }
+  if (r < n) _mm512_mask_storeu_epi64(o + r, tail_mask(r, n), v);
+}
+
+// x / d by Markstein's correction (see div_f64_by_scalar): q0 = x * z,
+// r = x - q0 * d exactly (FMA), q = RN(q0 + r * z). Lanes outside the range
+// where that is proven (zeros, tiny or huge values, inf, NaN) divide.
+DF_AVX512 inline __m512d div_lanes_f64(__m512d v, __m512d dv, __m512d zv) {
+  const __m512d lo = _mm512_set1_pd(0x1p-400), hi = _mm512_set1_pd(0x1p400);
+  const __m512d q0 = _mm512_mul_pd(v, zv);
+  const __m512d r = _mm512_fnmadd_pd(q0, dv, v);
+  __m512d q = _mm512_fmadd_pd(r, zv, q0);
+  const __m512d a = _mm512_abs_pd(v);
+  const __mmask8 ok = _mm512_cmp_pd_mask(a, lo, _CMP_GE_OQ) & _mm512_cmp_pd_mask(a, hi, _CMP_LE_OQ);
+  if (ok != 0xff) q = _mm512_mask_div_pd(q, static_cast<__mmask8>(~ok), v, dv);
+  return q;
+}
+
+DF_AVX512 void div_f64_avx512(const double* x, double d, double z, double* o, size_t n) {
+  const __m512d dv = _mm512_set1_pd(d), zv = _mm512_set1_pd(z);
+  size_t r = 0;
+  for (; r + 8 <= n; r += 8) _mm512_storeu_pd(o + r, div_lanes_f64(_mm512_loadu_pd(x + r), dv, zv));
+  if (r < n) {
+    const __mmask8 k = tail_mask(r, n);
+    _mm512_mask_storeu_pd(o + r, k, div_lanes_f64(_mm512_maskz_loadu_pd(k, x + r), dv, zv));
+  }
 }
 
 DF_AVX512 void int64_to_double_avx512(const int64_t* x, double* o, size_t n) {
@@ -340,6 +378,35 @@ bool div_int64(const int64_t* x, const SmallInt64Divisor& d, bool mod, int64_t* 
 #endif
   (void)x, (void)d, (void)mod, (void)o, (void)n;
   return false;
+}
+
+bool div_f64_by_scalar(const double* x, double d, double* o, size_t n) {
+#if defined(DF_HAVE_AVX512_KERNELS)
+  if (!avx512()) return false;
+  const double ad = std::fabs(d);
+  if (!(ad >= 0x1p-500 && ad <= 0x1p500)) return false;
+  const double z = 1.0 / d;
+  // z * d - 1 is exact with an FMA; within 2^-54 the product x * z is within
+  // one ulp of x / d, the precondition of Markstein's correction.
+  if (std::fabs(std::fma(z, d, -1.0)) > 0x1p-54) return false;
+  div_f64_avx512(x, d, z, o, n);
+  return true;
+#else
+  (void)x, (void)d, (void)o, (void)n;
+  return false;
+#endif
+}
+
+void iota_int64(int64_t* o, uint64_t first, uint64_t stride, size_t n) {
+#if defined(DF_HAVE_AVX512_KERNELS)
+  if (avx512()) return iota_int64_avx512(o, first, stride, n);
+#endif
+  iota_int64_scalar(o, first, stride, n);
+}
+
+void iota_int64_scalar(int64_t* o, uint64_t first, uint64_t stride, size_t n) {
+  uint64_t v = first;
+  for (size_t r = 0; r < n; ++r, v += stride) o[r] = static_cast<int64_t>(v);
 }
 
 bool int64_to_double(const int64_t* x, double* o, size_t n) {

@@ -51,7 +51,23 @@ bool int64_to_double(const int64_t* x, double* o, size_t n);
 // have room for n + 16 entries (the vector loops store 8 or 16 at a time).
 size_t select_nonzero(const uint8_t* v, const uint8_t* valid, size_t n, uint32_t* out);
 
+// o[r] = x[r] / d for r in [0, n), bit for bit what the division gives, by
+// a multiplication with z = RN(1/d) and one FMA correction (Markstein,
+// "Computation of elementary functions on the IBM RISC System/6000", 1990:
+// if z is within 1/2 ulp of 1/d and q0 within 1 ulp of x/d, then with the
+// exact r = x - q0*d, RN(q0 + r*z) = RN(x/d)). q0 = RN(x*z) is within 1 ulp
+// when |z*d - 1| <= 2^-54 (checked per divisor); 2^-400 <= |x| <= 2^400 and
+// 2^-500 <= |d| <= 2^500 keep every step clear of underflow and overflow,
+// and other lanes (zeros, inf, NaN) divide. Returns false (nothing written)
+// without AVX-512 or for a divisor outside those bounds; the caller divides.
+bool div_f64_by_scalar(const double* x, double d, double* o, size_t n);
+
+// o[r] = first + r * stride (uint64 arithmetic, wrapping) for r in [0, n):
+// the row numbers a generator source emits.
+void iota_int64(int64_t* o, uint64_t first, uint64_t stride, size_t n);
+
 // The plain loops the vector versions are checked against.
+void iota_int64_scalar(int64_t* o, uint64_t first, uint64_t stride, size_t n);
 void compare_f64_scalar(Op op, const double* x, const double* y, double y_scalar, uint8_t* o,
                         size_t n);
 size_t select_nonzero_scalar(const uint8_t* v, const uint8_t* valid, size_t n, uint32_t* out);

@@ -8,14 +8,18 @@ namespace df {
 namespace {
 
 SchemaPtr test_schema() {
-  return make_schema({{"id", TypeId::kInt64}, {"name", TypeId::kString}, {"ok", TypeId::kBool},
-                      {"price", TypeId::kDouble}, {"at", TypeId::kTimestamp}});
+  return make_schema({{"id", TypeId::kInt64},
+                      {"name", TypeId::kString},
+                      {"ok", TypeId::kBool},
+                      {"price", TypeId::kDouble},
+                      {"at", TypeId::kTimestamp}});
 }
 
 BatchPtr sample() {
   BatchBuilder b(test_schema());
   for (int i = 0; i < 5; ++i) {
-    b.append_row({Value::int64(i), i == 2 ? Value::null(TypeId::kString) : Value::string("n" + std::to_string(i)),
+    b.append_row({Value::int64(i),
+                  i == 2 ? Value::null(TypeId::kString) : Value::string("n" + std::to_string(i)),
                   Value::boolean(i % 2 == 0), Value::float64(i * 1.5), Value::timestamp(1000 * i)});
   }
   return b.finish();
@@ -102,6 +106,23 @@ TEST(Batch, NarrowDropsEmptyKeepsWholeSharesPartial) {
   ASSERT_NE(part, nullptr);
   EXPECT_EQ(part->active_rows(), 2u);
   EXPECT_EQ(part->column(0).get(), b->column(0).get());
+}
+
+// The runtime stamps every source batch; an unshared one is stamped in place,
+// a shared one is copied so that its other holders never see it change.
+TEST(Batch, StampedInPlaceOnlyWhenUnshared) {
+  BatchPtr b = sample();
+  const Batch* raw = b.get();
+  b = Batch::stamped(std::move(b), 42);
+  EXPECT_EQ(b.get(), raw);
+  EXPECT_EQ(b->source_time_ns(), 42);
+
+  const BatchPtr other_holder = b;
+  BatchPtr restamped = Batch::stamped(b, 7);
+  EXPECT_NE(restamped.get(), raw);
+  EXPECT_EQ(restamped->source_time_ns(), 7);
+  EXPECT_EQ(restamped->column(0).get(), b->column(0).get());
+  EXPECT_EQ(other_holder->source_time_ns(), 42);
 }
 
 }  // namespace

@@ -251,5 +251,117 @@ TEST(ExprKernels, Int64ToDoubleWithAndWithoutAvx512) {
   set_avx512(true);
 }
 
+// Bit for bit the quotient, on random doubles of every magnitude, values
+// near the edges of the fast range, specials and signed zeros.
+TEST(ExprKernels, DivDoubleByScalarIsTheDivision) {
+  if (!avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937_64 rng(11);
+  const double divisors[] = {10.0,  3.0,    7.0, 0.908,   1e-3,      3.141592653589793,
+                             -10.0, 1000.0, 0.1, 6.02e23, 1.0 / 3.0, 4.0};
+  const double specials[] = {0.0,
+                             -0.0,
+                             1.0,
+                             -1.0,
+                             0x1p-400,
+                             0x1p400,
+                             0x1.fffffffffffffp-401,
+                             0x1.0000000000001p400,
+                             5e-324,
+                             -2.2250738585072014e-308,
+                             std::numeric_limits<double>::max(),
+                             std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             std::numeric_limits<double>::quiet_NaN()};
+  size_t fast = 0;
+  for (double d : divisors) {
+    for (int round = 0; round < 40; ++round) {
+      const size_t n = 1 + rng() % 2000;
+      std::vector<double> x(n);
+      for (auto& v : x) {
+        const uint64_t pick = rng() % 8;
+        if (pick == 0) {
+          v = specials[rng() % std::size(specials)];
+        } else if (pick == 1) {
+          v = static_cast<double>(static_cast<int64_t>(rng() % 2001) - 1000) / 10.0;
+        } else {
+          // Any finite bit pattern: every exponent, every mantissa.
+          uint64_t bits = rng();
+          std::memcpy(&v, &bits, sizeof v);
+          if (!std::isfinite(v)) v = 1.5;
+        }
+      }
+      std::vector<double> o(n + 1, -7.0);
+      if (!div_f64_by_scalar(x.data(), d, o.data(), n)) continue;
+      ++fast;
+      EXPECT_EQ(o[n], -7.0) << "wrote past the end";
+      for (size_t i = 0; i < n; ++i) {
+        const double want = x[i] / d;
+        if (std::isnan(want)) {
+          ASSERT_TRUE(std::isnan(o[i])) << x[i] << " / " << d;
+        } else {
+          uint64_t a = 0, b = 0;
+          std::memcpy(&a, &o[i], sizeof a);
+          std::memcpy(&b, &want, sizeof b);
+          ASSERT_EQ(a, b) << std::hexfloat << x[i] << " / " << d << " gave " << o[i] << ", want "
+                          << want;
+        }
+      }
+    }
+  }
+  EXPECT_GT(fast, 0u);
+  // Divisors it declines: the caller divides.
+  std::vector<double> x(4, 1.0), o(4);
+  EXPECT_FALSE(div_f64_by_scalar(x.data(), 0x1p-600, o.data(), 4));
+  EXPECT_FALSE(div_f64_by_scalar(x.data(), std::numeric_limits<double>::infinity(), o.data(), 4));
+  set_avx512(false);
+  EXPECT_FALSE(div_f64_by_scalar(x.data(), 10.0, o.data(), 4));
+  set_avx512(true);
+}
+
+// Many quotients of one divisor near midpoints: x = k * d + small, the cases
+// where a reciprocal without correction rounds the wrong way.
+TEST(ExprKernels, DivDoubleByScalarNearMidpoints) {
+  if (!avx512()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (double d : {10.0, 3.0, 0.908, 7.0}) {
+    std::vector<double> x;
+    for (int64_t k = -200000; k <= 200000; ++k) {
+      const double base = static_cast<double>(k) * d;
+      x.push_back(base);
+      x.push_back(std::nextafter(base, 1e300));
+      x.push_back(std::nextafter(base, -1e300));
+      x.push_back(static_cast<double>(k) / 10.0);
+    }
+    std::vector<double> o(x.size());
+    if (!div_f64_by_scalar(x.data(), d, o.data(), x.size())) continue;
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_EQ(o[i], x[i] / d) << std::hexfloat << x[i] << " / " << d;
+    }
+  }
+}
+
+TEST(ExprKernels, IotaInt64MatchesScalarLoop) {
+  // Every length around the vector width, strides that wrap past 2^64.
+  const uint64_t starts[] = {0, 3, uint64_t{1} << 63, ~uint64_t{0} - 5};
+  const uint64_t strides[] = {1, 2, 7, uint64_t{1} << 62};
+  with_and_without_avx512([&] {
+    for (size_t n = 0; n <= 20; ++n) {
+      for (uint64_t first : starts) {
+        for (uint64_t stride : strides) {
+          std::vector<int64_t> want(n), got(n + 1, -7);
+          iota_int64_scalar(want.data(), first, stride, n);
+          iota_int64(got.data(), first, stride, n);
+          EXPECT_EQ(got[n], -7) << "wrote past the end";
+          got.pop_back();
+          ASSERT_EQ(got, want) << "n=" << n << " first=" << first << " stride=" << stride;
+        }
+      }
+    }
+  });
+  // The scalar loop is the definition: first + r * stride, wrapping.
+  std::vector<int64_t> o(3);
+  iota_int64_scalar(o.data(), ~uint64_t{0}, 2, 3);
+  EXPECT_EQ(o, (std::vector<int64_t>{-1, 1, 3}));
+}
+
 }  // namespace
 }  // namespace df::expr::internal::kernels
