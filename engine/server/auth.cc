@@ -257,6 +257,21 @@ Result<std::unique_ptr<JwtVerifier>> JwtVerifier::create(const JwtSection& setti
   return std::unique_ptr<JwtVerifier>(new JwtVerifier(settings, std::move(keys)));
 }
 
+std::unique_ptr<JwtVerifier> JwtVerifier::create_oauth2(std::shared_ptr<OidcKeys> provider) {
+  const OAuth2Section& o = provider->settings();
+  JwtSection settings;
+  settings.algorithms = {"RS256", "ES256"};
+  settings.issuer = o.issuer;
+  settings.audience = o.audience;
+  settings.clock_skew = o.clock_skew;
+  settings.roles_claim = o.roles_claim;
+  settings.subject_claim = o.subject_claim;
+  std::unique_ptr<JwtVerifier> verifier(new JwtVerifier(settings, std::make_unique<Keys>()));
+  verifier->provider_ = std::move(provider);
+  verifier->method_ = "oauth2";
+  return verifier;
+}
+
 namespace {
 
 // The claim at a dotted path ("realm_access.roles"), or null.
@@ -360,14 +375,27 @@ Result<Principal> JwtVerifier::verify(std::string_view token,
     return Status::invalid("the token's algorithm '" + alg.substr(0, 16) + "' is not accepted");
   }
   const std::string_view signed_part = token.substr(0, dot2);
+  EVP_PKEY* public_key = keys_->public_key.get();
+  PublicKey provider_key;  // holds an oauth2 key while it is used
+  if (provider_) {
+    auto kid = header.find("kid");
+    DF_ASSIGN_OR_RETURN(provider_key, provider_->key(kid != header.end() && kid->is_string()
+                                                         ? kid->get<std::string>()
+                                                         : std::string()));
+    public_key = provider_key.get();
+    // The key's type must be the algorithm's: an RSA key never checks an ES256 token.
+    if (EVP_PKEY_get_base_id(public_key) != (alg == "RS256" ? EVP_PKEY_RSA : EVP_PKEY_EC)) {
+      return Status::invalid("the token's key is not a key for " + alg);
+    }
+  }
   bool valid = false;
   if (alg == "HS256") {
     valid = verify_hs256(signed_part, *signature, settings_.secret);
   } else if (alg == "RS256") {
-    valid = verify_with_key(keys_->public_key.get(), signed_part, *signature);
+    valid = verify_with_key(public_key, signed_part, *signature);
   } else if (alg == "ES256") {
     auto der = es256_to_der(*signature);
-    valid = der && verify_with_key(keys_->public_key.get(), signed_part, *der);
+    valid = der && verify_with_key(public_key, signed_part, *der);
   }
   if (!valid) return Status::invalid("the token's signature does not verify");
 
@@ -397,7 +425,7 @@ Result<Principal> JwtVerifier::verify(std::string_view token,
       return Status::invalid("the token's audience does not include " + settings_.audience);
   }
   Principal who;
-  who.method = "jwt";
+  who.method = method_;
   const json* subject = claim_at(payload, settings_.subject_claim);
   who.name = subject && subject->is_string() ? subject->get<std::string>() : "(no subject)";
   if (const json* roles = claim_at(payload, settings_.roles_claim)) {
@@ -487,6 +515,14 @@ Result<std::shared_ptr<AccessControl>> AccessControl::create(const SecuritySecti
       }
     } else if (method == "jwt") {
       DF_ASSIGN_OR_RETURN(ac->jwt_, JwtVerifier::create(a.jwt));
+    } else if (method == "oauth2") {
+      DF_ASSIGN_OR_RETURN(std::shared_ptr<OidcKeys> provider, OidcKeys::create(a.oauth2));
+      // A provider that is down now is tried again on the first token.
+      if (Status s = provider->refresh(); !s.ok()) {
+        log_warn("auth", "oauth2: cannot fetch the signing keys of " + a.oauth2.issuer +
+                             " yet: " + s.message());
+      }
+      ac->oauth2_ = JwtVerifier::create_oauth2(std::move(provider));
     } else if (method == "mtls") {
       ac->cert_mappings_ = a.mtls.mappings;
     } else {
@@ -568,7 +604,7 @@ HttpResponse AccessControl::unauthorized(bool bad_credentials) const {
   auto has = [&](const char* m) {
     return std::find(methods_.begin(), methods_.end(), m) != methods_.end();
   };
-  if (has("api_key") || has("jwt")) {
+  if (has("api_key") || has("jwt") || has("oauth2")) {
     challenge = "Bearer realm=\"dataflow\"";
     if (bad_credentials) challenge += ", error=\"invalid_token\"";
   }
@@ -606,17 +642,22 @@ AccessControl::Decision AccessControl::check(const HttpRequest& request, Action 
     } else {
       failure = p.status().message();
     }
-  } else if (scheme == "bearer" && (has("api_key") || has("jwt"))) {
-    method = has("jwt") ? "bearer token" : "api_key";
+  } else if (scheme == "bearer" && (has("api_key") || has("jwt") || has("oauth2"))) {
+    method = has("jwt") || has("oauth2") ? "bearer token" : "api_key";
     if (has("api_key")) who = api_key(credentials);
     if (who) {
       method = "api_key";
-    } else if (has("jwt")) {
-      auto p = jwt_->verify(credentials, now);
-      if (p.ok()) {
-        who = std::move(*p);
-      } else {
-        failure = p.status().message();
+    } else if (has("jwt") || has("oauth2")) {
+      // jwt first, then the provider's tokens: the last refusal is the one logged.
+      for (const JwtVerifier* verifier : {jwt_.get(), oauth2_.get()}) {
+        if (!verifier || who) continue;
+        auto p = verifier->verify(credentials, now);
+        if (p.ok()) {
+          who = std::move(*p);
+          failure.clear();
+        } else {
+          failure = p.status().message();
+        }
       }
     } else {
       failure = "unknown API key";

@@ -9,6 +9,10 @@
 //             algorithm (HS256, RS256, ES256; `alg: none` and any other
 //             algorithm are refused); exp/nbf (with clock skew), iss, aud
 //             checked; roles from a configurable claim.
+//  - oauth2:  `Authorization: Bearer <JWT>` access tokens of an OpenID
+//             provider (RS256, ES256), verified like jwt with the keys of
+//             the provider's JWKS (oidc.h); `iss` must be the issuer and
+//             `aud` must hold the configured audience.
 //  - mtls:    the client certificate the TLS layer verified
 //             (HttpRequest::client_subject / client_sans), mapped to roles.
 // Failed logins are counted per client address: over the limit, 429 with
@@ -31,6 +35,7 @@
 
 #include "engine/core/status.h"
 #include "engine/server/http.h"
+#include "engine/server/oidc.h"
 #include "engine/server/rbac.h"
 #include "engine/server/server_config.h"
 
@@ -39,7 +44,7 @@ namespace df::server {
 // Who made a request, once authenticated.
 struct Principal {
   std::string name;    // the API key's name, the user, the JWT subject, the certificate subject
-  std::string method;  // "api_key", "basic", "jwt", "mtls"
+  std::string method;  // "api_key", "basic", "jwt", "oauth2", "mtls"
   std::vector<std::string> roles;
 
   std::string describe() const { return method + ":" + name; }  // for logs
@@ -96,10 +101,13 @@ class JwtVerifier {
   // Reads the public key file when RS256/ES256 is configured; fails on an
   // unknown algorithm, a missing key or one of the wrong type.
   static Result<std::unique_ptr<JwtVerifier>> create(const JwtSection& settings);
+  // Access tokens of an OpenID provider (security.authentication.oauth2):
+  // RS256 or ES256 with the provider's key named by the token's `kid`.
+  static std::unique_ptr<JwtVerifier> create_oauth2(std::shared_ptr<OidcKeys> provider);
   ~JwtVerifier();
 
-  // The token's principal (method "jwt"), or why it is refused (one
-  // sentence that never quotes the token).
+  // The token's principal (method "jwt" or "oauth2"), or why it is refused
+  // (one sentence that never quotes the token).
   Result<Principal> verify(std::string_view token, std::chrono::system_clock::time_point now) const;
 
  private:
@@ -107,6 +115,8 @@ class JwtVerifier {
   JwtVerifier(JwtSection settings, std::unique_ptr<Keys> keys);
   JwtSection settings_;
   std::unique_ptr<Keys> keys_;
+  std::shared_ptr<OidcKeys> provider_;  // oauth2: keys by kid
+  std::string method_ = "jwt";
 };
 
 // ---- the whole check
@@ -171,6 +181,7 @@ class AccessControl : public std::enable_shared_from_this<AccessControl> {
   std::vector<ApiKey> api_keys_;
   std::unordered_map<std::string, BasicUser> users_;
   std::unique_ptr<JwtVerifier> jwt_;
+  std::unique_ptr<JwtVerifier> oauth2_;
   std::vector<CertRoleMapping> cert_mappings_;
   Policy policy_;
   bool protect_health_ = false;

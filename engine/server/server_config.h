@@ -231,12 +231,27 @@ struct JwtSection {
   std::string subject_claim = "sub";      // who, for logs
 };
 
+// `security.authentication.oauth2:`: `Authorization: Bearer <JWT>` access
+// tokens of an OpenID Connect provider. Its keys come from the JWKS that
+// <issuer>/.well-known/openid-configuration names (HTTPS only), cached and
+// fetched again when a token names an unknown `kid` (at most once per
+// `jwks_refresh_interval`). RS256 and ES256; `iss` must be the issuer.
+struct OAuth2Section {
+  std::string issuer{};                 // https://login.example/realms/x; required
+  std::string audience{};               // `aud` must hold it; required
+  std::string roles_claim = "roles";    // as jwt.roles_claim
+  std::string subject_claim = "sub";    // who, for logs
+  std::string ca_file{};                // PEM CA of the provider; empty: the system's CAs
+  Millis clock_skew{60000};             // leeway on exp and nbf
+  Millis jwks_refresh_interval{30000};  // the least time between two JWKS fetches
+};
+
 // One `security.authentication.mtls.mappings[]` entry: a client certificate
 // whose subject (or one of whose SANs) matches gets `role`. A trailing `*`
 // matches any rest.
 struct CertRoleMapping {
   std::string subject{};  // e.g. "CN=ci,O=Example" (as the TLS layer prints it)
-  std::string san{};      // e.g. "DNS:ci.example.com", "URI:spiffe://example/ci"
+  std::string san{};  // a DNS, URI or email SAN as written: "ci.example.com", "spiffe://example/ci"
   std::string role{};
 };
 
@@ -254,11 +269,12 @@ struct FailedLoginSection {
 
 // `security.authentication:`.
 struct AuthenticationSection {
-  // Of api_key, basic, jwt, mtls; tried in this order of the request's
+  // Of api_key, basic, jwt, oauth2, mtls; tried in this order of the request's
   // credentials. Empty: api_key when security.auth.enabled, else none.
   std::vector<std::string> methods{};
   BasicAuthSection basic{};
   JwtSection jwt{};
+  OAuth2Section oauth2{};
   MtlsSection mtls{};
   FailedLoginSection failed_logins{};
   bool protect_health = false;   // health endpoints need health:read
@@ -285,15 +301,26 @@ struct SecuritySection {
   RbacSection rbac{};
 };
 
-// `secrets:`: where `${NAME}` values in this file come from.
+// `secrets.vault:`: HashiCorp Vault's KV version 2 engine over HTTPS.
+struct VaultSection {
+  std::string address{};         // https://vault.example:8200; required for provider vault
+  std::string token{};           // X-Vault-Token, e.g. ${VAULT_TOKEN} (masked when printed)
+  std::string mount = "secret";  // the KV v2 engine's mount path
+  std::string ca_file{};         // PEM CA of the Vault server; empty: the system's CAs
+};
+
+// `secrets:`: where `${secret:path#key}` references in config.yaml and in
+// pipeline files come from (config/secrets.h resolves them at load time).
+// `${NAME}` always reads the environment.
 struct SecretsSection {
   enum class Provider {
-    kEnv,   // the environment
-    kFile,  // the file <path>/<NAME> (a Kubernetes or Docker secret mount); not yet
-            // supported: the loader reports it
+    kEnv,    // path: an environment variable's name
+    kFile,   // path: a file below `path` (a Kubernetes or Docker secret mount)
+    kVault,  // path: a KV v2 secret below `vault.mount`
   };
   Provider provider = Provider::kEnv;
   std::string path{};  // the directory, for provider file
+  VaultSection vault{};
 };
 
 // `sources.kafka` / `sinks.kafka`: server-wide defaults of Kafka nodes' options

@@ -2,8 +2,10 @@
 // an authorization matrix of each role (viewer, operator, admin) x each
 // REST route, for API keys, Basic users (bcrypt and argon2id) and JWTs
 // (HS256); no or bad credentials are 401; audit lines for mutating calls;
-// the CLI's --token / DATAFLOW_TOKEN / DATAFLOW_USER + DATAFLOW_PASSWORD; and
-// no secret anywhere in the server's log or `run --check` output.
+// the CLI's --token / DATAFLOW_TOKEN / DATAFLOW_USER + DATAFLOW_PASSWORD;
+// no secret anywhere in the server's log or `run --check` output; and mTLS
+// end to end over a real TLS connection (curl with and without a client
+// certificate from tests/support/pki).
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -16,6 +18,7 @@
 
 #include "cli/http_client.h"
 #include "engine/server/auth.h"
+#include "tests/support/pki.h"
 #include "tests/support/server_process.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
@@ -336,6 +339,78 @@ TEST_F(SecurityTest, CliSendsTokenOrUserAndPassword) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("may not pipeline:delete"), std::string::npos) << r.err;
   unsetenv("DATAFLOW_TOKEN");
+}
+
+// The API over TLS with `verify_client` and `methods: [mtls]`: a client
+// without a certificate is refused in the handshake; a certificate whose
+// subject maps to viewer may read but not create; one whose SAN maps to
+// admin may create.
+TEST(Mtls, ClientCertificatesRefusedMappedByTheSubjectAndBySan) {
+  Pki ca;
+  ca.server_cert("server");
+  ca.issue("viewer", "/CN=viewer-client", "DNS:viewer.example", "clientAuth");
+  ca.issue("admin", "/CN=someone", "URI:spiffe://example/admin", "clientAuth");
+  ca.issue("stranger", "/CN=stranger", "DNS:stranger.example", "clientAuth");
+  TempDir dir;
+  const std::string config = "tls: {enabled: true, cert_file: " + ca.path("server.crt") +
+                             ", key_file: " + ca.path("server.key") +
+                             ", ca_file: " + ca.path("ca.crt") +
+                             ", verify_client: true}\n"
+                             "security:\n"
+                             "  authentication:\n"
+                             "    methods: [mtls]\n"
+                             "    mtls:\n"
+                             "      mappings:\n"
+                             "        - {subject: \"CN=viewer-client\", role: viewer}\n"
+                             "        - {san: \"spiffe://example/admin*\", role: admin}\n";
+  ServerProcess server(DATAFLOW_BIN, dir, config);
+  ASSERT_TRUE(server.ready()) << server.log();
+  const std::string base = "https://127.0.0.1:" + std::to_string(server.api_port());
+  // "<body>\n<status>" (000: no HTTP answer) and curl's exit code.
+  auto curl = [&](const std::string& who, std::vector<std::string> args) {
+    std::vector<std::string> argv = {"/usr/bin/curl",   "-sS", "--max-time",    "20", "--cacert",
+                                     ca.path("ca.crt"), "-w",  "\n%{http_code}"};
+    if (!who.empty()) {
+      argv.insert(argv.end(), {"--cert", ca.path(who + ".crt"), "--key", ca.path(who + ".key")});
+    }
+    args.back() = base + args.back();
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, "", 30s);
+  };
+  const std::string pipeline =
+      "name: made-by-admin\n"
+      "sources:\n  - {id: gen, type: generator, count: 10, fields: {id: \"i\"}}\n"
+      "sinks:\n  - {id: out, type: file, input: gen, path: " +
+      dir.file("out") + ", format: json}\n";
+  const std::vector<std::string> create = {"-X",
+                                           "POST",
+                                           "-H",
+                                           "Content-Type: application/yaml",
+                                           "--data-binary",
+                                           pipeline,
+                                           "/api/v1/pipelines"};
+
+  const ProcessResult none = curl("", {"/api/v1/pipelines"});
+  EXPECT_NE(none.exit_code, 0) << "a client without a certificate got through: " << none.out;
+  EXPECT_TRUE(none.out.ends_with("\n000")) << none.out;
+
+  const ProcessResult viewer_get = curl("viewer", {"/api/v1/pipelines"});
+  EXPECT_EQ(viewer_get.exit_code, 0) << viewer_get.err;
+  EXPECT_TRUE(viewer_get.out.ends_with("\n200")) << viewer_get.out;
+  const ProcessResult viewer_post = curl("viewer", create);
+  EXPECT_TRUE(viewer_post.out.ends_with("\n403")) << viewer_post.out;
+  EXPECT_NE(viewer_post.out.find("mtls:CN=viewer-client may not pipeline:create"),
+            std::string::npos)
+      << viewer_post.out;
+
+  // A valid certificate that maps to no role: authenticated, allowed nothing.
+  EXPECT_TRUE(curl("stranger", {"/api/v1/pipelines"}).out.ends_with("\n403"));
+
+  const ProcessResult admin_post = curl("admin", create);
+  EXPECT_TRUE(admin_post.out.ends_with("\n201")) << admin_post.out << server.log();
+  EXPECT_TRUE(curl("admin", {"/api/v1/pipelines/made-by-admin"}).out.ends_with("\n200"));
+  EXPECT_NE(server.log().find("mtls:CN=someone POST /api/v1/pipelines -> 201"), std::string::npos)
+      << server.log();
 }
 
 }  // namespace

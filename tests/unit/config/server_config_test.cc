@@ -229,11 +229,13 @@ TEST(ServerConfig, SubstitutesTheEnvironment) {
 
 TEST(ServerConfig, NamesAnUnknownKeyAtItsLine) {
   EXPECT_EQ(parse_error("server:\n  host: localhost\n  prot: 9000\n"),
-            "config.yaml:3:9: unknown option 'prot' for server");
+            "config.yaml:3:9: unknown option 'prot' for server (did you mean 'port'?)");
   EXPECT_EQ(parse_error("sever:\n  port: 1\n"),
-            "config.yaml:2:3: unknown option 'sever' for the server config");
+            "config.yaml:2:3: unknown option 'sever' for the server config "
+            "(did you mean 'server'?)");
   EXPECT_EQ(parse_error("monitoring:\n  logging:\n    levle: debug\n"),
-            "config.yaml:3:12: unknown option 'levle' for monitoring.logging");
+            "config.yaml:3:12: unknown option 'levle' for monitoring.logging "
+            "(did you mean 'level'?)");
   EXPECT_EQ(parse_error("sinks:\n  kafka:\n    group_id: g\n"),
             "config.yaml:3:15: unknown option 'group_id' for sinks.kafka");
   EXPECT_EQ(parse_error("runtime:\n  retry: {max_attempts: 2, jitter: 1}\n"),
@@ -314,7 +316,7 @@ TEST(ServerConfig, ChecksSettingsThatNeedEachOther) {
       "    api_keys:\n"
       "      - {name: a, key: k1, role: viewer}\n"
       "      - {name: a, key: k1, role: root}\n"
-      "secrets: {provider: file, path: /run/secrets}\n");
+      "secrets: {provider: aws_secrets_manager}\n");
   for (const char* want : {
            "config.yaml:2:16: tls.enabled needs tls.key_file",
            "config.yaml:3:30: disaster_recovery.enabled needs disaster_recovery.backup_storage",
@@ -322,7 +324,8 @@ TEST(ServerConfig, ChecksSettingsThatNeedEachOther) {
            "config.yaml:9:24: security.auth.api_keys 'a': the same key is given to two clients",
            "config.yaml:9:34: security.auth.api_keys 'a': unknown role 'root' (security.rbac.roles "
            "has viewer, operator, admin)",
-           "config.yaml:10:21: secrets.provider 'file' is not supported yet",
+           "config.yaml:10:21: secrets.provider: 'aws_secrets_manager' is not supported; use env, "
+           "file or vault",
            "config.yaml:1:16: monitoring.metrics.port 9090 is also server.port",
        }) {
     EXPECT_NE(e.find(want), std::string::npos) << want << "\nin:\n" << e;

@@ -2,11 +2,14 @@
 // and argon2id users, JWTs signed here with OpenSSL (HS256, RS256, ES256)
 // and every way a token is refused, client certificates mapped to roles,
 // failed-login rate limiting, 401 vs 403, the audit log, and a permission
-// on every route of the API router.
+// on every route of the API router; the oauth2 pieces that need no provider
+// (JWKS parsing, settings, https_get's refusals; tests/integration/oauth2_test.cc
+// runs them against a real OpenID provider).
 #include "engine/server/auth.h"
 
 #include <gtest/gtest.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
@@ -660,6 +663,95 @@ TEST(ApiAuthorization, WhoamiListsWhatTheCallersRolesAllow) {
   EXPECT_FALSE(has("pipeline:delete"));
   EXPECT_FALSE(has("state:import"));
   EXPECT_EQ(r.body.find("k-operator"), std::string::npos);
+}
+
+// ---- oauth2 (the OpenID provider itself: tests/integration/oauth2_test.cc)
+
+// A public key as a JWK (RFC 7518 §6): RSA n/e or EC P-256 x/y, base64url.
+json jwk_of(EVP_PKEY* key, const std::string& kid) {
+  auto big = [&](const char* name) {
+    BIGNUM* bn = nullptr;
+    EVP_PKEY_get_bn_param(key, name, &bn);
+    std::string bytes(static_cast<size_t>(BN_num_bytes(bn)), '\0');
+    BN_bn2bin(bn, reinterpret_cast<unsigned char*>(bytes.data()));
+    BN_free(bn);
+    return base64url(bytes);
+  };
+  if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+    return {{"kty", "RSA"},
+            {"kid", kid},
+            {"use", "sig"},
+            {"n", big(OSSL_PKEY_PARAM_RSA_N)},
+            {"e", big(OSSL_PKEY_PARAM_RSA_E)}};
+  }
+  unsigned char point[65];
+  size_t len = 0;
+  EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &len);
+  EXPECT_EQ(len, 65u);
+  const std::string raw(reinterpret_cast<char*>(point) + 1, 64);
+  return {{"kty", "EC"},
+          {"crv", "P-256"},
+          {"kid", kid},
+          {"x", base64url(raw.substr(0, 32))},
+          {"y", base64url(raw.substr(32))}};
+}
+
+TEST(OAuth2, JwksKeysAreTheProvidersPublicKeys) {
+  Pkey rsa = make_rsa();
+  Pkey ec = make_ec();
+  json encryption = jwk_of(rsa.get(), "enc-1");
+  encryption["use"] = "enc";
+  const json jwks = {{"keys",
+                      {jwk_of(rsa.get(), "rsa-1"),
+                       jwk_of(ec.get(), "ec-1"),
+                       encryption,
+                       {{"kty", "OKP"}, {"crv", "Ed25519"}, {"kid", "ed"}, {"x", "AAAA"}}}}};
+  auto keys = parse_jwks(jwks.dump());
+  ASSERT_TRUE(keys.ok()) << keys.status().to_string();
+  ASSERT_EQ(keys->size(), 2u);  // encryption and Ed25519 keys skipped
+  EXPECT_EQ(EVP_PKEY_eq(keys->at("rsa-1").get(), rsa.get()), 1);
+  EXPECT_EQ(EVP_PKEY_eq(keys->at("ec-1").get(), ec.get()), 1);
+  // What the parsed key checks is what the private key signed.
+  const std::string input = "header.payload";
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  const std::string sig = sign_with_key(rsa.get(), input);
+  EXPECT_EQ(EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, keys->at("rsa-1").get()), 1);
+  EXPECT_EQ(EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                             reinterpret_cast<const unsigned char*>(input.data()), input.size()),
+            1);
+  EVP_MD_CTX_free(ctx);
+  for (const char* bad : {"", "[]", "{}", R"({"keys": 3})", "not json"}) {
+    EXPECT_FALSE(parse_jwks(bad).ok()) << bad;
+  }
+}
+
+TEST(OAuth2, SettingsAndTransportAreChecked) {
+  OAuth2Section o;
+  o.issuer = "http://idp.example";
+  o.audience = "api";
+  EXPECT_NE(OidcKeys::create(o).status().message().find("must be an https:// URL"),
+            std::string::npos);
+  o.issuer = "https://idp.example";
+  o.audience.clear();
+  EXPECT_NE(OidcKeys::create(o).status().message().find("audience is empty"), std::string::npos);
+  HttpsGet get;
+  get.url = "http://127.0.0.1:1/jwks?x=secret";
+  auto plain = https_get(get);
+  ASSERT_FALSE(plain.ok());
+  EXPECT_EQ(plain.status().message(), "http://127.0.0.1:1/jwks is not an https:// URL");
+
+  // A provider that does not answer: the first token fails (401, not a
+  // crash), and the next tokens within jwks_refresh_interval do not try again.
+  o.issuer = "https://127.0.0.1:1";
+  o.audience = "api";
+  o.jwks_refresh_interval = std::chrono::minutes(1);
+  auto keys = OidcKeys::create(o);
+  ASSERT_TRUE(keys.ok());
+  const auto now = OidcKeys::Clock::now();
+  EXPECT_EQ((*keys)->key("k1", now).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ((*keys)->key("k2", now + std::chrono::seconds(5)).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ((*keys)->fetches(), 0u);  // discovery never answered: no JWKS fetched
 }
 
 }  // namespace
