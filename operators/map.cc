@@ -146,8 +146,9 @@ class MapFactory final : public runtime::NodeFactory {
           col.expr = compile_option(value, in, what + " field '" + name + "'", diags);
           if (!col.expr) continue;
         }
-        auto existing = std::find_if(out.begin(), out.end(),
-                                     [&](const OutputColumn& c) { return c.name == name; });
+        auto existing = std::find_if(out.begin(), out.end(), [&name = name](const OutputColumn& c) {
+          return c.name == name;
+        });
         if (existing != out.end()) {
           *existing = std::move(col);
         } else {

@@ -14,6 +14,7 @@ packages=(
   libargon2-dev libcrypt-dev openssl  # API authentication (password hashes), TLS test certificates
   lintian dpkg-dev curl               # the Debian package and its check
   chromium                            # the web console's end-to-end tests
+  clang-14 libclang-rt-14-dev         # libFuzzer and the sanitizers' runtimes (scripts/fuzz.sh)
 )
 # Node.js runs the S3 test server (tests/support/s3). Machines of this kind
 # come with Node.js 20 (and its npm); only where none is present take

@@ -1,5 +1,6 @@
 #include "engine/server/api.h"
 
+#include <openssl/evp.h>
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -29,6 +30,75 @@ std::string trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return std::string(s);
+}
+
+// ---- the stream's credential, offered as a WebSocket subprotocol
+//
+// Browsers cannot set Authorization on a WebSocket, so the console offers
+// its credential in Sec-WebSocket-Protocol instead: "dataflow.bearer.<token>"
+// or "dataflow.basic.<user:password>" (base64url, unpadded), next to plain
+// "dataflow", the protocol the server answers with. The credential becomes
+// the Authorization header it stands for and goes through the same
+// AccessControl::check; it is never echoed or logged.
+constexpr std::string_view kStreamProtocol = "dataflow";
+constexpr std::string_view kBearerProtocol = "dataflow.bearer.";
+constexpr std::string_view kBasicProtocol = "dataflow.basic.";
+
+// base64url (RFC 4648 §5) -> standard base64 with padding; nullopt for a
+// length no encoding has.
+std::optional<std::string> base64url_to_base64(std::string_view text) {
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out(text);
+  for (char& c : out) {
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  out.append((4 - out.size() % 4) % 4, '=');
+  return out;
+}
+
+std::optional<std::string> decode_base64url(std::string_view text) {
+  auto padded = base64url_to_base64(text);
+  if (!padded || padded->empty()) return std::nullopt;
+  std::string out(padded->size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(padded->data()),
+                                static_cast<int>(padded->size()));
+  const size_t last = padded->find_last_not_of('=');
+  if (n < 0 || last == std::string::npos) return std::nullopt;
+  // EVP_DecodeBlock counts the bytes the padding stands for.
+  const size_t padding = padded->size() - last - 1;
+  if (static_cast<size_t>(n) < padding) return std::nullopt;
+  out.resize(static_cast<size_t>(n) - padding);
+  return out;
+}
+
+struct OfferedProtocols {
+  bool plain = false;                        // "dataflow"
+  std::optional<std::string> authorization;  // the credential as an Authorization value
+};
+
+OfferedProtocols offered_protocols(const HttpRequest& request) {
+  OfferedProtocols offered;
+  std::stringstream list(request.header("sec-websocket-protocol"));
+  std::string item;
+  while (std::getline(list, item, ',')) {
+    const std::string protocol = trim(item);
+    if (protocol == kStreamProtocol) {
+      offered.plain = true;
+    } else if (protocol.starts_with(kBearerProtocol)) {
+      if (auto token =
+              decode_base64url(std::string_view(protocol).substr(kBearerProtocol.size()))) {
+        offered.authorization = "Bearer " + *token;
+      }
+    } else if (protocol.starts_with(kBasicProtocol)) {
+      if (auto pair =
+              base64url_to_base64(std::string_view(protocol).substr(kBasicProtocol.size()))) {
+        offered.authorization = "Basic " + *pair;
+      }
+    }
+  }
+  return offered;
 }
 
 // The media type of Content-Type, lower-case, without parameters.
@@ -490,10 +560,18 @@ void add_api_routes(Router& router, PipelineManager& manager,
       Api::kStreamPattern,
       [api, access](const HttpRequest& request,
                     std::shared_ptr<WebSocketConnection> c) -> std::optional<HttpResponse> {
-        // The upgrade request carries the credentials (a GET: no audit line).
-        AccessControl::Decision decision = access->check(request, Api::kStreamAction);
+        // The upgrade request carries the credentials (a GET: no audit line):
+        // in Authorization, or else (browsers) in a subprotocol.
+        const OfferedProtocols offered = offered_protocols(request);
+        HttpRequest checked = request;
+        checked.headers.erase("sec-websocket-protocol");
+        if (offered.authorization && checked.header("authorization").empty()) {
+          checked.headers["authorization"] = *offered.authorization;
+        }
+        AccessControl::Decision decision = access->check(checked, Api::kStreamAction);
         if (decision.refusal) return std::move(decision.refusal);
-        return api->stream_run(request, std::move(c));
+        if (offered.plain) c->set_protocol(std::string(kStreamProtocol));
+        return api->stream_run(checked, std::move(c));
       });
 }
 

@@ -572,6 +572,16 @@ class WebSocketConnectionImpl final : public WebSocketConnection {
     on_close_ = std::move(callback);
   }
 
+  void set_protocol(std::string protocol) override {
+    std::lock_guard lock(mu_);
+    protocol_ = std::move(protocol);
+  }
+
+  std::string protocol() const override {
+    std::lock_guard lock(mu_);
+    return protocol_;
+  }
+
   // Queued messages are still written, then the close frame.
   void close_with(websocket::close_code code) {
     std::lock_guard lock(mu_);
@@ -653,6 +663,7 @@ class WebSocketConnectionImpl final : public WebSocketConnection {
   std::deque<std::string> outbox_;
   std::function<void()> on_close_;
   std::weak_ptr<WebSocketWriter> session_;
+  std::string protocol_;  // the subprotocol the handshake answers with
 };
 
 // One accepted WebSocket: handshake, a read loop that answers control
@@ -713,10 +724,11 @@ class WebSocketSession : public WebSocketWriter,
     timeouts.keep_alive_pings = true;
     beast::get_lowest_layer(ws_).expires_never();  // the websocket's own timeouts apply
     ws_.set_option(timeouts);
-    ws_.set_option(
-        websocket::stream_base::decorator([id = request_id_](websocket::response_type& response) {
+    ws_.set_option(websocket::stream_base::decorator(
+        [id = request_id_, protocol = connection_->protocol()](websocket::response_type& response) {
           response.set(http::field::server, "dataflow");
           response.set(kRequestIdHeader, id);
+          if (!protocol.empty()) response.set(http::field::sec_websocket_protocol, protocol);
         }));
     ws_.read_message_max(shared_->max_body_size);
     ws_.async_accept(upgrade_,

@@ -29,9 +29,9 @@ class TlsContext;  // engine/server/tls.h
 using Headers = std::map<std::string, std::string>;
 
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // as received: path and query
-  std::string path;    // decoded path, no query
+  std::string method;                              // "GET", "POST", ...
+  std::string target;                              // as received: path and query
+  std::string path;                                // decoded path, no query
   std::map<std::string, std::string> query;        // decoded ?a=b&c=d
   std::map<std::string, std::string> path_params;  // {name} captures from the route
   Headers headers;                                 // lower-case names
@@ -74,12 +74,17 @@ class WebSocketConnection {
   virtual bool open() const = 0;
   // Called once, on a server thread, when the peer or the server closes it.
   virtual void on_close(std::function<void()> callback) = 0;
+  // The subprotocol the handshake's answer names (Sec-WebSocket-Protocol):
+  // one the client offered, set by the route's handler before it returns.
+  // Empty (the default): the answer names none.
+  virtual void set_protocol(std::string protocol) = 0;
+  virtual std::string protocol() const = 0;
 };
 
 using Handler = std::function<HttpResponse(const HttpRequest&)>;
 // Accepts or refuses an upgrade: a non-null response refuses it (sent as is).
-using WebSocketHandler =
-    std::function<std::optional<HttpResponse>(const HttpRequest&, std::shared_ptr<WebSocketConnection>)>;
+using WebSocketHandler = std::function<std::optional<HttpResponse>(
+    const HttpRequest&, std::shared_ptr<WebSocketConnection>)>;
 
 // Routes "METHOD /path/{param}/literal" patterns. A path that matches a
 // pattern with another method gets 405 with Allow; no match gets 404.

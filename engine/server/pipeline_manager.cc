@@ -5,8 +5,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "engine/checkpoint/coordinator.h"
+#include "engine/checkpoint/guarded_storage.h"
 #include "engine/checkpoint/manifest.h"
 #include "engine/core/log.h"
 #include "engine/healing/supervisor.h"
@@ -110,7 +112,7 @@ Result<std::unique_ptr<PipelineManager>> PipelineManager::open(ManagerOptions op
   manager->log_listener_ = add_log_listener([raw](const LogRecord& record) {
     if (record.context.run_id.empty()) return;
     raw->publish(record.context.run_id,
-                 "{\"type\":\"log\",\"log\":" + log_record_json(record) + "}");
+                 "{\"type\":\"log\",\"log\":" + log_record_json(record) + "}", true);
   });
   DF_RETURN_IF_ERROR(manager->recover());
   return manager;
@@ -584,8 +586,8 @@ Result<std::vector<checkpoint::CheckpointInfo>> PipelineManager::checkpoints(
     std::lock_guard lock(mu_);
     VersionRecord version;
     CompiledPipeline current;
-    DF_ASSIGN_OR_RETURN(storage, checkpoint_storage_locked(name, /*must_be_stopped=*/false,
-                                                           version, current));
+    DF_ASSIGN_OR_RETURN(
+        storage, checkpoint_storage_locked(name, /*must_be_stopped=*/false, version, current));
   }
   return checkpoint::list_checkpoints(*storage, name);
 }
@@ -634,8 +636,8 @@ Status PipelineManager::export_state(const std::string& name, std::ostream& out)
     std::lock_guard lock(mu_);
     VersionRecord version;
     CompiledPipeline current;
-    DF_ASSIGN_OR_RETURN(storage, checkpoint_storage_locked(name, /*must_be_stopped=*/false,
-                                                           version, current));
+    DF_ASSIGN_OR_RETURN(
+        storage, checkpoint_storage_locked(name, /*must_be_stopped=*/false, version, current));
   }
   DF_ASSIGN_OR_RETURN(checkpoint::Manifest manifest,
                       checkpoint::load_current_manifest(*storage, name));
@@ -648,7 +650,7 @@ Status PipelineManager::export_state(const std::string& name, std::ostream& out)
   std::error_code ec;
   fs::create_directories(options.scratch_dir, ec);
   return checkpoint::export_state(*storage, manifest, plan::checkpoint_node_views(*compiled.plan),
-                                 out, options)
+                                  out, options)
       .status();
 }
 
@@ -668,16 +670,44 @@ Result<checkpoint::ImportResult> PipelineManager::import_state(const std::string
   std::error_code ec;
   fs::create_directories(options.scratch_dir, ec);
   options.compression = compiled.plan->settings.checkpoint_compression;
-  return checkpoint::import_state(*storage, in, plan::checkpoint_node_views(*compiled.plan), options);
+  return checkpoint::import_state(*storage, in, plan::checkpoint_node_views(*compiled.plan),
+                                  options);
 }
+
+// One subscriber of a run's stream. While subscribe() replays the recent
+// lines, live messages wait in `held` so they come after them.
+struct PipelineManager::Subscriber {
+  std::string run_id;
+  std::function<void(const std::string&)> sink;
+  std::mutex mu;
+  bool replaying = true;         // guarded by mu
+  std::deque<std::string> held;  // guarded by mu
+};
 
 uint64_t PipelineManager::subscribe(const std::string& run_id,
                                     std::function<void(const std::string&)> sink) {
-  std::lock_guard lock(subs_mu_);
-  const uint64_t token = next_token_++;
-  subscribers_.emplace(
-      token, std::make_pair(run_id, std::make_shared<const std::function<void(const std::string&)>>(
-                                        std::move(sink))));
+  auto subscriber = std::make_shared<Subscriber>();
+  subscriber->run_id = run_id;
+  subscriber->sink = std::move(sink);
+  std::deque<std::string> pending;
+  uint64_t token = 0;
+  {
+    // One lock with publish(): a line is either in the copy or delivered live.
+    std::lock_guard lock(subs_mu_);
+    token = next_token_++;
+    subscribers_.emplace(token, subscriber);
+    if (auto it = recent_logs_.find(run_id); it != recent_logs_.end()) pending = it->second;
+  }
+  // Outside subs_mu_: a sink that logs must not deadlock the log listener.
+  while (true) {
+    for (const std::string& message : pending) subscriber->sink(message);
+    std::lock_guard lock(subscriber->mu);
+    if (subscriber->held.empty()) {
+      subscriber->replaying = false;
+      break;
+    }
+    pending = std::exchange(subscriber->held, {});
+  }
   return token;
 }
 
@@ -686,16 +716,38 @@ void PipelineManager::unsubscribe(uint64_t token) {
   subscribers_.erase(token);
 }
 
-void PipelineManager::publish(const std::string& run_id, const std::string& message) {
-  // Called outside subs_mu_: a sink that logs must not deadlock the log listener.
-  std::vector<Sink> sinks;
+void PipelineManager::publish(const std::string& run_id, const std::string& message, bool is_log) {
+  // Sinks are called outside subs_mu_: a sink that logs must not deadlock
+  // the log listener.
+  std::vector<std::shared_ptr<Subscriber>> subscribers;
   {
     std::lock_guard lock(subs_mu_);
-    for (const auto& [token, sub] : subscribers_) {
-      if (sub.first == run_id) sinks.push_back(sub.second);
+    if (is_log) {
+      auto [it, first] = recent_logs_.try_emplace(run_id);
+      if (first) {
+        recent_log_runs_.push_back(run_id);
+        if (recent_log_runs_.size() > kRecentLogRuns) {
+          recent_logs_.erase(recent_log_runs_.front());
+          recent_log_runs_.pop_front();
+        }
+      }
+      it->second.push_back(message);
+      if (it->second.size() > kRecentLogLines) it->second.pop_front();
+    }
+    for (const auto& [token, subscriber] : subscribers_) {
+      if (subscriber->run_id == run_id) subscribers.push_back(subscriber);
     }
   }
-  for (const Sink& sink : sinks) (*sink)(message);
+  for (const auto& subscriber : subscribers) {
+    {
+      std::lock_guard lock(subscriber->mu);
+      if (subscriber->replaying) {
+        subscriber->held.push_back(message);
+        continue;
+      }
+    }
+    subscriber->sink(message);
+  }
 }
 
 std::vector<PipelineSnapshot> PipelineManager::snapshot() const {
@@ -747,6 +799,17 @@ std::vector<PipelineSnapshot> PipelineManager::snapshot() const {
           snap.nodes.push_back(std::move(node));
         }
       });
+      // The breaker around checkpoint storage has no plan node: while open it
+      // is reported like a sink's (gauge and health), as node checkpoint_storage.
+      if (std::find(stats.open_breakers.begin(), stats.open_breakers.end(),
+                    checkpoint::kStorageBreakerNode) != stats.open_breakers.end()) {
+        NodeSnapshot storage;
+        storage.id = checkpoint::kStorageBreakerNode;
+        storage.role = runtime::NodeRole::kSink;
+        storage.circuit_breaker_open = true;
+        storage.latency = metrics::Histogram().snapshot();  // none, but well-formed
+        snap.nodes.push_back(std::move(storage));
+      }
       snap.recoveries = stats.healing.recoveries;
     } else if (!r.current_run.empty()) {
       auto run = store_->run(r.current_run);

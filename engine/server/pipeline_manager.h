@@ -18,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <istream>
 #include <map>
@@ -105,7 +106,7 @@ struct NodeSnapshot {
 struct PipelineSnapshot {
   std::string name;
   bool running = false;
-  bool failed = false;  // not running, and its newest run failed
+  bool failed = false;            // not running, and its newest run failed
   std::string run_id;             // the newest run
   uint64_t events_processed = 0;  // rows the sources emitted (current attempt)
   uint64_t events_failed = 0;     // rows skipped as bad (current attempt)
@@ -180,8 +181,13 @@ class PipelineManager {
   // run's id in their LogContext). `sink` must be thread-safe and quick.
   // Returns a token for unsubscribe(); after unsubscribe() returns, `sink`
   // may still be running once on another thread but is not called again.
+  // Before returning, subscribe() hands `sink` the run's recent log lines
+  // (the last kRecentLogLines, kept for the last kRecentLogRuns runs that
+  // logged), oldest first; live messages follow, none lost or repeated.
   uint64_t subscribe(const std::string& run_id, std::function<void(const std::string&)> sink);
   void unsubscribe(uint64_t token);
+  static constexpr size_t kRecentLogLines = 200;
+  static constexpr size_t kRecentLogRuns = 64;
 
   std::vector<PipelineSnapshot> snapshot() const;
   // For the web console (console.h): the plan of `name` (the running
@@ -220,7 +226,8 @@ class PipelineManager {
   Result<RunRecord> start_locked(const std::string& name);  // mu_ held
   void run_thread(std::shared_ptr<Active> active);
   void finish_run(const std::shared_ptr<Active>& active);
-  void publish(const std::string& run_id, const std::string& message);
+  // `is_log`: a log line, also kept among the run's recent lines.
+  void publish(const std::string& run_id, const std::string& message, bool is_log = false);
   void fill_live(RunRecord& run) const;  // mu_ held
   Status drop_checkpoints(const std::string& name, checkpoint::CheckpointStorage& storage);
   void reap_locked();
@@ -238,10 +245,14 @@ class PipelineManager {
   bool shutting_down_ = false;
   uint64_t run_counter_ = 0;
 
-  using Sink = std::shared_ptr<const std::function<void(const std::string&)>>;
+  struct Subscriber;
   mutable std::mutex subs_mu_;
-  uint64_t next_token_ = 1;                                       // guarded by subs_mu_
-  std::map<uint64_t, std::pair<std::string, Sink>> subscribers_;  // guarded by subs_mu_
+  uint64_t next_token_ = 1;                                      // guarded by subs_mu_
+  std::map<uint64_t, std::shared_ptr<Subscriber>> subscribers_;  // guarded by subs_mu_
+  // The recent log lines of each run and the runs in the order they first
+  // logged (the oldest is forgotten first); guarded by subs_mu_.
+  std::map<std::string, std::deque<std::string>> recent_logs_;
+  std::deque<std::string> recent_log_runs_;
   uint64_t log_listener_ = 0;
 };
 

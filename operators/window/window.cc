@@ -375,7 +375,7 @@ class WindowFactory final : public runtime::NodeFactory {
       } else {
         for (const auto& [name, value] : aggs->entries()) {
           auto clash = std::find_if(names.begin(), names.end(),
-                                    [&](const auto& n) { return n.first == name; });
+                                    [&name = name](const auto& n) { return n.first == name; });
           if (clash != names.end()) {
             diags.error(value.location(), what + ": output field '" + name +
                                               "' is defined twice: aggregate '" + name +

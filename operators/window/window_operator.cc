@@ -1002,7 +1002,7 @@ class WindowOperator final : public runtime::Operator {
       // In key order: RocksDB inserts a sorted batch far faster.
       order_.resize(w->groups.size());
       for (uint32_t g = 0; g < order_.size(); ++g) order_[g] = g;
-      sort_by_key(order_, [&](uint32_t g) { return w->index.key(g); });
+      sort_by_key(order_, [&w = w](uint32_t g) { return w->index.key(g); });
       for (uint32_t g : order_) {
         k.clear();
         state::append_ordered_i64(end, k);

@@ -11,101 +11,11 @@
 // Needs tests/support/console/install.sh (playwright-core) and
 // /usr/bin/chromium (scripts/install-deps.sh). Exit 0 on success, 1 on
 // failure (with the failing step, a screenshot and the server log).
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { setup, fail, log, waitFor, startServer, apiClient, launchBrowser, newPage } from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
-const dataflow = args.dataflow && path.resolve(args.dataflow);
-const outDir = path.resolve(args.out || 'console-e2e');
-const chromiumPath = args.chromium || '/usr/bin/chromium';
-if (!dataflow || !fs.existsSync(dataflow)) fail(`--dataflow: no binary at ${dataflow}`);
-if (!fs.existsSync(chromiumPath)) fail(`${chromiumPath} is missing: apt-get install chromium (scripts/install-deps.sh)`);
-const require = createRequire(path.join(here, '../support/console/package.json'));
-let chromium;
-try {
-  ({ chromium } = require('playwright-core'));
-} catch {
-  fail('playwright-core is missing: run tests/support/console/install.sh');
-}
-
-const STEP_TIMEOUT = 30000;
-const shots = path.join(outDir, 'screenshots');
-fs.rmSync(outDir, { recursive: true, force: true });
-fs.mkdirSync(shots, { recursive: true });
-
-function fail(message) {
-  console.error('e2e_console: FAILED: ' + message);
-  process.exit(1);
-}
-function log(message) { console.log(`[${new Date().toISOString().slice(11, 23)}] ${message}`); }
-
-// Ports of 127.0.0.1 free a moment ago.
-async function freePorts(n) {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => s.address().port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
-async function waitFor(what, fn, timeout = STEP_TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}` + (last ? `: ${last.message}` : ''));
-}
-
-// ---- the server
-async function startServer() {
-  const [api, metrics, health] = await freePorts(3);
-  const work = path.join(outDir, 'server');
-  fs.mkdirSync(work, { recursive: true });
-  const config = path.join(work, 'config.yaml');
-  fs.writeFileSync(config, [
-    `server: {host: 127.0.0.1, port: ${api}, data_dir: ${work}/data, shutdown_grace_period: 20s}`,
-    `runtime: {workers: 2, checkpoint_storage: ${work}/checkpoints}`,
-    'monitoring:',
-    `  metrics: {host: 127.0.0.1, port: ${metrics}}`,
-    `  health: {host: 127.0.0.1, port: ${health}}`,
-    '  logging: {level: info, format: text, output: stderr}',
-    '',
-  ].join('\n'));
-  const logFile = fs.openSync(path.join(outDir, 'server.log'), 'w');
-  const child = spawn(dataflow, ['run', '--config', config], { cwd: work, stdio: ['ignore', logFile, logFile] });
-  let exited = null;
-  child.on('exit', (code, signal) => { exited = { code, signal }; });
-  await waitFor('the server to be ready', async () => {
-    if (exited) throw new Error(`the server exited (${JSON.stringify(exited)}); see ${outDir}/server.log`);
-    const r = await fetch(`http://127.0.0.1:${health}/health/ready`).catch(() => null);
-    return r && r.status === 200;
-  }, 20000);
-  return {
-    url: `http://127.0.0.1:${api}`,
-    async stop() {
-      if (exited) return exited;
-      child.kill('SIGTERM');
-      await waitFor('the server to exit', async () => exited, 40000);
-      return exited;
-    },
-  };
-}
+const env = setup(process.argv.slice(2));
+const { outDir, shots } = env;
 
 const BROKEN = `name: clicks
 checkpoint: {interval: 500ms}
@@ -129,31 +39,12 @@ const FIXED = BROKEN.replace('type: filtre', 'type: filter');
 
 async function main() {
   log('starting the server');
-  const server = await startServer();
-  const api = async (method, p, body) => {
-    const r = await fetch(server.url + '/api/v1' + p, { method, body, headers: body ? { 'Content-Type': 'application/json' } : {} });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-
-  const userData = fs.mkdtempSync(path.join(outDir, 'chromium-'));
-  const context = await chromium.launchPersistentContext(userData, {
-    executablePath: chromiumPath,
-    headless: true,
-    viewport: { width: 1360, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
-  const page = context.pages()[0] || await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT);
-  const consoleErrors = [];
-  page.on('pageerror', (e) => consoleErrors.push(e.message));
-  // API answers the console handles (404 from /whoami without authentication,
-  // 400 for the invalid pipeline) show up as "Failed to load resource".
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
-  });
+  const server = await startServer(env);
+  const api = apiClient(server);
+  const browser = await launchBrowser(env);
+  const { context } = browser;
+  const page = await newPage(context);
+  const consoleErrors = page.errors;
   let step = 'opening the console';
   const shot = async (name) => page.screenshot({ path: path.join(shots, name + '.png'), fullPage: true });
 
@@ -256,8 +147,7 @@ async function main() {
     await server.stop().catch(() => {});
     fail(`${step}: ${e.message}\n(screenshots in ${shots}, server log in ${outDir}/server.log)`);
   }
-  await context.close();
-  fs.rmSync(userData, { recursive: true, force: true });
+  await browser.close();
   const exit = await server.stop();
   if (exit.code !== 0) fail(`the server exited with ${JSON.stringify(exit)}; see ${outDir}/server.log`);
   log(`passed; screenshots in ${shots}`);

@@ -79,10 +79,26 @@ export function parseProblem(text) {
   return { source: m[1], line: Number(m[2]), column: Number(m[3]), message: m[4] };
 }
 
+// base64 -> base64url without padding (RFC 4648 §5).
+function urlSafe(b64) { return b64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''); }
+
+// A browser's WebSocket cannot send Authorization: the stored credential goes
+// as a subprotocol, "dataflow.bearer.<token>" or "dataflow.basic.<user:pass>"
+// (base64url), next to plain "dataflow", the one the server answers with
+// (docs/rest-api.md).
+export function streamProtocols(auth = authorization()) {
+  const protocols = ['dataflow'];
+  const m = /^(Bearer|Basic) (.+)$/i.exec(auth);
+  if (m && m[1].toLowerCase() === 'bearer') protocols.push('dataflow.bearer.' + urlSafe(btoa(unescape(encodeURIComponent(m[2])))));
+  else if (m) protocols.push('dataflow.basic.' + urlSafe(m[2]));
+  return protocols;
+}
+
 // The run's live stream (status, healing events, log lines) over WebSocket.
+// The server first replays the run's recent log lines, then sends its status.
 export function streamRun(runId, onMessage, onClose) {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/runs/${encodeURIComponent(runId)}/stream`);
+  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/runs/${encodeURIComponent(runId)}/stream`, streamProtocols());
   socket.onmessage = (e) => {
     try { onMessage(JSON.parse(e.data)); } catch { /* not JSON: skipped */ }
   };

@@ -304,8 +304,11 @@ async function logTab(name, content, reloadHead, pipeline) {
     while (lines.childElementCount > 2000) lines.firstChild.remove();
     if (atBottom) lines.scrollTop = lines.scrollHeight;
   };
+  // Lines before the first status are the run's recent ones, replayed.
+  let live = false;
   state.socket = streamRun(runId, (m) => {
     if (m.type === 'status') {
+      live = true;
       status.textContent = `run ${m.run.id}: ${m.run.status}` + (m.run.error ? ' — ' + m.run.error : '');
       append(h('div.line.line-status', {}, h('span.t', {}, fmt.time(new Date().toISOString())), ' status ', h('b', {}, m.run.status)));
     } else if (m.type === 'event') {
@@ -314,7 +317,7 @@ async function logTab(name, content, reloadHead, pipeline) {
     } else if (m.type === 'log') {
       const l = m.log;
       const level = (l.level || 'info').toLowerCase();
-      append(h('div.line.line-' + level, {}, h('span.t', {}, fmt.time(l.time || l.ts)), ' ', h('span.lvl', {}, level), ' ',
+      append(h('div.line.line-' + level + (live ? '' : '.line-recent'), {}, h('span.t', {}, fmt.time(l.time || l.ts)), ' ', h('span.lvl', {}, level), ' ',
         l.component ? h('span.comp', {}, l.component + ' ') : null, l.message || l.msg || JSON.stringify(l)));
     }
   }, () => { status.textContent += ' (stream closed)'; });

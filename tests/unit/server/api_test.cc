@@ -1,11 +1,15 @@
 // The REST API: every handler and error code over a real PipelineManager
 // (real pipelines, RocksDB, checkpoints on disk), then through a real
-// HttpServer on 127.0.0.1 (routing 404/405, 413, the WebSocket stream), and
+// HttpServer on 127.0.0.1 (routing 404/405, 413, the WebSocket stream, its
+// credential as a subprotocol under authentication, its log backlog), and
 // the OpenAPI document kept in sync with the routes.
 #include "engine/server/api.h"
 
 #include <gtest/gtest.h>
 
+#include <openssl/evp.h>
+
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -396,6 +400,146 @@ TEST_F(ApiServerTest, StreamSendsStatusChangesUntilTheRunEnds) {
   WebSocketClient unknown(port_, "/api/v1/runs/r-nope/stream");
   EXPECT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.handshake_status(), 404);
+}
+
+// ---- The stream under authentication and its log backlog -----------------
+
+// base64url without padding, as the console encodes credentials.
+std::string base64url(std::string_view text) {
+  std::string out(4 * ((text.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  out.resize(static_cast<size_t>(n));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
+class ApiAuthServerTest : public ApiTest {
+ protected:
+  void SetUp() override {
+    ApiTest::SetUp();
+    auto hash = hash_password("vera-pass", PasswordScheme::kBcrypt, PasswordCost{4, 256, 1});
+    ASSERT_TRUE(hash.ok());
+    std::ofstream(tmp_.file("users")) << "vera:" << *hash << ":viewer\n";
+    SecuritySection security;
+    security.auth.enabled = true;
+    security.auth.api_keys = {{"viewer", "viewer-key", "viewer"}};
+    security.authentication.methods = {"api_key", "basic"};
+    security.authentication.basic.users_file = tmp_.file("users");
+    auto access = AccessControl::create(security);
+    ASSERT_TRUE(access.ok()) << access.status().to_string();
+    auto router = std::make_shared<Router>();
+    add_api_routes(*router, *manager_, *access);
+    HttpServerOptions options;
+    options.listeners.push_back({"127.0.0.1", 0, router});
+    server_ = std::make_unique<HttpServer>(options);
+    ASSERT_TRUE(server_->start().ok());
+    port_ = server_->port(0);
+  }
+  void TearDown() override {
+    if (server_) server_->stop(std::chrono::milliseconds(2000));
+  }
+  // A run that ended (cancelled), so its stream is deterministic.
+  std::string ended_run() {
+    auto created = manager_->create(counting_pipeline("p", out(), 10'000'000, 20000), "yaml", true);
+    EXPECT_TRUE(created.ok()) << created.status().to_string();
+    if (!created.ok() || !created->current_run) return "";
+    const std::string id = created->current_run->id;
+    EXPECT_TRUE(manager_->cancel(id).ok());
+    auto ended = manager_->wait_for_run(id, Millis(20000));
+    EXPECT_TRUE(ended.ok() && run_status_final(ended->status));
+    return id;
+  }
+  std::unique_ptr<HttpServer> server_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(ApiAuthServerTest, StreamTakesTheCredentialAsASubprotocol) {
+  const std::string id = ended_run();
+  ASSERT_FALSE(id.empty());
+  const std::string target = "/api/v1/runs/" + id + "/stream";
+
+  WebSocketClient anonymous(port_, target, {{"Sec-WebSocket-Protocol", "dataflow"}});
+  EXPECT_FALSE(anonymous.ok());
+  EXPECT_EQ(anonymous.handshake_status(), 401);
+
+  WebSocketClient wrong(
+      port_, target,
+      {{"Sec-WebSocket-Protocol", "dataflow, dataflow.bearer." + base64url("nope")}});
+  EXPECT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.handshake_status(), 401);
+
+  const std::string bearer = "dataflow.bearer." + base64url("viewer-key");
+  const std::string basic = "dataflow.basic." + base64url("vera:vera-pass");
+  for (const std::string& credential : {bearer, basic}) {
+    WebSocketClient ws(port_, target, {{"Sec-WebSocket-Protocol", credential + ", dataflow"}});
+    ASSERT_TRUE(ws.ok()) << credential << ": " << ws.error();
+    EXPECT_EQ(ws.handshake_status(), 101);
+    // The plain protocol is the answer: the credential is never echoed.
+    EXPECT_EQ(ws.handshake_header("Sec-WebSocket-Protocol"), "dataflow");
+    bool saw_status = false;
+    for (int i = 0; i < 1000 && !saw_status; ++i) {
+      auto m = ws.read();
+      if (!m) break;
+      saw_status = json::parse(*m)["type"] == "status";
+    }
+    EXPECT_TRUE(saw_status) << credential;
+  }
+
+  // Authorization (non-browser clients) works as before, with no protocol asked for.
+  WebSocketClient header(port_, target, {{"Authorization", "Bearer viewer-key"}});
+  ASSERT_TRUE(header.ok()) << header.error();
+  EXPECT_EQ(header.handshake_header("Sec-WebSocket-Protocol"), "");
+}
+
+TEST_F(ApiAuthServerTest, StreamReplaysTheRunsRecentLogLinesFirst) {
+  const std::string id = ended_run();
+  ASSERT_FALSE(id.empty());
+  WebSocketClient ws(port_, "/api/v1/runs/" + id + "/stream",
+                     {{"Authorization", "Bearer viewer-key"}});
+  ASSERT_TRUE(ws.ok()) << ws.error();
+  // The run ended before the stream opened: its lines, then its final status.
+  std::vector<json> messages;
+  for (int i = 0; i < 1000; ++i) {
+    auto m = ws.read();
+    if (!m) break;
+    messages.push_back(json::parse(*m));
+  }
+  ASSERT_GE(messages.size(), 2u);
+  EXPECT_EQ(messages.back()["type"], "status");
+  EXPECT_EQ(messages.back()["run"]["status"], "cancelled");
+  bool saw_end = false;
+  for (size_t i = 0; i + 1 < messages.size(); ++i) {
+    EXPECT_EQ(messages[i]["type"], "log") << messages[i].dump();
+    if (messages[i]["log"]["msg"].get<std::string>().find("ended cancelled") != std::string::npos) {
+      saw_end = true;
+    }
+  }
+  EXPECT_TRUE(saw_end);
+}
+
+TEST_F(ApiTest, RecentLogLinesAreBoundedPerRun) {
+  const size_t logged = PipelineManager::kRecentLogLines + 10;
+  {
+    LogContext context({.run_id = "r-backlog"});
+    for (size_t i = 0; i < logged; ++i) log_warn("test", "line " + std::to_string(i));
+  }
+  std::vector<std::string> replayed;
+  std::mutex mu;
+  const uint64_t token = manager_->subscribe("r-backlog", [&](const std::string& message) {
+    std::lock_guard lock(mu);
+    replayed.push_back(message);
+  });
+  manager_->unsubscribe(token);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(replayed.size(), PipelineManager::kRecentLogLines);
+  EXPECT_EQ(json::parse(replayed.front())["log"]["msg"], "line 10");
+  EXPECT_EQ(json::parse(replayed.back())["log"]["msg"], "line " + std::to_string(logged - 1));
 }
 
 }  // namespace
