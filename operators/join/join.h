@@ -10,10 +10,18 @@
 //   both:     'S'                                 -> next seq (u64)
 // A row is its fields' compact value encodings (encode_cell) in schema order.
 //
+// Where rows live: both joins buffer rows in memory (hash maps of encoded
+// join keys, like Flink's heap state backend) while they fit the subtask's
+// state memory budget; the store holds the rest. The interval join moves all
+// its rows to the store when memory is full and goes on there; the windowed
+// join moves whole windows (newest first, in key order); their later rows
+// gather in memory again and go to the store when the window fires. On open, rows a checkpoint left
+// in the store are read back into memory (and removed from the store, so that every row is in one
+// place).
+//
 // Checkpoints: a snapshot is a RocksDB checkpoint of the store plus the meta
-// (stateful.h helpers). Every interval join write is in the store when a call
-// returns; the windowed join's rows still in its CachedTable's memory are
-// copied at the snapshot and added to the checkpoint by the I/O pool
+// (stateful.h helpers). The rows in memory are copied in the layout above at
+// the snapshot and added to the checkpoint by the I/O pool
 // (add_to_snapshot_async), so the snapshot's store holds every row either way.
 // The meta:
 //   windowed: {"watermark": <timestamp>|null, "entries": n}
@@ -37,6 +45,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -118,6 +127,28 @@ class JoinOperatorBase : public runtime::Operator, public StateStats {
   int64_t wm_ = INT64_MIN;
   RowSequence seq_;
   size_t entries_ = 0;
+};
+
+// A row buffered in a join's memory: its row number and its encode_row bytes
+// (left interval rows: the matched flag is kept apart, not in `row`).
+struct BufferedRow {
+  int64_t ts = 0;
+  uint64_t seq = 0;
+  bool matched = false;  // interval join, left rows of a left outer join
+  std::string row;
+};
+
+// Estimated heap bytes of one buffered row beyond its bytes, for the state
+// memory budget (the vector slot, the string header, the allocator's share).
+inline constexpr size_t kBufferedRowOverhead = 64;
+inline size_t buffered_bytes(const BufferedRow& r) {
+  return kBufferedRowOverhead + (r.row.capacity() > 15 ? r.row.capacity() : 0);
+}
+
+// Hash of encoded join keys, looked up by std::string_view without a copy.
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
 };
 
 std::unique_ptr<runtime::Operator> make_interval_join(JoinConfigPtr config);

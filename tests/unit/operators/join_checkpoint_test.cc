@@ -207,7 +207,7 @@ TEST(JoinCheckpoint, WindowedInnerResumesLikeAnUninterruptedRun) {
 }
 
 TEST(JoinCheckpoint, WindowedLeftOuterResumesWithSpilledBuffers) {
-  // A tiny memory budget makes the row cache spill to RocksDB between snapshots.
+  // A tiny memory budget moves windows to RocksDB between snapshots.
   for (uint64_t seed : {4u, 5u}) {
     check_resume_equals_uninterrupted("window: {type: tumbling, size: 2s}, join_type: left", seed,
                                       2048);
@@ -225,6 +225,16 @@ TEST(JoinCheckpoint, IntervalInnerResumesLikeAnUninterruptedRun) {
 TEST(JoinCheckpoint, IntervalLeftOuterKeepsItsMatchedFlagsAndHeldWatermark) {
   for (uint64_t seed : {9u, 10u, 11u}) {
     check_resume_equals_uninterrupted("between: {lower: -1s, upper: 2s}, join_type: left", seed, 0);
+  }
+}
+
+TEST(JoinCheckpoint, IntervalResumesAfterItsRowsMovedToTheStore) {
+  // A tiny memory budget moves the buffered rows from memory to RocksDB
+  // mid-run; a resumed run reads them back (or stays in the store).
+  for (uint64_t seed : {12u, 13u}) {
+    check_resume_equals_uninterrupted("between: {lower: -1s, upper: 2s}", seed, 2048);
+    check_resume_equals_uninterrupted("between: {lower: -1s, upper: 2s}, join_type: left", seed,
+                                      2048);
   }
 }
 
