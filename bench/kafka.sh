@@ -5,8 +5,10 @@
 #      bench-in to bench-kcat;
 #  (b) `dataflow exec bench/pipelines/kafka_json_filter.yaml` (Kafka -> JSON
 #      decode -> filter -> Kafka, bounded source) from bench-in to bench-df.
-# Prints messages/s and peak RSS of each and the ratio (b)/(a); checks that
-# each side wrote all MESSAGES messages (sum of the output end offsets).
+# Prints messages/s, peak RSS and CPU seconds (user + system) of each, the
+# ratio (b)/(a) and dataflow's final consumer lag; checks that each side wrote
+# all MESSAGES messages (sum of the output end offsets). On a shared machine
+# the CPU seconds show what the wall time cannot: the work each side did.
 #   bench/kafka.sh [MESSAGES]        (default 10000000)
 # BENCH_BUILD_DIR=DIR builds (Release) into DIR and runs from there instead
 # of build/ (as bench/run.sh); BENCH_KEEP_LOG=FILE keeps dataflow's stderr.
@@ -56,31 +58,36 @@ check_written() {
   got=$(written "$1")
   [ "$got" -eq "$n" ] || { echo "kafka.sh: $1 holds $got messages, expected $n" >&2; exit 1; }
 }
+# /usr/bin/time -f "%M %U %S" output: peak RSS in MiB, CPU seconds.
 mib() { awk '{ printf "%.0f", $1 / 1024 }' "$1"; }
+cpu() { awk '{ s += $2 + $3 } END { printf "%.1f", s }' "$@"; }
 
 "$bin/bench_kafka_produce" "$brokers" bench-in "$partitions" "$n"
 
 # (a) the kcat pipe; peak RSS of each side.
 t0=$(now)
-/usr/bin/time -f "%M" -o "$work/kcat-c.rss" kcat -b "$brokers" -C -t bench-in -o beginning -e -q |
-  /usr/bin/time -f "%M" -o "$work/kcat-p.rss" kcat -b "$brokers" -P -t bench-kcat
+/usr/bin/time -f "%M %U %S" -o "$work/kcat-c.rss" kcat -b "$brokers" -C -t bench-in -o beginning -e -q |
+  /usr/bin/time -f "%M %U %S" -o "$work/kcat-p.rss" kcat -b "$brokers" -P -t bench-kcat
 t1=$(now)
 check_written bench-kcat
 kcat_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 kcat_rps=$(awk -v n="$n" -v s="$kcat_s" 'BEGIN { printf "%.0f", n / s }')
 echo "kcat pipe: messages=$n partitions=$partitions seconds=$kcat_s messages_per_s=$kcat_rps" \
-     "peak_rss_mb_consumer=$(mib "$work/kcat-c.rss") peak_rss_mb_producer=$(mib "$work/kcat-p.rss")"
+     "peak_rss_mb_consumer=$(mib "$work/kcat-c.rss") peak_rss_mb_producer=$(mib "$work/kcat-p.rss")" \
+     "cpu_s=$(cpu "$work/kcat-c.rss" "$work/kcat-p.rss")"
 
 # (b) dataflow, wall time of the whole process (start-up and group join included).
 t0=$(now)
-BENCH_KAFKA_BROKERS=$brokers /usr/bin/time -f "%M" -o "$work/df.rss" \
+BENCH_KAFKA_BROKERS=$brokers /usr/bin/time -f "%M %U %S" -o "$work/df.rss" \
   "$bin/dataflow" exec bench/pipelines/kafka_json_filter.yaml --no-progress --workers 2 \
   2>"$work/df.log" || { echo "kafka.sh: dataflow failed:" >&2; cat "$work/df.log" >&2; exit 1; }
 t1=$(now)
 check_written bench-df
-sed -n 's/^dataflow: pipeline/dataflow (engine summary):/p' "$work/df.log"
+sed -n -e 's/^dataflow: pipeline/dataflow (engine summary):/p' \
+  -e 's/^dataflow: consumer lag/dataflow (engine summary): consumer lag/p' "$work/df.log"
 [ -z "${BENCH_KEEP_LOG:-}" ] || cp "$work/df.log" "$BENCH_KEEP_LOG"
 df_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
 df_rps=$(awk -v n="$n" -v s="$df_s" 'BEGIN { printf "%.0f", n / s }')
 echo "dataflow: messages=$n seconds=$df_s messages_per_s=$df_rps peak_rss_mb=$(mib "$work/df.rss")" \
+     "cpu_s=$(cpu "$work/df.rss")" \
      "ratio_vs_kcat=$(awk -v a="$df_rps" -v b="$kcat_rps" 'BEGIN { printf "%.2f", a / b }')"

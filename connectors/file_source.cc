@@ -454,7 +454,6 @@ class PreparedFileSource final : public runtime::PreparedNode {
                                                        int parallelism) const override {
     return std::make_unique<FileSource>(cfg_, subtask, std::max(1, parallelism));
   }
-  bool chainable() const override { return false; }
   std::string describe() const override {
     return "file " + cfg_->path + " (" + std::string(format_name(cfg_->format)) + ")";
   }

@@ -168,7 +168,6 @@ class PreparedNexmark final : public runtime::PreparedNode {
                                                        int parallelism) const override {
     return std::make_unique<NexmarkSource>(cfg_, subtask, std::max(1, parallelism));
   }
-  bool chainable() const override { return false; }
   std::string describe() const override {
     std::string d = "nexmark " + cfg_->table_name + "s of ";
     d += cfg_->events ? std::to_string(*cfg_->events) + " events" : "an unbounded stream";

@@ -31,21 +31,48 @@ constexpr TuningKey kSourceTuning[] = {
     {"session_timeout_ms", "session.timeout.ms"},
 };
 
+// The prefetch budget of one subtask, over all its partitions: librdkafka's
+// high-level consumer (also with `bounded`'s rd_kafka_assign) checks
+// queued.max.messages.kbytes and queued.min.messages against the subtask's
+// one consumer queue, which every assigned partition feeds, and derives
+// fetch.max.bytes (the most one broker returns per fetch) from the former.
+// So a subtask holds about (1 + brokers) x 4 MiB at most, however many
+// partitions it reads (tests/integration/kafka_test.cc, 40 partitions behind
+// a blocked sink).
+constexpr const char* kPrefetchKiB = "4096";
+// Messages are counted too; this many of ~200 bytes still leave the bytes
+// the binding limit.
+constexpr const char* kPrefetchMessages = "100000";
+// When a partition finds the queue at the budget, librdkafka fetches it
+// again only after this long. Its default (500 ms in fetch.error.backoff.ms,
+// or 1000 ms in fetch.queue.backoff.ms where that exists) idles the source
+// once the queue drains in less (bench/kafka.sh moved 0.17 of kcat), so the
+// queue is refilled as soon as there is room.
+constexpr const char* kQueueFullBackoffMs = "10";
+
+// fetch.queue.backoff.ms where librdkafka has it (the back-off after a full
+// queue only); older versions back off by fetch.error.backoff.ms, which then
+// also paces the retries of fetch errors.
+const char* queue_backoff_property() {
+  static const char* const name = [] {
+    ConfPtr probe(rd_kafka_conf_new());
+    char err[256];
+    return rd_kafka_conf_set(probe.get(), "fetch.queue.backoff.ms", kQueueFullBackoffMs, err,
+                             sizeof err) == RD_KAFKA_CONF_OK
+               ? "fetch.queue.backoff.ms"
+               : "fetch.error.backoff.ms";
+  }();
+  return name;
+}
+
 // Set before the node's properties, which may override them.
-const std::pair<std::string, std::string> kSourceDefaults[] = {
-    // Bounds the prefetch (DESIGN §3: memory stays bounded). librdkafka
-    // applies both per partition it fetches (default 64 MiB and 100000
-    // messages), so a consumer of 40 partitions could hold gigabytes; 16 MiB
-    // here let a blocked sink's source of 40 partitions hold most of 100 MB
-    // (tests/integration/kafka_test.cc). The price: a partition over a limit
-    // is fetched again only after fetch.error.backoff.ms, so bench/kafka.sh
-    // moves 0.17 of kcat at these values and 0.76 with 16384 / 100000 set in
-    // `properties:` (docs in connectors/kafka/README.md).
-    {"queued.max.messages.kbytes", "2048"},
-    {"queued.min.messages", "10000"},
-    // Brokers up and consumer lag are refreshed on the statistics callback.
-    {"statistics.interval.ms", std::string(kStatsIntervalMs)},
-};
+std::vector<std::pair<std::string, std::string>> source_defaults() {
+  return {{"queued.max.messages.kbytes", kPrefetchKiB},
+          {"queued.min.messages", kPrefetchMessages},
+          {queue_backoff_property(), kQueueFullBackoffMs},
+          // Brokers up and consumer lag are refreshed on the statistics callback.
+          {"statistics.interval.ms", std::string(kStatsIntervalMs)}};
+}
 
 // Properties the source sets itself; `properties:` may not change them.
 struct RefusedProperty {
@@ -456,8 +483,11 @@ class KafkaSource final : public runtime::SourceOperator {
 
   Status close() override {
     if (ctx_) {
+      // The final lag stays in the run's metrics (dataflow exec's summary
+      // prints it); they end with the run.
       for (const PartitionState& p : parts_) {
-        ctx_->report_consumer_lag(p.tp.topic, p.tp.partition, std::nullopt);
+        ctx_->report_consumer_lag(p.tp.topic, p.tp.partition,
+                                  consumer_ ? lag_of(consumer_->rk.get(), p) : std::nullopt);
       }
       ctx_->report_brokers(-1, {});
     }
@@ -633,24 +663,31 @@ class KafkaSource final : public runtime::SourceOperator {
   }
 
   // Every statistics interval, on the task thread: how many brokers are up,
-  // and each held partition's lag from the high watermark of the last fetch
-  // (rd_kafka_get_watermark_offsets does not block). A partition whose
-  // position or end is not known yet reports no lag.
+  // and each held partition's lag (lag_of).
   void stats(rd_kafka_t* rk, std::string_view json) {
     BrokerWatch::Report brokers = broker_watch_.on_stats(json);
     ctx_->report_brokers(brokers.up, brokers.problem);
     for (const PartitionState& p : parts_) {
-      int64_t low = 0;
-      int64_t high = -1;
-      if (p.next < 0 || rd_kafka_get_watermark_offsets(rk, p.tp.topic.c_str(), p.tp.partition, &low,
-                                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        continue;
+      if (std::optional<int64_t> lag = lag_of(rk, p)) {
+        ctx_->report_consumer_lag(p.tp.topic, p.tp.partition, *lag);
       }
-      if (high < 0) continue;
-      // bounded: what lies past the end is not read.
-      if (p.end >= 0) high = std::min(high, p.end);
-      ctx_->report_consumer_lag(p.tp.topic, p.tp.partition, std::max<int64_t>(0, high - p.next));
     }
+  }
+
+  // Messages of `p` not emitted yet: bounded, up to its end; else up to the
+  // high watermark of the last fetch (rd_kafka_get_watermark_offsets does
+  // not block). nullopt while the position or the end is not known.
+  static std::optional<int64_t> lag_of(rd_kafka_t* rk, const PartitionState& p) {
+    if (p.next < 0) return std::nullopt;
+    if (p.end >= 0) return std::max<int64_t>(0, p.end - p.next);
+    int64_t low = 0;
+    int64_t high = -1;
+    if (rd_kafka_get_watermark_offsets(rk, p.tp.topic.c_str(), p.tp.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      return std::nullopt;
+    }
+    return std::max<int64_t>(0, high - p.next);
   }
 
   void client_error(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* reason) {
@@ -716,6 +753,7 @@ class KafkaSource final : public runtime::SourceOperator {
 
   void finish_partition(PartitionState& p) {
     p.done = true;
+    ctx_->report_consumer_lag(p.tp.topic, p.tp.partition, 0);
     PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(list.get(), p.tp.topic.c_str(), p.tp.partition);
     // Stop fetching what will not be emitted.
@@ -952,18 +990,28 @@ class KafkaSource final : public runtime::SourceOperator {
     assign(consumer_->rk.get(), list.get(), false);
   }
 
-  // bounded: asks for the partitions' ends off the task thread.
+  // bounded: asks for the partitions' ends off the task thread, in one
+  // ListOffsets request per leader (a "latest" lookup of
+  // rd_kafka_offsets_for_times) rather than a round trip per partition
+  // (bench/kafka.sh reads hundreds; no end is known before all are in).
   void query_ends(std::vector<TopicPartition> tps) {
     auto cb = callbacks_;
     auto consumer = consumer_;
     ctx_->io().post(ctx_->io_strand(), [cb, consumer, tps = std::move(tps)] {
-      std::vector<ClientCallbacks::EndOffset> found;
+      PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(tps.size())));
       for (const TopicPartition& tp : tps) {
-        int64_t low = 0;
-        int64_t high = 0;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-            consumer->rk.get(), tp.topic.c_str(), tp.partition, &low, &high, kQueryTimeoutMs);
-        found.push_back({tp, err ? -1 : high, err ? rd_kafka_err2str(err) : ""});
+        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
+            RD_KAFKA_OFFSET_END;
+      }
+      const rd_kafka_resp_err_t all =
+          rd_kafka_offsets_for_times(consumer->rk.get(), list.get(), kQueryTimeoutMs);
+      std::vector<ClientCallbacks::EndOffset> found;
+      for (int i = 0; i < list->cnt; ++i) {
+        const rd_kafka_topic_partition_t& e = list->elems[i];
+        rd_kafka_resp_err_t err = all ? all : e.err;
+        if (!err && e.offset < 0) err = RD_KAFKA_RESP_ERR__NO_OFFSET;
+        found.push_back(
+            {{e.topic, e.partition}, err ? -1 : e.offset, err ? rd_kafka_err2str(err) : ""});
       }
       cb->add_ends(std::move(found));
       cb->wake();
@@ -1096,7 +1144,6 @@ class PreparedKafkaSource final : public runtime::PreparedNode {
     }
     return std::make_unique<KafkaSource>(cfg_, std::move(run), subtask, parallelism);
   }
-  bool chainable() const override { return false; }
   std::string describe() const override {
     std::string topics;
     for (const std::string& t : cfg_->topics) topics += (topics.empty() ? "" : ",") + t;
@@ -1251,7 +1298,7 @@ runtime::PreparedNodePtr KafkaSourceFactory::prepare(const runtime::NodeSpec& sp
     }
     ClientOptions full;
     full.brokers = client->brokers;
-    full.properties.assign(std::begin(kSourceDefaults), std::end(kSourceDefaults));
+    full.properties = source_defaults();
     full.properties.insert(full.properties.end(), client->properties.begin(),
                            client->properties.end());
     full.properties.insert(full.properties.end(),

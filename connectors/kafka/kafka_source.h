@@ -33,7 +33,9 @@
 //
 // Backpressure: on_backpressure(true) pauses the assigned partitions
 // (rd_kafka_pause_partitions), false resumes them, both logged at info; the
-// prefetch queue is bounded (queued.max.messages.kbytes, default here 2 MiB per partition).
+// prefetch is bounded per subtask over all its partitions (the consumer
+// queue's queued.max.messages.kbytes, 4 MiB by default, plus at most one
+// fetch response per broker of that size).
 //
 // Event time: per-partition watermarks (emits_watermarks()): each partition
 // tracks its highest event time; the source's watermark is the minimum of

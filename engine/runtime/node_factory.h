@@ -81,7 +81,8 @@ class PreparedNode {
     return nullptr;
   }
   // True for record-at-a-time operators that may be chained into the task
-  // of their single input (filter, map). False forces a task boundary.
+  // of their single input (filter, map). False forces a task boundary. Not
+  // asked of sources: a source always heads its own chain.
   virtual bool chainable() const { return true; }
   // How rows of input `input` reach the subtasks (key_fields index that
   // input's schema). The default asks the one-argument form.

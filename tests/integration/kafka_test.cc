@@ -58,11 +58,19 @@ std::string substitute(std::string text, const std::map<std::string, std::string
 // The `in` source of every pipeline here: JSON rows of topic `in`, a 3 s
 // session and a 500 ms heartbeat so group changes take seconds, not 45 s;
 // `extra` adds option lines (default: a bounded source).
+// Properties that pace the source for the kill tests: a small prefetch that
+// librdkafka refills only after 500 ms (the source's defaults refill at once),
+// so a run over 150k messages lasts seconds and a kill lands mid-stream.
+const char* const kPacedProperties =
+    "{heartbeat.interval.ms: 500, queued.max.messages.kbytes: 2048, queued.min.messages: 10000, "
+    "fetch.error.backoff.ms: 500}";
+
 std::string json_source(const std::string& brokers, const std::string& group,
-                        const std::string& extra = "    bounded: true\n") {
+                        const std::string& extra = "    bounded: true\n",
+                        const std::string& properties = "{heartbeat.interval.ms: 500}") {
   return "  - id: in\n    type: kafka\n    brokers: \"" + brokers + "\"\n    topic: in\n" +
          "    group_id: " + group + "\n    session_timeout_ms: 3000\n" +
-         "    properties: {heartbeat.interval.ms: 500}\n" + extra +
+         "    properties: " + properties + "\n" + extra +
          "    format: json\n    schema: {id: int64, user: string, amount: int64}\n";
 }
 
@@ -251,7 +259,7 @@ name: kafka-alo
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: at_least_once}
 sources:
-)yaml" + json_source(kafka.bootstrap(), "kafka-alo") +
+)yaml" + json_source(kafka.bootstrap(), "kafka-alo", "    bounded: true\n", kPacedProperties) +
                                      R"yaml(sinks:
   - {id: out, type: kafka, input: in, brokers: "BROKERS", topic: out, key: id, format: json}
 )yaml",
@@ -291,7 +299,7 @@ name: kafka-eos
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: exactly_once}
 sources:
-)yaml" + json_source(kafka.bootstrap(), "kafka-eos") +
+)yaml" + json_source(kafka.bootstrap(), "kafka-eos", "    bounded: true\n", kPacedProperties) +
                                      R"yaml(sinks:
   - {id: out, type: file, input: in, path: out, format: json}
 )yaml",
@@ -339,7 +347,11 @@ sources:
   - {id: out, type: kafka, input: in, brokers: "BROKERS", topic: OUT, format: json}
 )yaml";
   for (const std::string out : {"out-a", "out-b"}) {
-    tmp.write(out + ".yaml", substitute(pipeline, {{"BROKERS", kafka.bootstrap()}, {"OUT", out}}));
+    tmp.write(out + ".yaml", substitute(pipeline, {{"BROKERS", kafka.bootstrap()},
+                                                   {"OUT", out},
+                                                   {"heartbeat.interval.ms: 500",
+                                                    "heartbeat.interval.ms: 500, "
+                                                    "statistics.interval.ms: 100"}}));
   }
   Child a(exec_args("out-a.yaml"), tmp.str(), tmp.file("a.log"));
   auto assigned = [&](const std::string& log) {
@@ -353,6 +365,9 @@ sources:
   ASSERT_TRUE(produce(kafka.bootstrap(), "in", json_records(kRows, 4)).ok());
   const bool all_out =
       wait_until([&] { return written(kafka, "out-a") + written(kafka, "out-b") >= kRows; }, 30s);
+  // Statistics every 100 ms report the lag, exec samples it every 200 ms:
+  // let both see the partitions read to their ends.
+  if (all_out) std::this_thread::sleep_for(600ms);
   for (Child* c : {&a, &b}) {
     c->send_signal(SIGTERM);
     ProcessResult r = c->wait(20s);
@@ -360,6 +375,14 @@ sources:
   }
   ASSERT_TRUE(all_out) << "A: " << read_file(tmp.file("a.log"))
                        << "\nB: " << read_file(tmp.file("b.log"));
+  // exec's summary: the consumer lag of the partitions each process held last.
+  for (const std::string log : {"a.log", "b.log"}) {
+    EXPECT_NE(read_file(tmp.file(log))
+                  .find("dataflow: consumer lag of in: 0 messages over 2 "
+                        "partitions\n"),
+              std::string::npos)
+        << log << ": " << read_file(tmp.file(log));
+  }
 
   std::map<std::string, std::set<int64_t>> partitions;
   std::vector<int64_t> all_ids;
