@@ -57,7 +57,12 @@ std::string format_bytes(uint64_t bytes) {
 }
 
 CheckpointCoordinator::Impl::Impl(CheckpointStorage& storage, CheckpointSettings settings)
-    : storage_(storage), settings_(std::move(settings)), pool_(std::max(1, settings_.io_threads)) {}
+    : guarded_(storage, {settings.storage_breaker, settings.is_transient, settings.on_storage_event,
+                         settings.pipeline + "/"}),
+      storage_(guarded_),
+      settings_(std::move(settings)),
+      log_context_(LogContext::current()),
+      pool_(std::max(1, settings_.io_threads)) {}
 
 CheckpointCoordinator::Impl::~Impl() { stop(); }
 
@@ -138,6 +143,7 @@ bool CheckpointCoordinator::Impl::wait_for(uint64_t count, Millis timeout) const
 // -------------------------------------------------------------- the thread
 
 void CheckpointCoordinator::Impl::loop() {
+  AdoptedLogContext log_context(log_context_);
   if (!ids_known_) {
     // Ids continue after everything stored (also aborted checkpoints' dirs).
     for (;;) {
@@ -552,6 +558,27 @@ Clock::time_point CheckpointCoordinator::Impl::maybe_trigger(Clock::time_point& 
   const Clock::time_point now = Clock::now();
   if (!stop && !requested && now < next_trigger) return kNever;
   if (now < retry_at_) return retry_at_;
+  if (!stop && guarded_.open()) {
+    // The storage is down: a checkpoint now would only fail (or pile up
+    // uploads). Decline it; once open_for passed, a probe decides.
+    const Status probe = guarded_.declining() ? Status::unavailable("not yet") : guarded_.probe();
+    if (!probe.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.declined;
+        checkpoint_requested_ = false;
+      }
+      if (!decline_logged_) {
+        log_warn(kLog, "checkpoints of pipeline " + settings_.pipeline +
+                           " are declined while the circuit breaker around checkpoint storage " +
+                           storage_.describe() + " is open");
+        decline_logged_ = true;
+      }
+      if (settings_.interval) next_trigger = now + *settings_.interval;
+      return kNever;
+    }
+  }
+  decline_logged_ = false;
   const uint64_t id = next_id_;
   const bool ok = stop ? target_->stop_with_checkpoint(id) : target_->trigger_checkpoint(id);
   if (!ok) {

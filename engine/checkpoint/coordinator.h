@@ -3,6 +3,9 @@
 // the manifest and moves _CURRENT (DESIGN §4); and restores a run from the
 // newest good checkpoint.
 //
+// Every storage call goes through a GuardedStorage (guarded_storage.h): after
+// repeated transient storage failures checkpoints are declined, not piled up.
+//
 // Threading: one internal thread triggers on the interval and times out
 // checkpoints; uploads run on the coordinator's own I/O threads;
 // on_task_snapshot* are called from worker/I/O threads and only queue work.
@@ -12,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +58,15 @@ struct CheckpointSettings {
   // Observes every completed checkpoint's duration in seconds (the server's
   // dataflow_checkpoint_duration_seconds). Not owned; may be null.
   metrics::Histogram* duration_seconds = nullptr;
+  // The circuit breaker around the storage (guarded_storage.h): while it is
+  // open, checkpoints are declined instead of triggered; a probe at the
+  // first trigger after open_for closes it. nullopt: no breaker.
+  std::optional<runtime::CircuitBreakerPolicy> storage_breaker;
+  // Which storage failures count toward it; empty: Unavailable.
+  std::function<bool(const Status&)> is_transient;
+  // Its changes (node "checkpoint_storage"), on an I/O or the coordinator's
+  // thread. Must be thread-safe and quick.
+  runtime::RetryEventSink on_storage_event;
 };
 
 // What restore() found.
@@ -69,7 +82,8 @@ struct RestorePoint {
 struct CoordinatorStats {
   uint64_t completed = 0;
   uint64_t failed = 0;
-  uint64_t aborted = 0;  // timed out
+  uint64_t aborted = 0;   // timed out
+  uint64_t declined = 0;  // not triggered: the storage's circuit breaker was open
   uint64_t last_id = 0;
   int64_t last_duration_ms = 0;
   uint64_t last_size_bytes = 0;         // all files the manifest references

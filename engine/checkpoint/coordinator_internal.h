@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "engine/checkpoint/coordinator.h"
+#include "engine/checkpoint/guarded_storage.h"
 #include "engine/checkpoint/manifest.h"
+#include "engine/core/log.h"
 #include "engine/runtime/io_pool.h"
 
 namespace df::checkpoint {
@@ -99,7 +101,8 @@ class CheckpointCoordinator::Impl {
   void fail_inflight(const std::string& reason);
   void give_up_inflight(bool timed_out, const std::string& why);
 
-  CheckpointStorage& storage_;
+  GuardedStorage guarded_;      // around the caller's storage
+  CheckpointStorage& storage_;  // guarded_: every call goes through the breaker
   const CheckpointSettings settings_;
 
   mutable std::mutex mu_;
@@ -127,7 +130,11 @@ class CheckpointCoordinator::Impl {
   bool final_done_ = false;
   Clock::time_point retry_at_{};
   uint64_t strand_ = 0;
+  bool decline_logged_ = false;  // this open spell of the storage breaker
 
+  // The constructing thread's log context (pipeline, run id), for the lines
+  // the coordinator thread logs; the pool captures it too.
+  const LogFields log_context_;
   std::thread thread_;
   runtime::IoPool pool_;  // last: destroyed (and drained) first
 };

@@ -93,10 +93,14 @@ const ConfigValue* ConfigValue::find(std::string_view key) const {
 
 std::string_view ConfigValue::kind_name() const {
   switch (kind_) {
-    case Kind::kNull: return "null";
-    case Kind::kScalar: return "a scalar";
-    case Kind::kSequence: return "a list";
-    case Kind::kMap: return "a map";
+    case Kind::kNull:
+      return "null";
+    case Kind::kScalar:
+      return "a scalar";
+    case Kind::kSequence:
+      return "a list";
+    case Kind::kMap:
+      return "a map";
   }
   return "?";
 }
@@ -222,9 +226,38 @@ void OptionReader::finish() {
   if (!node_.is_map()) return;
   for (const auto& [k, v] : node_.entries()) {
     if (std::find(used_.begin(), used_.end(), k) == used_.end()) {
-      diags_.error(v.location(), "unknown option '" + k + "' for " + what_);
+      // used_ holds every key a getter asked for: the accepted ones.
+      diags_.error(v.location(),
+                   "unknown option '" + k + "' for " + what_ + did_you_mean(k, used_));
     }
   }
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string did_you_mean(std::string_view name, const std::vector<std::string>& known) {
+  constexpr size_t kMaxEdits = 2;
+  const std::string* best = nullptr;
+  size_t best_distance = std::min(kMaxEdits, name.empty() ? 0 : name.size() - 1) + 1;
+  for (const std::string& k : known) {
+    const size_t d = edit_distance(name, k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = &k;
+    }
+  }
+  return best ? " (did you mean '" + *best + "'?)" : "";
 }
 
 }  // namespace df

@@ -135,12 +135,22 @@ class OptionReader {
 
  private:
   template <typename T>
-  std::optional<T> typed(std::string_view key, bool required, Result<T> (ConfigValue::*read)() const);
+  std::optional<T> typed(std::string_view key, bool required,
+                         Result<T> (ConfigValue::*read)() const);
 
   const ConfigValue& node_;
   std::string what_;
   Diagnostics& diags_;
   std::vector<std::string> used_;
 };
+
+// Levenshtein distance: insertions, deletions and substitutions of bytes.
+size_t edit_distance(std::string_view a, std::string_view b);
+
+// " (did you mean 'x'?)" naming the entry of `known` nearest to `name` when
+// it is a likely typo of it (at most 2 edits, and fewer than `name` has
+// characters; the first of equals wins), else "". For messages about unknown
+// keys, types and ids.
+std::string did_you_mean(std::string_view name, const std::vector<std::string>& known);
 
 }  // namespace df

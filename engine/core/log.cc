@@ -21,7 +21,14 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::atomic<int> g_format{static_cast<int>(LogFormat::kText)};
 
-thread_local LogFields t_context;
+// This thread's context: the innermost LogContext's (or AdoptedLogContext's)
+// fields; null = none. Scopes restore the outer pointer when they end.
+thread_local const LogFields* t_context = nullptr;
+
+const LogFields& context_fields() {
+  static const LogFields kNone;
+  return t_context ? *t_context : kNone;
+}
 // Set while this thread runs listeners: lines they log skip the listeners.
 thread_local bool t_in_listener = false;
 
@@ -273,15 +280,22 @@ void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
 void set_log_format(LogFormat format) { g_format.store(static_cast<int>(format)); }
 bool log_enabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
-LogContext::LogContext(const LogFields& fields) : outer_(t_context) {
-  if (!fields.pipeline.empty()) t_context.pipeline = fields.pipeline;
-  if (!fields.run_id.empty()) t_context.run_id = fields.run_id;
-  if (!fields.request_id.empty()) t_context.request_id = fields.request_id;
+LogContext::LogContext(const LogFields& fields) : fields_(context_fields()), outer_(t_context) {
+  if (!fields.pipeline.empty()) fields_.pipeline = fields.pipeline;
+  if (!fields.run_id.empty()) fields_.run_id = fields.run_id;
+  if (!fields.request_id.empty()) fields_.request_id = fields.request_id;
+  t_context = &fields_;
 }
 
-LogContext::~LogContext() { t_context = std::move(outer_); }
+LogContext::~LogContext() { t_context = outer_; }
 
-const LogFields& LogContext::current() { return t_context; }
+const LogFields& LogContext::current() { return context_fields(); }
+
+AdoptedLogContext::AdoptedLogContext(const LogFields& fields) : outer_(t_context) {
+  t_context = &fields;
+}
+
+AdoptedLogContext::~AdoptedLogContext() { t_context = outer_; }
 
 uint64_t add_log_listener(LogListener listener) { return listeners().add(std::move(listener)); }
 void remove_log_listener(uint64_t id) { listeners().remove(id); }
@@ -351,7 +365,7 @@ std::string log_record_json(const LogRecord& r) {
 
 void log(LogLevel level, std::string_view component, std::string_view message) {
   if (!log_enabled(level)) return;
-  const LogRecord record{now_ms(), level, component, message, t_context};
+  const LogRecord record{now_ms(), level, component, message, context_fields()};
   std::string line;
   if (static_cast<LogFormat>(g_format.load()) == LogFormat::kJson) {
     line = log_record_json(record);

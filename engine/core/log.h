@@ -75,7 +75,8 @@ struct LogFields {
 // a field it leaves empty is inherited, and the outer fields come back when
 // the inner scope ends. Work handed to another thread takes its context
 // along explicitly: `LogContext ctx(captured)` with captured =
-// LogContext::current() on the handing thread.
+// LogContext::current() on the handing thread (or, on a hot path,
+// AdoptedLogContext).
 //
 //   LogContext ctx({.pipeline = "orders", .run_id = "r-17"});
 //
@@ -87,11 +88,28 @@ class LogContext {
   LogContext(const LogContext&) = delete;
   LogContext& operator=(const LogContext&) = delete;
 
-  // This thread's fields now.
+  // This thread's fields now (valid until this thread's context changes).
   static const LogFields& current();
 
  private:
-  LogFields outer_;
+  LogFields fields_;        // the merged fields this scope installs
+  const LogFields* outer_;  // what current() was before
+};
+
+// Installs `fields`, owned by the caller, as this thread's whole context
+// (no merging) until it ends: no copy and no allocation, for hot paths that
+// put a captured context back on every run of a task (the scheduler's
+// workers, I/O threads). `fields` must outlive the scope and not change
+// meanwhile. Must end on the thread that created it.
+class AdoptedLogContext {
+ public:
+  explicit AdoptedLogContext(const LogFields& fields);
+  ~AdoptedLogContext();
+  AdoptedLogContext(const AdoptedLogContext&) = delete;
+  AdoptedLogContext& operator=(const AdoptedLogContext&) = delete;
+
+ private:
+  const LogFields* outer_;
 };
 
 // One log line as listeners see it. The views and the context are valid

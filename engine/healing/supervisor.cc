@@ -79,13 +79,37 @@ std::string describe_node_counts(const plan::Plan& plan, const runtime::RunMetri
 RunSupervisor::RunSupervisor(SupervisorOptions options, Listener listener)
     : options_(std::move(options)),
       listener_(std::move(listener)),
-      healer_(options_.healing, [this](const RunEvent& e) {
-        if (listener_.on_event) listener_.on_event(e);
-      }) {
+      healer_(options_.healing, [this](const RunEvent& e) { queue_event(e); }) {
   options_.checkpoint.duration_seconds = &checkpoint_durations_;
 }
 
 RunSupervisor::~RunSupervisor() = default;
+
+void RunSupervisor::queue_event(const RunEvent& event) {
+  if (!listener_.on_event) return;
+  {
+    std::lock_guard lock(events_mu_);
+    if (events_open_) {
+      pending_events_.push_back(event);
+      events_cv_.notify_one();
+      return;
+    }
+  }
+  listener_.on_event(event);  // outside run(): no worker is involved
+}
+
+void RunSupervisor::deliver_events() {
+  std::unique_lock lock(events_mu_);
+  for (;;) {
+    events_cv_.wait(lock, [&] { return !pending_events_.empty() || !events_open_; });
+    if (pending_events_.empty()) return;  // closed and drained
+    const RunEvent e = std::move(pending_events_.front());
+    pending_events_.pop_front();
+    lock.unlock();
+    listener_.on_event(e);
+    lock.lock();
+  }
+}
 
 void RunSupervisor::stop() {
   std::lock_guard lock(mu_);
@@ -142,6 +166,26 @@ std::vector<RunEvent> RunSupervisor::events() const { return healer_.events(); }
 SupervisedOutcome RunSupervisor::run() {
   SupervisedOutcome out;
   const auto started = Clock::now();
+  if (listener_.on_event) {
+    std::lock_guard lock(events_mu_);
+    events_open_ = true;
+    event_thread_ = std::thread([this, context = LogContext::current()] {
+      LogContext log_context(context);
+      deliver_events();
+    });
+  }
+  // Every event of this run reaches the listener before run() returns.
+  struct CloseEvents {
+    RunSupervisor* self;
+    ~CloseEvents() {
+      {
+        std::lock_guard lock(self->events_mu_);
+        self->events_open_ = false;
+      }
+      self->events_cv_.notify_all();
+      if (self->event_thread_.joinable()) self->event_thread_.join();
+    }
+  } close_events{this};
   const plan::Plan& plan = *options_.plan;
   runtime::RunOptions options = options_.run_options;
   const std::string state_dir = options_.work_dir.empty() ? "" : options_.work_dir + "/state";
@@ -178,8 +222,14 @@ SupervisedOutcome RunSupervisor::run() {
     runtime::RunOptions attempt_options = options;
     std::optional<uint64_t> resumed_from;
     if (options_.storage) {
-      coordinator = std::make_unique<checkpoint::CheckpointCoordinator>(*options_.storage,
-                                                                        options_.checkpoint);
+      // The sinks' breaker policy guards the storage too; its changes are
+      // recorded like a sink's (node "checkpoint_storage").
+      checkpoint::CheckpointSettings cs = options_.checkpoint;
+      cs.storage_breaker = options_.healing.circuit_breaker;
+      cs.is_transient = options.is_transient;
+      cs.on_storage_event = options.on_retry_event;
+      coordinator =
+          std::make_unique<checkpoint::CheckpointCoordinator>(*options_.storage, std::move(cs));
       const auto restore_started = Clock::now();
       auto restored = coordinator->restore(plan.physical, attempt_options.state_root);
       if (!restored.ok()) {

@@ -11,17 +11,23 @@
 // Threading: run() blocks the calling thread; stop(), cancel(), stats(),
 // with_scheduler() and events() may be called from any thread at any time.
 // Listener callbacks run on the thread that called run(), except
-// on_event(), which runs on whichever thread made the decision.
+// on_event(): decisions made on worker, I/O and coordinator threads are
+// queued and delivered in order by the supervisor's event thread (so a
+// listener that stores events never blocks a worker); run() returns after
+// every event was delivered.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -141,6 +147,15 @@ class RunSupervisor {
   bool cancelled_ = false;                                    // guarded by mu_
   SupervisorStats stats_;                                     // guarded by mu_
   std::set<std::pair<std::string, int>> open_breakers_;       // (node, subtask), guarded by mu_
+
+  // Events on their way to listener_.on_event (see the threading note).
+  void queue_event(const RunEvent& event);
+  void deliver_events();  // the event thread
+  std::mutex events_mu_;
+  std::condition_variable events_cv_;
+  std::deque<RunEvent> pending_events_;  // guarded by events_mu_
+  bool events_open_ = false;             // the event thread runs; guarded by events_mu_
+  std::thread event_thread_;
 };
 
 // The checkpoint settings of a pipeline whose file is `pipeline_text`: its

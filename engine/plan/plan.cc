@@ -54,33 +54,6 @@ std::string join(const std::vector<std::string>& items) {
   return s;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// " (did you mean 'x'?)" when a known name is close to `name`.
-std::string suggestion(const std::string& name, const std::vector<std::string>& known) {
-  const std::string* best = nullptr;
-  size_t best_d = 3;
-  for (const auto& k : known) {
-    size_t d = edit_distance(name, k);
-    if (d < best_d) {
-      best_d = d;
-      best = &k;
-    }
-  }
-  return best ? " (did you mean '" + *best + "'?)" : "";
-}
-
 void read_settings(OptionReader& top, PipelineSettings& s, Diagnostics& diags) {
   static const std::regex kName("[a-z0-9-]{1,63}");
   if (auto name = top.string("name", /*required=*/true)) {
@@ -193,7 +166,7 @@ void read_section(OptionReader& top, NodeRole role, const runtime::NodeRegistry&
       if (!d.factory) {
         auto known = registry.types(role);
         diags.error(type->location(), "unknown " + role_name + " type '" + d.type + "'" +
-                                          suggestion(d.type, known) + " (known: " + join(known) +
+                                          did_you_mean(d.type, known) + " (known: " + join(known) +
                                           ")");
       }
     }
@@ -399,7 +372,7 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
       auto it = index.find(name);
       if (it == index.end()) {
         diags.error(d.inputs_location, d.options->what() + " reads unknown input '" + name + "'" +
-                                           suggestion(name, known_ids));
+                                           did_you_mean(name, known_ids));
         broken[i] = true;
       } else if (decls[it->second.node].role == NodeRole::kSink) {
         diags.error(d.inputs_location,

@@ -8,7 +8,7 @@
 
 namespace df::runtime {
 
-IoPool::IoPool(int threads) {
+IoPool::IoPool(int threads) : log_context_(LogContext::current()) {
   const int n = threads > 0 ? threads : 1;
   threads_.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) threads_.emplace_back([this] { loop(); });
@@ -63,6 +63,7 @@ void IoPool::shutdown() {
 }
 
 void IoPool::loop() {
+  AdoptedLogContext log_context(log_context_);
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !ready_.empty(); });

@@ -7,6 +7,9 @@
 // runs one job, then goes to the back of the line), so one busy subtask
 // cannot starve the others.
 //
+// Jobs log with the LogContext of the thread that constructed the pool (a
+// pool serves one run).
+//
 // Threading: post() is thread-safe, including from inside a job. shutdown()
 // (also run by the destructor) lets every queued job finish — jobs often
 // carry completions that operators wait for — then joins the threads; a job
@@ -22,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/core/log.h"
 #include "engine/runtime/operator.h"
 
 namespace df::runtime {
@@ -50,6 +54,7 @@ class IoPool final : public IoExecutor {
   std::deque<uint64_t> ready_;                    // strands with work, not running
   bool stopping_ = false;
   bool joined_ = false;
+  const LogFields log_context_;  // the constructing thread's, for the jobs' lines
   std::vector<std::thread> threads_;
 };
 

@@ -290,6 +290,9 @@ class Engine {
   // Tasks waiting for a worker, oldest first; one arena job per entry.
   std::mutex run_queue_mu_;
   std::deque<Task*> run_queue_;
+  // The log context of run()'s caller (pipeline, run id), put back on the
+  // worker for every task run; set before the first task is enqueued.
+  LogFields log_context_;
 };
 
 // One subtask of one vertex: its chain of operators, input and output
@@ -479,10 +482,12 @@ class Task final : public Wakeable {
   };
   bool holding(size_t k) const { return !held_.empty() && k >= hold_from_; }
   // Runs the process()/produce() call f of node k. A transient failure the
-  // node's retrier allows holds `call` for a retry and returns false; true
-  // when the call was made (successfully, or its error was recorded).
-  template <typename F>
-  bool call_retrying(size_t k, HeldCall call, F&& f);
+  // node's retrier allows holds make_call() for a retry and returns false;
+  // true when the call was made (successfully, or its error was recorded).
+  // The HeldCall is built only then: a batch copy per call is an atomic
+  // increment and decrement on the hot path.
+  template <typename MakeCall, typename F>
+  bool call_retrying(size_t k, MakeCall&& make_call, F&& f);
   void retry_held();
   void report_retry(RetryEvent::Kind kind, size_t k, int attempt, Millis delay,
                     std::string message);
@@ -1111,9 +1116,12 @@ void Task::work() {
 void Task::produce() {
   source_wake_pending_.store(false, std::memory_order_release);
   std::optional<SourceProgress> progress;
-  HeldCall call;
-  call.kind = HeldCall::Kind::kProduce;
-  call_retrying(0, std::move(call), [&]() -> Status {
+  auto make_call = [] {
+    HeldCall call;
+    call.kind = HeldCall::Kind::kProduce;
+    return call;
+  };
+  call_retrying(0, make_call, [&]() -> Status {
     DF_RETURN_IF_ERROR(faults().check(nodes_[0].info->node->id, "produce"));
     Result<SourceProgress> r = nodes_[0].src->produce(*nodes_[0].out);
     if (!r.ok()) return r.status();
@@ -1173,8 +1181,8 @@ void Task::report_retry(RetryEvent::Kind kind, size_t k, int attempt, Millis del
   sink(e);
 }
 
-template <typename F>
-bool Task::call_retrying(size_t k, HeldCall call, F&& f) {
+template <typename MakeCall, typename F>
+bool Task::call_retrying(size_t k, MakeCall&& make_call, F&& f) {
   if (!error_.ok()) return true;
   Status s = guarded(f);
   CallRetrier* retrier = nodes_[k].retrier.get();
@@ -1214,6 +1222,7 @@ bool Task::call_retrying(size_t k, HeldCall call, F&& f) {
       break;
   }
   if (held_.empty() || k < hold_from_) hold_from_ = k;
+  HeldCall call = make_call();
   call.k = k;
   held_.push_back(std::move(call));
   retry_at_ = v.at;
@@ -1523,16 +1532,20 @@ void Task::arm_idle_timer(Clock::time_point now) {
 
 void Task::deliver(size_t k, size_t input, const BatchPtr& batch) {
   if (!error_.ok()) return;
-  HeldCall call;
-  call.kind = HeldCall::Kind::kProcess;
-  call.input = input;
-  call.batch = batch;
+  auto make_call = [&] {
+    HeldCall call;
+    call.kind = HeldCall::Kind::kProcess;
+    call.input = input;
+    call.batch = batch;
+    return call;
+  };
   if (holding(k)) {
+    HeldCall call = make_call();
     call.k = k;
     held_.push_back(std::move(call));
     return;
   }
-  const bool made = call_retrying(k, std::move(call), [&] {
+  const bool made = call_retrying(k, make_call, [&] {
     DF_RETURN_IF_ERROR(faults().check(nodes_[k].info->node->id, "process"));
     return nodes_[k].op->process(input, batch, *nodes_[k].out);
   });
@@ -1558,7 +1571,7 @@ void Task::emit(size_t k, BatchPtr batch) {
   if (source) note_source_rows();
   // Latency is timed from here for rows new to the pipeline (a source's, a
   // window's); batches derived from others keep their time.
-  if (batch->source_time_ns() == 0) batch = batch->with_source_time(source_clock_ns());
+  if (batch->source_time_ns() == 0) batch = Batch::stamped(std::move(batch), source_clock_ns());
   nodes_[k].info->metrics->rows_out.fetch_add(batch->active_rows(), std::memory_order_relaxed);
   if (k + 1 < nodes_.size()) {
     deliver(k + 1, 0, batch);
@@ -1814,6 +1827,7 @@ Status Engine::run() {
     stopping_.store(true);
     return s;
   }
+  log_context_ = LogContext::current();
   scheduler_internal::ensure_tbb_worker_cap(options_.workers);
   // No slot reserved for this thread: it only waits, all `workers` slots
   // are for arena workers.
@@ -1877,7 +1891,10 @@ void Engine::enqueue(Task* task) {
       next = run_queue_.front();  // one job per queued task: never empty here
       run_queue_.pop_front();
     }
-    next->run();
+    {
+      AdoptedLogContext log_context(log_context_);  // a pointer swap: no copy
+      next->run();
+    }
     release_inflight();
   });
 }

@@ -3,7 +3,9 @@
 // continues from it with exactly-once output; a real Prometheus scrapes
 // /metrics and a query returns the processed count; `promtool check
 // metrics` accepts the output, which names every metric the deployment
-// assets (deploy/metrics.txt) rely on; a bad config exits 1 naming the key.
+// assets (deploy/metrics.txt) rely on; a bad config exits 1 naming the key;
+// JSON log lines written on worker, I/O and checkpoint threads carry the
+// pipeline and run id.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -181,6 +183,66 @@ TEST(Server, MetricsPassPromtoolAndAPrometheusScrapesTheProcessedCount) {
   prometheus.send_signal(SIGTERM);
   prometheus.wait(20s);
   EXPECT_GT(processed, 0) << read_file(dir.file("prometheus.err"));
+}
+
+TEST(Server, EveryLogLineOfAPipelineCarriesItsNameAndRunIdWhateverThreadLoggedIt) {
+  TempDir dir;
+  ServerProcess server(DATAFLOW_BIN, dir);
+  ASSERT_TRUE(server.ready()) << server.log();
+  // Switch the running server to JSON lines (SIGHUP applies the logging
+  // section) and wait for the first one.
+  std::string config = read_file(server.config_path());
+  const size_t text = config.find("format: text");
+  ASSERT_NE(text, std::string::npos) << config;
+  config.replace(text, 12, "format: json");
+  dir.write("config.yaml", config);
+  ASSERT_EQ(::kill(server.pid(), SIGHUP), 0);
+  ASSERT_TRUE(eventually([&] { return server.log().find("{\"time\":") != std::string::npos; }, 10s))
+      << server.log();
+
+  // Bad lines make the file source's worker log warnings; checkpoints log
+  // on the coordinator's thread, the file sink writes on the I/O pool.
+  std::string input;
+  for (int i = 0; i < 300; ++i) {
+    input += i % 50 == 7 ? "{not json\n" : "{\"id\": " + std::to_string(i) + "}\n";
+  }
+  const std::string in = dir.write("in.jsonl", input);
+  std::ostringstream p;
+  p << "name: logctx\n"
+    << "checkpoint: {interval: 100ms}\n"
+    << "sources:\n"
+    << "  - {id: shaky_input, type: file, path: " << in << ", format: json, schema: {id: int64}}\n"
+    << "sinks:\n"
+    << "  - {id: logged_out, type: file, input: shaky_input, path: " << dir.file("out")
+    << ", format: json}\n";
+  auto api = client_for(server.api_port());
+  auto created = api.request("POST", "/api/v1/pipelines?start=true", p.str(), "application/yaml");
+  ASSERT_TRUE(created.ok());
+  ASSERT_EQ(created->status, 201) << created->body;
+  const std::string run_id = json::parse(created->body)["current_run"].get<std::string>();
+  wait_for(
+      api, "/api/v1/runs/" + run_id,
+      [](const json& r) { return r.value("status", "") == "succeeded"; }, 60s);
+
+  size_t bad_record_lines = 0;
+  size_t checkpoint_lines = 0;
+  std::istringstream lines(server.log());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty() || line[0] != '{') continue;
+    const json j = json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    const std::string msg = j.value("msg", "");
+    const bool ours = msg.find("shaky_input") != std::string::npos ||
+                      msg.find("logged_out") != std::string::npos ||
+                      msg.find("pipeline logctx") != std::string::npos;
+    if (!ours) continue;
+    EXPECT_EQ(j.value("pipeline", ""), "logctx") << line;
+    EXPECT_EQ(j.value("run_id", ""), run_id) << line;
+    if (msg.find("bad record") != std::string::npos) ++bad_record_lines;
+    if (j.value("component", "") == "checkpoint") ++checkpoint_lines;
+  }
+  EXPECT_GE(bad_record_lines, 1u) << server.log();
+  EXPECT_GE(checkpoint_lines, 1u) << server.log();
 }
 
 TEST(Server, ABadConfigExitsOneNamingTheKeyAndCheckMasksSecrets) {

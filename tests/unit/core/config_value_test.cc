@@ -30,17 +30,45 @@ TEST(OptionReader, ReadsTypedOptionsAndReportsEveryProblem) {
   EXPECT_EQ(diags.items()[0].to_string(),
             "p.yaml:4:9: source 'in' (file) option 'rate': expected an integer, got 'fast'");
   EXPECT_EQ(diags.items()[1].to_string(), "p.yaml:1:3: source 'in' (file) needs 'format'");
-  EXPECT_EQ(diags.items()[2].to_string(), "p.yaml:6:11: unknown option 'colour' for source 'in' (file)");
+  EXPECT_EQ(diags.items()[2].to_string(),
+            "p.yaml:6:11: unknown option 'colour' for source 'in' (file)");
   Status s = diags.to_status();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("\n"), std::string::npos);
+}
+
+TEST(ConfigValue, DidYouMeanNamesTheNearestKnownNameWhenItIsALikelyTypo) {
+  const std::vector<std::string> known = {"port", "host", "data_dir", "shutdown_grace_period"};
+  EXPECT_EQ(edit_distance("prot", "port"), 2u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(did_you_mean("prot", known), " (did you mean 'port'?)");
+  EXPECT_EQ(did_you_mean("data-dir", known), " (did you mean 'data_dir'?)");
+  EXPECT_EQ(did_you_mean("shutdown_grace", known), "") << "7 edits away";
+  EXPECT_EQ(did_you_mean("ab", known), "") << "as many edits as characters";
+  EXPECT_EQ(did_you_mean("", known), "");
+
+  Diagnostics diags;
+  ConfigValue n = node();
+  OptionReader r(n, "source 'in' (file)", diags);
+  r.allow("path");
+  r.allow("count");
+  r.allow("rate");
+  r.allow("every");
+  r.allow("format");
+  r.allow("color");
+  r.finish();
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(diags.items()[0].to_string(),
+            "p.yaml:6:11: unknown option 'colour' for source 'in' (file) (did you mean 'color'?)");
 }
 
 TEST(ConfigValue, ScalarConversions) {
   EXPECT_TRUE(*ConfigValue::scalar("yes", at(1, 1)).as_bool());
   EXPECT_FALSE(ConfigValue::scalar("maybe", at(1, 1)).as_bool().ok());
   EXPECT_DOUBLE_EQ(*ConfigValue::scalar("0.5", at(1, 1)).as_double(), 0.5);
-  auto list = ConfigValue::sequence({ConfigValue::scalar("a", at(1, 2)), ConfigValue::scalar("b", at(1, 5))}, at(1, 1));
+  auto list = ConfigValue::sequence(
+      {ConfigValue::scalar("a", at(1, 2)), ConfigValue::scalar("b", at(1, 5))}, at(1, 1));
   EXPECT_EQ(*list.as_string_list(), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(*ConfigValue::scalar("a", at(1, 1)).as_string_list(), (std::vector<std::string>{"a"}));
   EXPECT_EQ(ConfigValue::map({}, at(1, 1)).as_int().status().message(),

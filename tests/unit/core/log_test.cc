@@ -100,6 +100,39 @@ TEST_F(LogTest, JsonLinesCarryTimeLevelComponentMessageAndContext) {
   EXPECT_LT(lines[2].find("\"msg\""), lines[2].find("\"pipeline\""));
 }
 
+TEST_F(LogTest, AnAdoptedContextReplacesTheThreadsFieldsUntilItEnds) {
+  const std::string path = to_file();
+  const LogFields run{.pipeline = "orders", .run_id = "r-3"};
+  LogContext ctx({.request_id = "req-9"});
+  std::thread worker([&run] {
+    for (int i = 0; i < 2; ++i) {  // as a scheduler worker would, per task run
+      AdoptedLogContext adopted(run);
+      EXPECT_EQ(&LogContext::current(), &run) << "adopted without a copy";
+      log_info("runtime", "task ran");
+    }
+    EXPECT_TRUE(LogContext::current().pipeline.empty());
+  });
+  worker.join();
+  {
+    AdoptedLogContext adopted(run);
+    LogContext inner({.request_id = "req-10"});  // nests over an adopted one
+    log_info("server", "inner");
+  }
+  log_info("server", "after");
+  const auto lines = lines_of(path);
+  ASSERT_EQ(lines.size(), 4u);
+  for (size_t i = 0; i < 2; ++i) {
+    const Json j = Json::parse(lines[i]);
+    EXPECT_EQ(j["pipeline"], "orders");
+    EXPECT_EQ(j["run_id"], "r-3");
+    EXPECT_FALSE(j.contains("request_id")) << "adopted fields replace, not merge";
+  }
+  EXPECT_EQ(Json::parse(lines[2])["pipeline"], "orders");
+  EXPECT_EQ(Json::parse(lines[2])["request_id"], "req-10");
+  EXPECT_FALSE(Json::parse(lines[3]).contains("pipeline"));
+  EXPECT_EQ(Json::parse(lines[3])["request_id"], "req-9");
+}
+
 TEST_F(LogTest, TextLinesAppendTheContext) {
   const std::string path = to_file({.level = LogLevel::kDebug, .format = LogFormat::kText});
   {
