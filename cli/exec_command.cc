@@ -7,8 +7,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <map>
-#include <mutex>
 #include <thread>
 
 #include <fstream>
@@ -76,52 +74,27 @@ uint64_t source_rows(const plan::Plan& plan, const runtime::RunMetrics& metrics)
   return rows;
 }
 
-// The consumer lag of every Kafka source partition as last reported during
-// the run, for the final summary: the scheduler and its metrics end with the
-// run, so the signal thread samples them while it lasts. Thread-safe.
-class ConsumerLagWatch {
- public:
-  void sample(const plan::Plan& plan, const runtime::RunMetrics& metrics) {
-    std::lock_guard lock(mu_);
-    for (const auto& n : plan.nodes) {
-      if (n.role != runtime::NodeRole::kSource) continue;
-      const auto* m = metrics.find(n.id);
-      if (!m) continue;
-      // The partitions the node holds now (revoked ones leave the metrics).
-      const auto lag = m->kafka.lag();
-      if (lag.empty()) continue;
-      auto& parts = last_[n.id];
-      parts.clear();
-      for (const auto& l : lag) parts[{l.topic, l.partition}] = l.lag;
-    }
-  }
-  // One line per Kafka source: the total and the partitions still behind.
-  void print() const {
-    std::lock_guard lock(mu_);
-    constexpr size_t kListed = 20;
-    for (const auto& [node, parts] : last_) {
-      int64_t total = 0;
-      std::string behind;
-      size_t listed = 0;
-      for (const auto& [tp, lag] : parts) {
-        total += lag;
-        if (lag == 0) continue;
-        if (++listed <= kListed) {
-          behind += " " + tp.first + "/" + std::to_string(tp.second) + "=" + std::to_string(lag);
-        }
+// One line per Kafka source after the summary: the total lag when the run
+// ended and the partitions still behind (the first 20).
+void print_consumer_lag(const healing::SupervisedOutcome& outcome) {
+  constexpr size_t kListed = 20;
+  for (const auto& [node, parts] : outcome.consumer_lag) {
+    int64_t total = 0;
+    std::string behind;
+    size_t listed = 0;
+    for (const auto& p : parts) {
+      total += p.lag;
+      if (p.lag == 0) continue;
+      if (++listed <= kListed) {
+        behind += " " + p.topic + "/" + std::to_string(p.partition) + "=" + std::to_string(p.lag);
       }
-      if (listed > kListed) behind += " (+" + std::to_string(listed - kListed) + " more)";
-      std::fprintf(stderr, "dataflow: consumer lag of %s: %lld messages over %zu partitions%s%s\n",
-                   node.c_str(), static_cast<long long>(total), parts.size(),
-                   listed > 0 ? "; behind:" : "", behind.c_str());
     }
+    if (listed > kListed) behind += " (+" + std::to_string(listed - kListed) + " more)";
+    std::fprintf(stderr, "dataflow: consumer lag of %s: %lld messages over %zu partitions%s%s\n",
+                 node.c_str(), static_cast<long long>(total), parts.size(),
+                 listed > 0 ? "; behind:" : "", behind.c_str());
   }
-
- private:
-  mutable std::mutex mu_;
-  // node -> (topic, partition) -> messages; guarded by mu_
-  std::map<std::string, std::map<std::pair<std::string, int32_t>, int64_t>> last_;
-};
+}
 
 }  // namespace
 
@@ -264,13 +237,10 @@ int run_exec(const ExecArgs& args) {
   healing::RunSupervisor supervisor(supervised, std::move(listener));
 
   std::atomic<bool> done{false};
-  ConsumerLagWatch consumer_lag;
   std::thread signal_thread([&] {
     timespec tick{0, 200'000'000};
     int signals = 0;
     while (!done.load()) {
-      supervisor.with_scheduler(
-          [&](const runtime::Scheduler& s) { consumer_lag.sample(*plan, s.metrics()); });
       if (sigtimedwait(&stop_signals, nullptr, &tick) <= 0) continue;
       // The first signal stops gracefully, a second one aborts.
       if (++signals == 1) {
@@ -323,7 +293,7 @@ int run_exec(const ExecArgs& args) {
   std::fprintf(stderr, "dataflow: pipeline %s %s in %.3fs: %s\n", plan->settings.name.c_str(),
                outcome.status.ok() ? "finished" : "failed", outcome.elapsed_seconds,
                outcome.summary.c_str());
-  consumer_lag.print();
+  print_consumer_lag(outcome);
   if (!outcome.status.ok()) {
     print_error(outcome.error);
     return kExitRuntimeFailure;

@@ -284,6 +284,14 @@ SupervisedOutcome RunSupervisor::run() {
 
     const auto& metrics = scheduler.metrics();
     out.summary = describe_node_counts(plan, metrics, false);
+    out.consumer_lag.clear();
+    for (const auto& n : plan.nodes) {
+      if (n.role != runtime::NodeRole::kSource) continue;
+      const auto* m = metrics.find(n.id);
+      if (!m) continue;
+      auto lag = m->kafka.lag();
+      if (!lag.empty()) out.consumer_lag[n.id] = std::move(lag);
+    }
     out.data_errors += total_errors(metrics);
     out.summary += "; " + std::to_string(out.data_errors) + " errors";
     if (coordinator) {

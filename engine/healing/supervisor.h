@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -78,6 +79,9 @@ struct SupervisedOutcome {
   // One sentence for the user: status.message(), prefixed with the
   // restart strategy's verdict when it gave up. Empty on success.
   std::string error;
+  // Per Kafka source node, the lag of each partition it held when the last
+  // attempt ended (the scheduler is gone by the time run() returns).
+  std::map<std::string, std::vector<runtime::KafkaClientStatus::PartitionLag>> consumer_lag;
 };
 
 // Live numbers of the supervised run, for progress lines and metrics.

@@ -1,6 +1,5 @@
 #include "engine/server/api.h"
 
-#include <openssl/evp.h>
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -57,22 +56,6 @@ std::optional<std::string> base64url_to_base64(std::string_view text) {
   return out;
 }
 
-std::optional<std::string> decode_base64url(std::string_view text) {
-  auto padded = base64url_to_base64(text);
-  if (!padded || padded->empty()) return std::nullopt;
-  std::string out(padded->size() / 4 * 3, '\0');
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(padded->data()),
-                                static_cast<int>(padded->size()));
-  const size_t last = padded->find_last_not_of('=');
-  if (n < 0 || last == std::string::npos) return std::nullopt;
-  // EVP_DecodeBlock counts the bytes the padding stands for.
-  const size_t padding = padded->size() - last - 1;
-  if (static_cast<size_t>(n) < padding) return std::nullopt;
-  out.resize(static_cast<size_t>(n) - padding);
-  return out;
-}
-
 struct OfferedProtocols {
   bool plain = false;                        // "dataflow"
   std::optional<std::string> authorization;  // the credential as an Authorization value
@@ -88,7 +71,7 @@ OfferedProtocols offered_protocols(const HttpRequest& request) {
       offered.plain = true;
     } else if (protocol.starts_with(kBearerProtocol)) {
       if (auto token =
-              decode_base64url(std::string_view(protocol).substr(kBearerProtocol.size()))) {
+              decode_base64(std::string_view(protocol).substr(kBearerProtocol.size()), true)) {
         offered.authorization = "Bearer " + *token;
       }
     } else if (protocol.starts_with(kBasicProtocol)) {

@@ -24,51 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-// ---- base64 (RFC 4648): standard for Basic, url-safe without padding for JWTs
-
-std::optional<std::string> decode_base64(std::string_view text, bool url) {
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  uint32_t bits = 0;
-  int count = 0;
-  size_t padding = 0;
-  for (char c : text) {
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == (url ? '-' : '+')) {
-      v = 62;
-    } else if (c == (url ? '_' : '/')) {
-      v = 63;
-    } else if (c == '=' && !url) {
-      ++padding;
-      continue;
-    } else {
-      return std::nullopt;
-    }
-    if (padding) return std::nullopt;  // data after '='
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    if (++count == 4) {
-      out += static_cast<char>((bits >> 16) & 0xff);
-      out += static_cast<char>((bits >> 8) & 0xff);
-      out += static_cast<char>(bits & 0xff);
-      bits = 0;
-      count = 0;
-    }
-  }
-  if (count == 1 || padding > 2) return std::nullopt;
-  if (count == 2) out += static_cast<char>((bits >> 4) & 0xff);
-  if (count == 3) {
-    out += static_cast<char>((bits >> 10) & 0xff);
-    out += static_cast<char>((bits >> 2) & 0xff);
-  }
-  return out;
-}
-
 bool equal_secrets(std::string_view a, std::string_view b) {
   // CRYPTO_memcmp is constant time for equal lengths; a length mismatch
   // only tells the length.
@@ -126,6 +81,51 @@ struct EvpPkeyFree {
 using PkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 
 }  // namespace
+
+// ---- base64 (RFC 4648): standard for Basic, url-safe without padding for JWTs
+
+std::optional<std::string> decode_base64(std::string_view text, bool url) {
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  uint32_t bits = 0;
+  int count = 0;
+  size_t padding = 0;
+  for (char c : text) {
+    int v;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == (url ? '-' : '+')) {
+      v = 62;
+    } else if (c == (url ? '_' : '/')) {
+      v = 63;
+    } else if (c == '=' && !url) {
+      ++padding;
+      continue;
+    } else {
+      return std::nullopt;
+    }
+    if (padding) return std::nullopt;  // data after '='
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    if (++count == 4) {
+      out += static_cast<char>((bits >> 16) & 0xff);
+      out += static_cast<char>((bits >> 8) & 0xff);
+      out += static_cast<char>(bits & 0xff);
+      bits = 0;
+      count = 0;
+    }
+  }
+  if (count == 1 || padding > 2) return std::nullopt;
+  if (count == 2) out += static_cast<char>((bits >> 4) & 0xff);
+  if (count == 3) {
+    out += static_cast<char>((bits >> 10) & 0xff);
+    out += static_cast<char>((bits >> 2) & 0xff);
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------- passwords
 

@@ -68,6 +68,12 @@ Result<std::string> hash_password(std::string_view password, PasswordScheme sche
 // plaintext included, never matches). Constant time in the comparison.
 bool verify_password(std::string_view password, std::string_view hash);
 
+// RFC 4648 base64: standard alphabet with '=' padding (Basic credentials),
+// or url-safe without padding (JWT parts, JWKS members, the WebSocket
+// credential subprotocol). nullopt for a character outside the alphabet or
+// a length no encoding has.
+std::optional<std::string> decode_base64(std::string_view text, bool url);
+
 // ---- failed logins
 
 // Failed logins per client address within a sliding window. Bounded memory:

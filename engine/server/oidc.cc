@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "engine/core/log.h"
+#include "engine/server/auth.h"
 
 namespace df::server {
 
@@ -47,37 +48,6 @@ size_t append_body(char* data, size_t size, size_t count, void* user) {
   }
   body->text.append(data, n);
   return n;
-}
-
-std::optional<std::string> decode_base64url(std::string_view text) {
-  std::string out;
-  uint32_t bits = 0;
-  int count = 0;
-  for (char c : text) {
-    int v;
-    if (c >= 'A' && c <= 'Z') {
-      v = c - 'A';
-    } else if (c >= 'a' && c <= 'z') {
-      v = c - 'a' + 26;
-    } else if (c >= '0' && c <= '9') {
-      v = c - '0' + 52;
-    } else if (c == '-') {
-      v = 62;
-    } else if (c == '_') {
-      v = 63;
-    } else if (c == '=') {
-      break;
-    } else {
-      return std::nullopt;
-    }
-    bits = (bits << 6) | static_cast<uint32_t>(v);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out += static_cast<char>((bits >> count) & 0xff);
-    }
-  }
-  return out;
 }
 
 struct PkeyDelete {
@@ -189,12 +159,12 @@ Result<std::map<std::string, PublicKey>> parse_jwks(std::string_view json_text) 
     const std::string kty = string_member(jwk, "kty");
     PublicKey key;
     if (kty == "RSA") {
-      auto n = decode_base64url(string_member(jwk, "n"));
-      auto e = decode_base64url(string_member(jwk, "e"));
+      auto n = decode_base64(string_member(jwk, "n"), true);
+      auto e = decode_base64(string_member(jwk, "e"), true);
       if (n && e && !n->empty() && !e->empty()) key = rsa_key(*n, *e);
     } else if (kty == "EC" && string_member(jwk, "crv") == "P-256") {
-      auto x = decode_base64url(string_member(jwk, "x"));
-      auto y = decode_base64url(string_member(jwk, "y"));
+      auto x = decode_base64(string_member(jwk, "x"), true);
+      auto y = decode_base64(string_member(jwk, "y"), true);
       if (x && y) key = p256_key(*x, *y);
     }
     if (key) out.emplace(string_member(jwk, "kid"), std::move(key));

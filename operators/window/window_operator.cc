@@ -78,7 +78,6 @@ constexpr size_t kSpillWriteBatch = 4096;
 constexpr size_t kTimerChunk = 4096;  // stored timers handled per scan
 constexpr int64_t kNoWatermark = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
-constexpr uint64_t kNullKeyHash = runtime::kNullHash;
 constexpr char kKeyPresentMarker = 0x01;  // a non-null key cell's first byte (state/codec)
 
 // a + b, clamped to the int64 range.
