@@ -46,11 +46,20 @@ class Recovery : public ::testing::Test {
   void SetUp() override { tmp_.write("p.yaml", kPipeline); }
 
   // Runs for `ms`, then SIGTERM (a stop with a checkpoint); returns stderr.
-  std::string run_for(std::chrono::milliseconds ms, int* exit_code = nullptr) {
+  // Runs the pipeline for `ms`, and longer (at most 20 s) until _CURRENT
+  // names checkpoint `at_least` (a loaded machine checkpoints late), then
+  // SIGTERMs it.
+  std::string run_for(std::chrono::milliseconds ms, int* exit_code = nullptr,
+                      uint64_t at_least = 0) {
     const std::string err = tmp_.file("err-" + std::to_string(runs_++) + ".log");
     Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress", "--state-dir", state()},
                 tmp_.str(), err);
     std::this_thread::sleep_for(ms);
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (at_least > 0 && current_or_zero() < at_least &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(50ms);
+    }
     child.send_signal(SIGTERM);
     ProcessResult r = child.wait(30s);
     EXPECT_FALSE(r.timed_out);
@@ -67,13 +76,14 @@ class Recovery : public ::testing::Test {
     return root() / "checkpoints" / std::to_string(id) / "manifest.json";
   }
   uint64_t current() const { return std::stoull(read_file((root() / "_CURRENT").string())); }
+  uint64_t current_or_zero() const { return fs::exists(root() / "_CURRENT") ? current() : 0; }
 
   TempDir tmp_;
   int runs_ = 0;
 };
 
 TEST_F(Recovery, TruncatedManifestFallsBackToThePreviousCheckpoint) {
-  run_for(800ms);
+  run_for(800ms, nullptr, 2);
   const uint64_t cur = current();
   ASSERT_GE(cur, 2u);
   const std::string text = read_file(manifest(cur).string());
@@ -142,7 +152,7 @@ TEST_F(Recovery, NothingUsableFailsWithAClearMessage) {
 }
 
 TEST_F(Recovery, RollbackMovesCurrentAndTheNextRunResumesThere) {
-  run_for(800ms);
+  run_for(800ms, nullptr, 3);
   const uint64_t cur = current();
   ASSERT_GE(cur, 3u);
   ProcessResult list = run_process(
