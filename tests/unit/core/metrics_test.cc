@@ -139,12 +139,14 @@ TEST(MetricsTest, ConcurrentUpdatesAreExact) {
   constexpr int kPerThread = 20000;
   std::vector<std::thread> threads;
   std::atomic<bool> done{false};
+  std::atomic<int> looked_up{0};
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       // Each thread looks the series up itself: with() must hand out one object.
       Counter& mine = c.with({"p1"});
       Gauge& level = g.with({"p1"});
       Histogram& wait = h.with({"p1"});
+      looked_up.fetch_add(1);
       for (int i = 0; i < kPerThread; ++i) {
         mine.inc();
         level.add(1);
@@ -152,8 +154,13 @@ TEST(MetricsTest, ConcurrentUpdatesAreExact) {
       }
     });
   }
-  // Scrapes while the writers run.
+  // Scrapes while the writers run, once a series exists (families without
+  // series render nothing).
   std::thread scraper([&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (looked_up.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
     for (int i = 0; i < 50 && !done.load(); ++i) EXPECT_FALSE(reg.render().empty());
   });
   for (auto& t : threads) t.join();
