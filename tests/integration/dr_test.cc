@@ -99,6 +99,19 @@ size_t uncommitted_parts(const std::string& dir) {
   return n;
 }
 
+// Waits (at most `budget`) until run `run_id` left pending and running;
+// `run` gets its last GET.
+bool ended(const cli::HttpClient& api, const std::string& run_id, std::chrono::milliseconds budget,
+           json* run) {
+  return eventually(
+      [&] {
+        *run = get_json(api, "/api/v1/runs/" + run_id);
+        const std::string status = run->value("status", "running");
+        return status != "running" && status != "pending";
+      },
+      budget);
+}
+
 // SIGSTOPs a process for its lifetime: every request to it hangs.
 class Paused {
  public:
@@ -251,13 +264,7 @@ TEST(DisasterRecovery, KilledServerIsRestoredFromS3AndResumesExactlyOnce) {
       << runs.dump() << server.log();
   const std::string resumed = runs["runs"][0]["id"].get<std::string>();
   json run;
-  ASSERT_TRUE(eventually(
-      [&] {
-        run = get_json(api, "/api/v1/runs/" + resumed);
-        return run.value("status", "running") != "running" && run.value("status", "") != "pending";
-      },
-      90s))
-      << run.dump() << server.log();
+  ASSERT_TRUE(ended(api, resumed, 90s, &run)) << run.dump() << server.log();
   EXPECT_EQ(run["status"], "succeeded") << run.dump() << server.log();
   expect_exactly_once(out, kRows);
   EXPECT_NE(server.log().find("resuming pipeline orders"), std::string::npos) << server.log();
@@ -348,13 +355,7 @@ TEST(DisasterRecovery, LostLocalCheckpointsComeBackFromTheBackup) {
   ASSERT_EQ(started->status, 202) << started->body;
   const std::string resumed = json::parse(started->body)["id"].get<std::string>();
   json run;
-  ASSERT_TRUE(eventually(
-      [&] {
-        run = get_json(api, "/api/v1/runs/" + resumed);
-        return run.value("status", "running") != "running" && run.value("status", "") != "pending";
-      },
-      60s))
-      << run.dump() << server.log();
+  ASSERT_TRUE(ended(api, resumed, 60s, &run)) << run.dump() << server.log();
   EXPECT_EQ(run["status"], "succeeded") << run.dump() << server.log();
   expect_exactly_once(out, kRows);
 }
