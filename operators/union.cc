@@ -1,6 +1,7 @@
 // union: merges several inputs of one schema into one stream.
 #include "operators/stateful.h"
 #include "operators/stateless.h"
+#include "operators/window/top_n.h"
 #include "operators/window/window.h"
 
 namespace df::operators {
@@ -74,6 +75,7 @@ void register_operators(runtime::NodeRegistry& registry) {
   registry.add(runtime::NodeRole::kTransform, "dedupe", make_dedupe_factory());
   registry.add(runtime::NodeRole::kTransform, "join", make_join_factory());
   registry.add(runtime::NodeRole::kTransform, "window", make_window_factory());
+  registry.add(runtime::NodeRole::kTransform, "top_n", make_top_n_factory());
 }
 
 }  // namespace df::operators

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of fuzz/ with clang (build-fuzz: coverage,
-# ASan+UBSan) and runs each for FUZZ_TIME seconds (default 60), two at a
-# time. Fails when a target finds a crash, a leak, a sanitizer report, a
-# timeout or an out-of-memory; the input that did it is kept in
-# build-fuzz/fuzz-out/<target>/ (crash-*, leak-*, timeout-*, oom-*) with the
+# Builds the libFuzzer targets of fuzz/ with clang (coverage, ASan+UBSan)
+# and runs each for FUZZ_TIME seconds (default 60), two at a time. Fails
+# when a target finds a crash, a leak, a sanitizer report, a timeout or an
+# out-of-memory; the input that did it is kept in
+# <build>/fuzz-out/<target>/ (crash-*, leak-*, timeout-*, oom-*) with the
 # run's log next to it. Seeds: fuzz/corpus/<target> (read only); what a run
-# adds goes to build-fuzz/fuzz-out/<target>/corpus and seeds the next run.
+# adds goes to <build>/fuzz-out/<target>/corpus and seeds the next run.
+#
+# The build directory is FUZZ_BUILD_DIR (default build-fuzz, build type
+# Fuzz). A clang Asan build (scripts/build.sh Asan with clang++-14
+# installed) compiles the same instrumentation, so CI fuzzes from
+# build-asan: FUZZ_BUILD_DIR=build-asan.
 #
 #   scripts/fuzz.sh                   # every target, 60 s each
 #   FUZZ_TIME=600 scripts/fuzz.sh fuzz_expr fuzz_http
 #   FUZZ_NO_BUILD=1 scripts/fuzz.sh   # run what is built
+#   FUZZ_BUILD_DIR=build-asan FUZZ_NO_BUILD=1 scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build-fuzz
+build=${FUZZ_BUILD_DIR:-build-fuzz}
 fuzz_time=${FUZZ_TIME:-60}
 all_targets=(fuzz_pipeline fuzz_expr fuzz_config fuzz_json_record fuzz_http)
 targets=("$@")
@@ -20,10 +26,20 @@ targets=("$@")
 
 if [ "${FUZZ_NO_BUILD:-0}" != 1 ]; then
   command -v clang++-14 >/dev/null || { echo "fuzz.sh: clang++-14 is missing (scripts/install-deps.sh)" >&2; exit 1; }
-  cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Fuzz \
-    -DDATAFLOW_FUZZ=ON -DDATAFLOW_BUILD_TESTS=OFF -DDATAFLOW_BUILD_BENCH=OFF >/dev/null
+  # A directory that is configured already (e.g. a clang build-asan) keeps
+  # its configuration.
+  if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Fuzz \
+      -DDATAFLOW_FUZZ=ON -DDATAFLOW_BUILD_TESTS=OFF -DDATAFLOW_BUILD_BENCH=OFF >/dev/null
+  fi
   cmake --build "$build" --target "${targets[@]}" -j2
 fi
+for t in "${targets[@]}"; do
+  [ -x "$build/bin/$t" ] || {
+    echo "fuzz.sh: $build/bin/$t is not built (a clang Asan or Fuzz build builds it)" >&2
+    exit 1
+  }
+done
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
-#   1. Release build, every test (unit + integration against the real binary);
-#   2. ASan+UBSan build, unit tests;  3. TSan build, unit tests.
-# Set DATAFLOW_SKIP_SANITIZERS=1 to run only step 1.
+#   1. Release build, the tests of the real binary (integration, deploy, e2e,
+#      the Nexmark check);
+#   2. ASan+UBSan build (clang), unit tests, then each libFuzzer target of
+#      fuzz/ for 60 s from the same build;  3. TSan build, unit tests.
+# The unit tests run in the two sanitizer builds, not a third time at -O3:
+# compiling them is half of a Release build. DATAFLOW_SKIP_SANITIZERS=1 runs
+# only step 1, with the unit tests built and run in it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -24,19 +28,30 @@ stage_done() {  # what
 }
 stage_done "installs"
 
-echo "== Release build and full suite"
-scripts/build.sh Release
+if [ "${DATAFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
+  echo "== Release build, tests of the real binary (unit tests: the sanitizer builds)"
+  DATAFLOW_BUILD_UNIT_TESTS=OFF scripts/build.sh Release
+else
+  echo "== Release build and full suite"
+  DATAFLOW_BUILD_UNIT_TESTS=ON scripts/build.sh Release
+fi
 stage_done "Release build"
 run_ctest build
 stage_done "Release tests"
 
 if [ "${DATAFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then
-  echo "== ASan+UBSan build, unit tests"
-  scripts/build.sh Asan --target unit_tests
+  # With clang (installed by install-deps) the ASan build is also the fuzz
+  # build: one compile serves the unit tests and the libFuzzer targets.
+  echo "== ASan+UBSan build (clang: also the fuzz targets), unit tests"
+  scripts/build.sh Asan --target unit_tests fuzz_targets
   stage_done "ASan+UBSan build"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_ctest build-asan -L unit
   stage_done "ASan+UBSan unit tests"
+  if [ -x build-asan/bin/fuzz_expr ]; then  # a g++ build-asan builds no fuzz target
+    FUZZ_BUILD_DIR=build-asan FUZZ_NO_BUILD=1 FUZZ_TIME=60 scripts/fuzz.sh
+    stage_done "fuzzing (5 targets x 60 s, two at a time)"
+  fi
 
   echo "== TSan build, unit tests"
   scripts/build.sh Tsan --target unit_tests

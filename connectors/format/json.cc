@@ -182,10 +182,20 @@ Status JsonRowDecoder::decode(std::string_view text, BatchBuilder& out) {
     return Status::data_error("expected a JSON object, got " + std::string(json_kind(doc.type())));
   }
   for (Slot& s : m.slots) s.set = false;
+  // Records usually list the fields in schema order: try the field after
+  // the previous one before hashing the key.
+  size_t expected = 0;
   for (simdjson::dom::key_value_pair kv : obj) {
-    auto it = m.index.find(kv.key);
-    if (it == m.index.end()) continue;
-    DF_RETURN_IF_ERROR(read_field(schema_->field(it->second), kv.value, m.slots[it->second]));
+    size_t pos;
+    if (expected < m.slots.size() && kv.key == schema_->field(expected).name) {
+      pos = expected;
+    } else {
+      auto it = m.index.find(kv.key);
+      if (it == m.index.end()) continue;
+      pos = it->second;
+    }
+    expected = pos + 1;
+    DF_RETURN_IF_ERROR(read_field(schema_->field(pos), kv.value, m.slots[pos]));
   }
   for (size_t i = 0; i < m.slots.size(); ++i) {
     const Slot& s = m.slots[i];

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "connectors/format/csv.h"
 #include "connectors/format/json.h"
@@ -162,15 +164,16 @@ class SinkShared {
     inflight_bytes_.fetch_add(bytes);
   }
 
-  // One message of `epoch` is settled: acknowledged or skipped (`failure`
-  // OK), or failed (`failure` fails its checkpoint and the run).
-  void settle(uint64_t epoch, int64_t bytes, Status failure = Status::OK()) {
+  // `n` messages of `epoch` (`bytes` in all) are settled: acknowledged or
+  // skipped (`failure` OK), or failed (`failure` fails its checkpoint and
+  // the run).
+  void settle(uint64_t epoch, int64_t bytes, Status failure = Status::OK(), int64_t n = 1) {
     std::vector<std::pair<std::function<void(Status)>, Status>> done;
     bool wake = false;
     {
       std::lock_guard lock(mu_);
       Epoch& e = epochs_[epoch - first_epoch_];
-      --e.pending;
+      e.pending -= n;
       if (!failure.ok()) {
         if (e.error.ok()) e.error = failure;
         if (error_.ok()) {
@@ -181,7 +184,7 @@ class SinkShared {
       }
       collect_done(done);
     }
-    const int64_t msgs = inflight_msgs_.fetch_sub(1) - 1;
+    const int64_t msgs = inflight_msgs_.fetch_sub(n) - n;
     const int64_t left = inflight_bytes_.fetch_sub(bytes) - bytes;
     if (msgs == 0) wake = true;  // drained() may have turned true
     if (waiting_for_room_.load() && msgs <= limit_msgs_ && left <= limit_bytes_ &&
@@ -302,6 +305,52 @@ class SinkShared {
   BrokerWatch broker_watch_;
 };
 
+// The delivery reports one rd_kafka_poll call serves, settled together
+// after it returns: one lock and one wake check per epoch and poll rather
+// than per message (the mutex showed in bench/kafka.sh's profile).
+// Set for the duration of Producer::poll() on its thread; reports served
+// elsewhere (the flush inside a transactional call) settle one by one.
+class DeliveryTally {
+ public:
+  explicit DeliveryTally(SinkShared& shared) : shared_(shared) {}
+  ~DeliveryTally() { flush(); }
+  DeliveryTally(const DeliveryTally&) = delete;
+  DeliveryTally& operator=(const DeliveryTally&) = delete;
+
+  // The tally of the poll running on this thread for `shared`, if any.
+  static DeliveryTally* active(const SinkShared* shared) {
+    return current_ && &current_->shared_ == shared ? current_ : nullptr;
+  }
+  void add(uint64_t epoch, int64_t bytes) {
+    if (counts_.empty() || counts_.back().epoch != epoch) counts_.push_back({epoch, 0, 0});
+    ++counts_.back().messages;
+    counts_.back().bytes += bytes;
+  }
+  // Makes `t` this thread's tally while the Scope lives.
+  struct Scope {
+    explicit Scope(DeliveryTally& t) : previous(std::exchange(current_, &t)) {}
+    ~Scope() { current_ = previous; }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+    DeliveryTally* previous;
+  };
+
+ private:
+  void flush() {
+    for (const Count& c : counts_) shared_.settle(c.epoch, c.bytes, Status::OK(), c.messages);
+    counts_.clear();
+  }
+  struct Count {
+    uint64_t epoch;
+    int64_t messages;
+    int64_t bytes;
+  };
+  static thread_local DeliveryTally* current_;
+  SinkShared& shared_;
+  std::vector<Count> counts_;  // in report order; epochs only grow
+};
+thread_local DeliveryTally* DeliveryTally::current_ = nullptr;
+
 // A message librdkafka refused with a full queue, kept until it has room.
 struct StashedMessage {
   std::string value;
@@ -360,7 +409,11 @@ class Producer : public std::enable_shared_from_this<Producer> {
   // Serves delivery reports and errors, then retries stashed messages.
   void poll() {
     poll_posted_.store(false);
-    rd_kafka_poll(rk_.get(), 0);
+    {
+      DeliveryTally tally(*shared_);
+      DeliveryTally::Scope scope(tally);
+      rd_kafka_poll(rk_.get(), 0);
+    }  // settles what the reports acknowledged
     if (!stash_empty()) retry_stash();
   }
 
@@ -436,7 +489,11 @@ class Producer : public std::enable_shared_from_this<Producer> {
     const auto epoch = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(m->_private));
     const auto bytes = static_cast<int64_t>(m->len + m->key_len);
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      shared->settle(epoch, bytes);
+      if (DeliveryTally* tally = DeliveryTally::active(shared)) {
+        tally->add(epoch, bytes);
+      } else {
+        shared->settle(epoch, bytes);
+      }
       return;
     }
     std::string where = shared->what() + ": cannot deliver to " +

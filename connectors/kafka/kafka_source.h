@@ -34,7 +34,7 @@
 // Backpressure: on_backpressure(true) pauses the assigned partitions
 // (rd_kafka_pause_partitions), false resumes them, both logged at info; the
 // prefetch is bounded per subtask over all its partitions (the consumer
-// queue's queued.max.messages.kbytes, 4 MiB by default, plus at most one
+// queue's queued.max.messages.kbytes, 8 MiB by default, plus at most one
 // fetch response per broker of that size).
 //
 // Event time: per-partition watermarks (emits_watermarks()): each partition

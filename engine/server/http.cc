@@ -4,7 +4,8 @@
 // strand. A session waits (idle_timeout) for a request's first bytes, reads
 // the header (header_timeout; so a Content-Length over max_body_size is
 // refused before any body is read), then the body (request_timeout), calls
-// the router on the strand and writes the response; keep-alive loops back
+// the router on the handler pool and, back on the strand, writes the
+// response; keep-alive loops back
 // to waiting for the next request. An upgrade to a WebSocket hands the
 // stream to a WebSocketSession. Sessions are templates over the stream type:
 // a plain tcp_stream, or an ssl_stream over one (a TLS listener), which
@@ -17,10 +18,15 @@
 // is left and joins the io threads once their work has run out.
 #include "engine/server/http.h"
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -39,6 +45,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -438,6 +445,9 @@ struct ServerShared {
   std::chrono::milliseconds idle_timeout{0};
   std::chrono::milliseconds header_timeout{0};
   std::chrono::milliseconds request_timeout{0};
+  // Where HTTP handlers run (HttpServer::Impl owns it and joins it after
+  // the io threads).
+  net::thread_pool* handlers = nullptr;
   std::atomic<bool> stopping{false};
   // stop() is closing every connection: a response not yet started is not
   // sent (its request counts as cut off).
@@ -524,6 +534,14 @@ std::string endpoint_text(const tcp::socket& socket) {
   if (ec) return "unknown";
   const std::string address = ep.address().to_string();
   return (ep.address().is_v6() ? "[" + address + "]" : address) + ":" + std::to_string(ep.port());
+}
+
+// Whether the header's blank line ("\r\n\r\n", all Beast accepts) is in the
+// first `limit` bytes of `buffer`.
+bool header_ends_within(const beast::flat_buffer& buffer, size_t limit) {
+  const std::string_view bytes(static_cast<const char*>(buffer.data().data()),
+                               std::min(buffer.size(), limit));
+  return bytes.find("\r\n\r\n") != std::string_view::npos;
 }
 
 bool is_http_parse_error(const error_code& ec) {
@@ -865,7 +883,9 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     stream_.async_handshake(
         ssl::stream_base::server, [self = this->shared_from_this()](error_code ec) {
           if (ec) {
-            log_debug(kLog, "TLS handshake with " + self->remote_ + " failed: " + ec.message());
+            if (log_enabled(LogLevel::kDebug)) {
+              log_debug(kLog, "TLS handshake with " + self->remote_ + " failed: " + ec.message());
+            }
             return self->close();
           }
           if constexpr (kIsTls<Stream>) {
@@ -895,6 +915,12 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
     if (phase_ == Phase::kClosed) return;
     if (shared_->stopping.load() || close_after_response_) return close();
     parser_.emplace();
+    // A header that cannot end within the limit is refused before Beast
+    // parses (and copies) its fields, so a flood of them stays cheap.
+    if (buffer_.size() >= kHeaderLimit && !header_ends_within(buffer_, kHeaderLimit)) {
+      begin_request();
+      return respond_failure(http::error::header_limit);
+    }
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(shared_->max_body_size);
     lowest().expires_after(shared_->header_timeout);
@@ -998,9 +1024,22 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
       }
     }
     request.body = std::move(message.body());
-    // Every line the handler logs carries the request's id.
-    LogContext log_context({.request_id = request.request_id});
-    respond(router_->dispatch(request), head, keep_alive);
+    // The handler runs on the handler pool; its response comes back to the
+    // strand through `back`, which counts as io_context work meanwhile (the
+    // io threads wait for it).
+    net::post(*shared_->handlers,
+              [self = this->shared_from_this(), request = std::move(request), head, keep_alive,
+               back = net::prefer(executor_, net::execution::outstanding_work.tracked)]() mutable {
+                HttpResponse response;
+                {
+                  // Every line the handler logs carries the request's id.
+                  LogContext log_context({.request_id = request.request_id});
+                  response = self->router_->dispatch(request);
+                }
+                net::post(back, [self, response = std::move(response), head, keep_alive]() mutable {
+                  self->respond(std::move(response), head, keep_alive);
+                });
+              });
   }
 
   void upgrade(const WebSocketHandler& handler, HttpRequest& request) {
@@ -1142,8 +1181,11 @@ class HttpSession : public Session, public std::enable_shared_from_this<HttpSess
 class HttpServer::Impl {
  public:
   explicit Impl(HttpServerOptions options)
-      : ioc_(std::max(1, options.threads)), options_(std::move(options)) {
+      : ioc_(std::max(1, options.threads)),
+        options_(std::move(options)),
+        handlers_(static_cast<size_t>(std::max(1, options_.threads))) {
     shared_ = std::make_shared<ServerShared>();
+    shared_->handlers = &handlers_;
     shared_->max_body_size = options_.max_body_size;
     shared_->idle_timeout = options_.idle_timeout;
     shared_->header_timeout = options_.header_timeout;
@@ -1199,7 +1241,13 @@ class HttpServer::Impl {
     }
     work_.emplace(ioc_.get_executor());
     for (int i = 0; i < std::max(1, options_.threads); ++i) {
-      threads_.emplace_back([this] { run_io(); });
+      threads_.emplace_back([this] {
+        // Named so that top -H, perf and bench/http_load.sh tell them from
+        // the pipelines' threads (which handlers start: not on these).
+        pthread_setname_np(pthread_self(), "df-http");
+        lower_priority();
+        run_io();
+      });
     }
     state_ = State::kRunning;
     return Status::OK();
@@ -1245,6 +1293,9 @@ class HttpServer::Impl {
     work_.reset();
     for (auto& thread : threads_) thread.join();
     threads_.clear();
+    // A handler still running past the grace period is waited for (its
+    // response is not sent).
+    handlers_.join();
     if (cut_off_ > 0) {
       log_warn(kLog, "stopped; " + std::to_string(cut_off_) + " requests were cut off");
     } else {
@@ -1308,8 +1359,11 @@ class HttpServer::Impl {
   };
 
   void refuse(Listener* l, tcp::socket socket) {
-    log_debug(kLog, "refusing a connection on port " + std::to_string(l->port) + ": " +
-                        std::to_string(options_.max_connections) + " connections are open");
+    // Built only when it is written: a flood of refusals stays cheap.
+    if (log_enabled(LogLevel::kDebug)) {
+      log_debug(kLog, "refusing a connection on port " + std::to_string(l->port) + ": " +
+                          std::to_string(options_.max_connections) + " connections are open");
+    }
     if (l->config.tls) {
       error_code ignored;
       socket.close(ignored);
@@ -1356,6 +1410,16 @@ class HttpServer::Impl {
     });
   }
 
+  // On Linux a nice value is per thread: this io thread's only.
+  void lower_priority() const {
+    if (options_.io_nice <= 0) return;
+    errno = 0;
+    if (::nice(options_.io_nice) == -1 && errno != 0) {
+      log_warn(kLog, std::string("cannot lower the priority of an HTTP io thread: ") +
+                         std::strerror(errno));
+    }
+  }
+
   void run_io() {
     while (true) {
       try {
@@ -1375,6 +1439,10 @@ class HttpServer::Impl {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
+  // Runs the handlers at the process's own priority, so what they start (a
+  // pipeline's threads) inherits that, not the io threads' lower one.
+  // Joined by stop(); destroyed before ioc_.
+  net::thread_pool handlers_;
   size_t cut_off_ = 0;
 };
 

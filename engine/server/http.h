@@ -3,10 +3,15 @@
 // serves one router on one or more listeners. Beast stays inside http.cc;
 // handlers see only these types.
 //
-// Threading: HttpServer runs its own Asio io_context on `threads` threads.
-// Handlers run on those threads, concurrently: they must be thread-safe and
-// should not block long (a pipeline start is handed to the manager, not
-// waited for). Router is immutable once the server starts.
+// Threading: HttpServer runs its own Asio io_context on `threads` io threads
+// (accepting, reading, parsing and refusing requests, writing responses),
+// at a lower priority (`io_nice`), and its handlers on a pool of `threads`
+// handler threads at the process's priority, concurrently: handlers must be
+// thread-safe and should not block long (a pipeline start is handed to the
+// manager, not waited for). So a flood of hostile connections costs the
+// pipelines' workers only the CPU they leave idle, and a pipeline a handler
+// starts does not inherit the io threads' priority. WebSocket handlers run
+// on the io threads. Router is immutable once the server starts.
 #pragma once
 
 #include <chrono>
@@ -131,6 +136,10 @@ struct HttpServerOptions {
   // Open connections per listener; a connection beyond it gets 503 (over
   // TLS: is closed) at once.
   size_t max_connections = 1024;
+  // Added to the io threads' nice value (Linux: per thread; 10 is a CPU
+  // weight about 1/10 of a pipeline worker's when both want a core). 0:
+  // they run at the process's priority.
+  int io_nice = 10;
 };
 
 class HttpServer {

@@ -279,11 +279,16 @@ class IntervalJoin final : public JoinOperatorBase {
     std::vector<BufferedRow> left;
     std::vector<BufferedRow> right;
     int64_t expired_below = kMin;  // the last expiry limit applied to this key
+    uint32_t pending = 0;          // entries of expiries_ naming this key
   };
-  // A key that has a row expiring at `at` (one per buffered row).
+  using Memory = std::unordered_map<std::string, KeyRows, KeyHash, std::equal_to<>>;
+  using KeyNode = Memory::value_type;
+  // A key that has a row expiring at `at` (one per buffered row). The node
+  // stays in memory_ while entries name it (KeyRows::pending; nodes of an
+  // unordered_map do not move), so expiring needs no key copy and no lookup.
   struct Expiry {
     int64_t at;
-    std::string key;
+    KeyNode* node;
     bool operator>(const Expiry& o) const { return at > o.at; }
   };
 
@@ -308,8 +313,8 @@ class IntervalJoin final : public JoinOperatorBase {
       if (config_->left_outer && !matched) output_->add(left, nullptr, ts, out);
       return Status::OK();
     }
-    KeyRows& rows = found != memory_.end() ? found->second : memory_[key];
-    remember(rows.left, batch, row, ts, matched, key, expiry);
+    KeyNode& node = found != memory_.end() ? *found : *memory_.try_emplace(key).first;
+    remember(node, node.second.left, batch, row, ts, matched, expiry);
     return Status::OK();
   }
 
@@ -329,13 +334,13 @@ class IntervalJoin final : public JoinOperatorBase {
     }
     const int64_t expiry = right_expiry(ts);
     if (wm_ > expiry) return Status::OK();
-    KeyRows& rows = found != memory_.end() ? found->second : memory_[key];
-    remember(rows.right, batch, row, ts, false, key, expiry);
+    KeyNode& node = found != memory_.end() ? *found : *memory_.try_emplace(key).first;
+    remember(node, node.second.right, batch, row, ts, false, expiry);
     return Status::OK();
   }
 
-  void remember(std::vector<BufferedRow>& side, const Batch& batch, size_t row, int64_t ts,
-                bool matched, const std::string& key, int64_t expiry) {
+  void remember(KeyNode& node, std::vector<BufferedRow>& side, const Batch& batch, size_t row,
+                int64_t ts, bool matched, int64_t expiry) {
     // Mostly an append: rows arrive about in time order.
     auto at = side.empty() || side.back().ts <= ts
                   ? side.end()
@@ -346,8 +351,9 @@ class IntervalJoin final : public JoinOperatorBase {
     b.seq = seq_.next();
     b.matched = matched;
     encode_row(batch, row, b.row);
-    memory_bytes_ += buffered_bytes(b) + key.size();
-    expiries_.push({expiry, key});
+    memory_bytes_ += buffered_bytes(b) + node.first.size();
+    expiries_.push({expiry, &node});
+    ++node.second.pending;
     ++entries_;
   }
 
@@ -360,11 +366,15 @@ class IntervalJoin final : public JoinOperatorBase {
     }
     std::vector<std::pair<std::string, BufferedRow>> unmatched;
     while (!expiries_.empty() && (limit == kMax || expiries_.top().at < limit)) {
-      const std::string key = expiries_.top().key;
+      KeyNode& node = *expiries_.top().node;
       expiries_.pop();
-      auto found = memory_.find(key);
-      if (found == memory_.end() || found->second.expired_below == limit) continue;
-      KeyRows& rows = found->second;
+      const std::string& key = node.first;
+      KeyRows& rows = node.second;
+      --rows.pending;
+      if (rows.expired_below == limit) {
+        drop_if_unused(node);
+        continue;
+      }
       rows.expired_below = limit;
       auto expired = [&](int64_t expiry) { return limit == kMax || expiry < limit; };
       std::erase_if(rows.left, [&](BufferedRow& l) {
@@ -378,7 +388,7 @@ class IntervalJoin final : public JoinOperatorBase {
         forget(r, key);
         return true;
       });
-      if (rows.left.empty() && rows.right.empty()) memory_.erase(found);
+      drop_if_unused(node);
     }
     // Unmatched left rows come out in the store's expiry index order.
     std::sort(unmatched.begin(), unmatched.end(), [](const auto& a, const auto& b) {
@@ -390,6 +400,14 @@ class IntervalJoin final : public JoinOperatorBase {
       output_->add(RowRef::of(left_row_), nullptr, l.ts, out);
     }
     return Status::OK();
+  }
+
+  // Erases a key without rows once no expiry entry names it.
+  void drop_if_unused(KeyNode& node) {
+    const KeyRows& rows = node.second;
+    if (rows.pending == 0 && rows.left.empty() && rows.right.empty()) {
+      memory_.erase(memory_.find(node.first));
+    }
   }
 
   void forget(const BufferedRow& r, const std::string& key) {
@@ -466,15 +484,16 @@ class IntervalJoin final : public JoinOperatorBase {
             status = ts.ok() ? seq.status() : ts.status();
             return false;
           }
-          const std::string key(k.substr(1, k.size() - 17));
-          KeyRows& rows = memory_[key];
+          KeyNode& node = *memory_.try_emplace(std::string(k.substr(1, k.size() - 17))).first;
+          KeyRows& rows = node.second;
           BufferedRow& b = (left ? rows.left : rows.right).emplace_back();
           b.ts = *ts;
           b.seq = *seq;
           b.matched = left && v[0] == '\1';
           b.row.assign(left ? v.substr(1) : v);
-          memory_bytes_ += buffered_bytes(b) + key.size();
-          expiries_.push({left ? left_expiry(*ts) : right_expiry(*ts), key});
+          memory_bytes_ += buffered_bytes(b) + node.first.size();
+          expiries_.push({left ? left_expiry(*ts) : right_expiry(*ts), &node});
+          ++rows.pending;
           ++loaded;
           return true;
         }));
@@ -541,7 +560,7 @@ class IntervalJoin final : public JoinOperatorBase {
 
   static constexpr size_t kDefaultBudget = 64u << 20;
 
-  std::unordered_map<std::string, KeyRows, KeyHash, std::equal_to<>> memory_;
+  Memory memory_;
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
   size_t memory_bytes_ = 0;
   size_t budget_ = kDefaultBudget;

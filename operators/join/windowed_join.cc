@@ -212,7 +212,8 @@ class WindowedJoin final : public JoinOperatorBase {
   }
 
   // Reads the rows a checkpoint (or a closed run) left in the store back into
-  // memory, up to the budget, and removes those windows from the store.
+  // memory, up to the budget, and removes those windows from the store; a
+  // window is read back whole or not at all.
   Status load_from_store() {
     const std::string begin(1, kWindow);
     const std::string end = state::prefix_end(begin);
@@ -233,7 +234,14 @@ class WindowedJoin final : public JoinOperatorBase {
         return false;
       }
       Window& window = windows_[*start];
-      if (memory_bytes_ > budget_ && !window.in_store && window.groups.empty()) {
+      if (memory_bytes_ > budget_) {
+        // Over the budget, even inside a window: that window stays in the
+        // store whole (what was read of it is dropped, it is still stored),
+        // so a window bigger than the budget is never read in only to be
+        // written back, which would also make the next checkpoint a full one.
+        memory_bytes_ -= std::min(memory_bytes_, window.bytes);
+        window.groups = {};
+        window.bytes = 0;
         over_from = *start;
         return false;
       }

@@ -15,7 +15,9 @@ namespace df::operators {
 
 namespace {
 
+using window::read_window_shape;
 using window::WindowConfig;
+using window::WindowShape;
 using window::WindowType;
 
 using nlohmann::json;
@@ -246,52 +248,6 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
   SourceLocation late_output_location_;
 };
 
-// Reads a positive duration `key` of the window map.
-std::optional<int64_t> positive_duration(OptionReader& r, const char* key,
-                                         const std::string& what) {
-  auto d = r.duration(key, true);
-  if (!d) return std::nullopt;
-  if (d->count() <= 0) {
-    r.diags().error(r.get(key)->location(),
-                    what + ": window " + key + " must be positive, got " + format_duration(*d));
-    return std::nullopt;
-  }
-  return d->count();
-}
-
-// Reads the `window:` map into cfg; false on error.
-bool read_window_shape(const ConfigValue& node, WindowConfig& cfg, const std::string& what,
-                       Diagnostics& diags) {
-  if (!node.is_map()) {
-    diags.error(node.location(),
-                what + ": 'window' must be a map such as {type: tumbling, size: 10s}, got " +
-                    std::string(node.kind_name()));
-    return false;
-  }
-  OptionReader r(node, what + " window", diags);
-  const size_t before = diags.size();
-  auto type = r.string("type", true);
-  if (type) {
-    if (*type == "tumbling") {
-      cfg.type = WindowType::kTumbling;
-      if (auto s = positive_duration(r, "size", what)) cfg.size_ms = *s;
-    } else if (*type == "sliding") {
-      cfg.type = WindowType::kSliding;
-      if (auto s = positive_duration(r, "size", what)) cfg.size_ms = *s;
-      if (auto s = positive_duration(r, "slide", what)) cfg.slide_ms = *s;
-    } else if (*type == "session") {
-      cfg.type = WindowType::kSession;
-      if (auto s = positive_duration(r, "gap", what)) cfg.gap_ms = *s;
-    } else {
-      diags.error(r.get("type")->location(), what + ": unknown window type '" + *type +
-                                                 "' (use tumbling, sliding or session)");
-      for (const char* k : {"size", "slide", "gap"}) r.allow(k);
-    }
-  }
-  r.finish();
-  return diags.size() == before;
-}
-
 class WindowFactory final : public runtime::NodeFactory {
  public:
   std::vector<std::string> side_output_keys() const override { return {"late_output"}; }
@@ -342,8 +298,14 @@ class WindowFactory final : public runtime::NodeFactory {
       }
     }
 
-    if (const ConfigValue* shape = opts.require("window"))
-      read_window_shape(*shape, *cfg, what, diags);
+    if (const ConfigValue* node = opts.require("window")) {
+      WindowShape shape;
+      read_window_shape(*node, what, /*sessions=*/true, shape, diags);
+      cfg->type = shape.type;
+      cfg->size_ms = shape.size_ms;
+      cfg->slide_ms = shape.slide_ms;
+      cfg->gap_ms = shape.gap_ms;
+    }
 
     if (auto lateness = opts.duration("allowed_lateness")) {
       if (lateness->count() < 0) {
@@ -407,7 +369,55 @@ class WindowFactory final : public runtime::NodeFactory {
   }
 };
 
+// Reads a positive duration `key` of the window map.
+std::optional<int64_t> positive_duration(OptionReader& r, const char* key,
+                                         const std::string& what) {
+  auto d = r.duration(key, true);
+  if (!d) return std::nullopt;
+  if (d->count() <= 0) {
+    r.diags().error(r.get(key)->location(),
+                    what + ": window " + key + " must be positive, got " + format_duration(*d));
+    return std::nullopt;
+  }
+  return d->count();
+}
+
 }  // namespace
+
+bool window::read_window_shape(const ConfigValue& node, const std::string& what, bool sessions,
+                               WindowShape& shape, Diagnostics& diags) {
+  if (!node.is_map()) {
+    diags.error(node.location(),
+                what + ": 'window' must be a map such as {type: tumbling, size: 10s}, got " +
+                    std::string(node.kind_name()));
+    return false;
+  }
+  OptionReader r(node, what + " window", diags);
+  const size_t before = diags.size();
+  auto type = r.string("type", true);
+  if (type) {
+    if (*type == "tumbling") {
+      shape.type = WindowType::kTumbling;
+      if (auto s = positive_duration(r, "size", what)) shape.size_ms = *s;
+    } else if (*type == "sliding") {
+      shape.type = WindowType::kSliding;
+      if (auto s = positive_duration(r, "size", what)) shape.size_ms = *s;
+      if (auto s = positive_duration(r, "slide", what)) shape.slide_ms = *s;
+    } else if (*type == "session" && sessions) {
+      shape.type = WindowType::kSession;
+      if (auto s = positive_duration(r, "gap", what)) shape.gap_ms = *s;
+    } else {
+      const std::string kinds = sessions ? "tumbling, sliding or session" : "tumbling or sliding";
+      diags.error(r.get("type")->location(),
+                  *type == "session"
+                      ? what + ": session windows are not supported (use " + kinds + ")"
+                      : what + ": unknown window type '" + *type + "' (use " + kinds + ")");
+      for (const char* k : {"size", "slide", "gap"}) r.allow(k);
+    }
+  }
+  r.finish();
+  return diags.size() == before;
+}
 
 std::unique_ptr<runtime::NodeFactory> make_window_factory() {
   return std::make_unique<WindowFactory>();

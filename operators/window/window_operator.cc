@@ -9,7 +9,8 @@
 // int64/timestamp field skip the encoding: the key's value is hashed with a
 // bijective mix, so the index compares hashes only, and a tumbling batch is
 // assigned in one loop that keeps the current window's table in locals; its
-// key bytes are encoded once, when a group is added.
+// key bytes are encoded once, when a group is added. Sliding windows so keyed
+// (size a multiple of the slide) look a row's windows up once per slide.
 //
 // Spilling: when the estimated bytes of the in-memory groups pass the state
 // memory budget, every in-memory group is written to the KvStore as a
@@ -41,6 +42,9 @@
 // (watermark, arrival counter, spill number, the kept windows and whether
 // they fired) goes into the JSON meta. A resumed run reopens the store and
 // rebuilds the window list from the meta.
+//
+// End of input: windows fire in end order with a watermark (end - 1) after
+// each, so that downstream windows and joins fire window by window.
 //
 // Lateness: a window (session) fires when watermark >= end - 1 and is kept
 // until watermark >= end - 1 + allowed_lateness; rows updating a fired window
@@ -621,6 +625,22 @@ class WindowOperator final : public runtime::Operator {
   }
 
   Status finish(runtime::Output& out) override {
+    if (!session_mode_) {
+      // Windows fire in end order, and no later output row has an event
+      // time below a fired window's last millisecond: a watermark after each
+      // lets downstream windows and joins fire (and free their state) window
+      // by window, as mid-stream, instead of holding every row until the end.
+      int64_t emitted = watermark_;
+      for (auto& [end, w] : windows_) {
+        if (w->fired) continue;
+        DF_RETURN_IF_ERROR(fire_window(*w, out));
+        sink_->flush(out);
+        if (end - 1 > emitted) {
+          emitted = end - 1;
+          out.emit_watermark(Watermark{emitted});
+        }
+      }
+    }
     DF_RETURN_IF_ERROR(fire_until(kMaxTime, out));
     sink_->flush(out);
     return Status::OK();
@@ -755,6 +775,15 @@ class WindowOperator final : public runtime::Operator {
       }
       return;
     }
+    if (!tumbling && !maybe_null && cfg_->size_ms % cfg_->slide_ms == 0) {
+      if (const Selection* sel = batch.selection()) {
+        const uint32_t* rows = sel->data();
+        assign_sliding_i64(kv, ts, n, [rows](size_t k) { return size_t{rows[k]}; });
+      } else {
+        assign_sliding_i64(kv, ts, n, [](size_t k) { return k; });
+      }
+      return;
+    }
     key_null_ = false;
     for (size_t k = 0; k < n; ++k) {
       const size_t r = batch.row_at(k);
@@ -823,6 +852,50 @@ class WindowOperator final : public runtime::Operator {
     entries_.resize(m);
     tumbling_start_ = start;
     tumbling_end_ = end;
+  }
+
+  // Sliding windows keyed by one int64/timestamp field whose size is a
+  // multiple of the slide, no null keys or event times: every row of one
+  // slide [start, start + slide) has the same windows, so they are looked up
+  // once per slide, not per row and window. Rows go to their windows in
+  // assign_windows' order (newest window first).
+  template <typename RowAt>
+  void assign_sliding_i64(const int64_t* kv, const int64_t* ts, size_t n, RowAt row_at) {
+    const int64_t size = cfg_->size_ms;
+    const int64_t slide = cfg_->slide_ms;
+    std::vector<Window*>& windows = slide_windows_;  // the current slide's kept windows
+    windows.clear();
+    int64_t slide_start = 0;
+    bool have_slide = false;
+    entries_.reserve(entries_.size() + n * static_cast<size_t>(size / slide));
+    for (size_t k = 0; k < n; ++k) {
+      const size_t r = row_at(k);
+      const int64_t t = ts[r];
+      if (!have_slide || t < slide_start || t - slide_start >= slide) {
+        have_slide = true;
+        slide_start = floor_div(t, slide) * slide;
+        windows.clear();
+        for (int64_t start = slide_start; start > t - size; start -= slide) {
+          const int64_t end = start + size;
+          if (end - 1 + lateness_ <= watermark_) continue;
+          windows.push_back(window_for(end));
+        }
+      }
+      if (windows.empty()) {
+        late_.push_back(static_cast<uint32_t>(r));
+        continue;
+      }
+      const int64_t v = kv[r];
+      const uint64_t h = runtime::hash_int64(v);
+      const uint64_t seq = seq_base_ + k;
+      for (Window* w : windows) {
+        bool added = false;
+        const uint32_t g = w->index.find_or_add_i64(v, h, added);
+        if (added) count_new_group(*w, g);
+        entries_.push_back(Entry{static_cast<uint32_t>(r), g, &w->groups, seq});
+        if (w->fired) mark_dirty(*w, g);
+      }
+    }
   }
 
   // ---- tumbling and sliding ------------------------------------------------
@@ -1561,6 +1634,7 @@ class WindowOperator final : public runtime::Operator {
   Window* last_window_ = nullptr;
   std::unique_ptr<Window> spare_window_;  // a purged window kept for its capacity
   std::vector<Window*> dirty_windows_;
+  std::vector<Window*> slide_windows_;  // assign_sliding_i64's scratch
 
   // Sessions.
   std::unordered_map<std::string, SessionList, StringHash, std::equal_to<>> sessions_;

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/core/config_value.h"
 #include "engine/core/schema.h"
 #include "engine/core/status.h"
 #include "engine/runtime/operator.h"
@@ -19,6 +20,20 @@
 namespace df::operators::window {
 
 enum class WindowType { kTumbling, kSliding, kSession };
+
+// The `window:` map of a transform: {type: tumbling|sliding|session, size,
+// slide, gap}.
+struct WindowShape {
+  WindowType type = WindowType::kTumbling;
+  int64_t size_ms = 0;   // tumbling, sliding
+  int64_t slide_ms = 0;  // sliding
+  int64_t gap_ms = 0;    // session
+};
+
+// Reads a `window:` map (window.cc); false with the problems in `diags`.
+// Without `sessions`, a session window is refused as one `what` cannot take.
+bool read_window_shape(const ConfigValue& node, const std::string& what, bool sessions,
+                       WindowShape& shape, Diagnostics& diags);
 
 // Immutable after the factory built it; shared by every subtask.
 struct WindowConfig {

@@ -1,7 +1,7 @@
 // The real `dataflow run` serving its API over TLS (handshake with `openssl
 // s_client`, requests with `curl --cacert`, a certificate reload on SIGHUP,
 // bad certificate paths at startup), and a bounded flood of oversized and
-// slowloris connections while /health keeps answering within a second and
+// slowloris connections while /health keeps answering within 2 s and
 // a running pipeline keeps producing.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -175,6 +175,85 @@ class RawSocket {
   bool connected_ = false;
 };
 
+// A hostile flood against one port, from three threads, until stop() (or
+// 60 s): kSlowClients slowloris connections, each trickling one header byte
+// every 200 ms and reopened once the server cut it (header_timeout), and a
+// loop of oversized requests (a 64 KiB header: 431; a declared 1 GB body:
+// 413). The counters say what the server did to them.
+class Flood {
+ public:
+  static constexpr size_t kSlowClients = 40;
+
+  explicit Flood(uint16_t port) : port_(port) {
+    threads_.emplace_back([this] { slow_clients(); });
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { oversized_requests(); });
+  }
+  ~Flood() { stop(); }
+  Flood(const Flood&) = delete;
+  Flood& operator=(const Flood&) = delete;
+
+  void stop() {
+    stop_.store(true);
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+  std::atomic<int> refused_431{0}, refused_413{0};
+  std::atomic<int> slow_opened{0}, slow_cut{0};
+
+ private:
+  bool running() const { return !stop_.load() && Clock::now() < deadline_; }
+
+  std::unique_ptr<RawSocket> open_slow() {
+    auto s = std::make_unique<RawSocket>(port_);
+    if (s->send("GET /api/v1/pipelines HTTP/1.1\r\nHost: x\r\nX-Slow: ")) ++slow_opened;
+    return s;
+  }
+
+  void slow_clients() {
+    std::vector<std::unique_ptr<RawSocket>> slow;
+    for (size_t i = 0; i < kSlowClients && running(); ++i) slow.push_back(open_slow());
+    while (running()) {
+      for (auto& s : slow) {
+        // The server closed it (the send after its reset fails): come back.
+        if (!s->send("a")) {
+          ++slow_cut;
+          s = open_slow();
+        }
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+  }
+
+  void oversized_requests() {
+    while (running()) {
+      {
+        RawSocket big_header(port_);
+        if (big_header.send("GET /api/v1/pipelines HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                            std::string(64 * 1024, 'a') + "\r\n\r\n") &&
+            big_header.status() == 431) {
+          ++refused_431;
+        }
+      }
+      RawSocket big_body(port_);
+      if (big_body.send("POST /api/v1/pipelines HTTP/1.1\r\nHost: x\r\n"
+                        "Content-Type: application/yaml\r\nContent-Length: 1000000000\r\n\r\n") &&
+          big_body.status() == 413) {
+        ++refused_413;
+      }
+    }
+  }
+
+  const uint16_t port_;
+  const Clock::time_point deadline_ = Clock::now() + 60s;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+// While the flood runs (issue 8): /health answers every probe within the
+// client's 2 s timeout and the pipeline keeps committing rows; a progress
+// check, not a throughput one (bench/http_load.sh measures that).
 TEST(Hostile, FloodOfOversizedAndSlowRequestsLeavesHealthAndPipelinesRunning) {
   TempDir dir;
   ServerProcess server(DATAFLOW_BIN, dir,
@@ -184,8 +263,8 @@ TEST(Hostile, FloodOfOversizedAndSlowRequestsLeavesHealthAndPipelinesRunning) {
   auto health_url =
       cli::parse_server_url("http://127.0.0.1:" + std::to_string(server.health_port()));
   cli::HttpClientOptions options;
-  options.connect_timeout = Millis{1000};
-  options.io_timeout = Millis{1000};
+  options.connect_timeout = Millis{2000};
+  options.io_timeout = Millis{2000};  // the bound on every /health answer
   cli::HttpClient api(*api_url, options);
   cli::HttpClient health(*health_url, options);
 
@@ -196,65 +275,48 @@ TEST(Hostile, FloodOfOversizedAndSlowRequestsLeavesHealthAndPipelinesRunning) {
   ASSERT_EQ(created->status, 201) << created->body;
   ASSERT_TRUE(eventually([&] { return committed_rows(out) > 0; }, 30s)) << server.log();
 
-  // The flood: 4 threads for 4 s, each cycling through an oversized header
-  // (431), an oversized body (413) and slowloris connections that trickle
-  // a header and are left hanging (cut by header_timeout).
-  std::atomic<bool> stop{false};
-  std::atomic<int> refused_431{0}, refused_413{0}, slow_opened{0};
-  const uint16_t port = server.api_port();
-  std::vector<std::thread> flood;
-  for (int t = 0; t < 4; ++t) {
-    flood.emplace_back([&] {
-      std::vector<std::unique_ptr<RawSocket>> slow;
-      const auto until = Clock::now() + 4s;
-      while (!stop.load() && Clock::now() < until) {
-        {
-          RawSocket big_header(port);
-          if (big_header.send("GET /api/v1/pipelines HTTP/1.1\r\nHost: x\r\nX-Big: " +
-                              std::string(64 * 1024, 'a') + "\r\n\r\n") &&
-              big_header.status() == 431) {
-            ++refused_431;
-          }
-        }
-        {
-          RawSocket big_body(port);
-          if (big_body.send(
-                  "POST /api/v1/pipelines HTTP/1.1\r\nHost: x\r\n"
-                  "Content-Type: application/yaml\r\nContent-Length: 1000000000\r\n\r\n") &&
-              big_body.status() == 413) {
-            ++refused_413;
-          }
-        }
-        auto s = std::make_unique<RawSocket>(port);
-        if (s->send("GET /api/v1/pipelines HTTP/1.1\r\nHost: x\r\nX-Slow: ")) ++slow_opened;
-        slow.push_back(std::move(s));
-        for (auto& c : slow) c->send("a");
-        if (slow.size() > 12) slow.erase(slow.begin());
-        std::this_thread::sleep_for(50ms);
-      }
-    });
-  }
+  Flood flood(server.api_port());
+  // In full swing: every kind of hostile request has met the server once.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return flood.refused_431.load() > 0 && flood.refused_413.load() > 0 &&
+               flood.slow_cut.load() > 0;
+      },
+      20s))
+      << flood.refused_431.load() << " answered 431, " << flood.refused_413.load()
+      << " answered 413, " << flood.slow_cut.load() << " slow clients cut\n"
+      << server.log();
   const size_t rows_before = committed_rows(out);
+  const int cut_before = flood.slow_cut.load();
+  const int refused_before = flood.refused_431.load();
+
+  // /health every 100 ms until the pipeline has committed 1000 more rows
+  // (0.5 s at its rate), at least 10 probes were answered, and the flood
+  // went on meanwhile (more slow clients cut, more headers refused); bounded.
   int health_checks = 0;
-  const auto flood_end = Clock::now() + 4s;
-  while (Clock::now() < flood_end) {
-    const auto started = Clock::now();
+  size_t rows_during = rows_before;
+  auto done = [&] {
+    return rows_during > rows_before + 1000 && health_checks >= 10 &&
+           flood.slow_cut.load() > cut_before && flood.refused_431.load() > refused_before;
+  };
+  const auto give_up = Clock::now() + 30s;
+  while (Clock::now() < give_up && !done()) {
     auto r = health.request("GET", "/health");
-    EXPECT_TRUE(r.ok() && r->status == 200) << (r.ok() ? r->body : r.status().message());
-    EXPECT_LT(Clock::now() - started, 1s) << "/health was slow under the flood";
+    ASSERT_TRUE(r.ok()) << "/health did not answer within 2 s under the flood: "
+                        << r.status().message();
+    EXPECT_EQ(r->status, 200) << r->body;
     ++health_checks;
+    rows_during = committed_rows(out);
     std::this_thread::sleep_for(100ms);
   }
-  stop.store(true);
-  for (auto& t : flood) t.join();
+  EXPECT_GT(flood.slow_cut.load(), cut_before);
+  EXPECT_GT(flood.refused_431.load(), refused_before);
+  flood.stop();
+  EXPECT_GT(rows_during, rows_before + 1000)
+      << "the pipeline stalled under the flood (" << health_checks << " /health probes)";
   EXPECT_GE(health_checks, 10);
-  EXPECT_GT(refused_431.load(), 0);
-  EXPECT_GT(refused_413.load(), 0);
-  EXPECT_GT(slow_opened.load(), 0);
-  // The pipeline kept producing through the flood.
-  EXPECT_TRUE(eventually([&] { return committed_rows(out) > rows_before + 1000; }, 10s))
-      << rows_before << " rows before, " << committed_rows(out) << " after";
-  // And the API itself answers again once the flood is over.
+  EXPECT_GT(flood.slow_opened.load(), static_cast<int>(Flood::kSlowClients));
+  // And the API itself answers once the flood is over.
   auto after = api.request("GET", "/api/v1/pipelines");
   ASSERT_TRUE(after.ok()) << after.status().message();
   EXPECT_EQ(after->status, 200);

@@ -157,10 +157,12 @@ std::vector<int64_t> int64s(size_t n, int64_t limit, std::mt19937_64& rng) {
   std::vector<int64_t> x(n);
   for (auto& v : x) {
     const uint64_t pick = rng() % 4;
-    v = pick == 0 ? (rng() % 2 ? limit - 1 : -(limit - 1))
-        : pick == 1
-            ? static_cast<int64_t>(rng() % 2001) - 1000
-            : static_cast<int64_t>(rng() % (2 * static_cast<uint64_t>(limit) - 1)) - (limit - 1);
+    // The last case subtracts in unsigned (wrapping) arithmetic: for
+    // limit = INT64_MAX the signed difference would overflow.
+    v = pick == 0   ? (rng() % 2 ? limit - 1 : -(limit - 1))
+        : pick == 1 ? static_cast<int64_t>(rng() % 2001) - 1000
+                    : static_cast<int64_t>(rng() % (2 * static_cast<uint64_t>(limit) - 1) -
+                                           static_cast<uint64_t>(limit - 1));
   }
   return x;
 }

@@ -272,6 +272,60 @@ TEST(JoinCheckpoint, ASnapshotOfAResumedRunResumesToo) {
   EXPECT_EQ(got, expected);
 }
 
+// A checkpointed window far bigger than the restored run's memory budget
+// stays in RocksDB on restore: it is not read in only to be written back,
+// so the first snapshot after the restore copies none of its rows (it is
+// incremental), and the output is that of an uninterrupted run.
+TEST(JoinCheckpoint, AWindowOverTheBudgetStaysInTheStoreWhenRestored) {
+  auto b = prepare("window: {type: tumbling, size: 1000s}");
+  ASSERT_TRUE(b->node);
+  std::mt19937_64 rng(21);
+  std::vector<Step> steps;
+  int counter = 0;
+  for (int i = 0; i < 400; ++i) {  // ~8,000 rows, all in the window [0, 1000 s)
+    const size_t input = static_cast<size_t>(i % 2);
+    steps.push_back(
+        {input,
+         side(input == 0 ? left_schema() : right_schema(), rng, 10'000 + i * 1000, 20, counter),
+         0});
+  }
+  constexpr size_t kWholeRun = 64u << 20, kRestoredBudget = 4u << 10;
+  constexpr size_t kAt = 300;
+  test::TempDir tmp;
+  const auto expected = run_plain(*b->node, steps, tmp.file("plain"), kWholeRun);
+  ASSERT_GT(expected.size(), 1000u);
+  std::vector<Snap> snaps;
+  run_with_snapshots(*b->node, steps, {kAt}, tmp, "run", kWholeRun, snaps);
+  ASSERT_EQ(snaps.size(), 1u);
+  ASSERT_GT(fs::file_size(snaps[0].files_dir + "/added-entries.sstable"), 8 * kRestoredBudget)
+      << "the checkpoint should hold the window's rows from memory";
+
+  const std::string dir = tmp.file("resumed-state");
+  fs::copy(snaps[0].files_dir, dir, fs::copy_options::recursive);
+  test::FakeContext ctx(0, 1, 8);
+  ctx.set_state_dir(dir);
+  ctx.set_state_memory_budget(kRestoredBudget);
+  ctx.set_checkpointing(true);
+  ctx.set_restored_meta(snaps[0].meta);
+  LogOutput out;
+  auto op = b->node->make_operator(0, 1);
+  ASSERT_TRUE(op->open(ctx).ok());
+  const std::string after_restore = tmp.file("after-restore");
+  test::FakeSnapshotContext sctx(2, after_restore);
+  ASSERT_TRUE(op->snapshot(sctx).ok());
+  ASSERT_TRUE(sctx.wait().ok());
+  const std::string copied = after_restore + "/added-entries.sstable";
+  EXPECT_LT(fs::exists(copied) ? fs::file_size(copied) : 0, 2 * kRestoredBudget)
+      << "the restore read the window into memory";
+  for (size_t i = kAt; i < steps.size(); ++i) ASSERT_TRUE(apply(*op, steps[i], out).ok());
+  ASSERT_TRUE(op->finish(out).ok());
+  ASSERT_TRUE(op->close().ok());
+  auto got = std::vector<std::string>(expected.begin(),
+                                      expected.begin() + static_cast<long>(snaps[0].output_size));
+  got.insert(got.end(), out.log.begin(), out.log.end());
+  EXPECT_EQ(got, expected);
+}
+
 // The windowed join's buffered rows are copied at the snapshot and written
 // into the checkpoint on the I/O pool. Two snapshots whose writes are both
 // still queued, rows and watermarks processed meanwhile: the live output is

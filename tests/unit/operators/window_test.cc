@@ -205,6 +205,27 @@ aggregate: {n: "count(*)", s: "sum(price)"}
   EXPECT_EQ(d.take(), (Lines{"1|5|15|2|6", "2|5|15|1|8", "1|10|20|1|4"}));
 }
 
+TEST(Window, FinishEmitsAWatermarkAfterEachWindow) {
+  // Downstream windows and joins then fire window by window at the end of
+  // input, as mid-stream, instead of holding every row until their finish.
+  auto b = prepare_ok(R"Y(
+id: hot
+type: window
+input: bids
+key_by: auction
+window: {type: sliding, size: 10ms, slide: 5ms}
+aggregate: {n: "count(*)"}
+)Y");
+  ASSERT_TRUE(b->node);
+  Driver d(*b->node);
+  d.batch({{1, 1.0, "a", 2}, {1, 2.0, "a", 7}, {2, 4.0, "a", 12}});
+  d.watermark(4);
+  d.finish();
+  EXPECT_EQ(d.take(), (Lines{"1|-5|5|1", "1|0|10|2", "1|5|15|1", "2|5|15|1", "2|10|20|1"}));
+  EXPECT_EQ(d.out.log,
+            (Lines{"rows 1", "wm 4", "rows 1", "wm 9", "rows 2", "wm 14", "rows 1", "wm 19"}));
+}
+
 TEST(Window, SlidingWithGapsDropsRowsBetweenWindowsQuietly) {
   auto b = prepare_ok(R"Y(
 id: hot

@@ -3,13 +3,20 @@
 #include "engine/server/http.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -324,6 +331,74 @@ TEST(HttpServerTest, OversizedHeaderGets431) {
             "");
   EXPECT_EQ(connection.read_response().status, 431);
   EXPECT_TRUE(connection.wait_for_close());
+}
+
+// Oversized headers are refused early when their first read shows no end
+// within the limit; one that arrives in pieces goes through the parser's own
+// limit; a small header followed at once by a large body is not refused.
+TEST(HttpServerTest, HeaderLimitWhateverTheReadsAndNotForABodyInTheSameRead) {
+  auto router = std::make_shared<Router>();
+  router->add("GET", "/x", echo);
+  router->add("POST", "/x", echo);
+  TestServer server(router);
+  {
+    HttpConnection connection(server.port, 5s);
+    ASSERT_EQ(
+        connection.write_raw("GET /x HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(8000, 'a')), "");
+    std::this_thread::sleep_for(50ms);  // so the server reads the first piece alone
+    ASSERT_EQ(connection.write_raw(std::string(12000, 'a') + "\r\n\r\n"), "");
+    EXPECT_EQ(connection.read_response().status, 431);
+    EXPECT_TRUE(connection.wait_for_close());
+  }
+  HttpConnection connection(server.port, 5s);
+  const std::string body(40000, 'b');
+  ASSERT_EQ(connection.write_raw("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body),
+            "");
+  const auto response = connection.read_response();
+  EXPECT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(Json::parse(response.body)["body"].get<std::string>().size(), body.size());
+}
+
+int thread_nice(const std::string& stat_path) {
+  std::ifstream in(stat_path);
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command's closing parenthesis; the nice value is the 19th field.
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 19 && fields >> field; ++i) {
+  }
+  return std::stoi(field);
+}
+
+// The io threads (named df-http) run io_nice below the process; handlers
+// and the threads they start (a pipeline's) run at the process's priority.
+TEST(HttpServerTest, IoThreadsRunBelowTheProcessPriorityHandlersDoNot) {
+  errno = 0;
+  const int base = ::getpriority(PRIO_PROCESS, 0);  // this thread's (Linux)
+  ASSERT_EQ(errno, 0);
+  std::atomic<int> handler_nice{-100}, started_thread_nice{-100};
+  auto router = std::make_shared<Router>();
+  router->add("GET", "/nice", [&](const HttpRequest&) {
+    handler_nice = ::getpriority(PRIO_PROCESS, 0);
+    std::thread([&] { started_thread_nice = ::getpriority(PRIO_PROCESS, 0); }).join();
+    return HttpResponse::json(200, "{}");
+  });
+  HttpServerOptions options;
+  options.threads = 2;
+  options.io_nice = 10;
+  TestServer server(router, options);
+  EXPECT_EQ(http_request(server.port, "GET", "/nice").status, 200);
+  EXPECT_EQ(handler_nice.load(), base);
+  EXPECT_EQ(started_thread_nice.load(), base);
+  std::vector<int> io_nice;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "df-http") io_nice.push_back(thread_nice((task.path() / "stat").string()));
+  }
+  EXPECT_EQ(io_nice, std::vector<int>(2, std::min(19, base + 10)));
 }
 
 TEST(HttpServerTest, ExpectContinueGets100BeforeTheBody) {
