@@ -2,6 +2,7 @@
 // dedupe, join) and the helpers they share for key fields.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -23,6 +24,56 @@ namespace df::operators {
 std::unique_ptr<runtime::NodeFactory> make_key_by_factory();
 std::unique_ptr<runtime::NodeFactory> make_dedupe_factory();
 std::unique_ptr<runtime::NodeFactory> make_join_factory();
+
+// Gathers an operator's output rows into batches of at most `batch_size`
+// rows, each row with its event time, and emits every full batch: for the
+// operators that build their rows cell by cell (windows, top_n, joins). The
+// caller appends one cell to every column(i), then calls end_row. One per
+// operator instance, on its task thread.
+class OutputBatcher {
+ public:
+  OutputBatcher(SchemaPtr schema, size_t batch_size, TypeId event_time_type = TypeId::kInt64)
+      : schema_(std::move(schema)),
+        batch_size_(std::max<size_t>(1, batch_size)),
+        event_time_type_(event_time_type) {
+    reset();
+  }
+
+  ColumnBuilder& column(size_t i) { return columns_[i]; }
+  // Ends the row whose cells were appended; emits the batch when it is full.
+  void end_row(int64_t event_time, runtime::Output& out) {
+    event_time_.append_int64(event_time);
+    if (++rows_ >= batch_size_) flush(out);
+  }
+  // Emits the rows gathered so far, if any.
+  void flush(runtime::Output& out) {
+    if (rows_ == 0) return;
+    std::vector<ColumnPtr> cols;
+    cols.reserve(columns_.size());
+    for (ColumnBuilder& c : columns_) cols.push_back(c.finish());
+    out.emit(Batch::make(schema_, std::move(cols), rows_, nullptr, event_time_.finish()));
+    emitted_ += rows_;
+    reset();
+  }
+  size_t rows_emitted() const { return emitted_; }
+
+ private:
+  void reset() {
+    columns_.clear();
+    columns_.reserve(schema_->size());
+    for (const Field& f : schema_->fields()) columns_.emplace_back(f.type, batch_size_);
+    event_time_ = ColumnBuilder(event_time_type_, batch_size_);
+    rows_ = 0;
+  }
+
+  SchemaPtr schema_;
+  size_t batch_size_;
+  TypeId event_time_type_;
+  std::vector<ColumnBuilder> columns_;
+  ColumnBuilder event_time_{TypeId::kInt64};
+  size_t rows_ = 0;
+  size_t emitted_ = 0;
+};
 
 // Resolves a list of field names (one scalar or a sequence of scalars) at
 // `node` against `schema`. Each unknown name is reported at its own location

@@ -189,17 +189,11 @@ class JoinOutput {
   void add(const RowRef& left, const RowRef* right, int64_t ts, runtime::Output& out);
   // Emits the rows gathered so far, if any.
   void flush(runtime::Output& out);
-  size_t rows_emitted() const { return emitted_; }
+  size_t rows_emitted() const { return batch_.rows_emitted(); }
 
  private:
-  void reset();
-
   JoinConfigPtr config_;
-  size_t batch_size_;
-  std::vector<ColumnBuilder> columns_;
-  ColumnBuilder event_time_;
-  size_t rows_ = 0;
-  size_t emitted_ = 0;
+  OutputBatcher batch_;
 };
 
 // Appends every field of physical row `row` in the bytes of

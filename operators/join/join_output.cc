@@ -5,43 +5,22 @@
 namespace df::operators::join {
 
 JoinOutput::JoinOutput(JoinConfigPtr config, size_t batch_size)
-    : config_(std::move(config)),
-      batch_size_(batch_size == 0 ? 1024 : batch_size),
-      event_time_(TypeId::kInt64) {
-  reset();
-}
-
-void JoinOutput::reset() {
-  columns_.clear();
-  columns_.reserve(config_->output->size());
-  for (const auto& f : config_->output->fields()) columns_.emplace_back(f.type, batch_size_);
-  event_time_ = ColumnBuilder(TypeId::kInt64, batch_size_);
-  rows_ = 0;
-}
+    : config_(std::move(config)), batch_(config_->output, batch_size == 0 ? 1024 : batch_size) {}
 
 void JoinOutput::add(const RowRef& left, const RowRef* right, int64_t ts, runtime::Output& out) {
   const size_t nl = config_->left->size();
-  for (size_t f = 0; f < nl; ++f) left.append(f, columns_[f]);
+  for (size_t f = 0; f < nl; ++f) left.append(f, batch_.column(f));
   for (size_t j = 0; j < config_->right_out.size(); ++j) {
     if (right) {
-      right->append(config_->right_out[j], columns_[nl + j]);
+      right->append(config_->right_out[j], batch_.column(nl + j));
     } else {
-      columns_[nl + j].append_null();
+      batch_.column(nl + j).append_null();
     }
   }
-  event_time_.append_int64(ts);
-  if (++rows_ >= batch_size_) flush(out);
+  batch_.end_row(ts, out);
 }
 
-void JoinOutput::flush(runtime::Output& out) {
-  if (rows_ == 0) return;
-  std::vector<ColumnPtr> cols;
-  cols.reserve(columns_.size());
-  for (auto& c : columns_) cols.push_back(c.finish());
-  out.emit(Batch::make(config_->output, std::move(cols), rows_, nullptr, event_time_.finish()));
-  emitted_ += rows_;
-  reset();
-}
+void JoinOutput::flush(runtime::Output& out) { batch_.flush(out); }
 
 void encode_row(const Batch& batch, size_t row, std::string& out) {
   for (size_t f = 0; f < batch.num_columns(); ++f) state::encode_cell(*batch.column(f), row, out);

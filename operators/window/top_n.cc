@@ -33,6 +33,7 @@ namespace df::operators {
 namespace {
 
 using nlohmann::json;
+using window::read_lateness;
 using window::read_window_shape;
 using window::WindowShape;
 using window::WindowType;
@@ -249,9 +250,7 @@ Result<TopNMeta> meta_from_json(const json& j, std::string_view what) {
 class TopNOutput {
  public:
   TopNOutput(const TopNConfig& cfg, size_t batch_size)
-      : cfg_(cfg), batch_size_(std::max<size_t>(1, batch_size)), event_time_(TypeId::kTimestamp) {
-    for (const Field& f : cfg.output_schema->fields()) cols_.emplace_back(f.type);
-  }
+      : cfg_(cfg), batch_(cfg.output_schema, batch_size, TypeId::kTimestamp) {}
 
   // The rows of one group, in rank order.
   Status append_group(const std::vector<KeptRow>& rows, int64_t end, runtime::Output& out) {
@@ -265,33 +264,21 @@ class TopNOutput {
       std::string_view in = r.row;
       for (size_t f = 0; f < nin; ++f) {
         DF_ASSIGN_OR_RETURN(Value v, state::decode_value(in, cfg_.input_schema->field(f).type));
-        cols_[f].append_value(v);
+        batch_.column(f).append_value(v);
       }
-      cols_[nin].append_int64(end - cfg_.size_ms);
-      cols_[nin + 1].append_int64(end);
-      cols_[nin + 2].append_int64(rank);
-      event_time_.append_int64(end - 1);
-      if (++rows_ >= batch_size_) flush(out);
+      batch_.column(nin).append_int64(end - cfg_.size_ms);
+      batch_.column(nin + 1).append_int64(end);
+      batch_.column(nin + 2).append_int64(rank);
+      batch_.end_row(end - 1, out);
     }
     return Status::OK();
   }
 
-  void flush(runtime::Output& out) {
-    if (rows_ == 0) return;
-    std::vector<ColumnPtr> cols;
-    cols.reserve(cols_.size());
-    for (ColumnBuilder& b : cols_) cols.push_back(b.finish());
-    out.emit(
-        Batch::make(cfg_.output_schema, std::move(cols), rows_, nullptr, event_time_.finish()));
-    rows_ = 0;
-  }
+  void flush(runtime::Output& out) { batch_.flush(out); }
 
  private:
   const TopNConfig& cfg_;
-  size_t batch_size_;
-  std::vector<ColumnBuilder> cols_;
-  ColumnBuilder event_time_;
-  size_t rows_ = 0;
+  OutputBatcher batch_;
 };
 
 // ---- the operator -------------------------------------------------------------------
@@ -736,17 +723,8 @@ class TopNOperator final : public runtime::Operator, public StateStats {
   }
 
   void route_late(const Batch& batch, runtime::Output& out) {
-    if (late_.empty()) return;
-    if (!cfg_->late_output.empty()) {
-      out.emit_to(1, batch.with_selection(std::make_shared<const Selection>(late_)));
-      return;
-    }
-    const int64_t* ts = batch.event_time()->int64_data();
-    for (uint32_t r : late_) {
-      ctx_->report_data_error("late row dropped: " + cfg_->what + " row at " +
-                              format_timestamp(ts[r]) + " is behind watermark " +
-                              format_timestamp(watermark_) + " by more than the allowed lateness");
-    }
+    window::route_late_rows(batch, late_, !cfg_->late_output.empty(), cfg_->what, watermark_, *ctx_,
+                            out);
   }
 
   TopNConfigPtr cfg_;
@@ -777,30 +755,18 @@ class TopNOperator final : public runtime::Operator, public StateStats {
 
 // ---- the prepared node and its readable state ----------------------------------------
 
-class PreparedTopN final : public runtime::PreparedNode, public checkpoint::StateSerde {
+class PreparedTopN final : public window::PreparedWindowedNode, public checkpoint::StateSerde {
  public:
   PreparedTopN(TopNConfigPtr cfg, SourceLocation late_output_location)
-      : cfg_(std::move(cfg)), late_output_location_(std::move(late_output_location)) {
+      : PreparedWindowedNode(cfg->key_fields, cfg->input_schema, cfg->late_output,
+                             std::move(late_output_location)),
+        cfg_(std::move(cfg)) {
     for (size_t f : cfg_->key_fields) key_fields_.push_back(cfg_->input_schema->field(f));
   }
 
   SchemaPtr output_schema() const override { return cfg_->output_schema; }
   std::unique_ptr<runtime::Operator> make_operator(int, int) const override {
     return std::make_unique<TopNOperator>(cfg_);
-  }
-  bool chainable() const override { return false; }
-  runtime::InputPartitioning input_partitioning() const override {
-    if (cfg_->key_fields.empty()) return {};
-    return {runtime::InputPartitioning::Kind::kHash, cfg_->key_fields};
-  }
-  std::vector<runtime::SideOutput> side_outputs() const override {
-    if (cfg_->late_output.empty()) return {};
-    return {runtime::SideOutput{cfg_->late_output, cfg_->input_schema, late_output_location_}};
-  }
-  std::optional<bool> output_has_event_time() const override { return true; }
-  std::optional<int> max_parallelism() const override {
-    if (cfg_->key_fields.empty()) return 1;
-    return std::nullopt;
   }
   std::string describe() const override {
     std::string d = (cfg_->ranking == Ranking::kRank ? "rank <= " : "row_number <= ") +
@@ -931,7 +897,6 @@ class PreparedTopN final : public runtime::PreparedNode, public checkpoint::Stat
   }
 
   TopNConfigPtr cfg_;
-  SourceLocation late_output_location_;
   std::vector<Field> key_fields_;
 };
 
@@ -1076,24 +1041,8 @@ class TopNFactory final : public runtime::NodeFactory {
         cfg->rank_field = *name;
       }
     }
-    if (auto lateness = opts.duration("allowed_lateness")) {
-      if (lateness->count() < 0) {
-        diags.error(
-            opts.get("allowed_lateness")->location(),
-            what + ": allowed_lateness must not be negative, got " + format_duration(*lateness));
-      } else {
-        cfg->allowed_lateness_ms = lateness->count();
-      }
-    }
-    SourceLocation late_loc;
-    if (auto late = opts.string("late_output")) {
-      late_loc = opts.get("late_output")->location();
-      if (late->empty()) {
-        diags.error(late_loc, what + ": 'late_output' must name a stream");
-      } else {
-        cfg->late_output = *late;
-      }
-    }
+    const SourceLocation late_loc =
+        read_lateness(opts, what, cfg->allowed_lateness_ms, cfg->late_output, diags);
     // The added columns must not shadow an input field.
     const std::pair<std::string, const char*> added[] = {{"window_start", "window_start"},
                                                          {"window_end", "window_end"},

@@ -15,6 +15,7 @@ namespace df::operators {
 
 namespace {
 
+using window::read_lateness;
 using window::read_window_shape;
 using window::WindowConfig;
 using window::WindowShape;
@@ -34,28 +35,16 @@ using nlohmann::json;
 //   session timer:
 //     {"timer": "fire"|"purge", "key": {...}, "window_end": ...}
 // Accumulators are described at window::accumulators_to_json.
-class PreparedWindow final : public runtime::PreparedNode, public checkpoint::StateSerde {
+class PreparedWindow final : public window::PreparedWindowedNode, public checkpoint::StateSerde {
  public:
   PreparedWindow(std::shared_ptr<const WindowConfig> cfg, SourceLocation late_output_location)
-      : cfg_(std::move(cfg)), late_output_location_(std::move(late_output_location)) {}
+      : PreparedWindowedNode(cfg->key_fields, cfg->input_schema, cfg->late_output,
+                             std::move(late_output_location)),
+        cfg_(std::move(cfg)) {}
 
   SchemaPtr output_schema() const override { return cfg_->output_schema; }
   std::unique_ptr<runtime::Operator> make_operator(int, int) const override {
     return window::make_window_operator(cfg_);
-  }
-  bool chainable() const override { return false; }
-  runtime::InputPartitioning input_partitioning() const override {
-    if (cfg_->key_fields.empty()) return {};
-    return {runtime::InputPartitioning::Kind::kHash, cfg_->key_fields};
-  }
-  std::vector<runtime::SideOutput> side_outputs() const override {
-    if (cfg_->late_output.empty()) return {};
-    return {runtime::SideOutput{cfg_->late_output, cfg_->input_schema, late_output_location_}};
-  }
-  std::optional<bool> output_has_event_time() const override { return true; }
-  std::optional<int> max_parallelism() const override {
-    if (cfg_->key_fields.empty()) return 1;
-    return std::nullopt;
   }
   std::string describe() const override {
     std::string d;
@@ -245,7 +234,6 @@ class PreparedWindow final : public runtime::PreparedNode, public checkpoint::St
   }
 
   std::shared_ptr<const WindowConfig> cfg_;
-  SourceLocation late_output_location_;
 };
 
 class WindowFactory final : public runtime::NodeFactory {
@@ -307,24 +295,8 @@ class WindowFactory final : public runtime::NodeFactory {
       cfg->gap_ms = shape.gap_ms;
     }
 
-    if (auto lateness = opts.duration("allowed_lateness")) {
-      if (lateness->count() < 0) {
-        diags.error(
-            opts.get("allowed_lateness")->location(),
-            what + ": allowed_lateness must not be negative, got " + format_duration(*lateness));
-      } else {
-        cfg->allowed_lateness_ms = lateness->count();
-      }
-    }
-    SourceLocation late_loc;
-    if (auto late = opts.string("late_output")) {
-      late_loc = opts.get("late_output")->location();
-      if (late->empty()) {
-        diags.error(late_loc, what + ": 'late_output' must name a stream");
-      } else {
-        cfg->late_output = *late;
-      }
-    }
+    const SourceLocation late_loc =
+        read_lateness(opts, what, cfg->allowed_lateness_ms, cfg->late_output, diags);
 
     names.emplace_back("window_start", "the window bound 'window_start'");
     names.emplace_back("window_end", "the window bound 'window_end'");
@@ -421,6 +393,30 @@ bool window::read_window_shape(const ConfigValue& node, const std::string& what,
 
 std::unique_ptr<runtime::NodeFactory> make_window_factory() {
   return std::make_unique<WindowFactory>();
+}
+
+SourceLocation window::read_lateness(OptionReader& opts, const std::string& what,
+                                     int64_t& allowed_lateness_ms, std::string& late_output,
+                                     Diagnostics& diags) {
+  if (auto lateness = opts.duration("allowed_lateness")) {
+    if (lateness->count() < 0) {
+      diags.error(
+          opts.get("allowed_lateness")->location(),
+          what + ": allowed_lateness must not be negative, got " + format_duration(*lateness));
+    } else {
+      allowed_lateness_ms = lateness->count();
+    }
+  }
+  SourceLocation late_loc;
+  if (auto late = opts.string("late_output")) {
+    late_loc = opts.get("late_output")->location();
+    if (late->empty()) {
+      diags.error(late_loc, what + ": 'late_output' must name a stream");
+    } else {
+      late_output = *late;
+    }
+  }
+  return late_loc;
 }
 
 }  // namespace df::operators

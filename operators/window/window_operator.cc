@@ -447,9 +447,7 @@ Status session_image_entries(const SessionImage& image, state::CheckpointEntries
 class RowSink {
  public:
   RowSink(const WindowConfig& cfg, size_t batch_size)
-      : cfg_(cfg), batch_size_(std::max<size_t>(1, batch_size)), event_time_(TypeId::kTimestamp) {
-    for (const Field& f : cfg.output_schema->fields()) cols_.emplace_back(f.type);
-  }
+      : cfg_(cfg), batch_(cfg.output_schema, batch_size, TypeId::kTimestamp) {}
 
   Status append(std::string_view key, int64_t start, int64_t end, const GroupStates& gs, uint32_t g,
                 runtime::Output& out) {
@@ -461,37 +459,26 @@ class RowSink {
         // What state::decode_key_value reads, without boxing a Value.
         uint64_t be;
         std::memcpy(&be, key.data() + 1, 8);
-        cols_[i].append_int64(static_cast<int64_t>(__builtin_bswap64(be) ^ (uint64_t{1} << 63)));
+        batch_.column(i).append_int64(
+            static_cast<int64_t>(__builtin_bswap64(be) ^ (uint64_t{1} << 63)));
         key.remove_prefix(9);
         continue;
       }
       DF_ASSIGN_OR_RETURN(Value v, state::decode_key_value(key, t));
-      cols_[i].append_value(v);
+      batch_.column(i).append_value(v);
     }
-    cols_[nk].append_int64(start);
-    cols_[nk + 1].append_int64(end);
-    for (size_t j = 0; j < cfg_.aggs.size(); ++j) gs.append_result(j, g, cols_[nk + 2 + j]);
-    event_time_.append_int64(end - 1);
-    if (++rows_ >= batch_size_) flush(out);
+    batch_.column(nk).append_int64(start);
+    batch_.column(nk + 1).append_int64(end);
+    for (size_t j = 0; j < cfg_.aggs.size(); ++j) gs.append_result(j, g, batch_.column(nk + 2 + j));
+    batch_.end_row(end - 1, out);
     return Status::OK();
   }
 
-  void flush(runtime::Output& out) {
-    if (rows_ == 0) return;
-    std::vector<ColumnPtr> cols;
-    cols.reserve(cols_.size());
-    for (ColumnBuilder& b : cols_) cols.push_back(b.finish());
-    out.emit(
-        Batch::make(cfg_.output_schema, std::move(cols), rows_, nullptr, event_time_.finish()));
-    rows_ = 0;
-  }
+  void flush(runtime::Output& out) { batch_.flush(out); }
 
  private:
   const WindowConfig& cfg_;
-  size_t batch_size_;
-  std::vector<ColumnBuilder> cols_;
-  ColumnBuilder event_time_;
-  size_t rows_ = 0;
+  OutputBatcher batch_;
 };
 
 std::string ordered_key(int64_t v) {
@@ -1586,16 +1573,8 @@ class WindowOperator final : public runtime::Operator {
 
   void route_late(const Batch& batch, runtime::Output& out) {
     if (late_.empty()) return;
-    if (!cfg_->late_output.empty()) {
-      out.emit_to(1, batch.with_selection(std::make_shared<const Selection>(late_)));
-      return;
-    }
-    const int64_t* ts = batch.event_time()->int64_data();
-    for (uint32_t r : late_) {
-      ctx_->report_data_error("late row dropped: window '" + cfg_->id + "' row at " +
-                              format_timestamp(ts[r]) + " is behind watermark " +
-                              format_timestamp(watermark_) + " by more than the allowed lateness");
-    }
+    route_late_rows(batch, late_, !cfg_->late_output.empty(), "window '" + cfg_->id + "'",
+                    watermark_, *ctx_, out);
   }
 
   std::shared_ptr<const WindowConfig> cfg_;
@@ -1828,6 +1807,22 @@ Result<WindowMeta> meta_from_json(const WindowConfig& cfg, const nlohmann::json&
 std::unique_ptr<runtime::Operator> make_window_operator(
     std::shared_ptr<const WindowConfig> config) {
   return std::make_unique<WindowOperator>(std::move(config));
+}
+
+void route_late_rows(const Batch& batch, const Selection& late, bool has_late_output,
+                     const std::string& what, int64_t watermark, runtime::OperatorContext& ctx,
+                     runtime::Output& out) {
+  if (late.empty()) return;
+  if (has_late_output) {
+    out.emit_to(1, batch.with_selection(std::make_shared<const Selection>(late)));
+    return;
+  }
+  const int64_t* ts = batch.event_time()->int64_data();
+  for (uint32_t r : late) {
+    ctx.report_data_error("late row dropped: " + what + " row at " + format_timestamp(ts[r]) +
+                          " is behind watermark " + format_timestamp(watermark) +
+                          " by more than the allowed lateness");
+  }
 }
 
 }  // namespace df::operators::window

@@ -14,6 +14,7 @@
 #include "engine/core/config_value.h"
 #include "engine/core/schema.h"
 #include "engine/core/status.h"
+#include "engine/runtime/node_factory.h"
 #include "engine/runtime/operator.h"
 #include "operators/window/aggregate.h"
 
@@ -34,6 +35,55 @@ struct WindowShape {
 // Without `sessions`, a session window is refused as one `what` cannot take.
 bool read_window_shape(const ConfigValue& node, const std::string& what, bool sessions,
                        WindowShape& shape, Diagnostics& diags);
+
+// What the prepared windowed transforms (window, top_n) answer alike: they
+// are never chained, keyed input is hash-partitioned by the key (unkeyed:
+// one subtask), late rows may go to a named side output, and their output
+// carries event time.
+class PreparedWindowedNode : public runtime::PreparedNode {
+ public:
+  PreparedWindowedNode(std::vector<size_t> key_fields, SchemaPtr input_schema,
+                       std::string late_output, SourceLocation late_output_location)
+      : key_fields_(std::move(key_fields)),
+        input_schema_(std::move(input_schema)),
+        late_output_(std::move(late_output)),
+        late_output_location_(std::move(late_output_location)) {}
+
+  bool chainable() const override { return false; }
+  runtime::InputPartitioning input_partitioning() const override {
+    if (key_fields_.empty()) return {};
+    return {runtime::InputPartitioning::Kind::kHash, key_fields_};
+  }
+  std::vector<runtime::SideOutput> side_outputs() const override {
+    if (late_output_.empty()) return {};
+    return {runtime::SideOutput{late_output_, input_schema_, late_output_location_}};
+  }
+  std::optional<bool> output_has_event_time() const override { return true; }
+  std::optional<int> max_parallelism() const override {
+    if (key_fields_.empty()) return 1;
+    return std::nullopt;
+  }
+
+ private:
+  std::vector<size_t> key_fields_;
+  SchemaPtr input_schema_;
+  std::string late_output_;
+  SourceLocation late_output_location_;
+};
+
+// Reads `allowed_lateness` (not negative) and `late_output` (a stream name)
+// of a windowed transform (window.cc); returns where late_output was given
+// (empty when it was not), for the planner's side-output checks.
+SourceLocation read_lateness(OptionReader& opts, const std::string& what,
+                             int64_t& allowed_lateness_ms, std::string& late_output,
+                             Diagnostics& diags);
+
+// The rows `late` of `batch` came too late for a windowed transform: they go
+// to its late-row side output (port 1) when it has one, else each is
+// reported as a data error naming `what` (window_operator.cc).
+void route_late_rows(const Batch& batch, const Selection& late, bool has_late_output,
+                     const std::string& what, int64_t watermark, runtime::OperatorContext& ctx,
+                     runtime::Output& out);
 
 // Immutable after the factory built it; shared by every subtask.
 struct WindowConfig {
