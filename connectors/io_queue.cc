@@ -95,7 +95,12 @@ Status IoQueue::error() const {
   return state_->error;
 }
 
-void IoQueue::set_finishing() { state_->finishing.store(true); }
+void IoQueue::set_finishing() {
+  state_->finishing.store(true);
+  // The last job may have finished before the flag was set: the task still
+  // gets its one wake (a spare wake is harmless).
+  if (state_->jobs.load() == 0) state_->wake();
+}
 
 Status IoQueue::close() {
   {

@@ -51,7 +51,8 @@ class IoQueue {
   bool idle() const;
   // The first error a job returned (OK when none).
   Status error() const;
-  // From now on the last job to finish wakes the task (drained() turns true).
+  // From now on the last job to finish wakes the task (drained() turns true);
+  // wakes it at once when already idle.
   void set_finishing();
   // Once: the next time no job is queued or running, wake the task (for a
   // task that waits for drained() without having called finish(), e.g. after

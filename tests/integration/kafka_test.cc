@@ -33,6 +33,7 @@
 
 #include "tests/support/kafka_client.h"
 #include "tests/support/kafka_cluster.h"
+#include "tests/support/sanitizers.h"
 #include "tests/support/subprocess.h"
 #include "tests/support/temp_dir.h"
 
@@ -439,7 +440,7 @@ sources:
     peak = std::max(peak, child.peak_rss_bytes());
   }
   EXPECT_GT(peak, 0u);
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(DF_SANITIZED)
   // Shadow memory and ASan's quarantine (256 MB) swamp the measure there;
   // the flow below is still checked.
   std::cerr << "sanitizer build: peak RSS " << (peak >> 20) << " MiB not compared with "

@@ -24,6 +24,7 @@
 #include "engine/state/state_backend.h"
 #include "operators/operators.h"
 #include "tests/support/operator_harness.h"
+#include "tests/support/sanitizers.h"
 #include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
@@ -450,11 +451,7 @@ TEST(WindowCheckpoint, MetaShape) {
 
 // ---- sessions past the memory budget -----------------------------------------
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
+using test::kSanitized;
 
 long rss_kb() {
   std::ifstream f("/proc/self/statm");

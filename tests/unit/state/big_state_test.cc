@@ -16,15 +16,8 @@
 #include <string>
 
 #include "engine/state/keyed_state.h"
+#include "tests/support/sanitizers.h"
 #include "tests/support/temp_dir.h"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define DF_STATE_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define DF_STATE_SANITIZED 1
-#endif
-#endif
 
 namespace df::state {
 namespace {
@@ -33,7 +26,7 @@ namespace {
 // tests/integration/large_state_test.cc; here two million keys (each costing
 // several RocksDB operations through a 16 MiB cache) prove the same bound at
 // the store level in a fraction of the time.
-#if defined(__OPTIMIZE__) && !defined(DF_STATE_SANITIZED)
+#if defined(__OPTIMIZE__) && !defined(DF_SANITIZED)
 constexpr int64_t kDefaultKeys = 2'000'000;
 constexpr bool kCheckRss = true;
 #else
