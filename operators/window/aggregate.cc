@@ -10,6 +10,20 @@
 
 namespace df::operators::window {
 
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+size_t string_literal_end(std::string_view text, size_t open) {
+  for (size_t q = open + 1; q < text.size(); ++q) {
+    if (text[q] != '\'') continue;
+    if (q + 1 < text.size() && text[q + 1] == '\'') {
+      ++q;
+    } else {
+      return q;
+    }
+  }
+  return text.size();
+}
+
 namespace {
 
 struct FunctionName {
@@ -31,8 +45,6 @@ std::string_view kind_name(AggKind kind) {
   }
   return "?";
 }
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 // The value arrays a min/max/first/last of `type` keeps.
 void use_value_storage(AggSpec& spec, TypeId type) {
@@ -237,16 +249,7 @@ std::optional<AggSpec> parse_aggregate(const std::string& name, std::string_view
   for (size_t q = open; q < n; ++q) {
     const char c = text[q];
     if (c == '\'') {
-      // A string literal: '' inside is an escaped quote.
-      for (++q; q < n; ++q) {
-        if (text[q] == '\'') {
-          if (q + 1 < n && text[q + 1] == '\'') {
-            ++q;
-          } else {
-            break;
-          }
-        }
-      }
+      q = string_literal_end(text, q);
     } else if (c == '(') {
       ++depth;
     } else if (c == ')') {

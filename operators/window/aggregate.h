@@ -156,4 +156,10 @@ Result<nlohmann::json> accumulators_to_json(const std::vector<AggSpec>& specs, s
 Status accumulators_from_json(const std::vector<AggSpec>& specs, const nlohmann::json& j,
                               std::string& out);
 
+// Text scanning shared by the aggregate and top_n order_by parsers.
+bool is_space(char c);
+// The index of the quote that closes the string literal opened at `open`
+// ('' inside is an escaped quote); text.size() when it is not closed.
+size_t string_literal_end(std::string_view text, size_t open);
+
 }  // namespace df::operators::window

@@ -33,8 +33,10 @@ namespace df::operators {
 namespace {
 
 using nlohmann::json;
+using window::is_space;
 using window::read_lateness;
 using window::read_window_shape;
+using window::string_literal_end;
 using window::WindowShape;
 using window::WindowType;
 
@@ -902,8 +904,6 @@ class PreparedTopN final : public window::PreparedWindowedNode, public checkpoin
 
 // ---- the factory ------------------------------------------------------------------------
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
 // Splits `text` at commas outside parentheses and string literals; returns
 // (offset, length) of each part.
 std::vector<std::pair<size_t, size_t>> split_top_level(std::string_view text) {
@@ -913,14 +913,7 @@ std::vector<std::pair<size_t, size_t>> split_top_level(std::string_view text) {
   for (size_t q = 0; q < text.size(); ++q) {
     const char c = text[q];
     if (c == '\'') {
-      for (++q; q < text.size(); ++q) {
-        if (text[q] != '\'') continue;
-        if (q + 1 < text.size() && text[q + 1] == '\'') {
-          ++q;
-        } else {
-          break;
-        }
-      }
+      q = string_literal_end(text, q);
     } else if (c == '(') {
       ++depth;
     } else if (c == ')') {
