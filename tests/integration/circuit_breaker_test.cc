@@ -39,17 +39,6 @@ bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// The run events exec printed ("dataflow: event {...}"), in order.
-std::vector<std::string> events(const std::string& err) {
-  std::vector<std::string> out;
-  std::istringstream in(err);
-  for (std::string line; std::getline(in, line);) {
-    const std::string tag = "dataflow: event ";
-    if (line.rfind(tag, 0) == 0) out.push_back(line.substr(tag.size()));
-  }
-  return out;
-}
-
 // Two generator subtasks feed one sink subtask over channels (different
 // parallelism: no chaining), so an open breaker backs rows up into them.
 const char* kExecPipeline = R"yaml(
@@ -100,7 +89,7 @@ TEST_F(BreakerExecTest, OpensAfterTheThresholdProbesUntilThePeerIsBackAndLosesNo
   // probes re-open it, the 5th probe succeeds and closes it.
   ProcessResult r = run("out:process:unavailable:after=10:times=7");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto ev = events(r.err);
+  const auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 8u) << r.err;
   EXPECT_TRUE(has(ev[0], R"("class":"transient","action":"retry","node":"out")")) << ev[0];
   EXPECT_TRUE(has(ev[1], R"("class":"transient","action":"retry","node":"out")")) << ev[1];
@@ -129,7 +118,7 @@ TEST_F(BreakerExecTest, MaxOpenGivesUpOnAPeerThatStaysDown) {
   EXPECT_NE(r.exit_code, 0) << r.err;
   EXPECT_LT(Clock::now() - started, 30s);
   EXPECT_TRUE(has(r.err, "the circuit breaker stayed open longer than max_open")) << r.err;
-  const auto ev = events(r.err);
+  const auto ev = exec_events(r.err);
   ASSERT_FALSE(ev.empty()) << r.err;
   EXPECT_TRUE(has(ev.back(), R"("action":"fail")")) << ev.back();
 }

@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -75,17 +74,6 @@ size_t count(const std::vector<std::string>& events, const std::string& part) {
   return n;
 }
 
-// The run events exec printed ("dataflow: event {...}"), in order.
-std::vector<std::string> events(const std::string& err) {
-  std::vector<std::string> out;
-  std::istringstream in(err);
-  for (std::string line; std::getline(in, line);) {
-    const std::string tag = "dataflow: event ";
-    if (line.rfind(tag, 0) == 0) out.push_back(line.substr(tag.size()));
-  }
-  return out;
-}
-
 bool has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -120,7 +108,7 @@ class HealingTest : public ::testing::Test {
   std::vector<std::string> reference() {
     ProcessResult r = run(pipeline(), "");
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_TRUE(events(r.err).empty()) << r.err;
+    EXPECT_TRUE(exec_events(r.err).empty()) << r.err;
     auto rows = committed_rows(tmp_.path() / "out");
     EXPECT_FALSE(rows.empty());
     return rows;
@@ -134,7 +122,7 @@ TEST_F(HealingTest, AnOperatorExceptionRestartsFromTheCheckpointAndOutputStaysEx
   // A batch half-way through throws, once.
   ProcessResult r = run(pipeline(), "totals:process:exception:after=150");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto ev = events(r.err);
+  auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 1u) << r.err;
   EXPECT_TRUE(has(ev[0], R"("class":"task","action":"restart","node":"totals")")) << ev[0];
   EXPECT_TRUE(has(ev[0], R"("attempt":1)")) << ev[0];
@@ -149,7 +137,7 @@ TEST_F(HealingTest, ATransientFailureIsRetriedInPlaceAndAResourceFailureThrottle
   ProcessResult r =
       run(pipeline(), "totals:process:unavailable:after=100;events:produce:bad_alloc:after=150");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  auto ev = events(r.err);
+  auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 2u) << r.err;
   std::string all = ev[0] + ev[1];
   EXPECT_TRUE(has(all, R"("class":"transient","action":"retry","node":"totals")")) << all;
@@ -164,7 +152,7 @@ TEST_F(HealingTest, ATransientSinkFailureHealsByRetryingTheCallInPlace) {
   const auto expected = reference();
   ProcessResult r = run(one_sink(pipeline()), "out:process:unavailable:after=20:times=3");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto ev = events(r.err);
+  const auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 3u) << r.err;
   for (size_t i = 0; i < ev.size(); ++i) {
     EXPECT_TRUE(has(ev[i], R"("class":"transient","action":"retry","node":"out")")) << ev[i];
@@ -186,7 +174,7 @@ TEST_F(HealingTest, RetriesThatRunOutEscalateToARestartFromTheCheckpoint) {
                             "{max_attempts: 2, initial_backoff: 5ms, max_backoff: 5ms}")),
           "out:process:unavailable:after=150:times=2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto ev = events(r.err);
+  const auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 2u) << r.err;
   EXPECT_TRUE(has(ev[0], R"("class":"transient","action":"retry","node":"out")")) << ev[0];
   EXPECT_TRUE(has(ev[0], R"("attempt":2)")) << ev[0];
@@ -201,7 +189,7 @@ TEST_F(HealingTest, RetriesThatRunOutEscalateToARestartFromTheCheckpoint) {
 TEST_F(HealingTest, AFatalErrorFailsAtOnceWithTheReasonAndExitCode3) {
   ProcessResult r = run(pipeline(), "totals:process:fatal:after=20");
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  auto ev = events(r.err);
+  auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 1u) << r.err;  // no restart, no loop
   EXPECT_TRUE(has(ev[0], R"("class":"fatal","action":"fail","node":"totals")")) << ev[0];
   EXPECT_TRUE(has(r.err, "dataflow: node 'totals' (window): injected fault in totals process"))
@@ -214,7 +202,7 @@ TEST_F(HealingTest, ARestartStrategyThatGivesUpFailsTheRun) {
   ProcessResult r = run(pipeline("{fixed_delay: {attempts: 2, delay: 10ms}}"),
                         "totals:process:exception:after=5:times=0");
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  auto ev = events(r.err);
+  auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 3u) << r.err;
   EXPECT_TRUE(has(ev[0], R"("action":"restart")")) << ev[0];
   EXPECT_TRUE(has(ev[1], R"("action":"restart")")) << ev[1];
@@ -226,7 +214,7 @@ TEST_F(HealingTest, FailureRateCountsFailuresInItsInterval) {
   ProcessResult r = run(pipeline("{failure_rate: {max_failures: 1, interval: 1h, delay: 10ms}}"),
                         "totals:process:exception:after=5:times=0");
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  auto ev = events(r.err);
+  auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 2u) << r.err;
   EXPECT_TRUE(has(ev[1], R"("action":"fail")")) << ev[1];
 }
@@ -237,7 +225,7 @@ TEST_F(HealingTest, WithoutCheckpointsATaskFailureIsNotRestartedUnlessAsked) {
                      no_restart.find("sources:") - no_restart.find("healing:"), "");
   ProcessResult r = run(no_restart, "totals:process:exception:after=5", /*checkpoints=*/false);
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  auto ev = events(r.err);
+  auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 1u) << r.err;
   EXPECT_TRUE(has(ev[0], R"("class":"task","action":"fail")")) << ev[0];
 }
@@ -257,7 +245,7 @@ TEST_F(HealingTest, AMalformedFaultSettingIsReportedAndIgnored) {
   ProcessResult r = run(pipeline(), "totals:explode:exception");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(has(r.err, "ignoring DATAFLOW_FAULTS")) << r.err;
-  EXPECT_TRUE(events(r.err).empty()) << r.err;
+  EXPECT_TRUE(exec_events(r.err).empty()) << r.err;
 }
 
 // Lines 8, 1008, 2008, ... of 20000 have a price that is not a number:
@@ -387,7 +375,7 @@ TEST_F(HealingTest, ADeadLetterRateOverMaxRateFailsTheRunAsFatal) {
   write_prices(tmp_, 20);  // 5% bad, max_rate 1%
   ProcessResult r = run(kDeadLetterPipeline, "");
   EXPECT_EQ(r.exit_code, 3) << r.err;
-  auto ev = events(r.err);
+  auto ev = exec_events(r.err);
   ASSERT_EQ(ev.size(), 1u) << r.err;
   EXPECT_TRUE(has(ev[0], R"("class":"fatal","action":"fail","node":"in")")) << ev[0];
   EXPECT_TRUE(has(r.err, "more than the 1% dead_letter.max_rate allows")) << r.err;
@@ -417,7 +405,7 @@ TEST_F(HealingTest, RandomFaultsInAStatefulPipelineLeaveTheOutputExact) {
   ProcessResult r =
       run(pipeline("{exponential_delay: {initial: 10ms, max: 100ms, multiplier: 2}}"), faults);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto ev = events(r.err);
+  const auto ev = exec_events(r.err);
   EXPECT_GE(ev.size(), 4u) << r.err;  // most of the 8 faults fire in a run
   for (const auto& e : ev) {
     EXPECT_TRUE(has(e, R"("action":"restart")") || has(e, R"("action":"throttle")") ||

@@ -14,6 +14,7 @@
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 namespace df::test {
@@ -51,6 +52,16 @@ void fill_status(int status, ProcessResult& r) {
 }
 
 }  // namespace
+
+std::vector<std::string> exec_events(const std::string& err) {
+  static constexpr std::string_view kTag = "dataflow: event ";
+  std::vector<std::string> out;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(kTag, 0) == 0) out.push_back(line.substr(kTag.size()));
+  }
+  return out;
+}
 
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& cwd,
                           std::chrono::milliseconds timeout) {

@@ -28,6 +28,10 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv, const std::string& cwd,
                           std::chrono::milliseconds timeout);
 
+// The run events `dataflow exec` printed on stderr ("dataflow: event {...}"
+// lines, the JSON after the tag), in order.
+std::vector<std::string> exec_events(const std::string& err);
+
 // A child whose stdout is a pipe the test reads at its own pace.
 class Child {
  public:
