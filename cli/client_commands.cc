@@ -291,8 +291,7 @@ bool ends_with(const std::string& s, std::string_view suffix) {
 int run_submit(const ClientArgs& args) {
   std::ifstream in(args.file, std::ios::binary);
   if (!in) {
-    print_error("cannot read " + args.file + ": " +
-                std::error_code(errno, std::generic_category()).message() + ".");
+    print_error("cannot read " + args.file + ": " + errno_text(errno) + ".");
     return kExitInvalidInput;
   }
   std::ostringstream read;

@@ -98,8 +98,7 @@ class OutputFile {
     file_.rdbuf()->pubsetbuf(buffer_.data(), static_cast<std::streamsize>(buffer_.size()));
     file_.open(tmp_, std::ios::binary | std::ios::trunc);
     if (!file_) {
-      print_error("cannot write " + path_ + ": " +
-                  std::error_code(errno, std::generic_category()).message() + ".");
+      print_error("cannot write " + path_ + ": " + errno_text(errno) + ".");
       tmp_.clear();
       return false;
     }
@@ -208,8 +207,7 @@ int run_import(const StateArgs& args, checkpoint::CheckpointStorage& storage) {
   if (!args.pipeline_file.empty()) {
     std::ifstream in(args.pipeline_file, std::ios::binary);
     if (!in) {
-      print_error("cannot read " + args.pipeline_file + ": " +
-                  std::error_code(errno, std::generic_category()).message() + ".");
+      print_error("cannot read " + args.pipeline_file + ": " + errno_text(errno) + ".");
       return kExitInvalidInput;
     }
     std::ostringstream s;
@@ -255,8 +253,7 @@ int run_import(const StateArgs& args, checkpoint::CheckpointStorage& storage) {
 
   std::ifstream in(args.input, std::ios::binary);
   if (!in) {
-    print_error("cannot read " + args.input + ": " +
-                std::error_code(errno, std::generic_category()).message() + ".");
+    print_error("cannot read " + args.input + ": " + errno_text(errno) + ".");
     return kExitInvalidInput;
   }
   std::vector<char> buffer(1 << 20);
@@ -320,8 +317,7 @@ int run_import_server(const StateArgs& args) {
   }
   std::ifstream in(args.input, std::ios::binary);
   if (!in) {
-    print_error("cannot read " + args.input + ": " +
-                std::error_code(errno, std::generic_category()).message() + ".");
+    print_error("cannot read " + args.input + ": " + errno_text(errno) + ".");
     return kExitInvalidInput;
   }
   std::ostringstream body;

@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
+#include <string_view>
 #include <variant>
+#include <vector>
 
 #include "connectors/nexmark_generator.h"
 #include "connectors/options.h"
@@ -61,51 +63,77 @@ SchemaPtr table_schema(EventKind table) {
                       {"extra", s}});
 }
 
-// Appends events of one table to column builders, one per schema field.
-class TableBatchBuilder {
+// Writes the events of one table into the columns of one batch, in
+// table_schema's field order: the integer and timestamp fields straight into
+// arrays of the batch's length (Column::make_for_overwrite, recycled batch
+// after batch), the strings through one builder each. One per source subtask,
+// reused for every batch, so the generator's scratch strings keep their
+// capacity.
+class TableBatchWriter {
  public:
-  TableBatchBuilder(const NexmarkSourceConfig& cfg, size_t reserve) : cfg_(cfg) {
-    for (const Field& f : cfg.schema->fields()) builders_.emplace_back(f.type, reserve);
-  }
-  void append(const nexmark::NexmarkGenerator& gen, uint64_t n) {
-    size_t c = 0;
-    auto num = [&](int64_t v) { builders_[c++].append_int64(v); };
-    auto str = [&](std::string_view v) { builders_[c++].append_string(v); };
+  explicit TableBatchWriter(const NexmarkSourceConfig& cfg)
+      : cfg_(cfg), ints_(cfg.schema->size()), strings_(cfg.schema->size()) {}
+
+  // The events numbered `numbers`, all of this writer's table, as one batch.
+  BatchPtr write(const nexmark::NexmarkGenerator& gen, const std::vector<uint64_t>& numbers) {
+    const size_t rows = numbers.size();
+    const std::vector<Field>& fields = cfg_.schema->fields();
+    std::vector<ColumnPtr> cols(fields.size());
+    for (size_t f = 0; f < fields.size(); ++f) {
+      if (fields[f].type == TypeId::kString) {
+        strings_[f].emplace(TypeId::kString, rows);
+      } else {
+        std::shared_ptr<Column> col = Column::make_for_overwrite(fields[f].type, rows);
+        ints_[f] = col->mutable_int64_data();
+        cols[f] = std::move(col);
+      }
+    }
     switch (cfg_.table) {
       case EventKind::kPerson:
-        gen.person(n, person_);
-        num(person_.id), str(person_.name), str(person_.email_address);
-        str(person_.credit_card), str(person_.city), str(person_.state);
-        num(person_.date_time), str(person_.extra);
+        for (size_t r = 0; r < rows; ++r) {
+          gen.person(numbers[r], person_);
+          set(0, r, person_.id), str(1, person_.name), str(2, person_.email_address);
+          str(3, person_.credit_card), str(4, person_.city), str(5, person_.state);
+          set(6, r, person_.date_time), str(7, person_.extra);
+        }
         break;
       case EventKind::kAuction:
-        gen.auction(n, auction_);
-        num(auction_.id), str(auction_.item_name), str(auction_.description);
-        num(auction_.initial_bid), num(auction_.reserve), num(auction_.date_time);
-        num(auction_.expires), num(auction_.seller), num(auction_.category);
-        str(auction_.extra);
+        for (size_t r = 0; r < rows; ++r) {
+          gen.auction(numbers[r], auction_);
+          set(0, r, auction_.id), str(1, auction_.item_name), str(2, auction_.description);
+          set(3, r, auction_.initial_bid), set(4, r, auction_.reserve);
+          set(5, r, auction_.date_time), set(6, r, auction_.expires);
+          set(7, r, auction_.seller), set(8, r, auction_.category), str(9, auction_.extra);
+        }
         break;
       case EventKind::kBid:
-        gen.bid(n, bid_);
-        num(bid_.auction), num(bid_.bidder), num(bid_.price), str(bid_.channel);
-        str(bid_.url), num(bid_.date_time), str(bid_.extra);
+        for (size_t r = 0; r < rows; ++r) {
+          gen.bid(numbers[r], bid_);
+          set(0, r, bid_.auction), set(1, r, bid_.bidder), set(2, r, bid_.price);
+          str(3, bid_.channel), str(4, bid_.url), set(5, r, bid_.date_time);
+          str(6, bid_.extra);
+        }
         break;
     }
-    ++rows_;
-  }
-  size_t rows() const { return rows_; }
-  BatchPtr finish() {
-    std::vector<ColumnPtr> cols;
-    cols.reserve(builders_.size());
-    for (auto& b : builders_) cols.push_back(b.finish());
-    return Batch::make(cfg_.schema, std::move(cols), rows_);
+    for (size_t f = 0; f < fields.size(); ++f) {
+      if (strings_[f]) {
+        cols[f] = strings_[f]->finish();
+        strings_[f].reset();
+      }
+    }
+    return Batch::make(cfg_.schema, std::move(cols), rows);
   }
 
  private:
+  void set(size_t field, size_t row, int64_t v) { ints_[field][row] = v; }
+  void str(size_t field, std::string_view v) { strings_[field]->append_string(v); }
+
   const NexmarkSourceConfig& cfg_;
-  std::vector<ColumnBuilder> builders_;
-  size_t rows_ = 0;
-  nexmark::Person person_;  // reused: their strings keep their capacity
+  // Per field, the one being written: the array of an integer or timestamp
+  // field, the builder of a string field.
+  std::vector<int64_t*> ints_;
+  std::vector<std::optional<ColumnBuilder>> strings_;
+  nexmark::Person person_;
   nexmark::Auction auction_;
   nexmark::Bid bid_;
 };
@@ -116,11 +144,13 @@ class NexmarkSource final : public runtime::SourceOperator {
       : cfg_(std::move(cfg)),
         gen_(cfg_->generator),
         seq_({"next_event", "an event", "a nexmark source", "nexmark"}, cfg_->events, cfg_->rate,
-             subtask, parallelism) {}
+             subtask, parallelism),
+        writer_(*cfg_) {}
 
   Status open(runtime::OperatorContext& ctx) override {
     ctx_ = &ctx;
     batch_size_ = std::max<size_t>(1, ctx.batch_size());
+    numbers_.reserve(batch_size_);
     return seq_.open(ctx);
   }
 
@@ -139,15 +169,15 @@ class NexmarkSource final : public runtime::SourceOperator {
       return runtime::SourceProgress::wait_until(*at);
     }
     const uint64_t visit = std::get<uint64_t>(allowed);
-    TableBatchBuilder batch(*cfg_, batch_size_);
+    numbers_.clear();
     uint64_t visited = 0;
-    while (visited < visit && batch.rows() < batch_size_) {
+    while (visited < visit && numbers_.size() < batch_size_) {
       const uint64_t n = seq_.number(visited);
       ++visited;
-      if (nexmark::event_kind(n) == cfg_->table) batch.append(gen_, n);
+      if (nexmark::event_kind(n) == cfg_->table) numbers_.push_back(n);
     }
     seq_.advance(visited);
-    if (batch.rows() > 0) out.emit(batch.finish());
+    if (!numbers_.empty()) out.emit(writer_.write(gen_, numbers_));
     if (seq_.exhausted()) return runtime::SourceProgress::exhausted();
     return runtime::SourceProgress::more();
   }
@@ -156,6 +186,8 @@ class NexmarkSource final : public runtime::SourceOperator {
   std::shared_ptr<const NexmarkSourceConfig> cfg_;
   const nexmark::NexmarkGenerator gen_;
   StridedSequence seq_;  // events of the whole stream this subtask visits
+  TableBatchWriter writer_;
+  std::vector<uint64_t> numbers_;  // the events of the next batch (its table's only)
   runtime::OperatorContext* ctx_ = nullptr;
   size_t batch_size_ = 1024;
 };

@@ -5,6 +5,10 @@
 
 namespace df::connectors {
 
+namespace {
+constexpr std::chrono::duration<double> kCatchUp{1.0};
+}  // namespace
+
 StridedSequence::StridedSequence(Naming naming, std::optional<uint64_t> count, double rate,
                                  int subtask, int parallelism)
     : naming_(naming),
@@ -15,11 +19,17 @@ StridedSequence::StridedSequence(Naming naming, std::optional<uint64_t> count, d
 }
 
 Status StridedSequence::open(runtime::OperatorContext& ctx) {
-  capacity_ = static_cast<double>(std::max<size_t>(1, ctx.batch_size()));
+  const auto batch = static_cast<double>(std::max<size_t>(1, ctx.batch_size()));
+  capacity_ = batch;
   if (rate_ > 0) {
-    // Take at least ~10 ms worth of elements at a time so high rates still
-    // make full batches; a low rate goes element by element.
-    min_chunk_ = std::clamp(rate_ / 100.0, 1.0, capacity_);
+    // A late wake-up (a loaded machine, backpressure) is caught up, batch by
+    // batch, for up to kCatchUp of elements; only a longer stall is lost.
+    capacity_ = std::max(capacity_, rate_ * kCatchUp.count());
+    // Take ~2 ms worth of elements at a time (up to a batch): the event time
+    // (and the watermark after each batch) moves in steps this small, which
+    // bounds the latency it adds, and a high rate still makes full batches;
+    // a low rate goes element by element.
+    min_chunk_ = std::clamp(rate_ / 500.0, 1.0, batch);
     tokens_ = min_chunk_;
   }
   if (const std::string* meta = ctx.restored_meta()) {

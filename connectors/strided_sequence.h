@@ -2,7 +2,8 @@
 // whose elements are numbered 0, 1, 2, ... (the generator's rows, Nexmark's
 // events). Subtask s of N takes s, s+N, s+2N, ...; a `count` bounds the whole
 // sequence; a rate (elements/s over all subtasks) is kept with a token bucket
-// refilled up to one batch; the position is the checkpoint meta
+// holding up to one second of elements (or one batch), so a late wake-up is
+// caught up batch by batch instead of lost; the position is the checkpoint meta
 // {"<key>": number of the next element, "parallelism": N}, so a resumed
 // subtask continues exactly where the checkpoint was taken.
 //
@@ -66,7 +67,7 @@ class StridedSequence {
   const uint64_t stride_;
   std::optional<uint64_t> total_;  // elements of this subtask; nullopt = unbounded
   uint64_t next_ = 0;              // elements of this subtask taken so far
-  // Token bucket (elements), refilled at rate_ per second up to one batch.
+  // Token bucket (elements), refilled at rate_ per second up to capacity_.
   double rate_ = 0;
   double capacity_ = 1;
   double min_chunk_ = 1;

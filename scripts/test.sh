@@ -17,7 +17,7 @@ tests/support/console/install.sh  # playwright-core, for the web console's e2e t
 tests/support/oidc/install.sh  # oidc-provider, the OpenID provider of the oauth2 integration test (npm)
 jobs=$(nproc)
 
-run_ctest() {  # dir label...
+run_ctest() {  # dir [ctest args...]: one test per core unless -j is given
   local dir=$1; shift
   (cd "$dir" && ctest --output-on-failure -j"$jobs" --timeout 600 "$@")
 }
@@ -36,7 +36,9 @@ else
   DATAFLOW_BUILD_UNIT_TESTS=ON scripts/build.sh Release
 fi
 stage_done "Release build"
-run_ctest build
+# The tests of the real binary mostly wait (on servers, subprocesses, S3,
+# Kafka): two per core.
+run_ctest build -j"$((jobs * 2))"
 stage_done "Release tests"
 
 if [ "${DATAFLOW_SKIP_SANITIZERS:-0}" != 1 ]; then

@@ -34,16 +34,25 @@ constexpr TuningKey kSourceTuning[] = {
 // The prefetch budget of one subtask, over all its partitions: librdkafka's
 // high-level consumer (also with `bounded`'s rd_kafka_assign) checks
 // queued.max.messages.kbytes and queued.min.messages against the subtask's
-// one consumer queue, which every assigned partition feeds, and derives
-// fetch.max.bytes (the most one broker returns per fetch) from the former.
-// So a subtask holds about (1 + brokers) x 8 MiB at most, however many
-// partitions it reads (tests/integration/kafka_test.cc, 40 partitions behind
-// a blocked sink: 45-49 MiB peak RSS at 8 MiB, up to 89 at 16). 4 MiB idled
-// the source between fetches: bench/kafka.sh moved 56-78k msg/s with it and
-// 93-125k with 8 MiB in the same runs, at the same CPU time.
-constexpr const char* kPrefetchKiB = "8192";
-// Messages are counted too; this many of ~200 bytes still leave the bytes
-// the binding limit.
+// one consumer queue, which every assigned partition feeds; each broker has
+// at most one fetch in flight, of at most fetch.max.bytes. So a subtask holds
+// at most kPrefetchKiB + brokers x kFetchMaxBytes (32 + 3 x 8 MiB on three
+// brokers), however many partitions it reads.
+// Why 32 MiB: when the source is paced by its downstream (a Kafka sink), the
+// queue must cover a fetch round trip at the downstream's rate, or the
+// source idles between fetches. `kcat -C | kcat -P` with the consumer
+// properties alone shows it (bench/kafka.sh's mock, 1M messages: 8 MiB took
+// 1-4x, mostly 2x, the time of librdkafka's 64 MiB, 32 MiB about the same); the same
+// consumer into /dev/null is as fast at 8 MiB. dataflow on 2M messages
+// moved 0.46/0.68 of the kcat pipe at 8 MiB and 0.84-0.95 at 32 MiB with
+// 8 MiB fetches (connectors/kafka/README.md).
+constexpr const char* kPrefetchKiB = "32768";
+// librdkafka derives fetch.max.bytes from the budget (up to 50 MiB): capped
+// here so the in-flight fetches do not multiply the budget by the brokers.
+// At least message.max.bytes (librdkafka refuses less).
+constexpr const char* kFetchMaxBytes = "8388608";
+// Messages are counted too: for messages under ~330 bytes this binds before
+// the bytes (100000 of bench/kafka.sh's ~200 bytes: about 20 MB).
 constexpr const char* kPrefetchMessages = "100000";
 // When a partition finds the queue at the budget, librdkafka fetches it
 // again only after this long. Its default (500 ms in fetch.error.backoff.ms,
@@ -67,13 +76,23 @@ const char* queue_backoff_property() {
   return name;
 }
 
-// Set before the node's properties, which may override them.
-std::vector<std::pair<std::string, std::string>> source_defaults() {
-  return {{"queued.max.messages.kbytes", kPrefetchKiB},
-          {"queued.min.messages", kPrefetchMessages},
-          {queue_backoff_property(), kQueueFullBackoffMs},
-          // Brokers up and consumer lag are refreshed on the statistics callback.
-          {"statistics.interval.ms", std::string(kStatsIntervalMs)}};
+// Set before the node's `properties`, which may override them. A node that
+// sizes the queue itself gets librdkafka's fetch.max.bytes derived from it
+// (at most the queue), unless it sets that too.
+std::vector<std::pair<std::string, std::string>> source_defaults(
+    const std::vector<std::pair<std::string, std::string>>& properties) {
+  auto has = [&](std::string_view name) {
+    return std::any_of(properties.begin(), properties.end(),
+                       [&](const auto& p) { return p.first == name; });
+  };
+  std::vector<std::pair<std::string, std::string>> out = {
+      {"queued.max.messages.kbytes", kPrefetchKiB},
+      {"queued.min.messages", kPrefetchMessages},
+      {queue_backoff_property(), kQueueFullBackoffMs},
+      // Brokers up and consumer lag are refreshed on the statistics callback.
+      {"statistics.interval.ms", std::string(kStatsIntervalMs)}};
+  if (!has("queued.max.messages.kbytes")) out.emplace_back("fetch.max.bytes", kFetchMaxBytes);
+  return out;
 }
 
 // Properties the source sets itself; `properties:` may not change them.
@@ -769,6 +788,10 @@ class KafkaSource final : public runtime::SourceOperator {
 
   void finish_partition(PartitionState& p) {
     p.done = true;
+    // Everything before the end was read (in order): gaps (transaction
+    // markers, compaction) or a message past the end may have left `next`
+    // short of it, which showed as a final lag of a fully read partition.
+    if (p.end >= 0) p.next = std::max(p.next, p.end);
     ctx_->report_consumer_lag(p.tp.topic, p.tp.partition, 0);
     PartitionListPtr list(rd_kafka_topic_partition_list_new(1));
     rd_kafka_topic_partition_list_add(list.get(), p.tp.topic.c_str(), p.tp.partition);
@@ -1316,7 +1339,7 @@ runtime::PreparedNodePtr KafkaSourceFactory::prepare(const runtime::NodeSpec& sp
     }
     ClientOptions full;
     full.brokers = client->brokers;
-    full.properties = source_defaults();
+    full.properties = source_defaults(client->properties);
     full.properties.insert(full.properties.end(), client->properties.begin(),
                            client->properties.end());
     full.properties.insert(full.properties.end(),

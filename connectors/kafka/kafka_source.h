@@ -34,8 +34,8 @@
 // Backpressure: on_backpressure(true) pauses the assigned partitions
 // (rd_kafka_pause_partitions), false resumes them, both logged at info; the
 // prefetch is bounded per subtask over all its partitions (the consumer
-// queue's queued.max.messages.kbytes, 8 MiB by default, plus at most one
-// fetch response per broker of that size).
+// queue's queued.max.messages.kbytes, 32 MiB by default, plus at most one
+// fetch response per broker of fetch.max.bytes, 8 MiB by default).
 //
 // Event time: per-partition watermarks (emits_watermarks()): each partition
 // tracks its highest event time; the source's watermark is the minimum of

@@ -17,8 +17,6 @@ namespace {
 
 constexpr int kLevel = 3;
 
-std::string err_text(int e) { return std::error_code(e, std::generic_category()).message(); }
-
 struct CCtxFree {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
 };
@@ -74,7 +72,7 @@ Status write_all(int fd, const char* p, size_t n, const std::string& path) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return Status::io_error("cannot write " + path + ": " + err_text(errno));
+    if (w < 0) return Status::io_error("cannot write " + path + ": " + errno_text(errno));
     p += w;
     n -= static_cast<size_t>(w);
   }
@@ -88,18 +86,18 @@ Status transform_file(const std::string& in, const std::string& out, Body body) 
   Fd src(::open(in.c_str(), O_RDONLY | O_CLOEXEC));
   if (src.get() < 0) {
     int e = errno;
-    std::string msg = "cannot open " + in + ": " + err_text(e);
+    std::string msg = "cannot open " + in + ": " + errno_text(e);
     return e == ENOENT ? Status::not_found(msg) : Status::io_error(msg);
   }
   static std::atomic<uint64_t> counter{0};
   std::string tmp = out + ".df-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   Fd dst(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (dst.get() < 0) return Status::io_error("cannot create " + tmp + ": " + err_text(errno));
+  if (dst.get() < 0) return Status::io_error("cannot create " + tmp + ": " + errno_text(errno));
   Status st = body(src.get(), dst.get(), tmp);
   if (dst.release_close() != 0 && st.ok())
-    st = Status::io_error("cannot close " + tmp + ": " + err_text(errno));
+    st = Status::io_error("cannot close " + tmp + ": " + errno_text(errno));
   if (st.ok() && ::rename(tmp.c_str(), out.c_str()) != 0) {
-    st = Status::io_error("cannot rename " + tmp + " to " + out + ": " + err_text(errno));
+    st = Status::io_error("cannot rename " + tmp + " to " + out + ": " + errno_text(errno));
   }
   if (!st.ok()) ::unlink(tmp.c_str());
   return st;
@@ -109,7 +107,7 @@ Result<size_t> read_some(int fd, char* buf, size_t cap, const std::string& path)
   for (;;) {
     ssize_t n = ::read(fd, buf, cap);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::io_error("cannot read " + path + ": " + err_text(errno));
+    if (n < 0) return Status::io_error("cannot read " + path + ": " + errno_text(errno));
     return static_cast<size_t>(n);
   }
 }

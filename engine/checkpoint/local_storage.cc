@@ -31,8 +31,6 @@ namespace {
 
 constexpr std::string_view kTmpPrefix = ".df-tmp-";
 
-std::string err_text(int e) { return std::error_code(e, std::generic_category()).message(); }
-
 class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}
@@ -68,9 +66,9 @@ std::string temp_path(const std::string& dir) {
 Status fsync_dir(const std::string& dir) {
   Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0)
-    return Status::io_error("cannot open directory " + dir + ": " + err_text(errno));
+    return Status::io_error("cannot open directory " + dir + ": " + errno_text(errno));
   if (::fsync(fd.get()) != 0) {
-    return Status::io_error("cannot fsync directory " + dir + ": " + err_text(errno));
+    return Status::io_error("cannot fsync directory " + dir + ": " + errno_text(errno));
   }
   return Status::OK();
 }
@@ -80,7 +78,7 @@ Status write_all(int fd, std::string_view data, const std::string& path) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::io_error("cannot write " + path + ": " + err_text(errno));
+      return Status::io_error("cannot write " + path + ": " + errno_text(errno));
     }
     data.remove_prefix(static_cast<size_t>(n));
   }
@@ -115,7 +113,7 @@ Status copy_fd(int in, int out, const std::string& from, const std::string& to) 
       for (;;) {
         ssize_t r = ::read(in, buf.data(), buf.size());
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return Status::io_error("cannot read " + from + ": " + err_text(errno));
+        if (r < 0) return Status::io_error("cannot read " + from + ": " + errno_text(errno));
         if (r == 0) return Status::OK();
         DF_RETURN_IF_ERROR(
             write_all(out, std::string_view(buf.data(), static_cast<size_t>(r)), to));
@@ -123,7 +121,7 @@ Status copy_fd(int in, int out, const std::string& from, const std::string& to) 
     }
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::io_error("cannot copy " + from + " to " + to + ": " + err_text(errno));
+      return Status::io_error("cannot copy " + from + " to " + to + ": " + errno_text(errno));
     }
     if (n == 0) return Status::OK();
     done += n;
@@ -141,7 +139,7 @@ Result<int> create_temp(const std::string& dir, std::string* tmp) {
     int fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) return fd;
     if (errno == ENOENT && attempt < 5) continue;
-    return Status::io_error("cannot create " + *tmp + ": " + err_text(errno));
+    return Status::io_error("cannot create " + *tmp + ": " + errno_text(errno));
   }
 }
 
@@ -161,7 +159,7 @@ class LocalStorage final : public CheckpointStorage {
     Fd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (in.get() < 0) {
       int e = errno;
-      std::string msg = "cannot open " + path + " to store it as " + key + ": " + err_text(e);
+      std::string msg = "cannot open " + path + " to store it as " + key + ": " + errno_text(e);
       return e == ENOENT ? Status::not_found(msg) : Status::io_error(msg);
     }
     return put(key,
@@ -175,14 +173,14 @@ class LocalStorage final : public CheckpointStorage {
     if (fd.get() < 0) return open_error(key, path, errno);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0)
-      return Status::io_error("cannot stat " + path + ": " + err_text(errno));
+      return Status::io_error("cannot stat " + path + ": " + errno_text(errno));
     std::string out;
     out.reserve(static_cast<size_t>(st.st_size));
     char buf[1 << 16];
     for (;;) {
       ssize_t n = ::read(fd.get(), buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Status::io_error("cannot read " + path + ": " + err_text(errno));
+      if (n < 0) return Status::io_error("cannot read " + path + ": " + errno_text(errno));
       if (n == 0) break;
       out.append(buf, static_cast<size_t>(n));
     }
@@ -204,15 +202,15 @@ class LocalStorage final : public CheckpointStorage {
     if (::link(src.c_str(), tmp.c_str()) == 0) return rename_into(tmp, dst.string());
     int e = errno;
     if (e != EXDEV && e != EPERM && e != EMLINK && e != EOPNOTSUPP && e != EACCES) {
-      return Status::io_error("cannot link " + src + " to " + tmp + ": " + err_text(e));
+      return Status::io_error("cannot link " + src + " to " + tmp + ": " + errno_text(e));
     }
     Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (out.get() < 0) return Status::io_error("cannot create " + tmp + ": " + err_text(errno));
+    if (out.get() < 0) return Status::io_error("cannot create " + tmp + ": " + errno_text(errno));
     Status st = copy_fd(in.get(), out.get(), src, tmp);
     if (st.ok() && ::fsync(out.get()) != 0)
-      st = Status::io_error("cannot fsync " + tmp + ": " + err_text(errno));
+      st = Status::io_error("cannot fsync " + tmp + ": " + errno_text(errno));
     if (out.close_checked() != 0 && st.ok())
-      st = Status::io_error("cannot close " + tmp + ": " + err_text(errno));
+      st = Status::io_error("cannot close " + tmp + ": " + errno_text(errno));
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return st;
@@ -238,7 +236,7 @@ class LocalStorage final : public CheckpointStorage {
     DF_RETURN_IF_ERROR(validate_key(key));
     std::string path = path_of(key);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return Status::io_error("cannot remove " + path + ": " + err_text(errno));
+      return Status::io_error("cannot remove " + path + ": " + errno_text(errno));
     }
     // Drop directories left empty (checkpoints/<id>/), never the root.
     std::string rel = key;
@@ -257,7 +255,7 @@ class LocalStorage final : public CheckpointStorage {
     if (e == ENOENT || e == ENOTDIR) {
       return Status::not_found("checkpoint object " + key + " does not exist in " + describe());
     }
-    return Status::io_error("cannot open " + path + ": " + err_text(e));
+    return Status::io_error("cannot open " + path + ": " + errno_text(e));
   }
 
   template <typename Fill>
@@ -269,11 +267,11 @@ class LocalStorage final : public CheckpointStorage {
     Fd fd(raw_fd);
     Status st = fill(fd.get(), tmp);
     if (st.ok() && ::fsync(fd.get()) != 0)
-      st = Status::io_error("cannot fsync " + tmp + ": " + err_text(errno));
+      st = Status::io_error("cannot fsync " + tmp + ": " + errno_text(errno));
     if (fd.close_checked() != 0 && st.ok())
-      st = Status::io_error("cannot close " + tmp + ": " + err_text(errno));
+      st = Status::io_error("cannot close " + tmp + ": " + errno_text(errno));
     if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-      st = Status::io_error("cannot rename " + tmp + " to " + path + ": " + err_text(errno));
+      st = Status::io_error("cannot rename " + tmp + " to " + path + ": " + errno_text(errno));
     }
     if (!st.ok()) {
       ::unlink(tmp.c_str());
@@ -288,7 +286,7 @@ class LocalStorage final : public CheckpointStorage {
     if (::rename(tmp.c_str(), dst.c_str()) != 0) {
       int e = errno;
       ::unlink(tmp.c_str());
-      return Status::io_error("cannot rename " + tmp + " to " + dst + ": " + err_text(e));
+      return Status::io_error("cannot rename " + tmp + " to " + dst + ": " + errno_text(e));
     }
     struct stat st {};
     if (::lstat(tmp.c_str(), &st) == 0) ::unlink(tmp.c_str());
@@ -302,7 +300,7 @@ class LocalStorage final : public CheckpointStorage {
     DIR* d = ::opendir(dir.c_str());
     if (d == nullptr) {
       if (errno == ENOENT || errno == ENOTDIR) return Status::OK();  // nothing stored there
-      return Status::io_error("cannot list " + dir + ": " + err_text(errno));
+      return Status::io_error("cannot list " + dir + ": " + errno_text(errno));
     }
     std::vector<std::pair<std::string, bool>> entries;  // name, is_dir
     Status st;
@@ -310,7 +308,7 @@ class LocalStorage final : public CheckpointStorage {
       errno = 0;
       dirent* e = ::readdir(d);
       if (e == nullptr) {
-        if (errno != 0) st = Status::io_error("cannot list " + dir + ": " + err_text(errno));
+        if (errno != 0) st = Status::io_error("cannot list " + dir + ": " + errno_text(errno));
         break;
       }
       std::string_view name = e->d_name;

@@ -262,8 +262,6 @@ namespace {
 using namespace std::chrono_literals;
 using s3::uri_encode;
 
-std::string err_text(int e) { return std::error_code(e, std::generic_category()).message(); }
-
 std::string env_or(const std::string& value, std::initializer_list<const char*> names,
                    const std::string& fallback = {}) {
   if (!value.empty()) return value;
@@ -478,13 +476,13 @@ class S3Storage final : public CheckpointStorage {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       int e = errno;
-      std::string msg = "cannot open " + path + " to upload it as " + key + ": " + err_text(e);
+      std::string msg = "cannot open " + path + " to upload it as " + key + ": " + errno_text(e);
       return e == ENOENT ? Status::not_found(msg) : Status::io_error(msg);
     }
     struct stat st {};
     Status s;
     if (::fstat(fd, &st) != 0) {
-      s = Status::io_error("cannot stat " + path + ": " + err_text(errno));
+      s = Status::io_error("cannot stat " + path + ": " + errno_text(errno));
     } else if (static_cast<uint64_t>(st.st_size) > opts_.multipart_threshold) {
       s = multipart(key, fd, static_cast<uint64_t>(st.st_size), path);
     } else {
@@ -524,18 +522,19 @@ class S3Storage final : public CheckpointStorage {
                               std::to_string(counter++) + "-" + dst.filename().string()))
             .string();
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::io_error("cannot create " + tmp + ": " + err_text(errno));
+    if (fd < 0) return Status::io_error("cannot create " + tmp + ": " + errno_text(errno));
     Request r;
     r.key = full_key(key);
     r.out_fd = fd;
     Response resp;
     Status s = perform(r, resp, key);
     if (s.ok() && ::fsync(fd) != 0)
-      s = Status::io_error("cannot fsync " + tmp + ": " + err_text(errno));
+      s = Status::io_error("cannot fsync " + tmp + ": " + errno_text(errno));
     if (::close(fd) != 0 && s.ok())
-      s = Status::io_error("cannot close " + tmp + ": " + err_text(errno));
+      s = Status::io_error("cannot close " + tmp + ": " + errno_text(errno));
     if (s.ok() && ::rename(tmp.c_str(), dst.c_str()) != 0) {
-      s = Status::io_error("cannot rename " + tmp + " to " + dst.string() + ": " + err_text(errno));
+      s = Status::io_error("cannot rename " + tmp + " to " + dst.string() + ": " +
+                           errno_text(errno));
     }
     if (!s.ok()) ::unlink(tmp.c_str());
     return s;
@@ -729,7 +728,7 @@ class S3Storage final : public CheckpointStorage {
       if (t.local_errno != 0) {
         return Status::io_error("S3 " + std::string(r.method) + " of " + what + " in " +
                                 describe() + " failed locally: " + t.local_error + ": " +
-                                err_text(t.local_errno));
+                                errno_text(t.local_errno));
       }
       if (rc != CURLE_OK) {
         std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);

@@ -51,8 +51,7 @@ Result<std::string> sha256_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    std::string msg = "cannot open " + path +
-                      " to checksum it: " + std::error_code(e, std::generic_category()).message();
+    std::string msg = "cannot open " + path + " to checksum it: " + errno_text(e);
     return e == ENOENT ? Status::not_found(msg) : Status::io_error(msg);
   }
   Ctx ctx = new_ctx();
@@ -68,8 +67,7 @@ Result<std::string> sha256_file(const std::string& path) {
     if (n < 0) {
       int e = errno;
       ::close(fd);
-      return Status::io_error("cannot read " + path + " to checksum it: " +
-                              std::error_code(e, std::generic_category()).message());
+      return Status::io_error("cannot read " + path + " to checksum it: " + errno_text(e));
     }
     if (n == 0) break;
     EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));

@@ -45,7 +45,7 @@ class ScratchDir {
     std::string tmpl = (base / (prefix + "-XXXXXX")).string();
     if (!mkdtemp(tmpl.data())) {
       return Status::io_error("cannot create a scratch directory in " + base.string() + ": " +
-                              std::error_code(errno, std::generic_category()).message());
+                              errno_text(errno));
     }
     path_ = tmpl;
     return Status::OK();

@@ -1,22 +1,36 @@
 #include "engine/core/column.h"
 
 #include <cassert>
+#include <cstdint>
 #include <stdexcept>
+#include <string>
 
 #include "engine/core/free_list.h"
 
 namespace df {
 namespace {
-// Columns released by make_for_overwrite's deleter, per thread.
+// Columns released by make_for_overwrite's deleter, and string columns
+// built by a ColumnBuilder (for their arena), per thread.
 using ColumnFreeList = core_internal::ThreadFreeList<Column, 32, size_t{4} << 20>;
+// Smaller string arenas are not worth recycling: malloc serves them well.
+constexpr size_t kMinRecycledArena = 4096;
 }  // namespace
 
 size_t Column::data_bytes() const {
   return bools_.capacity() + ints_.capacity() * sizeof(int64_t) +
-         doubles_.capacity() * sizeof(double);
+         doubles_.capacity() * sizeof(double) + offsets_.capacity() * sizeof(uint32_t) +
+         chars_.capacity();
 }
 
 void Column::recycle(Column* c) {
+  if (c->type_ == TypeId::kString) {
+    // Only the arena is reused (by ColumnBuilder::append_string), emptied.
+    if (c->chars_.capacity() < kMinRecycledArena) {
+      delete c;
+      return;
+    }
+    c->chars_.clear();
+  }
   c->validity_.clear();  // keeps its capacity for the next set_null
   ColumnFreeList::give(c, c->data_bytes());
 }
@@ -101,13 +115,13 @@ Value Column::value_at(size_t i) const {
   return Value::null(type_);
 }
 
-size_t Column::memory_bytes() const {
-  return validity_.capacity() + data_bytes() + offsets_.capacity() * sizeof(uint32_t) +
-         chars_.capacity() + sizeof(Column);
-}
+size_t Column::memory_bytes() const { return validity_.capacity() + data_bytes() + sizeof(Column); }
 
 ColumnBuilder::ColumnBuilder(TypeId type, size_t reserve)
-    : col_(std::shared_ptr<Column>(new Column(type))) {
+    // A string column's arena goes back to the free list of the thread that
+    // drops it (Column::recycle); see append_string.
+    : col_(type == TypeId::kString ? std::shared_ptr<Column>(new Column(type), &Column::recycle)
+                                   : std::shared_ptr<Column>(new Column(type))) {
   switch (type) {
     case TypeId::kBool:
       col_->bools_.reserve(reserve);
@@ -179,6 +193,47 @@ void ColumnBuilder::append_string(std::string_view v) {
   Column& c = *col_;
   assert(c.type_ == TypeId::kString);
   DF_MARK_VALID(c);
+  if (c.chars_.capacity() - c.chars_.size() < v.size() && c.chars_.capacity() < kMinRecycledArena)
+      [[unlikely]] {
+    // The first time a small arena would grow, it is sized for the rows the
+    // builder was told to expect (bytes per row so far + 1/8): an arena
+    // grown from empty costs a chain of reallocations and copies and fresh
+    // pages every batch (the text fields of a source). The smallest arena
+    // this thread released that fits (and is at most 4x too big) is reused.
+    struct Arena {
+      // Out of line, so that the hot path keeps a small frame.
+      [[gnu::noinline, gnu::cold]] static void size_for_rows(Column& col, size_t more) {
+        const size_t rows = col.size_;
+        // The builder's reserve (without one, the offsets' own growth: the
+        // arena about doubles, as it would anyway).
+        const size_t expected_rows = col.offsets_.capacity() - 1;
+        if (expected_rows <= rows) return;
+        size_t need = (col.chars_.size() + more) * expected_rows / (rows + 1);
+        need += need / 8;
+        if (need < kMinRecycledArena) return;
+        size_t best = SIZE_MAX;
+        ColumnFreeList::take([&](const Column& f) {
+          const size_t cap = f.chars_.capacity();
+          if (f.type_ == TypeId::kString && cap >= need && cap / 4 <= need && cap < best) {
+            best = cap;
+          }
+          return false;  // only looking
+        });
+        Column* reused = best == SIZE_MAX ? nullptr : ColumnFreeList::take([&](const Column& f) {
+          return f.type_ == TypeId::kString && f.chars_.capacity() == best;
+        });
+        if (reused == nullptr) {
+          col.chars_.reserve(need);
+          return;
+        }
+        std::string arena = std::move(reused->chars_);  // empty, capacity kept
+        delete reused;
+        arena.append(col.chars_);
+        col.chars_ = std::move(arena);
+      }
+    };
+    Arena::size_for_rows(c, v.size());
+  }
   c.chars_.append(v.data(), v.size());
   c.offsets_.push_back(static_cast<uint32_t>(c.chars_.size()));
   ++c.size_;
@@ -218,9 +273,7 @@ void ColumnBuilder::append_from(const Column& src, size_t i) {
 
 ColumnPtr ColumnBuilder::finish() {
   ColumnPtr out = col_;
-  TypeId type = col_->type_;
-  col_ = std::shared_ptr<Column>(new Column(type));
-  if (type == TypeId::kString) col_->offsets_.push_back(0);
+  *this = ColumnBuilder(col_->type_);
   return out;
 }
 

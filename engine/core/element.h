@@ -12,9 +12,14 @@ namespace df {
 // With `idle` set, the producer has gone quiet (no rows for its idle_timeout):
 // consumers leave this input out of their minimum until it sends rows or an
 // active watermark again; timestamp_ms is then the last active watermark.
+// source_time_ns: the Batch::source_time_ns of the source batch that advanced
+// this watermark (0: unknown). The runtime sets it and stamps the batches an
+// operator emits while handling the watermark with it, so the sink latency
+// histogram times a window's rows from the event that closed the window.
 struct Watermark {
   int64_t timestamp_ms;
   bool idle = false;
+  int64_t source_time_ns = 0;
 };
 
 // Checkpoint barrier n: every element before it belongs to checkpoint n.

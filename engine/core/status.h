@@ -15,20 +15,23 @@ namespace df {
 
 enum class StatusCode : unsigned char {
   kOk = 0,
-  kInvalidArgument,   // bad input from a user: config, pipeline, request
+  kInvalidArgument,  // bad input from a user: config, pipeline, request
   kNotFound,
   kAlreadyExists,
-  kIoError,           // a file, socket or storage call failed
-  kDataError,         // one record is bad (undecodable, type error, div by zero)
-  kResourceExhausted, // memory, disk, quota
-  kUnavailable,       // a peer is temporarily unreachable; retrying may help
+  kIoError,            // a file, socket or storage call failed
+  kDataError,          // one record is bad (undecodable, type error, div by zero)
+  kResourceExhausted,  // memory, disk, quota
+  kUnavailable,        // a peer is temporarily unreachable; retrying may help
   kCancelled,
-  kInternal,          // a bug or broken invariant
+  kInternal,  // a bug or broken invariant
   kUnimplemented,
   kFailedPrecondition,  // the request conflicts with the current state (a running pipeline)
 };
 
 std::string_view status_code_name(StatusCode code);
+
+// The text of an errno value ("No such file or directory"), for messages.
+std::string errno_text(int err);
 
 class [[nodiscard]] Status {
  public:
@@ -71,7 +74,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result constructed from an OK status");
   }
@@ -100,9 +103,9 @@ class [[nodiscard]] Result {
 #define DF_CONCAT(a, b) DF_CONCAT_IMPL(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define DF_RETURN_IF_ERROR(expr)            \
-  do {                                      \
-    ::df::Status df_status_ = (expr);       \
+#define DF_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::df::Status df_status_ = (expr);        \
     if (!df_status_.ok()) return df_status_; \
   } while (0)
 

@@ -55,6 +55,20 @@
 
 namespace df::runtime {
 
+const std::vector<double>& latency_seconds_buckets() {
+  static const std::vector<double> kBuckets = [] {
+    std::vector<double> b = metrics::default_seconds_buckets();
+    for (double fine : {0.0001, 0.00025, 0.002, 0.003, 0.004, 0.006, 0.007, 0.008, 0.009, 0.0125,
+                        0.015, 0.0175, 0.02, 0.0375, 0.075}) {
+      b.push_back(fine);
+    }
+    std::sort(b.begin(), b.end());
+    b.erase(std::unique(b.begin(), b.end()), b.end());
+    return b;
+  }();
+  return kBuckets;
+}
+
 const NodeMetrics* RunMetrics::find(const std::string& id) const {
   for (const auto& n : nodes) {
     if (n->id == id) return n.get();
@@ -404,7 +418,8 @@ class Task final : public Wakeable {
     Channel* ch;
     size_t input;  // position in chain.front()'s inputs
     int64_t wm = INT64_MIN;
-    bool idle = false;  // the producer said it is idle and has not sent rows since
+    int64_t wm_source_time_ns = 0;  // Watermark::source_time_ns of wm
+    bool idle = false;              // the producer said it is idle and has not sent rows since
     bool ended = false;
     bool blocked = false;  // delivered the barrier being aligned
   };
@@ -560,6 +575,34 @@ class Task final : public Wakeable {
   bool source_watermarks_ = false;
   std::string event_time_error_;  // "row without event time in field 'x'"
 
+  // Latency (Watermark::source_time_ns): the source time the runtime gives
+  // the new batches (and watermarks) of the operator call in progress, 0
+  // outside one (stamped "now"); set around process(), on_watermark() and
+  // finish() by EmitTime. latest_source_time_ns_: the latest source time
+  // that reached this task (an input's batch or watermark, or a batch its
+  // source emitted), which finish() runs on.
+  int64_t emit_source_time_ns_ = 0;
+  int64_t latest_source_time_ns_ = 0;
+  // Sources: the source time of the last batch the current produce() call
+  // emitted (0: none yet), which its watermarks carry.
+  int64_t produced_source_time_ns_ = 0;
+  class EmitTime {
+   public:
+    EmitTime(Task& task, int64_t source_time_ns) : task_(task), saved_(task.emit_source_time_ns_) {
+      task.emit_source_time_ns_ = source_time_ns;
+    }
+    ~EmitTime() { task_.emit_source_time_ns_ = saved_; }
+    EmitTime(const EmitTime&) = delete;
+    EmitTime& operator=(const EmitTime&) = delete;
+
+   private:
+    Task& task_;
+    int64_t saved_;
+  };
+  void note_source_time(int64_t source_time_ns) {
+    latest_source_time_ns_ = std::max(latest_source_time_ns_, source_time_ns);
+  }
+
   std::deque<HeldCall> held_;
   size_t hold_from_ = 0;  // with held_: the first chain position being held
   Clock::time_point retry_at_{};
@@ -688,10 +731,27 @@ class SnapshotAck {
 
 class NodeSnapshotContext final : public SnapshotContext {
  public:
-  NodeSnapshotContext(uint64_t id, std::string files_dir, std::shared_ptr<SnapshotAck> ack)
-      : id_(id), files_dir_(std::move(files_dir)), ack_(std::move(ack)) {}
+  NodeSnapshotContext(uint64_t id, std::string files_dir, std::string label,
+                      std::shared_ptr<SnapshotAck> ack)
+      : id_(id), files_dir_(std::move(files_dir)), label_(std::move(label)), ack_(std::move(ack)) {}
   uint64_t checkpoint_id() const override { return id_; }
-  const std::string& files_dir() const override { return files_dir_; }
+  // Creates the parent on first use, so that only the nodes that write
+  // files pay for directories on the task thread.
+  const std::string& files_dir() const override {
+    if (!parent_made_) {
+      parent_made_ = true;
+      const std::filesystem::path parent = std::filesystem::path(files_dir_).parent_path();
+      std::error_code ec;
+      std::filesystem::create_directories(parent, ec);
+      if (ec) {
+        ack_->fail(
+            Status::io_error(label_ + ": cannot create " + parent.string() + ": " + ec.message()));
+      }
+    }
+    return files_dir_;
+  }
+  // files_dir() without creating anything.
+  const std::string& files_path() const { return files_dir_; }
   void set_meta(std::string json) override { meta_ = std::move(json); }
   std::function<void(Status)> defer() override {
     ack_->add();
@@ -708,8 +768,10 @@ class NodeSnapshotContext final : public SnapshotContext {
  private:
   uint64_t id_;
   std::string files_dir_;
+  std::string label_;
   std::shared_ptr<SnapshotAck> ack_;
   std::string meta_;
+  mutable bool parent_made_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -1067,6 +1129,8 @@ void Task::work() {
     case Phase::kFinishing:
       if (finish_index_ < nodes_.size()) {
         const size_t k = finish_index_++;
+        // What finish() emits was determined by the last input.
+        EmitTime at(*this, latest_source_time_ns_);
         invoke(k, [&] { return nodes_[k].op->finish(*nodes_[k].out); });
       } else {
         phase_ = Phase::kDraining;
@@ -1121,6 +1185,7 @@ void Task::produce() {
     call.kind = HeldCall::Kind::kProduce;
     return call;
   };
+  produced_source_time_ns_ = 0;
   call_retrying(0, make_call, [&]() -> Status {
     DF_RETURN_IF_ERROR(faults().check(nodes_[0].info->node->id, "produce"));
     Result<SourceProgress> r = nodes_[0].src->produce(*nodes_[0].out);
@@ -1128,6 +1193,7 @@ void Task::produce() {
     progress = *r;
     return Status::OK();
   });
+  produced_source_time_ns_ = 0;
   if (!progress) return;  // error recorded, or held for a retry
   switch (progress->state) {
     case SourceProgress::State::kMore:
@@ -1241,6 +1307,8 @@ void Task::deliver_watermark(size_t k, Watermark wm) {
     return;
   }
   nodes_[k].info->set_watermark(subtask_, wm.timestamp_ms);
+  // A window this watermark closes is timed from the batch that advanced it.
+  EmitTime at(*this, wm.source_time_ns);
   invoke(k, [&] { return nodes_[k].op->on_watermark(wm, *nodes_[k].out); });
 }
 
@@ -1308,14 +1376,8 @@ void Task::take_snapshot(uint64_t id) {
   for (size_t k = 0; k < nodes_.size(); ++k) {
     NodeSlot& n = nodes_[k];
     const std::string& node_id = n.info->node->id;
-    // The parent exists so that the operator only creates its own directory.
-    std::error_code ec;
-    std::filesystem::create_directories(root / node_id, ec);
-    if (ec) {
-      ack->fail(Status::io_error(n.info->label + ": cannot create " + (root / node_id).string() +
-                                 ": " + ec.message()));
-    }
-    NodeSnapshotContext ctx(id, (root / node_id / std::to_string(subtask_)).string(), ack);
+    NodeSnapshotContext ctx(id, (root / node_id / std::to_string(subtask_)).string(), n.info->label,
+                            ack);
     Status status;
     invoke(k, [&] {
       // A snapshot that fails fails the checkpoint, not the run; an
@@ -1327,7 +1389,7 @@ void Task::take_snapshot(uint64_t id) {
     NodeSnapshot ns;
     ns.node_id = node_id;
     ns.subtask = subtask_;
-    ns.files_dir = ctx.files_dir();
+    ns.files_dir = ctx.files_path();
     ns.meta = ctx.take_meta();
     if (k == 0 && n.src && event_time_) ns.max_event_time = max_event_time_;
     ack->snapshot().nodes.push_back(std::move(ns));
@@ -1350,10 +1412,15 @@ void Task::handle(size_t in, StreamElement&& e) {
         inputs_[in].idle = false;
         update_combined_watermark();
       }
+      note_source_time((*b)->source_time_ns());
       deliver(0, inputs_[in].input, *b);
     }
   } else if (auto* wm = std::get_if<Watermark>(&e)) {
-    inputs_[in].wm = std::max(inputs_[in].wm, wm->timestamp_ms);
+    if (wm->timestamp_ms > inputs_[in].wm) {
+      inputs_[in].wm = wm->timestamp_ms;
+      inputs_[in].wm_source_time_ns = wm->source_time_ns;
+      note_source_time(wm->source_time_ns);
+    }
     inputs_[in].idle = wm->idle;
     update_combined_watermark();
   } else if (auto* barrier = std::get_if<Barrier>(&e)) {
@@ -1400,6 +1467,7 @@ void Task::maybe_complete_alignment() {
 // (never goes back) until it catches up.
 void Task::update_combined_watermark() {
   int64_t low = INT64_MAX;
+  int64_t low_source_time_ns = 0;
   bool live = false;
   bool active = false;
   for (const InChannel& in : inputs_) {
@@ -1407,7 +1475,14 @@ void Task::update_combined_watermark() {
     live = true;
     if (in.idle) continue;
     active = true;
-    low = std::min(low, in.wm);
+    // The input at the minimum is the one whose watermark advanced it (of
+    // several there, the latest to arrive).
+    if (in.wm < low) {
+      low = in.wm;
+      low_source_time_ns = in.wm_source_time_ns;
+    } else if (in.wm == low) {
+      low_source_time_ns = std::max(low_source_time_ns, in.wm_source_time_ns);
+    }
   }
   if (live && !active) {
     set_output_idle(true);
@@ -1417,7 +1492,7 @@ void Task::update_combined_watermark() {
   // All inputs ended: finish() takes over; no synthetic +inf watermark.
   if (low == INT64_MAX || low <= combined_wm_) return;
   combined_wm_ = low;
-  deliver_watermark(0, Watermark{low});
+  deliver_watermark(0, Watermark{low, false, low_source_time_ns});
 }
 
 void Task::set_output_idle(bool idle) {
@@ -1545,6 +1620,8 @@ void Task::deliver(size_t k, size_t input, const BatchPtr& batch) {
     held_.push_back(std::move(call));
     return;
   }
+  // New batches built from this one (a join's matches) keep its source time.
+  EmitTime at(*this, batch->source_time_ns());
   const bool made = call_retrying(k, make_call, [&] {
     DF_RETURN_IF_ERROR(faults().check(nodes_[k].info->node->id, "process"));
     return nodes_[k].op->process(input, batch, *nodes_[k].out);
@@ -1569,9 +1646,17 @@ void Task::emit(size_t k, BatchPtr batch) {
   }
   if (batch->active_rows() == 0) return;
   if (source) note_source_rows();
-  // Latency is timed from here for rows new to the pipeline (a source's, a
-  // window's); batches derived from others keep their time.
-  if (batch->source_time_ns() == 0) batch = Batch::stamped(std::move(batch), source_clock_ns());
+  // Latency is timed from here for rows new to the pipeline (a source's);
+  // batches derived from others keep their time, and new ones an operator
+  // builds take the time of what it is handling (EmitTime).
+  if (batch->source_time_ns() == 0) {
+    batch = Batch::stamped(std::move(batch),
+                           emit_source_time_ns_ != 0 ? emit_source_time_ns_ : source_clock_ns());
+  }
+  if (source) {
+    produced_source_time_ns_ = batch->source_time_ns();
+    note_source_time(produced_source_time_ns_);
+  }
   nodes_[k].info->metrics->rows_out.fetch_add(batch->active_rows(), std::memory_order_relaxed);
   if (k + 1 < nodes_.size()) {
     deliver(k + 1, 0, batch);
@@ -1603,6 +1688,14 @@ void Task::emit_side(size_t k, size_t port, BatchPtr batch) {
 
 void Task::emit_watermark(size_t k, Watermark wm) {
   if (!error_.ok()) return;
+  if (wm.source_time_ns == 0) {
+    // A source's watermark was advanced by the batch it emitted in the same
+    // produce() call, if any (else it is new now); an operator's carries the
+    // time of what it is handling.
+    const bool source = k == 0 && nodes_[0].src;
+    const int64_t known = source ? produced_source_time_ns_ : emit_source_time_ns_;
+    wm.source_time_ns = known != 0 ? known : source_clock_ns();
+  }
   if (k == 0 && nodes_[0].src) {
     if (wm.idle) {
       set_output_idle(true);  // a source may declare itself idle

@@ -121,6 +121,11 @@ class KafkaClientStatus {
   std::map<int, Brokers> brokers_;                          // guarded by mu_; by subtask
 };
 
+// The bounds of NodeMetrics::latency_seconds: the default seconds buckets
+// plus finer ones below 25 ms (1 ms steps up to 10 ms), where the latency
+// targets lie.
+const std::vector<double>& latency_seconds_buckets();
+
 // Live counters of one logical node, summed over its subtasks. Written by
 // workers with relaxed atomics; read at any time by anyone.
 struct NodeMetrics {
@@ -135,9 +140,12 @@ struct NodeMetrics {
   // Times a task of this node found an output over the threshold.
   std::atomic<uint64_t> backpressure_events{0};
   // Sinks: seconds from Batch::source_time_ns to the sink having processed
-  // the batch, one observation per batch. Rows a window or join emits are
-  // timed from when it emitted them (its own wait is event time, not lag).
-  metrics::Histogram latency_seconds;
+  // the batch, one observation per batch. New rows an operator builds carry
+  // the source time of what it was handling: the input batch (a join's
+  // matches), the watermark (a window it closes: from the source batch that
+  // advanced the watermark past the window's end) or, from finish(), the
+  // last input.
+  metrics::Histogram latency_seconds{latency_seconds_buckets()};
   // Kafka sources and sinks: partition lag and broker connectivity.
   KafkaClientStatus kafka;
 };

@@ -807,7 +807,8 @@ std::vector<PipelineSnapshot> PipelineManager::snapshot() const {
         storage.id = checkpoint::kStorageBreakerNode;
         storage.role = runtime::NodeRole::kSink;
         storage.circuit_breaker_open = true;
-        storage.latency = metrics::Histogram().snapshot();  // none, but well-formed
+        storage.latency =  // none, but well-formed, with the sinks' buckets
+            metrics::Histogram(runtime::latency_seconds_buckets()).snapshot();
         snap.nodes.push_back(std::move(storage));
       }
       snap.recoveries = stats.healing.recoveries;

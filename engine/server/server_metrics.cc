@@ -24,14 +24,15 @@ void collect(metrics::MetricsWriter& out, const PipelineManager& manager) {
   auto rows_out = out.counter("dataflow_node_rows_out_total", "Rows a node emitted (this run).",
                               {"pipeline", "node"});
   auto latency = out.histogram("dataflow_pipeline_latency_seconds",
-                               "Time from a batch leaving its source to a sink taking it.",
+                               "Time from a batch leaving its source to a sink taking it (rows "
+                               "a window emits: from the source batch that closed the window).",
                                {"pipeline", "node"});
   auto backpressure =
       out.counter("dataflow_backpressure_events_total",
                   "Times a node found an output channel over the backpressure threshold.",
                   {"pipeline", "node"});
-  auto checkpoints = out.counter("dataflow_checkpoints_total",
-                                 "Checkpoints by result (this run).", {"pipeline", "result"});
+  auto checkpoints = out.counter("dataflow_checkpoints_total", "Checkpoints by result (this run).",
+                                 {"pipeline", "result"});
   auto duration = out.histogram("dataflow_checkpoint_duration_seconds",
                                 "Time from triggering a checkpoint to its manifest being written.",
                                 {"pipeline"});
@@ -41,9 +42,9 @@ void collect(metrics::MetricsWriter& out, const PipelineManager& manager) {
                               "Restarts of the pipeline's run from a checkpoint.", {"pipeline"});
   auto dead_letters = out.counter("dataflow_dead_letters_total",
                                   "Records sent to the dead-letter sink.", {"pipeline", "node"});
-  auto recoveries = out.counter("dataflow_recoveries_total",
-                                "Self-healing decisions by failure class and action.",
-                                {"class", "action"});
+  auto recoveries =
+      out.counter("dataflow_recoveries_total",
+                  "Self-healing decisions by failure class and action.", {"class", "action"});
   auto kafka_lag =
       out.gauge("dataflow_kafka_consumer_lag",
                 "Messages between a Kafka partition's high watermark and the source's position.",
@@ -105,8 +106,7 @@ void collect(metrics::MetricsWriter& out, const PipelineManager& manager) {
 
 metrics::Registry::CollectorId add_server_collector(metrics::Registry& registry,
                                                     const PipelineManager& manager) {
-  return registry.add_collector(
-      [&manager](metrics::MetricsWriter& out) { collect(out, manager); });
+  return registry.add_collector([&manager](metrics::MetricsWriter& out) { collect(out, manager); });
 }
 
 HealthCheckResult pipelines_health(const PipelineManager& manager) {
@@ -130,8 +130,8 @@ HealthCheckResult pipelines_health(const PipelineManager& manager) {
       append_json_string(p.name + "/" + n.id + ": " + n.kafka_brokers_problem, unreachable);
     }
   }
-  std::string detail = "{\"running\": " + std::to_string(running) +
-                       ", \"failed\": " + std::to_string(failed);
+  std::string detail =
+      "{\"running\": " + std::to_string(running) + ", \"failed\": " + std::to_string(failed);
   if (!unreachable.empty()) detail += ", \"kafka_brokers_down\": " + unreachable + "]";
   if (!open_breakers.empty()) detail += ", \"circuit_breakers_open\": " + open_breakers + "]";
   detail += "}";

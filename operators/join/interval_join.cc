@@ -2,14 +2,19 @@
 // at time r with l + lower <= r <= l + upper.
 //
 // Both sides are buffered per key, in memory while they fit the state memory
-// budget (a hash map of encoded keys to each side's rows), else in the
-// subtask's KvStore (join.h has the layout and when rows move). An arriving
+// budget, else in the subtask's KvStore (join.h has the layout and when rows
+// move). In memory the arriving batches themselves are kept (a dense copy of
+// the kept rows when they are few) and a buffered row is (batch, row): no
+// per-row encoding or allocation, and matches are copied column by column.
+// Rows are found by a hash map from the key to each side's rows: a single
+// int64/timestamp key by its value, any other by its encoded bytes. An arriving
 // row probes the other side's rows of its key (in memory: a walk of that
 // key's rows; in the store: one range scan, the key encoding being
 // order-preserving), and matches are emitted at once. A left row is kept
 // until the watermark passes l + upper, a right row until it passes
 // r - lower; after that no row still to come can match it. Expiry runs in
-// time order, over a queue in memory and over an index in the store.
+// time order, over a queue of keys in memory (a key's rows of a side expire
+// as a prefix) and over an index in the store.
 // Checkpoints: join.h. For a left outer join a left row carries a "matched"
 // flag; still unmatched when it expires (or at finish), it is emitted with
 // null right fields, and the output watermark is held back by max(upper, 0)
@@ -22,6 +27,7 @@
 // lies below every cached key, and every row here probes a key range of its
 // own.
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <queue>
@@ -65,14 +71,116 @@ Result<int64_t> buffer_key_time(std::string_view buffer_key) {
   return state::read_ordered_i64(in);
 }
 
+// How the rows in memory are keyed. A single int64 or timestamp join key (an
+// id, the common case) is its value, hashed as an integer: no encoding and no
+// string compare per row. Any other key is its encode_row_key bytes.
+struct Int64Key {
+  using Type = int64_t;
+  using Hash = std::hash<int64_t>;
+  static bool fits(const JoinConfig& config) {
+    if (config.left_keys.size() != 1) return false;
+    const TypeId type = config.left->field(config.left_keys[0]).type;
+    return type == TypeId::kInt64 || type == TypeId::kTimestamp;
+  }
+  // False for a null key, which never matches.
+  static bool read(const Batch& batch, const std::vector<size_t>& fields, size_t row,
+                   int64_t& key) {
+    const Column& column = *batch.column(fields[0]);
+    if (column.is_null(row)) return false;
+    key = column.int64_at(row);
+    return true;
+  }
+  // Appends the key's bytes in the store layout (those of encode_row_key).
+  static void encode(int64_t key, std::string& out) { state::append_key_i64(key, out); }
+  static size_t heap_bytes(int64_t) { return 0; }
+};
+
+struct EncodedKey {
+  using Type = std::string;
+  using Hash = KeyHash;
+  static bool read(const Batch& batch, const std::vector<size_t>& fields, size_t row,
+                   std::string& key) {
+    key.clear();
+    return encode_row_key(batch, fields, row, key);
+  }
+  static void encode(const std::string& key, std::string& out) { out += key; }
+  static size_t heap_bytes(const std::string& key) {
+    return key.capacity() > 15 ? key.capacity() : 0;
+  }
+};
+
+// The arriving batches whose rows the join keeps in memory, by number: a
+// buffered row is (batch number, physical row), so keeping a row copies
+// nothing. A batch is let go with its last buffered row.
+class HeldBatches {
+ public:
+  // Keeps `batch` (no rows yet) and returns its number.
+  uint64_t hold(BatchPtr batch) {
+    const size_t bytes = batch->memory_bytes();
+    bytes_ += bytes;
+    held_.push_back({std::move(batch), 0, bytes});
+    return first_ + held_.size() - 1;
+  }
+  const Batch& at(uint64_t id) const { return *held_[id - first_].batch; }
+  const BatchPtr& ptr(uint64_t id) const { return held_[id - first_].batch; }
+  void add_row(uint64_t id) { ++held_[id - first_].rows; }
+  // A row of batch `id` is no longer buffered.
+  void drop_row(uint64_t id) {
+    Held& h = held_[id - first_];
+    if (--h.rows == 0) release(h);
+  }
+  // Lets batch `id` go if none of its rows is buffered.
+  void release_if_unused(uint64_t id) {
+    Held& h = held_[id - first_];
+    if (h.rows == 0) release(h);
+  }
+  void clear() {
+    first_ += held_.size();
+    held_.clear();
+    bytes_ = 0;
+  }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  struct Held {
+    BatchPtr batch;
+    size_t rows;
+    size_t bytes;
+  };
+
+  void release(Held& h) {
+    bytes_ -= std::min(bytes_, h.bytes);
+    h.batch.reset();
+    // Numbers stay valid: only a released prefix leaves the deque.
+    while (!held_.empty() && !held_.front().batch) {
+      held_.pop_front();
+      ++first_;
+    }
+  }
+
+  std::deque<Held> held_;
+  uint64_t first_ = 0;  // the number of held_.front()
+  size_t bytes_ = 0;
+};
+
+// A row buffered in memory: physical row `row` of held batch `batch`.
+struct HeldRow {
+  int64_t ts;
+  uint64_t seq;
+  uint64_t batch;
+  uint32_t row;
+  bool matched;  // left rows of a left outer join
+};
+
 // The first row at or after `ts`: a key's rows in memory are in (ts, seq)
 // order, as in the store, so that matches come out in the same order from both.
 template <typename Rows>
 auto first_at(Rows& rows, int64_t ts) {
   return std::lower_bound(rows.begin(), rows.end(), ts,
-                          [](const BufferedRow& r, int64_t t) { return r.ts < t; });
+                          [](const HeldRow& r, int64_t t) { return r.ts < t; });
 }
 
+template <typename Key>
 class IntervalJoin final : public JoinOperatorBase {
  public:
   using JoinOperatorBase::JoinOperatorBase;
@@ -88,8 +196,11 @@ class IntervalJoin final : public JoinOperatorBase {
     return load_from_store();
   }
 
-  // The rows in memory are copied in the store layout and added to the
-  // checkpoint off the task thread; the store's own rows are in its checkpoint.
+  // The rows in memory and the row numbering are copied in the store layout
+  // and added to the checkpoint off the task thread; the store's own rows are
+  // in its checkpoint. The numbering is not written to the store here: that
+  // write was the only one while every row is in memory, and it made every
+  // checkpoint flush a memtable (an SST write and fsync) on the task thread.
   Status snapshot(runtime::SnapshotContext& ctx) override {
     auto in_memory = std::make_shared<state::CheckpointEntries>();
     for_each_in_memory(
@@ -97,6 +208,7 @@ class IntervalJoin final : public JoinOperatorBase {
           in_memory->put(buffer_key, value);
           in_memory->put(index_key, {});
         });
+    seq_.add_to(*in_memory);  // the numbering a resumed run continues from
     DF_RETURN_IF_ERROR(snapshot_join(
         ctx, {{"output_watermark", time_to_meta(out_wm_)}, {"output_idle", out_idle_}}));
     if (!in_memory->empty()) {
@@ -119,37 +231,13 @@ class IntervalJoin final : public JoinOperatorBase {
     if (!times)
       return Status::internal("join '" + ctx_->node_id() + "': a batch without event time");
     const bool is_left = input == 0;
-    const auto& keys = is_left ? config_->left_keys : config_->right_keys;
-    state::WriteBatch writes;
-    std::string key;
-    for (size_t k = 0; k < batch->active_rows(); ++k) {
-      const size_t row = batch->row_at(k);
-      if (times->is_null(row)) {
-        ctx_->report_data_error("join: row without event time skipped");
-        continue;
-      }
-      const int64_t ts = times->int64_at(row);
-      key.clear();
-      if (!encode_row_key(*batch, keys, row, key)) {  // a null key never matches
-        if (is_left && config_->left_outer) output_->add(RowRef::of(*batch, row), nullptr, ts, out);
-        continue;
-      }
-      if (in_store_) {
-        if (is_left) {
-          DF_RETURN_IF_ERROR(on_left(*batch, row, ts, key, writes, out));
-        } else {
-          DF_RETURN_IF_ERROR(on_right(*batch, row, ts, key, writes, out));
-        }
-      } else if (is_left) {
-        DF_RETURN_IF_ERROR(on_left_in_memory(*batch, row, ts, key, out));
-      } else {
-        DF_RETURN_IF_ERROR(on_right_in_memory(*batch, row, ts, key, out));
-      }
+    if (in_store_) {
+      DF_RETURN_IF_ERROR(process_in_store(is_left, *batch, *times, out));
+    } else {
+      process_in_memory(is_left, batch, *times, out);
     }
-    seq_.save(writes);
-    if (!writes.empty()) DF_RETURN_IF_ERROR(store_->write(writes));
     output_->flush(out);
-    if (!in_store_ && memory_bytes_ > budget_) DF_RETURN_IF_ERROR(spill());
+    if (!in_store_ && memory_bytes() > budget_) DF_RETURN_IF_ERROR(spill());
     return Status::OK();
   }
 
@@ -183,6 +271,36 @@ class IntervalJoin final : public JoinOperatorBase {
   }
 
  private:
+  // ---- Rows in the store ---------------------------------------------------
+
+  Status process_in_store(bool is_left, const Batch& batch, const Column& times,
+                          runtime::Output& out) {
+    const auto& fields = is_left ? config_->left_keys : config_->right_keys;
+    state::WriteBatch writes;
+    std::string key;
+    for (size_t k = 0; k < batch.active_rows(); ++k) {
+      const size_t row = batch.row_at(k);
+      if (times.is_null(row)) {
+        ctx_->report_data_error("join: row without event time skipped");
+        continue;
+      }
+      const int64_t ts = times.int64_at(row);
+      key.clear();
+      if (!encode_row_key(batch, fields, row, key)) {  // a null key never matches
+        if (is_left && config_->left_outer) output_->add(RowRef::of(batch, row), nullptr, ts, out);
+        continue;
+      }
+      if (is_left) {
+        DF_RETURN_IF_ERROR(on_left(batch, row, ts, key, writes, out));
+      } else {
+        DF_RETURN_IF_ERROR(on_right(batch, row, ts, key, writes, out));
+      }
+    }
+    seq_.save(writes);
+    if (!writes.empty()) DF_RETURN_IF_ERROR(store_->write(writes));
+    return Status::OK();
+  }
+
   Status on_left(const Batch& batch, size_t row, int64_t ts, const std::string& key,
                  state::WriteBatch& writes, runtime::Output& out) {
     const RowRef left = RowRef::of(batch, row);
@@ -272,28 +390,104 @@ class IntervalJoin final : public JoinOperatorBase {
 
   int64_t left_expiry(int64_t ts) const { return add_sat(ts, config_->upper_ms); }
   int64_t right_expiry(int64_t ts) const { return add_sat(ts, -config_->lower_ms); }
+  int64_t expiry(bool left, int64_t ts) const { return left ? left_expiry(ts) : right_expiry(ts); }
 
   // ---- Rows in memory ------------------------------------------------------
 
   struct KeyRows {
-    std::vector<BufferedRow> left;
-    std::vector<BufferedRow> right;
-    int64_t expired_below = kMin;  // the last expiry limit applied to this key
-    uint32_t pending = 0;          // entries of expiries_ naming this key
+    std::vector<HeldRow> left;  // in (ts, seq) order, so in expiry order too
+    std::vector<HeldRow> right;
+    int64_t next_expiry = kMax;  // the earliest expiries_ entry naming this key
+    uint32_t pending = 0;        // entries of expiries_ naming this key
   };
-  using Memory = std::unordered_map<std::string, KeyRows, KeyHash, std::equal_to<>>;
-  using KeyNode = Memory::value_type;
-  // A key that has a row expiring at `at` (one per buffered row). The node
-  // stays in memory_ while entries name it (KeyRows::pending; nodes of an
-  // unordered_map do not move), so expiring needs no key copy and no lookup.
+  using Memory =
+      std::unordered_map<typename Key::Type, KeyRows, typename Key::Hash, std::equal_to<>>;
+  using KeyNode = typename Memory::value_type;
+  // A key that has rows expiring at `at` or later. The node stays in memory_
+  // while entries name it (KeyRows::pending; nodes of an unordered_map do not
+  // move), so expiring needs no key copy and no lookup.
   struct Expiry {
     int64_t at;
     KeyNode* node;
     bool operator>(const Expiry& o) const { return at > o.at; }
   };
+  // A left row of a left outer join that expired unmatched.
+  struct Unmatched {
+    int64_t ts;
+    const typename Key::Type* key;
+    uint64_t seq;
+    BatchPtr batch;
+    uint32_t row;
+  };
 
-  Status on_left_in_memory(const Batch& batch, size_t row, int64_t ts, const std::string& key,
-                           runtime::Output& out) {
+  // Estimated heap bytes of a key's node in memory_ and of a buffered row
+  // (the vector slot with some slack), for the state memory budget.
+  static constexpr size_t kKeyBytes = 128;
+  static constexpr size_t kRowBytes = sizeof(HeldRow) * 3 / 2;
+
+  size_t memory_bytes() const { return memory_bytes_ + held_.bytes(); }
+
+  // Probes and buffers the rows of an arriving batch. The rows to keep (with
+  // an event time, not expired on arrival) are kept in `batch` itself, or in a
+  // dense copy of them when they are less than half of its physical rows (a
+  // narrow filter's selection, rows expired on arrival), so that a held batch
+  // is mostly live rows.
+  void process_in_memory(bool is_left, const BatchPtr& batch, const Column& times,
+                         runtime::Output& out) {
+    const auto& fields = is_left ? config_->left_keys : config_->right_keys;
+    auto keep = [&](size_t row) {
+      return !times.is_null(row) && wm_ <= expiry(is_left, times.int64_at(row));
+    };
+    size_t kept = 0;
+    for (size_t k = 0; k < batch->active_rows(); ++k) kept += keep(batch->row_at(k)) ? 1 : 0;
+    const bool dense = kept > 0 && kept * 2 < batch->num_rows();
+    uint64_t id = 0;
+    if (dense) {
+      auto selection = make_selection(kept);
+      size_t n = 0;
+      for (size_t k = 0; k < batch->active_rows(); ++k) {
+        const size_t row = batch->row_at(k);
+        if (keep(row)) (*selection)[n++] = static_cast<uint32_t>(row);
+      }
+      id = held_.hold(Batch::narrow(batch, std::move(selection))->compact());
+    } else if (kept > 0) {
+      id = held_.hold(batch);
+    }
+    typename Key::Type key{};
+    uint32_t dense_row = 0;  // the next kept row's index in the dense copy
+    for (size_t k = 0; k < batch->active_rows(); ++k) {
+      const size_t row = batch->row_at(k);
+      if (times.is_null(row)) {
+        ctx_->report_data_error("join: row without event time skipped");
+        continue;
+      }
+      const int64_t ts = times.int64_at(row);
+      const bool kept_row = keep(row);
+      const HeldAt at{kept_row, id, dense ? dense_row : static_cast<uint32_t>(row)};
+      if (kept_row) ++dense_row;
+      if (!Key::read(*batch, fields, row, key)) {  // a null key never matches
+        if (is_left && config_->left_outer) output_->add(RowRef::of(*batch, row), nullptr, ts, out);
+        continue;
+      }
+      if (is_left) {
+        on_left_in_memory(*batch, row, ts, key, at, out);
+      } else {
+        on_right_in_memory(*batch, row, ts, key, at, out);
+      }
+    }
+    if (kept > 0) held_.release_if_unused(id);
+    // The row numbers reach the store with the rows: at a snapshot, a spill or close.
+  }
+
+  // Where an arriving row is kept, if it is.
+  struct HeldAt {
+    bool keep;
+    uint64_t batch;
+    uint32_t row;
+  };
+
+  void on_left_in_memory(const Batch& batch, size_t row, int64_t ts, const typename Key::Type& key,
+                         const HeldAt& at, runtime::Output& out) {
     const RowRef left = RowRef::of(batch, row);
     auto found = memory_.find(key);
     bool matched = false;
@@ -302,24 +496,21 @@ class IntervalJoin final : public JoinOperatorBase {
       const int64_t hi = add_sat(ts, config_->upper_ms);
       const auto& rights = found->second.right;
       for (auto r = first_at(rights, lo); r != rights.end() && r->ts <= hi; ++r) {
-        DF_RETURN_IF_ERROR(right_codec_.decode(r->row, right_row_));
-        const RowRef right = RowRef::of(right_row_);
+        const RowRef right = RowRef::of(held_.at(r->batch), r->row);
         output_->add(left, &right, std::max(ts, r->ts), out);
         matched = true;
       }
     }
-    const int64_t expiry = left_expiry(ts);
-    if (wm_ > expiry) {  // already expired: nothing still to come can match it
+    if (!at.keep) {  // already expired: nothing still to come can match it
       if (config_->left_outer && !matched) output_->add(left, nullptr, ts, out);
-      return Status::OK();
+      return;
     }
-    KeyNode& node = found != memory_.end() ? *found : *memory_.try_emplace(key).first;
-    remember(node, node.second.left, batch, row, ts, matched, expiry);
-    return Status::OK();
+    KeyNode& node = found != memory_.end() ? *found : add_key(key);
+    remember(node, node.second.left, ts, matched, left_expiry(ts), at);
   }
 
-  Status on_right_in_memory(const Batch& batch, size_t row, int64_t ts, const std::string& key,
-                            runtime::Output& out) {
+  void on_right_in_memory(const Batch& batch, size_t row, int64_t ts, const typename Key::Type& key,
+                          const HeldAt& at, runtime::Output& out) {
     const RowRef right = RowRef::of(batch, row);
     auto found = memory_.find(key);
     if (found != memory_.end()) {
@@ -327,112 +518,131 @@ class IntervalJoin final : public JoinOperatorBase {
       const int64_t hi = add_sat(ts, -config_->lower_ms);
       auto& lefts = found->second.left;
       for (auto l = first_at(lefts, lo); l != lefts.end() && l->ts <= hi; ++l) {
-        DF_RETURN_IF_ERROR(left_codec_.decode(l->row, left_row_));
-        output_->add(RowRef::of(left_row_), &right, std::max(ts, l->ts), out);
+        output_->add(RowRef::of(held_.at(l->batch), l->row), &right, std::max(ts, l->ts), out);
         l->matched = true;
       }
     }
-    const int64_t expiry = right_expiry(ts);
-    if (wm_ > expiry) return Status::OK();
-    KeyNode& node = found != memory_.end() ? *found : *memory_.try_emplace(key).first;
-    remember(node, node.second.right, batch, row, ts, false, expiry);
-    return Status::OK();
+    if (!at.keep) return;
+    KeyNode& node = found != memory_.end() ? *found : add_key(key);
+    remember(node, node.second.right, ts, false, right_expiry(ts), at);
   }
 
-  void remember(KeyNode& node, std::vector<BufferedRow>& side, const Batch& batch, size_t row,
-                int64_t ts, bool matched, int64_t expiry) {
+  KeyNode& add_key(const typename Key::Type& key) {
+    KeyNode& node = *memory_.try_emplace(key).first;
+    memory_bytes_ += kKeyBytes + Key::heap_bytes(node.first);
+    return node;
+  }
+
+  void remember(KeyNode& node, std::vector<HeldRow>& side, int64_t ts, bool matched, int64_t expiry,
+                const HeldAt& at) {
     // Mostly an append: rows arrive about in time order.
-    auto at = side.empty() || side.back().ts <= ts
-                  ? side.end()
-                  : std::upper_bound(side.begin(), side.end(), ts,
-                                     [](int64_t t, const BufferedRow& r) { return t < r.ts; });
-    BufferedRow& b = *side.emplace(at);
-    b.ts = ts;
-    b.seq = seq_.next();
-    b.matched = matched;
-    encode_row(batch, row, b.row);
-    memory_bytes_ += buffered_bytes(b) + node.first.size();
-    expiries_.push({expiry, &node});
-    ++node.second.pending;
+    auto pos = side.empty() || side.back().ts <= ts
+                   ? side.end()
+                   : std::upper_bound(side.begin(), side.end(), ts,
+                                      [](int64_t t, const HeldRow& r) { return t < r.ts; });
+    side.insert(pos, HeldRow{ts, seq_.next(), at.batch, at.row, matched});
+    held_.add_row(at.batch);
+    memory_bytes_ += kRowBytes;
     ++entries_;
+    schedule(node, expiry);
+  }
+
+  // Makes sure an entry of expiries_ names `node` by `expiry`.
+  void schedule(KeyNode& node, int64_t expiry) {
+    KeyRows& rows = node.second;
+    if (expiry >= rows.next_expiry) return;
+    expiries_.push({expiry, &node});
+    rows.next_expiry = expiry;
+    ++rows.pending;
   }
 
   // Drops the rows in memory whose expiry is < limit (all at kMax), emitting
-  // unmatched left rows of a left outer join.
+  // unmatched left rows of a left outer join. A key's rows of a side expire
+  // in (ts, seq) order, a prefix at a time.
   Status expire_in_memory(int64_t limit, runtime::Output& out) {
     if (limit != kMax) {
       left_expired_below_ = std::max(left_expired_below_, limit);
       right_expired_below_ = std::max(right_expired_below_, limit);
     }
-    std::vector<std::pair<std::string, BufferedRow>> unmatched;
-    while (!expiries_.empty() && (limit == kMax || expiries_.top().at < limit)) {
+    auto expired = [&](int64_t expiry) { return limit == kMax || expiry < limit; };
+    std::vector<Unmatched> unmatched;
+    while (!expiries_.empty() && expired(expiries_.top().at)) {
       KeyNode& node = *expiries_.top().node;
       expiries_.pop();
-      const std::string& key = node.first;
       KeyRows& rows = node.second;
       --rows.pending;
-      if (rows.expired_below == limit) {
-        drop_if_unused(node);
-        continue;
-      }
-      rows.expired_below = limit;
-      auto expired = [&](int64_t expiry) { return limit == kMax || expiry < limit; };
-      std::erase_if(rows.left, [&](BufferedRow& l) {
-        if (!expired(left_expiry(l.ts))) return false;
-        forget(l, key);
-        if (config_->left_outer && !l.matched) unmatched.push_back({key, std::move(l)});
-        return true;
-      });
-      std::erase_if(rows.right, [&](const BufferedRow& r) {
-        if (!expired(right_expiry(r.ts))) return false;
-        forget(r, key);
-        return true;
-      });
+      expire_prefix(node, rows.left, true, expired, unmatched);
+      expire_prefix(node, rows.right, false, expired, unmatched);
+      rows.next_expiry = kMax;
+      if (!rows.left.empty()) schedule(node, left_expiry(rows.left.front().ts));
+      if (!rows.right.empty()) schedule(node, right_expiry(rows.right.front().ts));
       drop_if_unused(node);
     }
     // Unmatched left rows come out in the store's expiry index order.
-    std::sort(unmatched.begin(), unmatched.end(), [](const auto& a, const auto& b) {
-      return std::tie(a.second.ts, a.first, a.second.seq) <
-             std::tie(b.second.ts, b.first, b.second.seq);
+    std::sort(unmatched.begin(), unmatched.end(), [](const Unmatched& a, const Unmatched& b) {
+      return std::tie(a.ts, *a.key, a.seq) < std::tie(b.ts, *b.key, b.seq);
     });
-    for (const auto& [key, l] : unmatched) {
-      DF_RETURN_IF_ERROR(left_codec_.decode(l.row, left_row_));
-      output_->add(RowRef::of(left_row_), nullptr, l.ts, out);
+    for (const Unmatched& l : unmatched) {
+      output_->add(RowRef::of(*l.batch, l.row), nullptr, l.ts, out);
     }
     return Status::OK();
+  }
+
+  template <typename Expired>
+  void expire_prefix(const KeyNode& node, std::vector<HeldRow>& side, bool left,
+                     const Expired& expired, std::vector<Unmatched>& unmatched) {
+    size_t n = 0;
+    for (; n < side.size() && expired(expiry(left, side[n].ts)); ++n) {
+      const HeldRow& r = side[n];
+      if (left && config_->left_outer && !r.matched) {
+        unmatched.push_back({r.ts, &node.first, r.seq, held_.ptr(r.batch), r.row});
+      }
+      held_.drop_row(r.batch);
+      memory_bytes_ -= std::min(memory_bytes_, kRowBytes);
+      entries_ -= std::min<size_t>(entries_, 1);
+    }
+    side.erase(side.begin(), side.begin() + static_cast<ptrdiff_t>(n));
   }
 
   // Erases a key without rows once no expiry entry names it.
   void drop_if_unused(KeyNode& node) {
     const KeyRows& rows = node.second;
     if (rows.pending == 0 && rows.left.empty() && rows.right.empty()) {
+      memory_bytes_ -= std::min(memory_bytes_, kKeyBytes + Key::heap_bytes(node.first));
       memory_.erase(memory_.find(node.first));
     }
-  }
-
-  void forget(const BufferedRow& r, const std::string& key) {
-    memory_bytes_ -= std::min(memory_bytes_, buffered_bytes(r) + key.size());
-    entries_ -= std::min<size_t>(entries_, 1);
   }
 
   // fn(buffer key, index key, value) for every row in memory, in the store layout.
   template <typename Fn>
   void for_each_in_memory(Fn&& fn) {
+    std::string key;
     std::string buffer_key;
     std::string index_key;
     std::string value;
-    for (const auto& [key, rows] : memory_) {
-      for (const BufferedRow& l : rows.left) {
+    for (const auto& [k, rows] : memory_) {
+      key.clear();
+      Key::encode(k, key);
+      for (const HeldRow& l : rows.left) {
         store_keys(kLeft, key, l.ts, l.seq, left_expiry(l.ts), buffer_key, index_key);
         value.assign(1, l.matched ? '\1' : '\0');
-        value += l.row;
+        encode_row(held_.at(l.batch), l.row, value);
         fn(buffer_key, index_key, value);
       }
-      for (const BufferedRow& r : rows.right) {
+      for (const HeldRow& r : rows.right) {
         store_keys(kRight, key, r.ts, r.seq, right_expiry(r.ts), buffer_key, index_key);
-        fn(buffer_key, index_key, r.row);
+        value.clear();
+        encode_row(held_.at(r.batch), r.row, value);
+        fn(buffer_key, index_key, value);
       }
     }
+  }
+
+  void clear_memory() {
+    memory_.clear();
+    expiries_ = {};
+    held_.clear();
+    memory_bytes_ = 0;
   }
 
   // Moves every row in memory to the store; the join goes on in the store.
@@ -451,10 +661,46 @@ class IntervalJoin final : public JoinOperatorBase {
     DF_RETURN_IF_ERROR(status);
     seq_.save(writes);
     DF_RETURN_IF_ERROR(store_->write(writes));
-    memory_.clear();
-    expiries_ = {};
-    memory_bytes_ = 0;
+    clear_memory();
     in_store_ = true;
+    return Status::OK();
+  }
+
+  // Rows read back from the store, gathered into batches of one side.
+  struct Loading {
+    explicit Loading(SchemaPtr schema) : rows(std::move(schema)) {}
+    struct Pending {
+      int64_t ts;
+      uint64_t seq;
+      bool matched;
+    };
+    BatchBuilder rows;
+    std::vector<Pending> pending;
+  };
+
+  // Holds the rows gathered in `loading` as one batch and buffers them.
+  Status load_batch(bool left, Loading& loading) {
+    if (loading.pending.empty()) return Status::OK();
+    const uint64_t id = held_.hold(loading.rows.finish());
+    const Batch& batch = held_.at(id);
+    const auto& fields = left ? config_->left_keys : config_->right_keys;
+    typename Key::Type key{};
+    for (size_t i = 0; i < loading.pending.size(); ++i) {
+      const auto& p = loading.pending[i];
+      if (!Key::read(batch, fields, i, key)) {
+        return Status::data_error(what_ + ": a buffered row in the state has a null key");
+      }
+      auto found = memory_.find(key);
+      KeyNode& node = found != memory_.end() ? *found : add_key(key);
+      // The store's order is (key, ts, seq): an append.
+      (left ? node.second.left : node.second.right)
+          .push_back(HeldRow{p.ts, p.seq, id, static_cast<uint32_t>(i), p.matched});
+      held_.add_row(id);
+      memory_bytes_ += kRowBytes;  // entries_ came with the meta
+      schedule(node, expiry(left, p.ts));
+    }
+    held_.release_if_unused(id);
+    loading.pending.clear();
     return Status::OK();
   }
 
@@ -466,9 +712,12 @@ class IntervalJoin final : public JoinOperatorBase {
     const std::string rows_end(kRowSequenceKey);
     Status status;
     size_t loaded = 0;
+    size_t loaded_bytes = 0;  // the encoded rows read, until they are held
+    Loading lefts(config_->left);
+    Loading rights(config_->right);
     DF_RETURN_IF_ERROR(
         store_->scan(rows_begin, rows_end, [&](std::string_view k, std::string_view v) {
-          if (memory_bytes_ > budget_) {
+          if (memory_bytes() + loaded_bytes > budget_) {
             in_store_ = true;
             return false;
           }
@@ -484,24 +733,25 @@ class IntervalJoin final : public JoinOperatorBase {
             status = ts.ok() ? seq.status() : ts.status();
             return false;
           }
-          KeyNode& node = *memory_.try_emplace(std::string(k.substr(1, k.size() - 17))).first;
-          KeyRows& rows = node.second;
-          BufferedRow& b = (left ? rows.left : rows.right).emplace_back();
-          b.ts = *ts;
-          b.seq = *seq;
-          b.matched = left && v[0] == '\1';
-          b.row.assign(left ? v.substr(1) : v);
-          memory_bytes_ += buffered_bytes(b) + node.first.size();
-          expiries_.push({left ? left_expiry(*ts) : right_expiry(*ts), &node});
-          ++rows.pending;
+          state::Row& row = left ? left_row_ : right_row_;
+          status = (left ? left_codec_ : right_codec_).decode(left ? v.substr(1) : v, row);
+          if (!status.ok()) return false;
+          Loading& loading = left ? lefts : rights;
+          loading.rows.append_row(row);
+          loading.pending.push_back({*ts, *seq, left && v[0] == '\1'});
+          loaded_bytes += v.size();
           ++loaded;
-          return true;
+          if (loading.pending.size() >= kSlice) {
+            status = load_batch(left, loading);
+            loaded_bytes = 0;
+          }
+          return status.ok();
         }));
     DF_RETURN_IF_ERROR(status);
+    DF_RETURN_IF_ERROR(load_batch(true, lefts));
+    DF_RETURN_IF_ERROR(load_batch(false, rights));
     if (in_store_) {  // too large: the store keeps them all
-      memory_.clear();
-      expiries_ = {};
-      memory_bytes_ = 0;
+      clear_memory();
       return Status::OK();
     }
     if (loaded > 0) {
@@ -562,7 +812,8 @@ class IntervalJoin final : public JoinOperatorBase {
 
   Memory memory_;
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
-  size_t memory_bytes_ = 0;
+  HeldBatches held_;
+  size_t memory_bytes_ = 0;  // keys and rows; the held batches count apart
   size_t budget_ = kDefaultBudget;
   bool in_store_ = false;  // the rows are in the store (memory was full)
   state::Row left_row_;    // decode buffers
@@ -577,7 +828,8 @@ class IntervalJoin final : public JoinOperatorBase {
 }  // namespace
 
 std::unique_ptr<runtime::Operator> make_interval_join(JoinConfigPtr config) {
-  return std::make_unique<IntervalJoin>(std::move(config));
+  if (Int64Key::fits(*config)) return std::make_unique<IntervalJoin<Int64Key>>(std::move(config));
+  return std::make_unique<IntervalJoin<EncodedKey>>(std::move(config));
 }
 
 }  // namespace df::operators::join

@@ -10,13 +10,15 @@
 //   both:     'S'                                 -> next seq (u64)
 // A row is its fields' compact value encodings (encode_cell) in schema order.
 //
-// Where rows live: both joins buffer rows in memory (hash maps of encoded
-// join keys, like Flink's heap state backend) while they fit the subtask's
-// state memory budget; the store holds the rest. The interval join moves all
-// its rows to the store when memory is full and goes on there; the windowed
-// join moves whole windows (newest first, in key order); their later rows
-// gather in memory again and go to the store when the window fires. On open, rows a checkpoint left
-// in the store are read back into memory (and removed from the store, so that every row is in one
+// Where rows live: both joins buffer rows in memory (hash maps of join keys,
+// like Flink's heap state backend; the interval join keeps the arriving
+// batches and points into them, the windowed join encodes each row) while
+// they fit the subtask's state memory budget; the store holds the rest. The
+// interval join moves all its rows to the store when memory is full and goes
+// on there; the windowed join moves whole windows (newest first, in key
+// order); their later rows gather in memory again and go to the store when
+// the window fires. On open, rows a checkpoint left in the store are read
+// back into memory (and removed from the store, so that every row is in one
 // place).
 //
 // Checkpoints: a snapshot is a RocksDB checkpoint of the store plus the meta
@@ -89,6 +91,11 @@ class RowSequence {
   uint64_t next() { return next_++; }
   // Adds the next number to `writes` when rows were numbered since the last save.
   void save(state::WriteBatch& writes);
+  // Adds the next number to a snapshot's entries when it differs from the
+  // store's, leaving the store's as it is: while every row is in memory the
+  // number is the only write, and writing it to the store would make every
+  // checkpoint flush a memtable (an SST write and fsync) on the task thread.
+  void add_to(state::CheckpointEntries& entries) const;
 
  private:
   uint64_t next_ = 0;
@@ -129,12 +136,11 @@ class JoinOperatorBase : public runtime::Operator, public StateStats {
   size_t entries_ = 0;
 };
 
-// A row buffered in a join's memory: its row number and its encode_row bytes
-// (left interval rows: the matched flag is kept apart, not in `row`).
+// A row buffered in the windowed join's memory: its row number and its
+// encode_row bytes.
 struct BufferedRow {
   int64_t ts = 0;
   uint64_t seq = 0;
-  bool matched = false;  // interval join, left rows of a left outer join
   std::string row;
 };
 

@@ -51,6 +51,13 @@ void RowSequence::save(state::WriteBatch& writes) {
   saved_ = next_;
 }
 
+void RowSequence::add_to(state::CheckpointEntries& entries) const {
+  if (next_ == saved_) return;
+  std::string v;
+  state::append_u64(next_, v);
+  entries.put(kRowSequenceKey, v);
+}
+
 JoinOperatorBase::JoinOperatorBase(JoinConfigPtr config)
     : config_(std::move(config)),
       left_codec_(row_codec(*config_->left)),

@@ -94,9 +94,10 @@ class WindowedJoin final : public JoinOperatorBase {
       window->bytes += bytes;
       memory_bytes_ += bytes;
     }
-    state::WriteBatch writes;
-    seq_.save(writes);
-    if (!writes.empty()) DF_RETURN_IF_ERROR(store_->write(writes));
+    // The row numbering is not written to the store here: a spill writes it
+    // with the rows, a snapshot puts it into the checkpoint. So the store is
+    // untouched between checkpoints while every window is in memory, and a
+    // checkpoint of it has no memtable to flush on the task thread.
     return memory_bytes_ > budget_ ? spill(budget_ / 2) : Status::OK();
   }
 
@@ -112,13 +113,14 @@ class WindowedJoin final : public JoinOperatorBase {
 
   Status finish(runtime::Output& out) override { return fire(kMax, out); }
 
-  // The rows in memory are copied in the store layout on the task thread;
-  // the I/O pool adds the copy to the store's checkpoint (hard links) as one
-  // table file, never through a memtable.
+  // The rows in memory and the row numbering are copied in the store layout
+  // on the task thread; the I/O pool adds the copy to the store's checkpoint
+  // (hard links) as one table file, never through a memtable.
   Status snapshot(runtime::SnapshotContext& ctx) override {
     auto in_memory = std::make_shared<state::CheckpointEntries>();
     for_each_in_memory(
         [&](const std::string& k, const std::string& row) { in_memory->put(k, row); });
+    seq_.add_to(*in_memory);  // the numbering a resumed run continues from
     DF_RETURN_IF_ERROR(snapshot_join(ctx));
     if (!in_memory->empty()) {
       add_to_snapshot_async(

@@ -298,7 +298,9 @@ constexpr size_t kSpillWriteBatch = 4096;
 // partials back into memory, so that whether it changes the top is exact.
 // A snapshot writes the in-memory groups as partials into the checkpoint
 // only (the I/O pool adds them), so memory and the live store stay as they
-// were; a resumed run starts with every window spilled.
+// were; a resumed run starts with every window spilled. While no window is
+// spilled the store holds nothing and is not checkpointed: the I/O pool lays
+// an empty store's image (EmptyStoreImage) under the partials instead.
 class TopNOperator final : public runtime::Operator, public StateStats {
  public:
   explicit TopNOperator(TopNConfigPtr cfg)
@@ -361,7 +363,11 @@ class TopNOperator final : public runtime::Operator, public StateStats {
     if (state_dir_.empty()) {
       return Status::invalid(cfg_->what + ": checkpoints need a state directory");
     }
-    DF_RETURN_IF_ERROR(ensure_store());
+    // No window spilled: the store holds nothing (a fired spilled window's
+    // range is removed with it).
+    const bool store_empty = std::none_of(windows_.begin(), windows_.end(),
+                                          [](const auto& w) { return w.second->spilled; });
+    if (!store_empty) DF_RETURN_IF_ERROR(ensure_store());
     // The in-memory groups are encoded here as the partials a spill would
     // write (groups are small: n rows each); the I/O pool adds them to the
     // checkpoint.
@@ -383,6 +389,18 @@ class TopNOperator final : public runtime::Operator, public StateStats {
     }
     if (!image->empty()) ++spill_seq_;
     meta.spill_seq = spill_seq_;
+    if (store_empty) {
+      std::function<Status(state::CheckpointEntries&)> build;
+      if (!image->empty()) {
+        build = [image](state::CheckpointEntries& out) {
+          out = std::move(*image);  // called once
+          return Status::OK();
+        };
+      }
+      window::snapshot_without_store(*ctx_, sctx, state_dir_, empty_image_,
+                                     meta_to_json(meta).dump(), std::move(build), cfg_->what);
+      return Status::OK();
+    }
     DF_RETURN_IF_ERROR(snapshot_store(*store_, sctx, meta_to_json(meta), cfg_->what));
     if (!image->empty()) {
       add_to_snapshot_async(
@@ -738,6 +756,8 @@ class TopNOperator final : public runtime::Operator, public StateStats {
   size_t mem_bytes_ = 0;
   uint64_t spill_seq_ = 0;
   std::unique_ptr<state::KvStore> store_;  // opened at the first spill or snapshot, or a resume
+  // Made at the first snapshot of an empty store.
+  std::shared_ptr<window::EmptyStoreImage> empty_image_;
   std::unique_ptr<TopNOutput> sink_;
   expr::EvalContext eval_;
   int64_t watermark_ = kNoWatermark;

@@ -55,6 +55,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <map>
@@ -526,7 +527,14 @@ class WindowOperator final : public runtime::Operator {
     if (state_dir_.empty()) {
       return Status::invalid("window '" + cfg_->id + "': checkpoints need a state directory");
     }
-    DF_RETURN_IF_ERROR(ensure_store());
+    // Tumbling and sliding windows with none spilled: the store holds
+    // nothing (a fired spilled window's range is removed with it), so it is
+    // not checkpointed on this thread; the I/O pool lays an empty store's
+    // image under the copy instead.
+    const bool store_empty =
+        !session_mode_ && std::none_of(windows_.begin(), windows_.end(),
+                                       [](const auto& w) { return w.second->spilled; });
+    if (!store_empty) DF_RETURN_IF_ERROR(ensure_store());
     // On this thread: a copy of what is in memory and the store's checkpoint
     // (hard links). Writing the copy into the checkpoint is the I/O pool's.
     std::function<Status(state::CheckpointEntries&)> build;
@@ -546,6 +554,12 @@ class WindowOperator final : public runtime::Operator {
     meta.next_seq = seq_base_;
     meta.spill_seq = spill_seq_;
     for (const auto& [end, w] : windows_) meta.windows.emplace_back(end, w->fired);
+    if (store_empty) {
+      snapshot_without_store(*ctx_, sctx, state_dir_, empty_image_,
+                             meta_to_json(*cfg_, meta).dump(), std::move(build),
+                             "window '" + cfg_->id + "'");
+      return Status::OK();
+    }
     DF_RETURN_IF_ERROR(store_->checkpoint_to(sctx.files_dir()));
     sctx.set_meta(meta_to_json(*cfg_, meta).dump());
     if (build) add_to_snapshot_async(*ctx_, sctx, std::move(build), "window '" + cfg_->id + "'");
@@ -1632,6 +1646,8 @@ class WindowOperator final : public runtime::Operator {
   size_t budget_ = kDefaultMemoryBudget;
   size_t mem_bytes_ = 0;
   std::unique_ptr<state::KvStore> store_;
+  // Made at the first snapshot of an empty store.
+  std::shared_ptr<EmptyStoreImage> empty_image_;
   uint64_t spill_seq_ = 0;
 
   // Sessions in the store.
@@ -1823,6 +1839,57 @@ void route_late_rows(const Batch& batch, const Selection& late, bool has_late_ou
                           " is behind watermark " + format_timestamp(watermark) +
                           " by more than the allowed lateness");
   }
+}
+
+EmptyStoreImage::EmptyStoreImage(const std::string& state_dir)
+    : dir_(state_dir + "/empty-store-image") {}
+
+Status EmptyStoreImage::copy_to(const std::string& to) {
+  namespace fs = std::filesystem;
+  if (!made_) {
+    DF_RETURN_IF_ERROR(make());
+    made_ = true;
+  }
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  if (ec) return Status::io_error("cannot create " + to + ": " + ec.message());
+  for (const fs::directory_entry& e : fs::directory_iterator(dir_, ec)) {
+    fs::copy_file(e.path(), fs::path(to) / e.path().filename(), ec);
+    if (ec) return Status::io_error("cannot copy " + e.path().string() + ": " + ec.message());
+  }
+  if (ec) return Status::io_error("cannot list " + dir_ + ": " + ec.message());
+  return Status::OK();
+}
+
+void snapshot_without_store(runtime::OperatorContext& ctx, runtime::SnapshotContext& sctx,
+                            const std::string& state_dir, std::shared_ptr<EmptyStoreImage>& image,
+                            std::string meta,
+                            std::function<Status(state::CheckpointEntries&)> build,
+                            std::string what) {
+  sctx.set_meta(std::move(meta));
+  if (!build) return;  // no files: a resumed run starts with an empty store
+  if (!image) image = std::make_shared<EmptyStoreImage>(state_dir);
+  add_to_snapshot_async(
+      ctx, sctx,
+      [build = std::move(build), image, dir = sctx.files_dir()](state::CheckpointEntries& out) {
+        DF_RETURN_IF_ERROR(image->copy_to(dir));
+        return build(out);
+      },
+      std::move(what));
+}
+
+Status EmptyStoreImage::make() {
+  namespace fs = std::filesystem;
+  const std::string db = dir_ + ".db";
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+  fs::remove_all(db, ec);
+  {
+    DF_ASSIGN_OR_RETURN(std::unique_ptr<state::KvStore> empty, state::open_store(db));
+    DF_RETURN_IF_ERROR(empty->checkpoint_to(dir_));
+  }
+  fs::remove_all(db, ec);
+  return Status::OK();
 }
 
 }  // namespace df::operators::window

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -16,6 +17,7 @@
 #include "engine/core/status.h"
 #include "engine/runtime/node_factory.h"
 #include "engine/runtime/operator.h"
+#include "engine/state/state_backend.h"
 #include "operators/window/aggregate.h"
 
 namespace df::operators::window {
@@ -149,5 +151,36 @@ Result<WindowMeta> meta_from_json(const WindowConfig& cfg, const nlohmann::json&
 // One instance per subtask. Not thread-safe (the scheduler never calls it
 // concurrently).
 std::unique_ptr<runtime::Operator> make_window_operator(std::shared_ptr<const WindowConfig> config);
+
+// The checkpoint of an empty store, made once (on the I/O strand) under the
+// operator's state directory: a snapshot taken while the operator's store
+// holds nothing lays a copy of it into the snapshot's files and adds the
+// in-memory entries there (state::add_to_checkpoint), so the task thread
+// neither opens the store nor checkpoints it (a RocksDB checkpoint writes
+// and syncs a MANIFEST on the calling thread, and opening a store more).
+// Windows and top_n use it; shared by the snapshot jobs of one subtask,
+// which its I/O strand runs one at a time.
+class EmptyStoreImage {
+ public:
+  explicit EmptyStoreImage(const std::string& state_dir);
+  // Copies the image into `to`, which must not exist yet. I/O strand only.
+  Status copy_to(const std::string& to);
+
+ private:
+  Status make();
+
+  const std::string dir_;
+  bool made_ = false;
+};
+
+// The snapshot of an operator whose store holds nothing: sets `meta`, and
+// when `build` is set, the I/O pool lays the empty store's image (`image`,
+// made at first use under `state_dir`) into the snapshot's files and adds
+// build's entries there. Task thread.
+void snapshot_without_store(runtime::OperatorContext& ctx, runtime::SnapshotContext& sctx,
+                            const std::string& state_dir, std::shared_ptr<EmptyStoreImage>& image,
+                            std::string meta,
+                            std::function<Status(state::CheckpointEntries&)> build,
+                            std::string what);
 
 }  // namespace df::operators::window

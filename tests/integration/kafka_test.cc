@@ -409,9 +409,9 @@ sources:
 // source: memory stays far below the input's size however much is waiting in
 // Kafka, and everything arrives once the reader reads.
 TEST_F(Kafka, BlockedSinkBoundsMemoryAndFlowResumes) {
-  // 100 MB waiting in Kafka: 40 partitions of 2500 messages of ~1 KB.
-  constexpr int64_t kRows = 100000;
-  constexpr int32_t kPartitions = 40;
+  // 200 MB waiting in Kafka: 80 partitions of 2500 messages of ~1 KB.
+  constexpr int64_t kRows = 200000;
+  constexpr int32_t kPartitions = 80;
   KafkaCluster kafka({{"in", kPartitions}});
   ASSERT_TRUE(kafka.ok()) << kafka.error();
   {
@@ -433,7 +433,10 @@ sources:
 )yaml",
                                  {{"BROKERS", kafka.bootstrap()}}));
   Child child(exec_args("p.yaml"), tmp.str(), tmp.file("err.log"));
-  constexpr size_t kLimit = 80u << 20;  // the input is 100 MB
+  // The source's prefetch (32 MiB of queue + one 8 MiB fetch in flight per
+  // broker: 56 MiB on three) plus the process and its bounded channels
+  // (~40 MiB); the input is 200 MB.
+  constexpr size_t kLimit = 120u << 20;
   size_t peak = 0;
   for (int i = 0; i < 16; ++i) {  // the reader sleeps 4 s
     child.read_for(250ms, 0);

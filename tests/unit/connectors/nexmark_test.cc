@@ -145,6 +145,76 @@ TEST(Nexmark, IdSpacesTimestampsAndHotRatios) {
   EXPECT_EQ(bids[45][6].to_string(), bid.extra);
 }
 
+// The generator's event `n` of `table` as a row of the source's schema.
+std::vector<Value> expected_row(const nexmark::NexmarkGenerator& gen, const std::string& table,
+                                uint64_t n) {
+  auto str = [](std::string_view v) { return Value::string(std::string(v)); };
+  if (table == "person") {
+    nexmark::Person p;
+    gen.person(n, p);
+    return {Value::int64(p.id), str(p.name),  str(p.email_address),          str(p.credit_card),
+            str(p.city),        str(p.state), Value::timestamp(p.date_time), str(p.extra)};
+  }
+  if (table == "auction") {
+    nexmark::Auction a;
+    gen.auction(n, a);
+    return {Value::int64(a.id),          str(a.item_name),
+            str(a.description),          Value::int64(a.initial_bid),
+            Value::int64(a.reserve),     Value::timestamp(a.date_time),
+            Value::timestamp(a.expires), Value::int64(a.seller),
+            Value::int64(a.category),    str(a.extra)};
+  }
+  nexmark::Bid b;
+  gen.bid(n, b);
+  return {Value::int64(b.auction),
+          Value::int64(b.bidder),
+          Value::int64(b.price),
+          str(b.channel),
+          str(b.url),
+          Value::timestamp(b.date_time),
+          str(b.extra)};
+}
+
+// Every field of every row, batch after batch (columns written straight and
+// string arenas reused from earlier batches), is the generator's value for
+// the subtask's events in order.
+TEST(Nexmark, EveryFieldIsTheGeneratorsInEventOrder) {
+  const uint64_t events = 3001;
+  const nexmark::NexmarkGenerator gen({3, nexmark::kDefaultEventRate, nexmark::kDefaultBaseTimeMs});
+  for (const char* table : {"person", "auction", "bid"}) {
+    auto node = prepare_ok(
+        nexmark_node(table, {{"events", scalar(std::to_string(events))}, {"seed", scalar("3")}}));
+    for (const auto& [parallelism, batch] : {std::pair{1, size_t{1024}}, {3, size_t{37}}}) {
+      for (int k = 0; k < parallelism; ++k) {
+        FakeContext ctx(k, parallelism, batch);
+        CollectOutput out;
+        ASSERT_TRUE(test::run_source(*node->make_source(k, parallelism), ctx, out).ok());
+        const auto rows = rows_of(out.batches);
+        size_t i = 0;
+        for (uint64_t n = static_cast<uint64_t>(k); n < events; n += parallelism) {
+          const auto kind = nexmark::event_kind(n);
+          if (table != std::string(kind == nexmark::EventKind::kPerson    ? "person"
+                                   : kind == nexmark::EventKind::kAuction ? "auction"
+                                                                          : "bid")) {
+            continue;
+          }
+          ASSERT_LT(i, rows.size()) << table << " subtask " << k;
+          const std::vector<Value> want = expected_row(gen, table, n);
+          ASSERT_EQ(rows[i].size(), want.size());
+          for (size_t f = 0; f < want.size(); ++f) {
+            ASSERT_EQ(rows[i][f].type(), want[f].type())
+                << table << " event " << n << " field " << f;
+            ASSERT_EQ(rows[i][f].to_string(), want[f].to_string())
+                << table << " event " << n << " field " << f;
+          }
+          ++i;
+        }
+        EXPECT_EQ(i, rows.size()) << table << " subtask " << k;
+      }
+    }
+  }
+}
+
 TEST(Nexmark, ParallelSubtasksGenerateDisjointCompleteSlices) {
   for (const char* table : {"person", "auction", "bid"}) {
     auto node = prepare_ok(nexmark_node(table, {{"events", scalar("20011")}}));

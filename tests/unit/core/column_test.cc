@@ -1,8 +1,11 @@
 // Column::make_for_overwrite: recycled per thread, always handed out with the
 // requested type and length and without nulls, whatever the column held before.
+// ColumnBuilder's string arenas: reused per thread by a builder told to expect
+// enough rows, never too big, the values always exactly the appended ones.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -79,6 +82,79 @@ TEST(ColumnForOverwrite, ReleasedOnAnotherThreadAndAtThreadExit) {
   t.join();
   auto here = Column::make_for_overwrite(TypeId::kDouble, 256);
   EXPECT_EQ(here->size(), 256u);
+}
+
+// A string column of `rows` values of `len` bytes each ('a' + row % 26),
+// every 10th null when `nulls`.
+ColumnPtr build_strings(size_t rows, size_t len, size_t reserve, bool nulls = false) {
+  ColumnBuilder b(TypeId::kString, reserve);
+  for (size_t i = 0; i < rows; ++i) {
+    if (nulls && i % 10 == 0) {
+      b.append_null();
+    } else {
+      b.append_string(std::string(len, static_cast<char>('a' + i % 26)));
+    }
+  }
+  return b.finish();
+}
+
+void expect_strings(const Column& c, size_t rows, size_t len, bool nulls = false) {
+  ASSERT_EQ(c.size(), rows);
+  for (size_t i = 0; i < rows; ++i) {
+    if (nulls && i % 10 == 0) {
+      ASSERT_TRUE(c.is_null(i)) << i;
+    } else {
+      ASSERT_TRUE(c.is_valid(i)) << i;
+      ASSERT_EQ(c.string_at(i), std::string(len, static_cast<char>('a' + i % 26))) << i;
+    }
+  }
+}
+
+TEST(ColumnBuilderStrings, ReusesAReleasedArenaThatFitsTheExpectedRows) {
+  // On a thread of its own, so that no other test's arenas are on its list.
+  std::thread t([] {
+    const char* arena = nullptr;
+    {
+      ColumnPtr first = build_strings(256, 100, 256);
+      expect_strings(*first, 256, 100);
+      arena = first->string_at(0).data();
+    }
+    // Similar rows: the released arena, overwritten.
+    ColumnPtr second = build_strings(256, 90, 256, /*nulls=*/true);
+    EXPECT_EQ(second->string_at(1).data(), arena);
+    expect_strings(*second, 256, 90, true);
+    second.reset();
+    // Much smaller needs (more than 4x below the arena): not that arena.
+    ColumnPtr small = build_strings(64, 80, 64);
+    EXPECT_NE(small->string_at(0).data(), arena);
+    expect_strings(*small, 64, 80);
+    // No row count given: grows as it goes.
+    ColumnPtr unsized = build_strings(300, 100, 0);
+    expect_strings(*unsized, 300, 100);
+    // A builder that expects rows it then exceeds grows beyond the arena.
+    ColumnPtr longer = build_strings(1000, 100, 256);
+    expect_strings(*longer, 1000, 100);
+    // A reader keeps its column (arena included) whatever is built after.
+    ColumnPtr kept = build_strings(256, 100, 256);
+    ColumnPtr later = build_strings(256, 100, 256);
+    EXPECT_NE(later->string_at(0).data(), kept->string_at(0).data());
+    expect_strings(*kept, 256, 100);
+    expect_strings(*later, 256, 100);
+  });
+  t.join();
+}
+
+TEST(ColumnBuilderStrings, ReleasedOnAnotherThread) {
+  // Arenas go to the list of the thread that drops the last reference and
+  // are freed when it ends (checked by ASan's leak detector).
+  std::vector<ColumnPtr> made;
+  for (int i = 0; i < 40; ++i) made.push_back(build_strings(128, 64, 128));
+  std::thread t([cols = std::move(made)]() mutable {
+    cols.clear();
+    ColumnPtr c = build_strings(128, 64, 128);
+    expect_strings(*c, 128, 64);
+  });
+  t.join();
 }
 
 }  // namespace

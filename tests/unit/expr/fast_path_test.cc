@@ -199,8 +199,21 @@ struct Selection_ {
   std::function<bool(size_t, std::mt19937_64&)> keep;  // nullptr: no selection
 };
 
-TEST(ExprFastPaths, SameResultsAsTheGeneralLoops) {
-  std::mt19937_64 rng(11);
+// One shard per (nulls, signs, magnitudes): eight ctest cases that a
+// parallel ctest runs side by side (under ASan with coverage, all of it in
+// one case took over a minute). Each shard draws from its own seed.
+struct RowKind {
+  int null_percent;
+  bool non_negative;
+  bool small;
+};
+
+class ExprFastPathsShard : public ::testing::TestWithParam<RowKind> {};
+
+TEST_P(ExprFastPathsShard, SameResultsAsTheGeneralLoops) {
+  const RowKind kind = GetParam();
+  std::mt19937_64 rng(11 + (kind.null_percent ? 4 : 0) + (kind.non_negative ? 2 : 0) +
+                      (kind.small ? 1 : 0));
   const Selection_ selections[] = {
       {"no selection", nullptr},
       {"dense selection", [](size_t i, std::mt19937_64&) { return i % 5 != 0; }},
@@ -208,35 +221,40 @@ TEST(ExprFastPaths, SameResultsAsTheGeneralLoops) {
       {"sparse selection", [](size_t i, std::mt19937_64&) { return i % 7 == 3; }},
       {"empty selection", [](size_t, std::mt19937_64&) { return false; }},
   };
-  for (int null_percent : {0, 10}) {
-    for (bool non_negative : {false, true}) {
-      for (bool small : {false, true}) {
-        for (size_t n : {size_t{1}, size_t{37}, size_t{1024}}) {
-          auto data = rows(n, null_percent, non_negative, small, rng);
-          for (const auto& s : selections) {
-            SelectionPtr sel;
-            if (s.keep) {
-              auto v = std::make_shared<Selection>();
-              for (size_t i = 0; i < n; ++i) {
-                if (s.keep(i, rng)) v->push_back(static_cast<uint32_t>(i));
-              }
-              sel = v;
-            }
-            const BatchPtr batch = make_batch(schema(), data, sel);
-            const std::string what = std::string(s.name) + ", " + std::to_string(n) + " rows, " +
-                                     std::to_string(null_percent) + "% nulls" +
-                                     (non_negative ? ", non-negative ints" : "") +
-                                     (small ? ", ints below 2^51" : "");
-            for (const char* text : kExpressions) {
-              expect_same(text, *batch, what);
-              if (::testing::Test::HasFatalFailure()) return;
-            }
-          }
+  for (size_t n : {size_t{1}, size_t{37}, size_t{1024}}) {
+    auto data = rows(n, kind.null_percent, kind.non_negative, kind.small, rng);
+    for (const auto& s : selections) {
+      SelectionPtr sel;
+      if (s.keep) {
+        auto v = std::make_shared<Selection>();
+        for (size_t i = 0; i < n; ++i) {
+          if (s.keep(i, rng)) v->push_back(static_cast<uint32_t>(i));
         }
+        sel = v;
+      }
+      const BatchPtr batch = make_batch(schema(), data, sel);
+      const std::string what = std::string(s.name) + ", " + std::to_string(n) + " rows, " +
+                               std::to_string(kind.null_percent) + "% nulls" +
+                               (kind.non_negative ? ", non-negative ints" : "") +
+                               (kind.small ? ", ints below 2^51" : "");
+      for (const char* text : kExpressions) {
+        expect_same(text, *batch, what);
+        if (::testing::Test::HasFatalFailure()) return;
       }
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(ExprFastPaths, ExprFastPathsShard,
+                         ::testing::Values(RowKind{0, false, false}, RowKind{0, false, true},
+                                           RowKind{0, true, false}, RowKind{0, true, true},
+                                           RowKind{10, false, false}, RowKind{10, false, true},
+                                           RowKind{10, true, false}, RowKind{10, true, true}),
+                         [](const ::testing::TestParamInfo<RowKind>& info) {
+                           return std::string(info.param.null_percent ? "Nulls" : "NoNulls") +
+                                  (info.param.non_negative ? "NonNegative" : "AnySign") +
+                                  (info.param.small ? "Below2To51" : "AnySize");
+                         });
 
 TEST(ExprFastPaths, DivisionByConstantIsExactForEveryResidue) {
   // Every dividend in a range around zero and around the int64 extremes, for

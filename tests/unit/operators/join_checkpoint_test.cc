@@ -167,6 +167,8 @@ std::vector<std::string> resume(const runtime::PreparedNode& node, const std::ve
   auto op = node.make_operator(0, 1);
   Status s = op->open(ctx);
   EXPECT_TRUE(s.ok()) << s.to_string();
+  // The restored rows count once, read back into memory or left in the store.
+  EXPECT_EQ(test::state_entries(*op), nlohmann::json::parse(snap.meta)["entries"].get<size_t>());
   for (size_t i = snap.after; i < steps.size(); ++i) EXPECT_TRUE(apply(*op, steps[i], out).ok());
   EXPECT_TRUE(op->finish(out).ok());
   EXPECT_TRUE(op->close().ok());

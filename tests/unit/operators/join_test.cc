@@ -251,6 +251,88 @@ TEST(IntervalJoin, LateLeftRowsStillProbeAndAreNotKept) {
   EXPECT_EQ(entries(*r.op), 2u);
 }
 
+TEST(IntervalJoin, KeepsTheRightRowsOfAFilteredOrPartlyExpiredBatch) {
+  // Rows are kept by reference into their batch, or into a dense copy of the
+  // kept rows when they are few: either way a match names the right row.
+  auto b = prepare(join_yaml(std::string(kInterval) + ", join_type: left"));
+  ASSERT_TRUE(b->node);
+  Running r(*b->node);
+  r.watermark(10000);  // left rows before 7s are expired on arrival
+  auto batch = lefts({{&k1, "old1", 1000},
+                      {&k1, "keep1", 9000},
+                      {&k2, "filtered", 9500},
+                      {&k2, "old2", 2000},
+                      {&k2, "keep2", 12000},
+                      {&k3, "old3", 3000}});
+  ASSERT_TRUE(
+      r.op->process(
+              0, batch->with_selection(std::make_shared<const Selection>(Selection{0, 1, 3, 4, 5})),
+              r.out)
+          .ok());
+  EXPECT_EQ(take(r.out), (Lines{"1|old1|null@1000", "2|old2|null@2000", "3|old3|null@3000"}));
+  EXPECT_EQ(entries(*r.op), 2u);
+  r.right({{&k2, "r2", 13000}, {&k1, "r1", 10000}});
+  EXPECT_EQ(take(r.out), (Lines{"1|keep1|r1@10000", "2|keep2|r2@13000"}));
+  // The same rows again, every one kept: the batch itself is held.
+  r.left({{&k1, "all1", 10500}, {&k2, "all2", 11000}});
+  EXPECT_EQ(take(r.out), (Lines{"1|all1|r1@10500", "2|all2|r2@13000"}));
+  r.finish();
+  EXPECT_TRUE(take(r.out).empty());
+  EXPECT_EQ(entries(*r.op), 0u);
+}
+
+// Keys other than one int64 or timestamp field are compared as encoded bytes.
+TEST(IntervalJoin, StringAndCompositeKeysMatchLikeIntegerKeys) {
+  const SchemaPtr left =
+      make_schema({{"k", TypeId::kString}, {"n", TypeId::kInt64}, {"a", TypeId::kString}});
+  const SchemaPtr right =
+      make_schema({{"k", TypeId::kString}, {"n", TypeId::kInt64}, {"b", TypeId::kString}});
+  struct Row {
+    const char* k;
+    int64_t n;
+    const char* text;
+    int64_t ts;
+  };
+  auto make = [](const SchemaPtr& schema, const std::vector<Row>& rows) {
+    BatchBuilder b(schema);
+    ColumnBuilder ts(TypeId::kInt64);
+    for (const auto& r : rows) {
+      b.append_row({r.k ? Value::string(r.k) : Value::null(TypeId::kString), Value::int64(r.n),
+                    Value::string(r.text)});
+      ts.append_int64(r.ts);
+    }
+    return b.finish()->with_event_time(ts.finish());
+  };
+  for (const char* on : {"[k]", "[k, n]"}) {
+    SCOPED_TRACE(on);
+    auto b = prepare("{id: j, type: join, left: persons, right: auctions, on: " + std::string(on) +
+                         ", " + kInterval + ", join_type: left}",
+                     {left, right});
+    ASSERT_TRUE(b->node) << b->diags.to_status().message();
+    Running r(*b->node);
+    ASSERT_TRUE(
+        r.op->process(1, make(right, {{"x", 1, "r1", 11000}, {"y", 2, "r2", 9000}}), r.out).ok());
+    ASSERT_TRUE(r.op->process(0,
+                              make(left, {{"x", 1, "l1", 10000},
+                                          {"x", 2, "l2", 10000},
+                                          {"y", 2, "l3", 10500},
+                                          {nullptr, 1, "ln", 10000}}),
+                              r.out)
+                    .ok());
+    const bool composite = std::string(on) == "[k, n]";
+    // On [k, n] l2 ("x", 2) has no partner; on [k] it meets r1 (and the
+    // output has the right side's n too).
+    Lines matched = composite ? Lines{"x|1|l1|r1@11000", "y|2|l3|r2@10500", "null|1|ln|null@10000"}
+                              : Lines{"x|1|l1|1|r1@11000", "x|2|l2|1|r1@11000", "y|2|l3|2|r2@10500",
+                                      "null|1|ln|null|null@10000"};
+    std::sort(matched.begin(), matched.end());
+    EXPECT_EQ(take(r.out), matched);
+    r.finish();
+    EXPECT_EQ(take(r.out), composite ? Lines{"x|2|l2|null@10000"} : Lines{});
+    EXPECT_EQ(entries(*r.op), 0u);
+  }
+}
+
 // --- Validation and the prepared node --------------------------------------
 
 TEST(JoinPrepare, OutputSchemaRenamesCollidingRightFields) {

@@ -5,8 +5,11 @@
 //
 // The suite name starts with "Slow" so sanitizer runs can skip it
 // (ctest -E '^Slow', or --gtest_filter=-Slow*). Optimised builds without
-// sanitizers use 5,000,000 keys; other builds a tenth (and skip the RSS bound,
-// which sanitizers distort).
+// sanitizers use 2,000,000 keys in one case; other builds a quarter of that,
+// split over kShards cases (separate processes under ctest, so a parallel
+// ctest runs them side by side), each counting its own range of keys with
+// its share of the budget and block cache; they skip the RSS bound, which
+// sanitizers distort.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -29,9 +32,11 @@ namespace {
 #if defined(__OPTIMIZE__) && !defined(DF_SANITIZED)
 constexpr int64_t kDefaultKeys = 2'000'000;
 constexpr bool kCheckRss = true;
+constexpr int kShards = 1;
 #else
 constexpr int64_t kDefaultKeys = 500'000;
 constexpr bool kCheckRss = false;
+constexpr int kShards = 4;
 #endif
 
 // DF_BIG_STATE_KEYS overrides the key count (for profiling).
@@ -60,24 +65,29 @@ std::string count_key(int64_t id) {
   return k;
 }
 
-TEST(SlowBigStateTest, MillionsOfKeysThroughCachedTableOverRocksDb) {
-  const int64_t kKeys = key_count();
+// The parameter is the shard: it counts ids [shard * kKeys, (shard + 1) * kKeys).
+class SlowBigStateTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(SlowBigStateTest, MillionsOfKeysThroughCachedTableOverRocksDb) {
+  const int64_t kKeys = key_count() / kShards;
+  const int64_t first_id = GetParam() * kKeys;
+  const size_t block_cache_mb = 16 / kShards;
   const auto start = std::chrono::steady_clock::now();
   const uint64_t rss_before_kb = proc_status_kb("VmRSS");
-  set_block_cache_bytes(16u << 20);
+  set_block_cache_bytes(block_cache_mb << 20);
   test::TempDir dir;
   auto opened = open_rocksdb({dir.file("db")});
   ASSERT_TRUE(opened.ok()) << opened.status().to_string();
   KvStore& store = **opened;
 
   using Counts = CachedTable<int64_t, Int64Codec>;
-  constexpr size_t kBudget = 16u << 20;
+  constexpr size_t kBudget = (16u << 20) / kShards;
   Counts table(store, Int64Codec(), Counts::Options{kBudget});
 
   // Each key twice: two passes in different scattered orders.
   for (int pass = 0; pass < 2; ++pass) {
     for (int64_t i = 0; i < kKeys; ++i) {
-      int64_t id = pass == 0 ? scatter(i, kKeys) : scatter(kKeys - 1 - i, kKeys);
+      int64_t id = first_id + (pass == 0 ? scatter(i, kKeys) : scatter(kKeys - 1 - i, kKeys));
       Status s = table.update(count_key(id), [](int64_t& c, bool) { ++c; });
       ASSERT_TRUE(s.ok()) << s.to_string();
     }
@@ -87,7 +97,7 @@ TEST(SlowBigStateTest, MillionsOfKeysThroughCachedTableOverRocksDb) {
 
   // Read back: one ordered scan (memory merged over the store) sees every key
   // once with count 2, and point reads of a sample agree.
-  int64_t expected_id = 0;
+  int64_t expected_id = first_id;
   bool order_ok = true, counts_ok = true;
   Status scan = table.for_each_in_range("", "", [&](std::string_view key, const int64_t& c) {
     std::string_view in = key;
@@ -100,9 +110,9 @@ TEST(SlowBigStateTest, MillionsOfKeysThroughCachedTableOverRocksDb) {
   ASSERT_TRUE(scan.ok()) << scan.to_string();
   EXPECT_TRUE(order_ok) << "at id " << expected_id;
   EXPECT_TRUE(counts_ok) << "at id " << expected_id;
-  EXPECT_EQ(expected_id, kKeys);
+  EXPECT_EQ(expected_id, first_id + kKeys);
   for (int64_t i = 0; i < kKeys; i += 997) {
-    auto v = table.get(count_key(scatter(i, kKeys)));
+    auto v = table.get(count_key(first_id + scatter(i, kKeys)));
     ASSERT_TRUE(v.ok()) << v.status().to_string();
     ASSERT_NE(*v, nullptr);
     ASSERT_EQ(**v, 2);
@@ -118,13 +128,13 @@ TEST(SlowBigStateTest, MillionsOfKeysThroughCachedTableOverRocksDb) {
   const double peak_mb = static_cast<double>(peak_kb) / 1024;
   auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
   std::printf(
-      "[big state] keys=%lld updates=%lld budget=%zu MiB block cache=16 MiB\n"
+      "[big state] keys=%lld updates=%lld budget=%zu KiB block cache=%zu MiB\n"
       "[big state] count %.1f s, read back %.1f s, total %.1f s\n"
       "[big state] peak RSS %.0f MiB (RSS before %.0f MiB); all keys in memory ~%.0f MiB "
       "(%.0f B/entry)\n"
       "[big state] hits=%llu misses=%llu evictions=%llu evicted dirty=%llu, store ~%.0f MiB\n",
-      static_cast<long long>(kKeys), static_cast<long long>(2 * kKeys), kBudget >> 20,
-      secs(counted - start), secs(end - counted), secs(end - start), peak_mb,
+      static_cast<long long>(kKeys), static_cast<long long>(2 * kKeys), kBudget >> 10,
+      block_cache_mb, secs(counted - start), secs(end - counted), secs(end - start), peak_mb,
       static_cast<double>(rss_before_kb) / 1024, all_in_memory_mb, per_entry,
       static_cast<unsigned long long>(table.stats().hits),
       static_cast<unsigned long long>(table.stats().misses),
@@ -137,6 +147,8 @@ TEST(SlowBigStateTest, MillionsOfKeysThroughCachedTableOverRocksDb) {
   }
   set_block_cache_bytes(64u << 20);
 }
+
+INSTANTIATE_TEST_SUITE_P(, SlowBigStateTest, ::testing::Range(0, kShards));
 
 }  // namespace
 }  // namespace df::state
