@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <new>
 #include <string>
@@ -342,6 +343,57 @@ void add_to_snapshot_async(runtime::OperatorContext& ctx, runtime::SnapshotConte
     if (!s.ok()) s = s.with_context(what + ": adding its in-memory state to the checkpoint");
     done(std::move(s));
   });
+}
+
+EmptyStoreImage::EmptyStoreImage(const std::string& state_dir)
+    : dir_(state_dir + "/empty-store-image") {}
+
+Status EmptyStoreImage::copy_to(const std::string& to) {
+  namespace fs = std::filesystem;
+  if (!made_) {
+    DF_RETURN_IF_ERROR(make());
+    made_ = true;
+  }
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  if (ec) return Status::io_error("cannot create " + to + ": " + ec.message());
+  for (const fs::directory_entry& e : fs::directory_iterator(dir_, ec)) {
+    fs::copy_file(e.path(), fs::path(to) / e.path().filename(), ec);
+    if (ec) return Status::io_error("cannot copy " + e.path().string() + ": " + ec.message());
+  }
+  if (ec) return Status::io_error("cannot list " + dir_ + ": " + ec.message());
+  return Status::OK();
+}
+
+void snapshot_without_store(runtime::OperatorContext& ctx, runtime::SnapshotContext& sctx,
+                            const std::string& state_dir, std::shared_ptr<EmptyStoreImage>& image,
+                            std::string meta,
+                            std::function<Status(state::CheckpointEntries&)> build,
+                            std::string what) {
+  sctx.set_meta(std::move(meta));
+  if (!build) return;  // no files: a resumed run starts with an empty store
+  if (!image) image = std::make_shared<EmptyStoreImage>(state_dir);
+  add_to_snapshot_async(
+      ctx, sctx,
+      [build = std::move(build), image, dir = sctx.files_dir()](state::CheckpointEntries& out) {
+        DF_RETURN_IF_ERROR(image->copy_to(dir));
+        return build(out);
+      },
+      std::move(what));
+}
+
+Status EmptyStoreImage::make() {
+  namespace fs = std::filesystem;
+  const std::string db = dir_ + ".db";
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+  fs::remove_all(db, ec);
+  {
+    DF_ASSIGN_OR_RETURN(std::unique_ptr<state::KvStore> empty, state::open_store(db));
+    DF_RETURN_IF_ERROR(empty->checkpoint_to(dir_));
+  }
+  fs::remove_all(db, ec);
+  return Status::OK();
 }
 
 Result<nlohmann::json> parse_restored_meta(const runtime::OperatorContext& ctx,

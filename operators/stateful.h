@@ -121,6 +121,37 @@ void add_to_snapshot_async(runtime::OperatorContext& ctx, runtime::SnapshotConte
                            std::function<Status(state::CheckpointEntries&)> build,
                            std::string what);
 
+// The checkpoint of an empty store, made once (on the I/O strand) under the
+// operator's state directory: a snapshot taken while the operator's store
+// holds nothing lays a copy of it into the snapshot's files and adds the
+// in-memory entries there (state::add_to_checkpoint), so the task thread
+// neither opens the store nor checkpoints it (a RocksDB checkpoint writes
+// and syncs a MANIFEST on the calling thread, and opening a store more).
+// Windows, top_n and the joins use it; shared by the snapshot jobs of one subtask,
+// which its I/O strand runs one at a time.
+class EmptyStoreImage {
+ public:
+  explicit EmptyStoreImage(const std::string& state_dir);
+  // Copies the image into `to`, which must not exist yet. I/O strand only.
+  Status copy_to(const std::string& to);
+
+ private:
+  Status make();
+
+  const std::string dir_;
+  bool made_ = false;
+};
+
+// The snapshot of an operator whose store holds nothing: sets `meta`, and
+// when `build` is set, the I/O pool lays the empty store's image (`image`,
+// made at first use under `state_dir`) into the snapshot's files and adds
+// build's entries there. Task thread.
+void snapshot_without_store(runtime::OperatorContext& ctx, runtime::SnapshotContext& sctx,
+                            const std::string& state_dir, std::shared_ptr<EmptyStoreImage>& image,
+                            std::string meta,
+                            std::function<Status(state::CheckpointEntries&)> build,
+                            std::string what);
+
 // The meta a resumed run hands back (OperatorContext::restored_meta), parsed;
 // a null JSON on a fresh start. kDataError naming `what` when it is not a
 // JSON object. The store at ctx.state_dir() already holds the snapshot.

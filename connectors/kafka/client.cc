@@ -19,13 +19,32 @@ LogLevel log_level_of(int level) {
   return LogLevel::kDebug;
 }
 
-void log_callback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+void log_line(LogLevel level, const rd_kafka_t* rk, const char* fac, const char* buf) {
   std::string line = rd_kafka_name(rk);
   line += " ";
   line += fac;
   line += ": ";
   line += buf;
-  log(log_level_of(level), "kafka", line);
+  log(level, "kafka", line);
+}
+
+// librdkafka's threads call these. A client whose `debug` property names
+// contexts logs their lines at info, not debug: the node asked for them,
+// and `dataflow exec` (like a server at its default level) drops debug.
+void log_callback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  log_line(log_level_of(level), rk, fac, buf);
+}
+void debugging_log_callback(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  const LogLevel ours = log_level_of(level);
+  log_line(ours == LogLevel::kDebug ? LogLevel::kInfo : ours, rk, fac, buf);
+}
+
+// Whether `properties` turn librdkafka's debug contexts on (the last
+// `debug` wins, as in make_conf; an empty one turns them off).
+bool debugging(const std::vector<std::pair<std::string, std::string>>& properties) {
+  auto last = std::find_if(properties.rbegin(), properties.rend(),
+                           [](const auto& p) { return p.first == "debug"; });
+  return last != properties.rend() && !last->second.empty();
 }
 
 // A scalar option value as librdkafka property text; reports a list or map.
@@ -110,7 +129,8 @@ Result<ConfPtr> make_conf(const ClientOptions& options) {
   };
   DF_RETURN_IF_ERROR(set("bootstrap.servers", options.brokers));
   for (const auto& [name, value] : options.properties) DF_RETURN_IF_ERROR(set(name, value));
-  rd_kafka_conf_set_log_cb(conf.get(), log_callback);
+  rd_kafka_conf_set_log_cb(conf.get(),
+                           debugging(options.properties) ? debugging_log_callback : log_callback);
   return conf;
 }
 

@@ -107,7 +107,10 @@ using PartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, Partit
 
 // A configuration with bootstrap.servers and every property of `options`
 // set; an unknown property or bad value is an InvalidArgument naming it
-// ("kafka property 'fetch.min.bytes': ...").
+// ("kafka property 'fetch.min.bytes': ..."). librdkafka's log lines go to
+// our logger (component `kafka`, from librdkafka's threads); when the
+// properties set `debug` (e.g. "broker,fetch"), its debug lines are logged
+// at info, so `dataflow exec` and a server at its default level show them.
 Result<ConfPtr> make_conf(const ClientOptions& options);
 
 // A consumer or producer made from `conf` (taken over, also on failure).

@@ -27,7 +27,6 @@
 // lies below every cached key, and every row here probes a key range of its
 // own.
 #include <algorithm>
-#include <deque>
 #include <functional>
 #include <limits>
 #include <queue>
@@ -36,6 +35,7 @@
 #include <utility>
 
 #include "engine/state/codec.h"
+#include "operators/join/held_rows.h"
 #include "operators/join/join.h"
 #include "operators/stateful.h"
 
@@ -71,98 +71,6 @@ Result<int64_t> buffer_key_time(std::string_view buffer_key) {
   return state::read_ordered_i64(in);
 }
 
-// How the rows in memory are keyed. A single int64 or timestamp join key (an
-// id, the common case) is its value, hashed as an integer: no encoding and no
-// string compare per row. Any other key is its encode_row_key bytes.
-struct Int64Key {
-  using Type = int64_t;
-  using Hash = std::hash<int64_t>;
-  static bool fits(const JoinConfig& config) {
-    if (config.left_keys.size() != 1) return false;
-    const TypeId type = config.left->field(config.left_keys[0]).type;
-    return type == TypeId::kInt64 || type == TypeId::kTimestamp;
-  }
-  // False for a null key, which never matches.
-  static bool read(const Batch& batch, const std::vector<size_t>& fields, size_t row,
-                   int64_t& key) {
-    const Column& column = *batch.column(fields[0]);
-    if (column.is_null(row)) return false;
-    key = column.int64_at(row);
-    return true;
-  }
-  // Appends the key's bytes in the store layout (those of encode_row_key).
-  static void encode(int64_t key, std::string& out) { state::append_key_i64(key, out); }
-  static size_t heap_bytes(int64_t) { return 0; }
-};
-
-struct EncodedKey {
-  using Type = std::string;
-  using Hash = KeyHash;
-  static bool read(const Batch& batch, const std::vector<size_t>& fields, size_t row,
-                   std::string& key) {
-    key.clear();
-    return encode_row_key(batch, fields, row, key);
-  }
-  static void encode(const std::string& key, std::string& out) { out += key; }
-  static size_t heap_bytes(const std::string& key) {
-    return key.capacity() > 15 ? key.capacity() : 0;
-  }
-};
-
-// The arriving batches whose rows the join keeps in memory, by number: a
-// buffered row is (batch number, physical row), so keeping a row copies
-// nothing. A batch is let go with its last buffered row.
-class HeldBatches {
- public:
-  // Keeps `batch` (no rows yet) and returns its number.
-  uint64_t hold(BatchPtr batch) {
-    const size_t bytes = batch->memory_bytes();
-    bytes_ += bytes;
-    held_.push_back({std::move(batch), 0, bytes});
-    return first_ + held_.size() - 1;
-  }
-  const Batch& at(uint64_t id) const { return *held_[id - first_].batch; }
-  const BatchPtr& ptr(uint64_t id) const { return held_[id - first_].batch; }
-  void add_row(uint64_t id) { ++held_[id - first_].rows; }
-  // A row of batch `id` is no longer buffered.
-  void drop_row(uint64_t id) {
-    Held& h = held_[id - first_];
-    if (--h.rows == 0) release(h);
-  }
-  // Lets batch `id` go if none of its rows is buffered.
-  void release_if_unused(uint64_t id) {
-    Held& h = held_[id - first_];
-    if (h.rows == 0) release(h);
-  }
-  void clear() {
-    first_ += held_.size();
-    held_.clear();
-    bytes_ = 0;
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  struct Held {
-    BatchPtr batch;
-    size_t rows;
-    size_t bytes;
-  };
-
-  void release(Held& h) {
-    bytes_ -= std::min(bytes_, h.bytes);
-    h.batch.reset();
-    // Numbers stay valid: only a released prefix leaves the deque.
-    while (!held_.empty() && !held_.front().batch) {
-      held_.pop_front();
-      ++first_;
-    }
-  }
-
-  std::deque<Held> held_;
-  uint64_t first_ = 0;  // the number of held_.front()
-  size_t bytes_ = 0;
-};
-
 // A row buffered in memory: physical row `row` of held batch `batch`.
 struct HeldRow {
   int64_t ts;
@@ -196,31 +104,30 @@ class IntervalJoin final : public JoinOperatorBase {
     return load_from_store();
   }
 
-  // The rows in memory and the row numbering are copied in the store layout
-  // and added to the checkpoint off the task thread; the store's own rows are
-  // in its checkpoint. The numbering is not written to the store here: that
-  // write was the only one while every row is in memory, and it made every
-  // checkpoint flush a memtable (an SST write and fsync) on the task thread.
+  // The rows in memory: their places are copied here, encoded in the store
+  // layout on the I/O pool (snapshot_join has how the store is left out
+  // while it holds no rows); the store's own rows are in its checkpoint.
   Status snapshot(runtime::SnapshotContext& ctx) override {
-    auto in_memory = std::make_shared<state::CheckpointEntries>();
-    for_each_in_memory(
-        [&](const std::string& buffer_key, const std::string& index_key, const std::string& value) {
-          in_memory->put(buffer_key, value);
-          in_memory->put(index_key, {});
-        });
-    seq_.add_to(*in_memory);  // the numbering a resumed run continues from
-    DF_RETURN_IF_ERROR(snapshot_join(
-        ctx, {{"output_watermark", time_to_meta(out_wm_)}, {"output_idle", out_idle_}}));
-    if (!in_memory->empty()) {
-      add_to_snapshot_async(
-          *ctx_, ctx,
-          [in_memory](state::CheckpointEntries& out) {
-            out = std::move(*in_memory);  // called once
-            return Status::OK();
-          },
-          what_);
+    auto copy = std::make_shared<RowsCopy>(copy_rows());
+    const bool memory_has_rows = !copy->rows.empty();
+    if (memory_has_rows) {
+      copy->batches = held_.batches();
+      copy->first_batch = held_.first_id();
     }
-    return Status::OK();
+    return snapshot_join(
+        ctx, in_store_, memory_has_rows,
+        [copy, config = config_](state::CheckpointEntries& out) {
+          encode_rows(
+              *config, *copy,
+              [&](uint64_t id) -> const Batch& { return *copy->batches[id - copy->first_batch]; },
+              [&](const std::string& buffer_key, const std::string& index_key,
+                  const std::string& value) {
+                out.put(buffer_key, value);
+                out.put(index_key, {});
+              });
+          return Status::OK();
+        },
+        {{"output_watermark", time_to_meta(out_wm_)}, {"output_idle", out_idle_}});
   }
 
   // Rows still in memory go to the store, so a restart on this state dir finds them.
@@ -388,9 +295,12 @@ class IntervalJoin final : public JoinOperatorBase {
     index_key += buffer_key;
   }
 
-  int64_t left_expiry(int64_t ts) const { return add_sat(ts, config_->upper_ms); }
-  int64_t right_expiry(int64_t ts) const { return add_sat(ts, -config_->lower_ms); }
-  int64_t expiry(bool left, int64_t ts) const { return left ? left_expiry(ts) : right_expiry(ts); }
+  static int64_t expiry_of(const JoinConfig& config, bool left, int64_t ts) {
+    return left ? add_sat(ts, config.upper_ms) : add_sat(ts, -config.lower_ms);
+  }
+  int64_t left_expiry(int64_t ts) const { return expiry_of(*config_, true, ts); }
+  int64_t right_expiry(int64_t ts) const { return expiry_of(*config_, false, ts); }
+  int64_t expiry(bool left, int64_t ts) const { return expiry_of(*config_, left, ts); }
 
   // ---- Rows in memory ------------------------------------------------------
 
@@ -428,31 +338,15 @@ class IntervalJoin final : public JoinOperatorBase {
   size_t memory_bytes() const { return memory_bytes_ + held_.bytes(); }
 
   // Probes and buffers the rows of an arriving batch. The rows to keep (with
-  // an event time, not expired on arrival) are kept in `batch` itself, or in a
-  // dense copy of them when they are less than half of its physical rows (a
-  // narrow filter's selection, rows expired on arrival), so that a held batch
-  // is mostly live rows.
+  // an event time, not expired on arrival) are held (HeldBatches::hold_kept:
+  // the batch itself or a dense copy of them).
   void process_in_memory(bool is_left, const BatchPtr& batch, const Column& times,
                          runtime::Output& out) {
     const auto& fields = is_left ? config_->left_keys : config_->right_keys;
     auto keep = [&](size_t row) {
       return !times.is_null(row) && wm_ <= expiry(is_left, times.int64_at(row));
     };
-    size_t kept = 0;
-    for (size_t k = 0; k < batch->active_rows(); ++k) kept += keep(batch->row_at(k)) ? 1 : 0;
-    const bool dense = kept > 0 && kept * 2 < batch->num_rows();
-    uint64_t id = 0;
-    if (dense) {
-      auto selection = make_selection(kept);
-      size_t n = 0;
-      for (size_t k = 0; k < batch->active_rows(); ++k) {
-        const size_t row = batch->row_at(k);
-        if (keep(row)) (*selection)[n++] = static_cast<uint32_t>(row);
-      }
-      id = held_.hold(Batch::narrow(batch, std::move(selection))->compact());
-    } else if (kept > 0) {
-      id = held_.hold(batch);
-    }
+    const HeldBatches::Holding held = held_.hold_kept(batch, keep);
     typename Key::Type key{};
     uint32_t dense_row = 0;  // the next kept row's index in the dense copy
     for (size_t k = 0; k < batch->active_rows(); ++k) {
@@ -463,7 +357,7 @@ class IntervalJoin final : public JoinOperatorBase {
       }
       const int64_t ts = times.int64_at(row);
       const bool kept_row = keep(row);
-      const HeldAt at{kept_row, id, dense ? dense_row : static_cast<uint32_t>(row)};
+      const HeldAt at{kept_row, held.id, held.dense ? dense_row : static_cast<uint32_t>(row)};
       if (kept_row) ++dense_row;
       if (!Key::read(*batch, fields, row, key)) {  // a null key never matches
         if (is_left && config_->left_outer) output_->add(RowRef::of(*batch, row), nullptr, ts, out);
@@ -475,7 +369,7 @@ class IntervalJoin final : public JoinOperatorBase {
         on_right_in_memory(*batch, row, ts, key, at, out);
       }
     }
-    if (kept > 0) held_.release_if_unused(id);
+    if (held.kept > 0) held_.release_if_unused(held.id);
     // The row numbers reach the store with the rows: at a snapshot, a spill or close.
   }
 
@@ -613,28 +507,53 @@ class IntervalJoin final : public JoinOperatorBase {
     }
   }
 
-  // fn(buffer key, index key, value) for every row in memory, in the store layout.
-  template <typename Fn>
-  void for_each_in_memory(Fn&& fn) {
+  // The places of the rows in memory (their HeldRows as they are now, keys
+  // apart), for encoding in the store layout on this thread or another.
+  struct RowsCopy {
+    struct Row {
+      HeldRow held;
+      uint32_t key;  // in keys
+      bool left;
+    };
+    std::vector<typename Key::Type> keys;
+    std::vector<Row> rows;          // a key's rows together
+    std::vector<BatchPtr> batches;  // held_.batches(), for another thread
+    uint64_t first_batch = 0;
+  };
+
+  RowsCopy copy_rows() const {
+    RowsCopy copy;
+    copy.keys.reserve(memory_.size());
+    for (const auto& [k, rows] : memory_) {
+      const auto key = static_cast<uint32_t>(copy.keys.size());
+      copy.keys.push_back(k);
+      for (const HeldRow& l : rows.left) copy.rows.push_back({l, key, true});
+      for (const HeldRow& r : rows.right) copy.rows.push_back({r, key, false});
+    }
+    return copy;
+  }
+
+  // fn(buffer key, index key, value) for every row of `copy`, in the store
+  // layout; batch_at(id) is held batch `id`.
+  template <typename BatchAt, typename Fn>
+  static void encode_rows(const JoinConfig& config, const RowsCopy& copy, const BatchAt& batch_at,
+                          Fn&& fn) {
     std::string key;
     std::string buffer_key;
     std::string index_key;
     std::string value;
-    for (const auto& [k, rows] : memory_) {
-      key.clear();
-      Key::encode(k, key);
-      for (const HeldRow& l : rows.left) {
-        store_keys(kLeft, key, l.ts, l.seq, left_expiry(l.ts), buffer_key, index_key);
-        value.assign(1, l.matched ? '\1' : '\0');
-        encode_row(held_.at(l.batch), l.row, value);
-        fn(buffer_key, index_key, value);
+    for (size_t i = 0; i < copy.rows.size(); ++i) {
+      const auto& [r, k, left] = copy.rows[i];
+      if (i == 0 || k != copy.rows[i - 1].key) {
+        key.clear();
+        Key::encode(copy.keys[k], key);
       }
-      for (const HeldRow& r : rows.right) {
-        store_keys(kRight, key, r.ts, r.seq, right_expiry(r.ts), buffer_key, index_key);
-        value.clear();
-        encode_row(held_.at(r.batch), r.row, value);
-        fn(buffer_key, index_key, value);
-      }
+      store_keys(left ? kLeft : kRight, key, r.ts, r.seq, expiry_of(config, left, r.ts), buffer_key,
+                 index_key);
+      value.clear();
+      if (left) value.push_back(r.matched ? '\1' : '\0');
+      encode_row(batch_at(r.batch), r.row, value);
+      fn(buffer_key, index_key, value);
     }
   }
 
@@ -649,7 +568,8 @@ class IntervalJoin final : public JoinOperatorBase {
   Status spill() {
     state::WriteBatch writes;
     Status status;
-    for_each_in_memory(
+    encode_rows(
+        *config_, copy_rows(), [&](uint64_t id) -> const Batch& { return held_.at(id); },
         [&](const std::string& buffer_key, const std::string& index_key, const std::string& value) {
           writes.put(buffer_key, value);
           writes.put(index_key, {});

@@ -11,9 +11,9 @@
 // A row is its fields' compact value encodings (encode_cell) in schema order.
 //
 // Where rows live: both joins buffer rows in memory (hash maps of join keys,
-// like Flink's heap state backend; the interval join keeps the arriving
-// batches and points into them, the windowed join encodes each row) while
-// they fit the subtask's state memory budget; the store holds the rest. The
+// like Flink's heap state backend; both keep the arriving batches and point
+// into them, held_rows.h) while they fit the subtask's state memory budget;
+// the store holds the rest. The
 // interval join moves all its rows to the store when memory is full and goes
 // on there; the windowed join moves whole windows (newest first, in key
 // order); their later rows gather in memory again and go to the store when
@@ -23,8 +23,10 @@
 //
 // Checkpoints: a snapshot is a RocksDB checkpoint of the store plus the meta
 // (stateful.h helpers). The rows in memory are copied in the layout above at
-// the snapshot and added to the checkpoint by the I/O pool
-// (add_to_snapshot_async), so the snapshot's store holds every row either way.
+// the snapshot (only their places and the held batches' pointers on the
+// task thread; the I/O pool encodes them) and added to the checkpoint by the
+// I/O pool (add_to_snapshot_async), so the snapshot's store holds every row
+// either way.
 // The meta:
 //   windowed: {"watermark": <timestamp>|null, "entries": n}
 //   interval: {"watermark": <timestamp>|null, "output_watermark": ...|null,
@@ -44,6 +46,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -96,6 +99,9 @@ class RowSequence {
   // number is the only write, and writing it to the store would make every
   // checkpoint flush a memtable (an SST write and fsync) on the task thread.
   void add_to(state::CheckpointEntries& entries) const;
+  // Adds the next number to a snapshot's entries whatever the store holds
+  // (a snapshot that leaves the store out).
+  void put_to(state::CheckpointEntries& entries) const;
 
  private:
   uint64_t next_ = 0;
@@ -120,8 +126,19 @@ class JoinOperatorBase : public runtime::Operator, public StateStats {
   // numbers. Returns the restored meta (null on a fresh start) for the
   // operator's own fields.
   Result<nlohmann::json> open_join(runtime::OperatorContext& ctx);
-  // The shared meta fields, plus `extra`'s; then KvStore::checkpoint_to.
-  Status snapshot_join(runtime::SnapshotContext& ctx,
+  // The snapshot: the shared meta fields plus `extra`'s, the row numbering,
+  // and the rows in memory, which `build` adds to the entries it is given on
+  // the I/O pool (it runs on another thread, so it must own what it reads;
+  // not called when `memory_has_rows` is false and the numbering is the
+  // store's). While the store holds no rows (`store_has_rows` false: only
+  // the numbering, or nothing) and has a state directory, the task thread
+  // leaves RocksDB alone and the I/O pool lays an empty store's image into
+  // the snapshot instead (snapshot_without_store): a RocksDB
+  // checkpoint writes and syncs a MANIFEST on the calling thread (~15 ms on
+  // a busy disk). Else KvStore::checkpoint_to, and build's entries are added
+  // to that.
+  Status snapshot_join(runtime::SnapshotContext& ctx, bool store_has_rows, bool memory_has_rows,
+                       std::function<Status(state::CheckpointEntries&)> build,
                        nlohmann::json extra = nlohmann::json::object());
 
   JoinConfigPtr config_;
@@ -134,22 +151,8 @@ class JoinOperatorBase : public runtime::Operator, public StateStats {
   int64_t wm_ = INT64_MIN;
   RowSequence seq_;
   size_t entries_ = 0;
+  std::shared_ptr<EmptyStoreImage> empty_image_;  // made at first use
 };
-
-// A row buffered in the windowed join's memory: its row number and its
-// encode_row bytes.
-struct BufferedRow {
-  int64_t ts = 0;
-  uint64_t seq = 0;
-  std::string row;
-};
-
-// Estimated heap bytes of one buffered row beyond its bytes, for the state
-// memory budget (the vector slot, the string header, the allocator's share).
-inline constexpr size_t kBufferedRowOverhead = 64;
-inline size_t buffered_bytes(const BufferedRow& r) {
-  return kBufferedRowOverhead + (r.row.capacity() > 15 ? r.row.capacity() : 0);
-}
 
 // Hash of encoded join keys, looked up by std::string_view without a copy.
 struct KeyHash {

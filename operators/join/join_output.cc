@@ -52,7 +52,10 @@ void RowSequence::save(state::WriteBatch& writes) {
 }
 
 void RowSequence::add_to(state::CheckpointEntries& entries) const {
-  if (next_ == saved_) return;
+  if (next_ != saved_) put_to(entries);
+}
+
+void RowSequence::put_to(state::CheckpointEntries& entries) const {
   std::string v;
   state::append_u64(next_, v);
   entries.put(kRowSequenceKey, v);
@@ -80,10 +83,33 @@ Result<nlohmann::json> JoinOperatorBase::open_join(runtime::OperatorContext& ctx
   return meta;
 }
 
-Status JoinOperatorBase::snapshot_join(runtime::SnapshotContext& ctx, nlohmann::json extra) {
+Status JoinOperatorBase::snapshot_join(runtime::SnapshotContext& ctx, bool store_has_rows,
+                                       bool memory_has_rows,
+                                       std::function<Status(state::CheckpointEntries&)> build,
+                                       nlohmann::json extra) {
   extra["watermark"] = time_to_meta(wm_);
   extra["entries"] = static_cast<uint64_t>(entries_);
-  return snapshot_store(*store_, ctx, extra, what_);
+  const bool without_store = !store_has_rows && !ctx_->state_dir().empty();
+  state::CheckpointEntries sequence;
+  if (without_store) {
+    seq_.put_to(sequence);  // the image has none
+  } else {
+    seq_.add_to(sequence);
+  }
+  const bool has_sequence = !sequence.empty();
+  auto add = [sequence = std::move(sequence),
+              build = std::move(build)](state::CheckpointEntries& out) mutable {
+    out = std::move(sequence);  // called once
+    return build(out);
+  };
+  if (without_store) {
+    snapshot_without_store(*ctx_, ctx, ctx_->state_dir(), empty_image_, extra.dump(),
+                           std::move(add), what_);
+    return Status::OK();
+  }
+  DF_RETURN_IF_ERROR(snapshot_store(*store_, ctx, extra, what_));
+  if (memory_has_rows || has_sequence) add_to_snapshot_async(*ctx_, ctx, std::move(add), what_);
+  return Status::OK();
 }
 
 }  // namespace df::operators::join

@@ -4,25 +4,34 @@
 // time as event time. Then the window's state is dropped.
 //
 // Rows are buffered per window and key in memory while they fit the state
-// memory budget: a hash map of encoded keys to each side's rows, so an
-// arriving row is one lookup and one append, and firing walks each key's
-// rows once (no sort). When memory is full, whole windows move to the
-// subtask's KvStore, newest first (they fire last), under
+// memory budget: the arriving batches are held (held_rows.h: a buffered row
+// is a held batch and a row of it, no per-row encoding; the rows of batches
+// keeping only a few are gathered into one batch) and each window keeps
+// flat arrays (its rows, chained per key and side; its keys, a single
+// int64/timestamp key by its value; an open-addressing index over them), so
+// an arriving row is one lookup and one append with no allocation per key or
+// row, and firing walks each key's rows once, copying matches from the held
+// batches' columns, and frees a few arrays. When memory is full, whole windows move to
+// the subtask's KvStore, newest first (they fire last), under
 // 'W' start key side seq (join.h), in key order; their later rows gather in
 // memory again and join them when the window fires.
 // A window in the store is one contiguous key range ordered by key, the left
 // rows of a key before its right rows, so firing it is one merged scan that
-// joins one (window, key) group at a time, then one range delete. A row
-// whose window has already fired is late: it is counted as a data error and
-// dropped. Checkpoints: join.h.
+// joins one (window, key) group at a time, then one range delete. Either way
+// a window's output comes in key order. A row whose window has already fired
+// is late: it is counted as a data error and dropped. Checkpoints: join.h;
+// the rows in memory are encoded for the checkpoint on the I/O pool.
 #include <algorithm>
 #include <functional>
 #include <limits>
 #include <map>
-#include <unordered_map>
+#include <memory>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "engine/state/codec.h"
+#include "operators/join/held_rows.h"
 #include "operators/join/join.h"
 #include "operators/stateful.h"
 
@@ -30,10 +39,11 @@ namespace df::operators::join {
 
 namespace {
 
-constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
-constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+constexpr int64_t kLastStart = std::numeric_limits<int64_t>::max();
+constexpr int64_t kFirstStart = std::numeric_limits<int64_t>::min();
 constexpr size_t kDefaultBudget = 64u << 20;
 constexpr size_t kWriteSlice = 8192;
+constexpr size_t kLoadSlice = 4096;
 
 // 'W' start: the prefix of one window's rows in the store.
 std::string window_prefix(int64_t start) {
@@ -42,6 +52,7 @@ std::string window_prefix(int64_t start) {
   return k;
 }
 
+template <typename Key>
 class WindowedJoin final : public JoinOperatorBase {
  public:
   using JoinOperatorBase::JoinOperatorBase;
@@ -59,146 +70,363 @@ class WindowedJoin final : public JoinOperatorBase {
     const bool is_left = input == 0;
     const auto& keys = is_left ? config_->left_keys : config_->right_keys;
     const int64_t size = config_->window_size_ms;
-    std::string key;
+    // A null key never matches: right rows are not kept, left rows only to
+    // come out unmatched from a left outer join.
+    const bool keep_null_keys = is_left && config_->left_outer;
+    auto late = [&](size_t row) {
+      return floor_div(times->int64_at(row), size) * size + (size - 1) <= wm_;
+    };
+    auto keep = [&](size_t row) {
+      if (times->is_null(row) || late(row)) return false;
+      if (keep_null_keys) return true;
+      for (size_t f : keys) {
+        if (batch->column(f)->is_null(row)) return false;
+      }
+      return true;
+    };
+    size_t kept = 0;
+    for (size_t k = 0; k < batch->active_rows(); ++k) kept += keep(batch->row_at(k)) ? 1 : 0;
+    // A few rows are copied into the side's gathering batch, else the batch
+    // (or a dense copy of its kept rows) is held.
+    Gathering* gathering = nullptr;
+    HeldBatches::Holding held;
+    uint32_t dense_row = 0;  // the next kept row's index in a dense copy
+    if (kept > 0 && kept < kGatherBelow) {
+      gathering = &gathering_[is_left ? 0 : 1];
+      if (!gathering->rows) {
+        // No reserve: the columns grow with the rows (a sealed batch is held
+        // as it is, and counts in the memory budget).
+        gathering->rows = std::make_unique<BatchBuilder>(is_left ? config_->left : config_->right);
+        gathering->id = held_.reserve();
+      }
+      held = {gathering->id, kept, true};
+      dense_row = static_cast<uint32_t>(gathering->rows->num_rows());
+    } else {
+      held = held_.hold_kept(batch, keep);
+    }
+    typename Key::Type key{};
     Window* window = nullptr;  // of the previous row: most rows share it
-    int64_t window_start = kMin;
+    int64_t window_start = kFirstStart;
+    uint32_t group = kNone;  // of the previous row
     for (size_t k = 0; k < batch->active_rows(); ++k) {
       const size_t row = batch->row_at(k);
-      if (times->is_null(row)) {
-        ctx_->report_data_error("join: row without event time skipped");
+      if (!keep(row)) {
+        if (times->is_null(row)) {
+          ctx_->report_data_error("join: row without event time skipped");
+        } else if (late(row)) {
+          ctx_->report_data_error("join: late row dropped (its window was already emitted)");
+        }
         continue;
       }
+      if (gathering) {
+        BatchBuilder& rows = *gathering->rows;
+        for (size_t f = 0; f < batch->num_columns(); ++f) {
+          rows.column(f).append_from(*batch->column(f), row);
+        }
+        rows.finish_row();
+      }
+      const Ref ref{seq_.next(), held.id, held.dense ? dense_row++ : static_cast<uint32_t>(row)};
+      ++entries_;
       const int64_t start = floor_div(times->int64_at(row), size) * size;
-      if (start + (size - 1) <= wm_) {
-        ctx_->report_data_error("join: late row dropped (its window was already emitted)");
-        continue;
-      }
-      key.clear();
-      // A null key never matches: right rows are not kept, left rows only to
-      // come out unmatched from a left outer join.
-      if (!encode_row_key(*batch, keys, row, key) && !(is_left && config_->left_outer)) {
-        continue;
-      }
       if (window == nullptr || start != window_start) {
         window = &windows_[start];
         window_start = start;
+        group = kNone;
       }
-      const uint64_t seq = seq_.next();
-      ++entries_;
-      auto found = window->groups.find(key);
-      Group& group = found != window->groups.end() ? found->second : window->groups[key];
-      BufferedRow& b = (is_left ? group.left : group.right).emplace_back();
-      b.seq = seq;
-      encode_row(*batch, row, b.row);
-      const size_t bytes = buffered_bytes(b) + (found == window->groups.end() ? key.size() : 0);
-      window->bytes += bytes;
-      memory_bytes_ += bytes;
+      const bool has_key = Key::read(*batch, keys, row, key);
+      if (!has_key && !Key::kHoldsNull) {
+        add_row(*window, window->null_lefts, ref);
+        continue;
+      }
+      if (group == kNone || !(window->groups[group].key == key)) group = find_or_add(*window, key);
+      Group& g = window->groups[group];
+      add_row(*window, is_left ? g.left : g.right, ref);
+    }
+    if (gathering) {
+      if (gathering->rows->num_rows() >= kGatherRows) seal(*gathering);
+    } else if (held.kept > 0) {
+      held_.release_if_unused(held.id);
     }
     // The row numbering is not written to the store here: a spill writes it
     // with the rows, a snapshot puts it into the checkpoint. So the store is
     // untouched between checkpoints while every window is in memory, and a
     // checkpoint of it has no memtable to flush on the task thread.
-    return memory_bytes_ > budget_ ? spill(budget_ / 2) : Status::OK();
+    return memory_bytes() > budget_ ? spill(budget_ / 2) : Status::OK();
   }
 
   Status on_watermark(Watermark wm, runtime::Output& out) override {
     wm_ = std::max(wm_, wm.timestamp_ms);
     // Windows whose last millisecond start + size - 1 <= wm fire.
     const int64_t size = config_->window_size_ms;
-    const int64_t last_start = wm_ < kMin + size ? kMin : wm_ - size + 1;
+    const int64_t last_start = wm_ < kFirstStart + size ? kFirstStart : wm_ - size + 1;
     DF_RETURN_IF_ERROR(fire(last_start, out));
     out.emit_watermark(wm);
     return Status::OK();
   }
 
-  Status finish(runtime::Output& out) override { return fire(kMax, out); }
+  Status finish(runtime::Output& out) override { return fire(kLastStart, out); }
 
-  // The rows in memory and the row numbering are copied in the store layout
-  // on the task thread; the I/O pool adds the copy to the store's checkpoint
-  // (hard links) as one table file, never through a memtable.
+  // On the task thread only the rows' places are copied (and the held
+  // batches' pointers); the I/O pool encodes them in the store layout and
+  // adds them to the checkpoint as one table file, never through a memtable
+  // (snapshot_join has how the store is left out while it holds no rows).
   Status snapshot(runtime::SnapshotContext& ctx) override {
-    auto in_memory = std::make_shared<state::CheckpointEntries>();
-    for_each_in_memory(
-        [&](const std::string& k, const std::string& row) { in_memory->put(k, row); });
-    seq_.add_to(*in_memory);  // the numbering a resumed run continues from
-    DF_RETURN_IF_ERROR(snapshot_join(ctx));
-    if (!in_memory->empty()) {
-      add_to_snapshot_async(
-          *ctx_, ctx,
-          [in_memory](state::CheckpointEntries& out) {
-            out = std::move(*in_memory);  // called once
-            return Status::OK();
-          },
-          what_);
+    seal_all();
+    auto copy = std::make_shared<RowsCopy>();
+    bool store_has_rows = false;
+    for (const auto& [start, window] : windows_) {
+      copy_rows(start, window, *copy);
+      store_has_rows = store_has_rows || window.in_store;
     }
-    return Status::OK();
+    const bool memory_has_rows = !copy->rows.empty();
+    if (memory_has_rows) {
+      copy->batches = held_.batches();
+      copy->first_batch = held_.first_id();
+    }
+    return snapshot_join(
+        ctx, store_has_rows, memory_has_rows, [copy](state::CheckpointEntries& out) {
+          copy->encode(
+              [&](uint64_t id) -> const Batch& { return *copy->batches[id - copy->first_batch]; },
+              [&](const std::string& k, const std::string& row) { out.put(k, row); });
+          return Status::OK();
+        });
   }
 
   // Rows not yet fired go to the store, so a restart on this state dir finds them.
-  Status close() override { return store_ && memory_bytes_ > 0 ? spill(0) : Status::OK(); }
+  Status close() override { return store_ && memory_bytes() > 0 ? spill(0) : Status::OK(); }
 
  private:
-  struct Group {
-    std::vector<BufferedRow> left;
-    std::vector<BufferedRow> right;
+  static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+
+  // A row in memory: its row number, where it is held, and the next row of
+  // its (key, side) in its window (kNone: the last).
+  struct Ref {
+    uint64_t seq;
+    uint64_t batch;
+    uint32_t row;
+    uint32_t next = kNone;
   };
+  // A (key, side)'s rows in a window: a chain through Window::rows, in
+  // arrival (= row number) order.
+  struct Chain {
+    uint32_t head = kNone;
+    uint32_t tail = kNone;
+  };
+  struct Group {
+    typename Key::Type key;
+    size_t hash;
+    Chain left;
+    Chain right;
+  };
+  // One window's rows in memory, in a few flat arrays (no allocation per key
+  // or row, so filling and dropping a window is cheap): every row in arrival
+  // order, its keys' groups in first-arrival order, and an open-addressing
+  // index from key to group number.
   struct Window {
-    std::unordered_map<std::string, Group, KeyHash, std::equal_to<>> groups;
-    size_t bytes = 0;       // estimated heap bytes of `groups`
-    bool in_store = false;  // some of its rows are in the store, the rest in `groups`
+    std::vector<Ref> rows;
+    std::vector<Group> groups;
+    std::vector<uint32_t> index;  // group numbers (kNone: empty), a power of 2 long
+    // Left rows of a left outer join whose key is null, when Key cannot hold
+    // it (nulls order first, so they come out first).
+    Chain null_lefts;
+    size_t bytes = 0;       // estimated heap bytes of the arrays
+    bool in_store = false;  // some of its rows are in the store, the rest in memory
   };
 
-  // fn(store key, row) for every row in memory, windows in start order.
-  template <typename Fn>
-  void for_each_in_memory(Fn&& fn) {
-    std::string k;
-    for (const auto& [start, window] : windows_) {
-      const std::string prefix = window_prefix(start);
-      for (const auto& [key, group] : window.groups) {
-        for (const bool left : {true, false}) {
-          for (const BufferedRow& b : left ? group.left : group.right) {
-            k = prefix;
-            k += key;
-            k.push_back(left ? kLeft : kRight);
-            state::append_u64(b.seq, k);
-            fn(k, b.row);
-          }
+  // Estimated heap bytes of a row and of a key (the arrays' slots with their
+  // slack, the index at most half full), for the state memory budget; the
+  // held batches count apart.
+  static constexpr size_t kRefBytes = sizeof(Ref) * 3 / 2;
+  static constexpr size_t kKeyBytes = sizeof(Group) * 3 / 2 + 4 * sizeof(uint32_t);
+
+  // Spreads integer keys over the index (std::hash<int64_t> is the identity,
+  // and ids in steps of 100 would crowd a power-of-2 index).
+  static size_t hash_of(const typename Key::Type& key) {
+    if constexpr (std::is_same_v<typename Key::Type, std::string>) {
+      return std::hash<std::string_view>()(key);
+    } else {
+      uint64_t h = static_cast<uint64_t>(key);
+      h ^= h >> 33;
+      h *= 0xff51afd7ed558ccdULL;
+      h ^= h >> 33;
+      h *= 0xc4ceb9fe1a85ec53ULL;
+      h ^= h >> 33;
+      return static_cast<size_t>(h);
+    }
+  }
+
+  // The rows of some windows, for encoding in the store layout, by this
+  // thread or another (the batches they are in are then copied in too).
+  struct RowsCopy {
+    static constexpr uint32_t kNullKey = std::numeric_limits<uint32_t>::max();
+    struct Row {
+      int64_t start;
+      uint64_t seq;
+      uint64_t batch;
+      uint32_t row;
+      uint32_t key;  // in keys, or kNullKey
+      bool left;
+    };
+    std::vector<typename Key::Type> keys;
+    std::vector<Row> rows;
+    std::vector<BatchPtr> batches;  // held_.batches() for another thread
+    uint64_t first_batch = 0;
+
+    // fn(store key, row bytes) for every row, batch_at(id) being held batch id.
+    template <typename BatchAt, typename Fn>
+    void encode(const BatchAt& batch_at, Fn&& fn) const {
+      std::string k;
+      std::string v;
+      for (const Row& r : rows) {
+        k = window_prefix(r.start);
+        if (r.key == kNullKey) {
+          state::append_key_null(k);
+        } else {
+          Key::encode(keys[r.key], k);
         }
+        k.push_back(r.left ? kLeft : kRight);
+        state::append_u64(r.seq, k);
+        v.clear();
+        encode_row(batch_at(r.batch), r.row, v);
+        fn(k, v);
       }
+    }
+  };
+
+  // Rows of a side's small batches, copied into one batch held under a
+  // number reserved ahead, rather than each small batch held: holding,
+  // reading and freeing thousands of batches of a few rows (a source's
+  // batches at a moderate rate) costs far more than copying their rows once.
+  // Sealed (held) when full and before anything reads held rows (firing,
+  // snapshots, spills).
+  struct Gathering {
+    std::unique_ptr<BatchBuilder> rows;  // null: none open
+    uint64_t id = 0;
+  };
+  static constexpr size_t kGatherBelow = 64;   // batches keeping fewer rows are gathered
+  static constexpr size_t kGatherRows = 1024;  // a gathering batch is sealed at this many rows
+
+  void seal(Gathering& gathering) {
+    if (!gathering.rows) return;
+    held_.fill(gathering.id, gathering.rows->finish());
+    gathering.rows.reset();
+  }
+  void seal_all() {
+    for (Gathering& g : gathering_) seal(g);
+  }
+
+  size_t memory_bytes() const { return memory_bytes_ + held_.bytes(); }
+
+  void add_bytes(Window& window, size_t bytes) {
+    window.bytes += bytes;
+    memory_bytes_ += bytes;
+  }
+
+  // The number of key's group in `window`, added if new.
+  uint32_t find_or_add(Window& window, const typename Key::Type& key) {
+    const size_t hash = hash_of(key);
+    if (!window.index.empty()) {
+      const size_t mask = window.index.size() - 1;
+      for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        const uint32_t g = window.index[i];
+        if (g == kNone) break;
+        const Group& group = window.groups[g];
+        if (group.hash == hash && group.key == key) return g;
+      }
+    }
+    const auto g = static_cast<uint32_t>(window.groups.size());
+    window.groups.push_back(Group{key, hash, {}, {}});
+    add_bytes(window, kKeyBytes + Key::heap_bytes(key));
+    if (window.groups.size() * 2 > window.index.size()) {
+      // At most half full: rebuild twice as large (every group, this one too).
+      window.index.assign(std::max<size_t>(64, window.index.size() * 2), kNone);
+      for (uint32_t n = 0; n < window.groups.size(); ++n) index_group(window, n);
+    } else {
+      index_group(window, g);
+    }
+    return g;
+  }
+
+  static void index_group(Window& window, uint32_t g) {
+    const size_t mask = window.index.size() - 1;
+    size_t i = window.groups[g].hash & mask;
+    while (window.index[i] != kNone) i = (i + 1) & mask;
+    window.index[i] = g;
+  }
+
+  // Buffers `ref` in `window` at the end of `chain`.
+  void add_row(Window& window, Chain& chain, const Ref& ref) {
+    const auto n = static_cast<uint32_t>(window.rows.size());
+    window.rows.push_back(ref);
+    if (chain.tail == kNone) {
+      chain.head = n;
+    } else {
+      window.rows[chain.tail].next = n;
+    }
+    chain.tail = n;
+    held_.add_row(ref.batch);
+    add_bytes(window, kRefBytes);
+  }
+
+  // fn(ref) for the rows of `chain`, in order.
+  template <typename Fn>
+  static void for_each(const Window& window, const Chain& chain, Fn&& fn) {
+    for (uint32_t n = chain.head; n != kNone; n = window.rows[n].next) fn(window.rows[n]);
+  }
+
+  // Lets go of a window's rows in memory (not of the window).
+  void drop_rows(Window& window) {
+    for (const Ref& r : window.rows) held_.drop_row(r.batch);
+    memory_bytes_ -= std::min(memory_bytes_, window.bytes);
+    window.rows = {};
+    window.groups = {};
+    window.index = {};
+    window.null_lefts = {};
+    window.bytes = 0;
+  }
+
+  // Appends the places of a window's rows in memory to `copy`.
+  void copy_rows(int64_t start, const Window& window, RowsCopy& copy) {
+    for_each(window, window.null_lefts, [&](const Ref& r) {
+      copy.rows.push_back({start, r.seq, r.batch, r.row, RowsCopy::kNullKey, true});
+    });
+    for (const Group& group : window.groups) {
+      const auto k = static_cast<uint32_t>(copy.keys.size());
+      copy.keys.push_back(group.key);
+      for_each(window, group.left, [&](const Ref& r) {
+        copy.rows.push_back({start, r.seq, r.batch, r.row, k, true});
+      });
+      for_each(window, group.right, [&](const Ref& r) {
+        copy.rows.push_back({start, r.seq, r.batch, r.row, k, false});
+      });
     }
   }
 
   // Moves windows' rows to the store, newest first, until memory holds at
-  // most `keep` bytes. The rows go in key order: RocksDB inserts them into
-  // its memtable one after the other, not at random places.
+  // most `keep` bytes.
   Status spill(size_t keep) {
-    for (auto it = windows_.rbegin(); it != windows_.rend() && memory_bytes_ > keep; ++it) {
+    seal_all();
+    for (auto it = windows_.rbegin(); it != windows_.rend() && memory_bytes() > keep; ++it) {
       DF_RETURN_IF_ERROR(spill_window(it->first, it->second));
     }
     return Status::OK();
   }
 
+  // The rows go in key order: RocksDB inserts them into its memtable one
+  // after the other, not at random places.
   Status spill_window(int64_t start, Window& window) {
-    if (window.groups.empty()) return Status::OK();
-    const std::string prefix = window_prefix(start);
-    std::vector<std::pair<std::string, const std::string*>> rows;
-    std::string k;
-    for (const auto& [key, group] : window.groups) {
-      for (const bool left : {true, false}) {
-        for (const BufferedRow& b : left ? group.left : group.right) {
-          k = prefix;
-          k += key;
-          k.push_back(left ? kLeft : kRight);
-          state::append_u64(b.seq, k);
-          rows.emplace_back(k, &b.row);
-        }
-      }
-    }
+    if (window.rows.empty()) return Status::OK();
+    RowsCopy copy;
+    copy_rows(start, window, copy);
+    std::vector<std::pair<std::string, std::string>> rows;
+    rows.reserve(copy.rows.size());
+    copy.encode([&](uint64_t id) -> const Batch& { return held_.at(id); },
+                [&](const std::string& k, const std::string& v) { rows.emplace_back(k, v); });
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
     state::WriteBatch writes;
     for (const auto& [key, row] : rows) {
-      writes.put(key, *row);
+      writes.put(key, row);
       if (writes.size() >= kWriteSlice) {
         DF_RETURN_IF_ERROR(store_->write(writes));
         writes.clear();
@@ -206,10 +434,48 @@ class WindowedJoin final : public JoinOperatorBase {
     }
     seq_.save(writes);
     DF_RETURN_IF_ERROR(store_->write(writes));
-    memory_bytes_ -= std::min(memory_bytes_, window.bytes);
-    window.groups = {};
-    window.bytes = 0;
+    drop_rows(window);
     window.in_store = true;
+    return Status::OK();
+  }
+
+  // Rows read back from the store, gathered into one batch of a side.
+  struct Loading {
+    explicit Loading(SchemaPtr schema) : rows(std::move(schema)) {}
+    struct Pending {
+      int64_t start;
+      uint64_t seq;
+    };
+    BatchBuilder rows;
+    std::vector<Pending> pending;
+  };
+
+  // Holds the rows gathered in `loading` as one batch and buffers them in
+  // their windows, in the store's order (the row numbers' order in a group).
+  Status load_batch(bool left, Loading& loading) {
+    if (loading.pending.empty()) return Status::OK();
+    const uint64_t id = held_.hold(loading.rows.finish());
+    const Batch& batch = held_.at(id);
+    const auto& fields = left ? config_->left_keys : config_->right_keys;
+    typename Key::Type key{};
+    for (size_t i = 0; i < loading.pending.size(); ++i) {
+      const auto& p = loading.pending[i];
+      Window& window = windows_[p.start];
+      const Ref ref{p.seq, id, static_cast<uint32_t>(i)};  // entries_ came with the meta
+      if (!Key::read(batch, fields, i, key)) {
+        if (!left || !config_->left_outer) {
+          return Status::data_error(what_ + ": a buffered row in the state has a null key");
+        }
+        if (!Key::kHoldsNull) {
+          add_row(window, window.null_lefts, ref);
+          continue;
+        }
+      }
+      Group& group = window.groups[find_or_add(window, key)];
+      add_row(window, left ? group.left : group.right, ref);
+    }
+    held_.release_if_unused(id);
+    loading.pending.clear();
     return Status::OK();
   }
 
@@ -220,7 +486,10 @@ class WindowedJoin final : public JoinOperatorBase {
     const std::string begin(1, kWindow);
     const std::string end = state::prefix_end(begin);
     Status status;
-    int64_t over_from = kMax;  // windows from here on stay in the store
+    int64_t over_from = kLastStart;  // windows from here on stay in the store
+    size_t loaded_bytes = 0;         // the encoded rows read, until they are held
+    Loading lefts(config_->left);
+    Loading rights(config_->right);
     DF_RETURN_IF_ERROR(store_->scan(begin, end, [&](std::string_view k, std::string_view v) {
       // k = 'W' start(8) key side(1) seq(8)
       if (k.size() < 1 + 8 + 1 + 8) {
@@ -235,38 +504,43 @@ class WindowedJoin final : public JoinOperatorBase {
         status = start.ok() ? seq.status() : start.status();
         return false;
       }
-      Window& window = windows_[*start];
-      if (memory_bytes_ > budget_) {
+      if (memory_bytes() + loaded_bytes > budget_) {
         // Over the budget, even inside a window: that window stays in the
         // store whole (what was read of it is dropped, it is still stored),
         // so a window bigger than the budget is never read in only to be
         // written back, which would also make the next checkpoint a full one.
-        memory_bytes_ -= std::min(memory_bytes_, window.bytes);
-        window.groups = {};
-        window.bytes = 0;
+        status = load_batch(true, lefts);
+        if (status.ok()) status = load_batch(false, rights);
+        if (!status.ok()) return false;
+        drop_rows(windows_[*start]);
         over_from = *start;
         return false;
       }
-      const std::string_view key = k.substr(1 + 8, k.size() - (1 + 8 + 1 + 8));
-      auto found = window.groups.find(key);
-      Group& group = found != window.groups.end() ? found->second : window.groups[std::string(key)];
-      BufferedRow& b = (k[k.size() - 9] == kLeft ? group.left : group.right).emplace_back();
-      b.seq = *seq;
-      b.row.assign(v);
-      const size_t bytes = buffered_bytes(b) + (found == window.groups.end() ? key.size() : 0);
-      window.bytes += bytes;
-      memory_bytes_ += bytes;
-      return true;
+      const bool left = k[k.size() - 9] == kLeft;
+      state::Row& row = left ? left_row_ : right_row_;
+      status = (left ? left_codec_ : right_codec_).decode(v, row);
+      if (!status.ok()) return false;
+      Loading& loading = left ? lefts : rights;
+      loading.rows.append_row(row);
+      loading.pending.push_back({*start, *seq});
+      loaded_bytes += v.size();
+      if (loading.pending.size() >= kLoadSlice) {
+        status = load_batch(left, loading);
+        loaded_bytes = 0;
+      }
+      return status.ok();
     }));
     DF_RETURN_IF_ERROR(status);
-    if (over_from != kMax) {
+    DF_RETURN_IF_ERROR(load_batch(true, lefts));
+    DF_RETURN_IF_ERROR(load_batch(false, rights));
+    if (over_from != kLastStart) {
       // The windows from over_from on stay in the store; find their starts.
       for (auto it = windows_.lower_bound(over_from); it != windows_.end(); ++it) {
         it->second.in_store = true;
       }
       std::string next = window_prefix(over_from);
       for (;;) {
-        int64_t found_start = kMin;
+        int64_t found_start = kFirstStart;
         bool found = false;
         DF_RETURN_IF_ERROR(store_->scan(next, end, [&](std::string_view k, std::string_view) {
           std::string_view in = k.substr(1, 8);
@@ -280,7 +554,7 @@ class WindowedJoin final : public JoinOperatorBase {
         if (!found) break;
         Window& window = windows_[found_start];
         window.in_store = true;
-        if (found_start == kMax) break;
+        if (found_start == kLastStart) break;
         next = window_prefix(found_start + 1);
       }
       DF_RETURN_IF_ERROR(store_->remove_range(begin, window_prefix(over_from)));
@@ -293,6 +567,7 @@ class WindowedJoin final : public JoinOperatorBase {
   // Joins and drops every window with start <= last_start.
   Status fire(int64_t last_start, runtime::Output& out) {
     auto it = windows_.begin();
+    if (it != windows_.end() && it->first <= last_start) seal_all();
     for (; it != windows_.end() && it->first <= last_start; it = windows_.erase(it)) {
       const int64_t ts = it->first + config_->window_size_ms - 1;
       Window& window = it->second;
@@ -303,34 +578,49 @@ class WindowedJoin final : public JoinOperatorBase {
       }
       // Groups with output, in key order as from the store: the output
       // order does not depend on where the rows were.
-      size_t rows = 0;
-      std::vector<std::pair<std::string_view, const Group*>> joined;
-      for (const auto& [key, group] : window.groups) {
-        rows += group.left.size() + group.right.size();
-        if (!group.right.empty() || config_->left_outer) joined.emplace_back(key, &group);
+      joined_.clear();
+      for (const Group& group : window.groups) {
+        if (group.right.head != kNone || config_->left_outer)
+          joined_.emplace_back(group.key, &group);
       }
-      std::sort(joined.begin(), joined.end(),
+      std::sort(joined_.begin(), joined_.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (const auto& [key, group] : joined) {
-        DF_RETURN_IF_ERROR(join_group(group->left, group->right, ts, out));
+      if (config_->left_outer) {
+        for_each(window, window.null_lefts, [&](const Ref& l) {
+          output_->add(RowRef::of(held_.at(l.batch), l.row), nullptr, ts, out);
+        });
       }
-      memory_bytes_ -= std::min(memory_bytes_, window.bytes);
-      entries_ -= std::min(entries_, rows);
+      for (const auto& [key, group] : joined_) join_held_group(window, *group, ts, out);
+      entries_ -= std::min(entries_, window.rows.size());
+      drop_rows(window);
     }
     output_->flush(out);
     return Status::OK();
   }
 
-  // Emits left x right of one (window, key) group.
-  Status join_group(const std::vector<BufferedRow>& lefts, const std::vector<BufferedRow>& rights,
-                    int64_t ts, runtime::Output& out) {
+  // Emits left x right of one (window, key) group in memory.
+  void join_held_group(const Window& window, const Group& group, int64_t ts, runtime::Output& out) {
+    for_each(window, group.left, [&](const Ref& l) {
+      const RowRef left = RowRef::of(held_.at(l.batch), l.row);
+      for_each(window, group.right, [&](const Ref& r) {
+        const RowRef right = RowRef::of(held_.at(r.batch), r.row);
+        output_->add(left, &right, ts, out);
+      });
+      if (group.right.head == kNone) output_->add(left, nullptr, ts, out);
+    });
+  }
+
+  // Emits left x right of one (window, key) group read from the store.
+  Status join_stored_group(const std::vector<std::string>& lefts,
+                           const std::vector<std::string>& rights, int64_t ts,
+                           runtime::Output& out) {
     if (rights.empty() && !config_->left_outer) return Status::OK();
     if (right_rows_.size() < rights.size()) right_rows_.resize(rights.size());
     for (size_t i = 0; i < rights.size(); ++i) {
-      DF_RETURN_IF_ERROR(right_codec_.decode(rights[i].row, right_rows_[i]));
+      DF_RETURN_IF_ERROR(right_codec_.decode(rights[i], right_rows_[i]));
     }
-    for (const BufferedRow& l : lefts) {
-      DF_RETURN_IF_ERROR(left_codec_.decode(l.row, left_row_));
+    for (const std::string& l : lefts) {
+      DF_RETURN_IF_ERROR(left_codec_.decode(l, left_row_));
       const RowRef left = RowRef::of(left_row_);
       for (size_t i = 0; i < rights.size(); ++i) {
         const RowRef right = RowRef::of(right_rows_[i]);
@@ -346,14 +636,14 @@ class WindowedJoin final : public JoinOperatorBase {
   Status fire_from_store(int64_t start, int64_t ts, runtime::Output& out) {
     const std::string begin = window_prefix(start);
     const std::string end =
-        start == kMax ? state::prefix_end(std::string(1, kWindow)) : window_prefix(start + 1);
+        start == kLastStart ? state::prefix_end(std::string(1, kWindow)) : window_prefix(start + 1);
     std::string group;  // "W start key" of the current group
-    std::vector<BufferedRow> lefts;
-    std::vector<BufferedRow> rights;
+    std::vector<std::string> lefts;
+    std::vector<std::string> rights;
     size_t removed = 0;
     Status status;
     auto close_group = [&]() {
-      if (status.ok()) status = join_group(lefts, rights, ts, out);
+      if (status.ok()) status = join_stored_group(lefts, rights, ts, out);
       lefts.clear();
       rights.clear();
     };
@@ -369,7 +659,7 @@ class WindowedJoin final : public JoinOperatorBase {
         if (!status.ok()) return false;
         group.assign(prefix);
       }
-      (k[k.size() - 9] == kLeft ? lefts : rights).emplace_back().row.assign(v);
+      (k[k.size() - 9] == kLeft ? lefts : rights).emplace_back(v);
       ++removed;
       return true;
     }));
@@ -384,16 +674,25 @@ class WindowedJoin final : public JoinOperatorBase {
   }
 
   std::map<int64_t, Window> windows_;  // by window start
-  size_t memory_bytes_ = 0;
+  HeldBatches held_;
+  Gathering gathering_[2];   // left, right
+  size_t memory_bytes_ = 0;  // keys and row places; the held batches count apart
   size_t budget_ = kDefaultBudget;
+  // fire()'s groups with output, by key (a string key by view), sorted in a
+  // contiguous array rather than through the map's nodes.
+  using KeyView = std::conditional_t<std::is_same_v<typename Key::Type, std::string>,
+                                     std::string_view, typename Key::Type>;
+  std::vector<std::pair<KeyView, const Group*>> joined_;
   state::Row left_row_;  // decode buffers
+  state::Row right_row_;
   std::vector<state::Row> right_rows_;
 };
 
 }  // namespace
 
 std::unique_ptr<runtime::Operator> make_windowed_join(JoinConfigPtr config) {
-  return std::make_unique<WindowedJoin>(std::move(config));
+  if (Int64Key::fits(*config)) return std::make_unique<WindowedJoin<Int64Key>>(std::move(config));
+  return std::make_unique<WindowedJoin<EncodedKey>>(std::move(config));
 }
 
 }  // namespace df::operators::join

@@ -24,6 +24,23 @@ size_t string_literal_end(std::string_view text, size_t open) {
   return text.size();
 }
 
+size_t scan_top_level(std::string_view text, size_t from, std::vector<size_t>& commas) {
+  int depth = 0;
+  for (size_t q = from; q < text.size(); ++q) {
+    const char c = text[q];
+    if (c == '\'') {
+      q = string_literal_end(text, q);
+    } else if (c == '(') {
+      ++depth;
+    } else if (c == ')') {
+      if (--depth < 0) return q;
+    } else if (c == ',' && depth == 0) {
+      commas.push_back(q);
+    }
+  }
+  return std::string_view::npos;
+}
+
 namespace {
 
 struct FunctionName {
@@ -243,24 +260,8 @@ std::optional<AggSpec> parse_aggregate(const std::string& name, std::string_view
     return std::nullopt;
   }
   const size_t open = p;
-  int depth = 0;
-  size_t close = std::string_view::npos;
   std::vector<size_t> commas;
-  for (size_t q = open; q < n; ++q) {
-    const char c = text[q];
-    if (c == '\'') {
-      q = string_literal_end(text, q);
-    } else if (c == '(') {
-      ++depth;
-    } else if (c == ')') {
-      if (--depth == 0) {
-        close = q;
-        break;
-      }
-    } else if (c == ',' && depth == 1) {
-      commas.push_back(q);
-    }
-  }
+  const size_t close = scan_top_level(text, open + 1, commas);
   if (close == std::string_view::npos) {
     diags.error(at(open), me + ": unbalanced parentheses in '" + std::string(text) + "'");
     return std::nullopt;

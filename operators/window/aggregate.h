@@ -161,5 +161,10 @@ bool is_space(char c);
 // The index of the quote that closes the string literal opened at `open`
 // ('' inside is an escaped quote); text.size() when it is not closed.
 size_t string_literal_end(std::string_view text, size_t open);
+// Walks `text` from `from` at parenthesis depth 0, skipping string literals:
+// appends the index of each comma at that depth to `commas` and returns the
+// index of the first ')' closing a parenthesis opened before `from`; npos
+// when none does.
+size_t scan_top_level(std::string_view text, size_t from, std::vector<size_t>& commas);
 
 }  // namespace df::operators::window

@@ -34,9 +34,10 @@ namespace {
 
 using nlohmann::json;
 using window::is_space;
+using window::ordered_key;
 using window::read_lateness;
 using window::read_window_shape;
-using window::string_literal_end;
+using window::scan_top_level;
 using window::WindowShape;
 using window::WindowType;
 
@@ -159,12 +160,6 @@ void append_entry_key(int64_t end, std::string_view key, uint64_t spill, std::st
   state::append_ordered_i64(end, out);
   out.append(key);
   state::append_u64(spill, out);
-}
-
-std::string ordered_key(int64_t v) {
-  std::string k;
-  state::append_ordered_i64(v, k);
-  return k;
 }
 
 void encode_rows(const std::vector<KeptRow>& rows, std::string& out) {
@@ -304,7 +299,9 @@ constexpr size_t kSpillWriteBatch = 4096;
 class TopNOperator final : public runtime::Operator, public StateStats {
  public:
   explicit TopNOperator(TopNConfigPtr cfg)
-      : cfg_(std::move(cfg)), lateness_(cfg_->allowed_lateness_ms) {}
+      : cfg_(std::move(cfg)),
+        lateness_(cfg_->allowed_lateness_ms),
+        assigner_(cfg_->type, cfg_->size_ms, cfg_->slide_ms) {}
 
   size_t state_entries() const override {
     size_t n = 0;
@@ -397,8 +394,8 @@ class TopNOperator final : public runtime::Operator, public StateStats {
           return Status::OK();
         };
       }
-      window::snapshot_without_store(*ctx_, sctx, state_dir_, empty_image_,
-                                     meta_to_json(meta).dump(), std::move(build), cfg_->what);
+      snapshot_without_store(*ctx_, sctx, state_dir_, empty_image_, meta_to_json(meta).dump(),
+                             std::move(build), cfg_->what);
       return Status::OK();
     }
     DF_RETURN_IF_ERROR(snapshot_store(*store_, sctx, meta_to_json(meta), cfg_->what));
@@ -483,27 +480,12 @@ class TopNOperator final : public runtime::Operator, public StateStats {
   // each of its windows still kept; false when it has windows and all are
   // gone (a late row).
   Result<bool> assign(const Batch& batch, size_t r, int64_t t) {
-    if (cfg_->type == WindowType::kTumbling) {
-      // Consecutive rows mostly fall into the same window: skip the division.
-      if (t < tumbling_start_ || t >= tumbling_end_) {
-        tumbling_end_ = floor_div(t, cfg_->size_ms) * cfg_->size_ms + cfg_->size_ms;
-        tumbling_start_ = tumbling_end_ - cfg_->size_ms;
-      }
-      if (tumbling_end_ - 1 + lateness_ <= watermark_) return false;
-      DF_RETURN_IF_ERROR(offer(tumbling_end_, batch, r));
-      return true;
-    }
-    bool any = false;
-    bool placed = false;
-    const int64_t last_start = floor_div(t, cfg_->slide_ms) * cfg_->slide_ms;
-    for (int64_t start = last_start; start > t - cfg_->size_ms; start -= cfg_->slide_ms) {
-      any = true;
-      const int64_t end = start + cfg_->size_ms;
-      if (end - 1 + lateness_ <= watermark_) continue;
-      DF_RETURN_IF_ERROR(offer(end, batch, r));
-      placed = true;
-    }
-    return placed || !any;
+    Status st;
+    const bool placed = assigner_.for_each_kept(t, lateness_, watermark_, [&](int64_t end) {
+      if (st.ok()) st = offer(end, batch, r);
+    });
+    DF_RETURN_IF_ERROR(st);
+    return placed;
   }
 
   Status offer(int64_t end, const Batch& batch, size_t r) {
@@ -614,55 +596,38 @@ class TopNOperator final : public runtime::Operator, public StateStats {
     if (w.spilled) {
       // Stored partials come in (key, spill number) order: one key's
       // partials in a row, merged, then its memory rows.
-      std::string current;
-      bool have = false;
       std::vector<KeptRow> merged;
-      auto flush_current = [&]() -> Status {
-        while (mi < order.size() && order[mi]->first < current) {
-          DF_RETURN_IF_ERROR(sink_->append_group(order[mi]->second.rows, w.end, out));
-          ++mi;
-        }
-        Group* g = nullptr;
-        if (mi < order.size() && order[mi]->first == current) {
-          g = &order[mi]->second;
-          ++mi;
-          for (const KeptRow& r : g->rows) uncount_bytes(w, row_bytes(r));
-          merge_rows(merged, std::move(g->rows), cfg_->n, cfg_->ranking);
-        }
-        DF_RETURN_IF_ERROR(sink_->append_group(merged, w.end, out));
-        if (keep) {
-          if (g == nullptr) {
-            g = &w.groups[current];
-            count_bytes(w, current.size() + kGroupOverhead);
-          }
-          for (const KeptRow& r : merged) count_bytes(w, row_bytes(r));
-          g->rows = std::move(merged);
-        }
-        merged.clear();
-        return Status::OK();
-      };
-      Status st;
-      DF_RETURN_IF_ERROR(store_->scan(
-          ordered_key(w.end), ordered_key(w.end + 1), [&](std::string_view k, std::string_view v) {
-            if (k.size() < 16) {
-              st = Status::data_error(cfg_->what + " state: a malformed entry key");
-              return false;
+      DF_RETURN_IF_ERROR(window::scan_spilled_groups(
+          *store_, w.end, cfg_->what,
+          [&](std::string_view, std::string_view partial) -> Status {
+            DF_RETURN_IF_ERROR(decode_rows(partial, partial_));
+            merge_rows(merged, std::move(partial_), cfg_->n, cfg_->ranking);
+            return Status::OK();
+          },
+          [&](const std::string& key) -> Status {
+            while (mi < order.size() && order[mi]->first < key) {
+              DF_RETURN_IF_ERROR(sink_->append_group(order[mi]->second.rows, w.end, out));
+              ++mi;
             }
-            const std::string_view key = k.substr(8, k.size() - 16);
-            if (have && key != current) {
-              st = flush_current();
-              if (!st.ok()) return false;
+            Group* g = nullptr;
+            if (mi < order.size() && order[mi]->first == key) {
+              g = &order[mi]->second;
+              ++mi;
+              for (const KeptRow& r : g->rows) uncount_bytes(w, row_bytes(r));
+              merge_rows(merged, std::move(g->rows), cfg_->n, cfg_->ranking);
             }
-            current.assign(key);
-            have = true;
-            st = decode_rows(v, partial_);
-            if (st.ok()) {
-              merge_rows(merged, std::move(partial_), cfg_->n, cfg_->ranking);
+            DF_RETURN_IF_ERROR(sink_->append_group(merged, w.end, out));
+            if (keep) {
+              if (g == nullptr) {
+                g = &w.groups[key];
+                count_bytes(w, key.size() + kGroupOverhead);
+              }
+              for (const KeptRow& r : merged) count_bytes(w, row_bytes(r));
+              g->rows = std::move(merged);
             }
-            return st.ok();
+            merged.clear();
+            return Status::OK();
           }));
-      DF_RETURN_IF_ERROR(st);
-      if (have) DF_RETURN_IF_ERROR(flush_current());
       if (keep) {
         DF_RETURN_IF_ERROR(store_->remove_range(ordered_key(w.end), ordered_key(w.end + 1)));
         w.spilled = false;
@@ -757,7 +722,7 @@ class TopNOperator final : public runtime::Operator, public StateStats {
   uint64_t spill_seq_ = 0;
   std::unique_ptr<state::KvStore> store_;  // opened at the first spill or snapshot, or a resume
   // Made at the first snapshot of an empty store.
-  std::shared_ptr<window::EmptyStoreImage> empty_image_;
+  std::shared_ptr<EmptyStoreImage> empty_image_;
   std::unique_ptr<TopNOutput> sink_;
   expr::EvalContext eval_;
   int64_t watermark_ = kNoWatermark;
@@ -771,8 +736,7 @@ class TopNOperator final : public runtime::Operator, public StateStats {
   std::string key_;
   std::vector<KeptRow> partial_;
   Selection late_;
-  int64_t tumbling_start_ = 0;  // the last row's tumbling window
-  int64_t tumbling_end_ = 0;
+  window::WindowAssigner assigner_;
 };
 
 // ---- the prepared node and its readable state ----------------------------------------
@@ -927,21 +891,13 @@ class PreparedTopN final : public window::PreparedWindowedNode, public checkpoin
 // Splits `text` at commas outside parentheses and string literals; returns
 // (offset, length) of each part.
 std::vector<std::pair<size_t, size_t>> split_top_level(std::string_view text) {
+  std::vector<size_t> commas;
+  scan_top_level(text, 0, commas);
   std::vector<std::pair<size_t, size_t>> parts;
-  int depth = 0;
   size_t begin = 0;
-  for (size_t q = 0; q < text.size(); ++q) {
-    const char c = text[q];
-    if (c == '\'') {
-      q = string_literal_end(text, q);
-    } else if (c == '(') {
-      ++depth;
-    } else if (c == ')') {
-      --depth;
-    } else if (c == ',' && depth == 0) {
-      parts.emplace_back(begin, q - begin);
-      begin = q + 1;
-    }
+  for (size_t comma : commas) {
+    parts.emplace_back(begin, comma - begin);
+    begin = comma + 1;
   }
   parts.emplace_back(begin, text.size() - begin);
   return parts;
@@ -996,17 +952,13 @@ class TopNFactory final : public runtime::NodeFactory {
                                    const std::vector<SchemaPtr>& inputs,
                                    OptionReader& opts) const override {
     const std::string what = "top_n '" + spec.id + "'";
-    if (!require_single_input(spec, inputs, opts)) return nullptr;
-    const Schema& in = *inputs[0];
     Diagnostics& diags = opts.diags();
     const size_t before = diags.size();
+    if (!window::check_windowed_input(spec, inputs, opts, what)) return nullptr;
+    const Schema& in = *inputs[0];
     auto cfg = std::make_shared<TopNConfig>();
     cfg->what = what;
     cfg->input_schema = inputs[0];
-
-    if (!spec.input_has_event_time.empty() && !spec.input_has_event_time[0]) {
-      diags.error(opts.node().location(), what + " needs event time: set event_time on its source");
-    }
     if (const ConfigValue* key_by = opts.get("key_by")) {
       if (auto fields = resolve_key_fields(*key_by, in, what + " key_by", diags)) {
         cfg->key_fields = std::move(*fields);

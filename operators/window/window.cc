@@ -15,6 +15,7 @@ namespace df::operators {
 
 namespace {
 
+using window::check_windowed_input;
 using window::read_lateness;
 using window::read_window_shape;
 using window::WindowConfig;
@@ -25,10 +26,12 @@ using nlohmann::json;
 
 // The node's prepared form; also turns its stored entries into readable JSON
 // and back for `dataflow state export|import` (layout in window_operator.h):
-//   tumbling/sliding partial:
+//   tumbling partial:
 //     {"key": {<key_by field>: value, ...}, "window_start": "<RFC 3339>",
 //      "window_end": "<RFC 3339>", "spill": <spill number>,
 //      "aggregates": {<name>: <accumulator>, ...}}
+//   sliding partial: the same of a pane (window::pane_ms), with
+//     "pane_start" and "pane_end" for "window_start" and "window_end"
 //   session record:
 //     {"key": {...}, "sessions": [{"window_start": ..., "window_end": ...,
 //      "fired": <bool>, "aggregates": {...}}, ...]}
@@ -80,6 +83,10 @@ class PreparedWindow final : public window::PreparedWindowedNode, public checkpo
 
   // ---- StateSerde ----
 
+  // Version 2: a sliding window's entries are partials of a pane, not of a
+  // window (a version 1 export of one cannot be split into panes).
+  int state_format_version() const override { return cfg_->type == WindowType::kSliding ? 2 : 1; }
+
   Result<json> entry_to_json(std::string_view key, std::string_view value) const override {
     if (cfg_->type == WindowType::kSession) return session_entry_to_json(key, value);
     std::string_view in = key;
@@ -91,9 +98,10 @@ class PreparedWindow final : public window::PreparedWindowedNode, public checkpo
       return Status::data_error("window state: the entry key does not end with a spill number");
     }
     DF_ASSIGN_OR_RETURN(json aggs, window::accumulators_to_json(cfg_->aggs, value));
+    const auto [start_field, end_field] = bound_fields();
     return json{{"key", std::move(k)},
-                {"window_start", timestamp_to_json(*end - cfg_->size_ms)},
-                {"window_end", timestamp_to_json(*end)},
+                {start_field, timestamp_to_json(*end - window::pane_ms(*cfg_))},
+                {end_field, timestamp_to_json(*end)},
                 {"spill", *spill},
                 {"aggregates", std::move(aggs)}};
   }
@@ -102,14 +110,18 @@ class PreparedWindow final : public window::PreparedWindowedNode, public checkpo
     key.clear();
     value.clear();
     if (cfg_->type == WindowType::kSession) return session_entry_from_json(entry, key, value);
+    const auto [start_field, end_field] = bound_fields();
     DF_RETURN_IF_ERROR(check_object(entry, "a window entry",
-                                    {"key", "window_start", "window_end", "spill", "aggregates"}));
-    DF_ASSIGN_OR_RETURN(int64_t end, timestamp_from_json(entry["window_end"], "'window_end'"));
-    DF_ASSIGN_OR_RETURN(int64_t start,
-                        timestamp_from_json(entry["window_start"], "'window_start'"));
-    if (start != end - cfg_->size_ms) {
-      return Status::invalid("'window_start' must be 'window_end' minus the window size " +
-                             format_duration(Millis(cfg_->size_ms)));
+                                    {"key", start_field, end_field, "spill", "aggregates"}));
+    const std::string start_name = std::string("'") + start_field + "'";
+    const std::string end_name = std::string("'") + end_field + "'";
+    DF_ASSIGN_OR_RETURN(int64_t end, timestamp_from_json(entry[end_field], end_name));
+    DF_ASSIGN_OR_RETURN(int64_t start, timestamp_from_json(entry[start_field], start_name));
+    const int64_t width = window::pane_ms(*cfg_);
+    if (start != end - width) {
+      return Status::invalid(start_name + " must be " + end_name + " minus the " +
+                             (cfg_->type == WindowType::kSliding ? "pane" : "window size") + " " +
+                             format_duration(Millis(width)));
     }
     const json& spill = entry["spill"];
     if (!spill.is_number_unsigned() && !(spill.is_number_integer() && spill.get<int64_t>() >= 0)) {
@@ -126,6 +138,13 @@ class PreparedWindow final : public window::PreparedWindowedNode, public checkpo
   }
 
  private:
+  // The names of a stored partial's bounds: a sliding window's partials
+  // are a pane's.
+  std::pair<const char*, const char*> bound_fields() const {
+    if (cfg_->type == WindowType::kSliding) return {"pane_start", "pane_end"};
+    return {"window_start", "window_end"};
+  }
+
   // Reads the encoded key cells at the front of `in` as {field: value}.
   Result<json> key_to_json(std::string_view& in) const {
     json k = json::object();
@@ -244,17 +263,13 @@ class WindowFactory final : public runtime::NodeFactory {
                                    const std::vector<SchemaPtr>& inputs,
                                    OptionReader& opts) const override {
     const std::string what = "window '" + spec.id + "'";
-    if (!require_single_input(spec, inputs, opts)) return nullptr;
-    const Schema& in = *inputs[0];
     Diagnostics& diags = opts.diags();
     const size_t before = diags.size();
+    if (!check_windowed_input(spec, inputs, opts, what)) return nullptr;
+    const Schema& in = *inputs[0];
     auto cfg = std::make_shared<WindowConfig>();
     cfg->id = spec.id;
     cfg->input_schema = inputs[0];
-
-    if (!spec.input_has_event_time.empty() && !spec.input_has_event_time[0]) {
-      diags.error(opts.node().location(), what + " needs event time: set event_time on its source");
-    }
 
     std::vector<std::pair<std::string, std::string>>
         names;  // output fields so far, and what they are
@@ -393,6 +408,17 @@ bool window::read_window_shape(const ConfigValue& node, const std::string& what,
 
 std::unique_ptr<runtime::NodeFactory> make_window_factory() {
   return std::make_unique<WindowFactory>();
+}
+
+bool window::check_windowed_input(const runtime::NodeSpec& spec,
+                                  const std::vector<SchemaPtr>& inputs, OptionReader& opts,
+                                  const std::string& what) {
+  if (!require_single_input(spec, inputs, opts)) return false;
+  if (!spec.input_has_event_time.empty() && !spec.input_has_event_time[0]) {
+    opts.diags().error(opts.node().location(),
+                       what + " needs event time: set event_time on its source");
+  }
+  return true;
 }
 
 SourceLocation window::read_lateness(OptionReader& opts, const std::string& what,

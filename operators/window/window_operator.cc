@@ -1,25 +1,32 @@
 // The window operator at run time.
 //
-// Tumbling and sliding windows: one Window per window end, holding a hash
-// index (encoded key -> group) and the groups' accumulators column-wise
-// (GroupStates). A batch is processed in two passes: first every alive row is
-// assigned to its (window, group) — key encoded into a reused buffer, one
-// hash lookup per window — then each aggregate folds its evaluated argument
-// column into the groups in one tight loop. Windows keyed by one
-// int64/timestamp field skip the encoding: the key's value is hashed with a
-// bijective mix, so the index compares hashes only, and a tumbling batch is
-// assigned in one loop that keeps the current window's table in locals; its
-// key bytes are encoded once, when a group is added. Sliding windows so keyed
-// (size a multiple of the slide) look a row's windows up once per slide.
+// Tumbling and sliding windows keep their groups per pane: the rows of
+// [end - pane, end), the pane being a tumbling window's size or, for a
+// sliding window, the greatest common divisor of size and slide, so that
+// every window is a run of whole panes (Flink's "slicing"). A row updates
+// its one pane, not size/slide windows, and a snapshot copies each group
+// once. A pane holds a hash index (encoded key -> group) and the groups'
+// accumulators column-wise (GroupStates). A batch is processed in two
+// passes: first every alive row is assigned to its (pane, group) — key
+// encoded into a reused buffer, one hash lookup — then each aggregate folds
+// its evaluated argument column into the groups in one tight loop. Panes
+// keyed by one int64/timestamp field skip the encoding: the key's value is
+// hashed with a bijective mix, so the index compares hashes only, and a
+// batch is assigned in one loop that keeps the current pane's table in
+// locals; its key bytes are encoded once, when a group is added. A pane's
+// windows are looked up once per run of rows in that pane. A window fires by
+// merging its panes' groups per key (one pane: its groups as they are); a
+// pane is dropped with the last window that holds it.
 //
 // Spilling: when the estimated bytes of the in-memory groups pass the state
 // memory budget, every in-memory group is written to the KvStore as a
 // partial accumulator under
-//   ordered_i64(window_end) + encoded key + u64(spill number)
+//   ordered_i64(pane_end) + encoded key + u64(spill number)
 // and memory is emptied. Spilling never reads the store (accumulators are
-// mergeable), so a miss costs nothing. Firing a window scans its end prefix
-// in key order and merges the stored partials with the (sorted) in-memory
-// groups, streaming rows out.
+// mergeable), so a miss costs nothing. Firing a window with a spilled pane
+// merges, in key order, each of its panes' stored partials (one range scan
+// per pane, read in chunks) with their (sorted) in-memory groups, streaming
+// rows out.
 //
 // Session windows: per key, a list of sessions sorted by start, each with one
 // group of a shared GroupStates (with a free list); a row at t makes
@@ -40,8 +47,9 @@
 // (add_to_snapshot_async). Memory and the live store stay as they were, so
 // checkpoints add no partials to the live store either. The rest
 // (watermark, arrival counter, spill number, the kept windows and whether
-// they fired) goes into the JSON meta. A resumed run reopens the store and
-// rebuilds the window list from the meta.
+// they fired, a sliding window's panes) goes into the JSON meta. A resumed
+// run reopens the store and rebuilds the window and pane lists from the
+// meta.
 //
 // End of input: windows fire in end order with a watermark (end - 1) after
 // each, so that downstream windows and joins fire window by window.
@@ -59,8 +67,10 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "engine/core/time.h"
@@ -72,6 +82,40 @@
 
 namespace df::operators::window {
 
+std::string ordered_key(int64_t v) {
+  std::string k;
+  state::append_ordered_i64(v, k);
+  return k;
+}
+
+Status scan_spilled_groups(
+    state::KvStore& store, int64_t end, const std::string& what,
+    const std::function<Status(std::string_view key, std::string_view partial)>& add_partial,
+    const std::function<Status(const std::string& key)>& group_done) {
+  std::string current;
+  bool have = false;
+  Status st;
+  DF_RETURN_IF_ERROR(store.scan(ordered_key(end), ordered_key(end + 1),
+                                [&](std::string_view k, std::string_view v) {
+                                  if (k.size() < 16) {
+                                    st = Status::data_error(what + " state: a malformed entry key");
+                                    return false;
+                                  }
+                                  const std::string_view key = k.substr(8, k.size() - 16);
+                                  if (have && key != current) {
+                                    st = group_done(current);
+                                    if (!st.ok()) return false;
+                                  }
+                                  current.assign(key);
+                                  have = true;
+                                  st = add_partial(current, v);
+                                  return st.ok();
+                                }));
+  DF_RETURN_IF_ERROR(st);
+  if (have) DF_RETURN_IF_ERROR(group_done(current));
+  return Status::OK();
+}
+
 namespace {
 
 constexpr size_t kDefaultMemoryBudget = size_t{256} << 20;
@@ -81,6 +125,8 @@ constexpr size_t kGroupOverhead = 48;
 constexpr size_t kSessionOverhead = 160;
 constexpr size_t kSpillWriteBatch = 4096;
 constexpr size_t kTimerChunk = 4096;  // stored timers handled per scan
+// Groups of a merged window whose table fire_window keeps for the next one.
+constexpr size_t kMergedKeep = size_t{1} << 20;
 constexpr int64_t kNoWatermark = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
 constexpr char kKeyPresentMarker = 0x01;  // a non-null key cell's first byte (state/codec)
@@ -228,6 +274,25 @@ class KeyTable {
     return std::string_view(arena_.data() + offsets_[g], offsets_[g + 1] - offsets_[g]);
   }
   uint32_t size() const { return size_; }
+  // The group of `key` (whose row hash is `hash`, as given when it was
+  // added), or kNoGroup.
+  uint32_t find(std::string_view key, uint64_t hash) const {
+    if (null_group_ != kEmpty && key == this->key(null_group_)) return null_group_;
+    if (slots_.empty()) return kEmpty;
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.group == kEmpty) return kEmpty;
+      if (s.hash == hash && equal(this->key(s.group), key)) return s.group;
+    }
+  }
+  // hashes[g]: the row hash group g was added with (0 for the null key of
+  // an int64-keyed table, which has no slot).
+  void group_hashes(std::vector<uint64_t>& hashes) const {
+    hashes.assign(size_, 0);
+    for (const Slot& s : slots_) {
+      if (s.group != kEmpty) hashes[s.group] = s.hash;
+    }
+  }
   // Copies of the key bytes and their offsets: group g's key is
   // [offsets[g], offsets[g + 1]).
   void copy_keys(std::string& arena, std::vector<size_t>& offsets) const {
@@ -305,17 +370,30 @@ class KeyTable {
   size_t mask_ = 0;               // slots_.size() - 1
 };
 
-// One tumbling or sliding window: [end - size, end).
-struct Window {
-  Window(int64_t end_ms, const std::vector<AggSpec>* aggs) : end(end_ms), groups(aggs) {}
+// The groups of one pane of a tumbling or sliding window: the rows of
+// [end - pane, end) (pane_ms(cfg)).
+struct Pane {
+  Pane(int64_t end_ms, const std::vector<AggSpec>* aggs) : end(end_ms), groups(aggs) {}
   int64_t end;
   GroupStates groups;
-  KeyTable index;               // encoded key -> group
-  bool fired = false;           // emitted at least once
-  bool spilled = false;         // has partials in the store
-  size_t bytes = 0;             // estimated memory of its groups
-  std::vector<uint32_t> dirty;  // fired: groups updated since their last emission
-  std::vector<uint8_t> dirty_flag;
+  KeyTable index;        // encoded key -> group
+  bool spilled = false;  // has partials in the store
+  size_t bytes = 0;      // estimated memory of its groups
+};
+
+// A group that changed after a window holding its pane fired.
+struct DirtyGroup {
+  Pane* pane;
+  uint32_t g;
+  uint64_t hash;  // its key's row hash, to find the key in the window's other panes
+};
+
+// One tumbling or sliding window, [end - size, end); its groups are its
+// panes'.
+struct WindowState {
+  int64_t end = 0;
+  bool fired = false;             // emitted at least once
+  std::vector<DirtyGroup> dirty;  // fired: groups updated since its last emission
 };
 
 struct Session {
@@ -444,6 +522,70 @@ Status session_image_entries(const SessionImage& image, state::CheckpointEntries
   return Status::OK();
 }
 
+// The stored partials of one pane (ordered_key(pane_end) + encoded key +
+// u64 spill number) in key order, read kScanChunk at a time: the store
+// scans with a callback, so merging several panes' ranges resumes each scan
+// past the last entry read.
+class StoredPartials {
+ public:
+  StoredPartials(int64_t pane_end, std::string what)
+      : from_(ordered_key(pane_end)), to_(ordered_key(pane_end + 1)), what_(std::move(what)) {}
+
+  // Reads the next chunk; done() when the range has no more entries.
+  Status load(state::KvStore& store) {
+    arena_.clear();
+    items_.clear();
+    at_ = 0;
+    Status st;
+    DF_RETURN_IF_ERROR(store.scan(from_, to_, [&](std::string_view k, std::string_view v) {
+      if (k.size() < 16) {
+        st = Status::data_error(what_ + " state: a malformed entry key");
+        return false;
+      }
+      const std::string_view key = k.substr(8, k.size() - 16);
+      items_.push_back({arena_.size(), key.size(), v.size()});
+      arena_.append(key);
+      arena_.append(v);
+      if (items_.size() < kScanChunk) return true;
+      from_.assign(k);
+      from_.push_back('\0');  // the next chunk starts past this entry
+      return false;
+    }));
+    DF_RETURN_IF_ERROR(st);
+    last_chunk_ = items_.size() < kScanChunk;
+    return Status::OK();
+  }
+  bool done() const { return at_ == items_.size(); }
+  // The current partial's encoded key cells and accumulators.
+  std::string_view key() const {
+    return std::string_view(arena_).substr(items_[at_].offset, items_[at_].key_size);
+  }
+  std::string_view value() const {
+    const Item& i = items_[at_];
+    return std::string_view(arena_).substr(i.offset + i.key_size, i.value_size);
+  }
+  // Steps to the next partial, reading the next chunk at the end of one.
+  Status next(state::KvStore& store) {
+    if (++at_ < items_.size() || last_chunk_) return Status::OK();
+    return load(store);
+  }
+
+ private:
+  static constexpr size_t kScanChunk = 1024;
+  struct Item {
+    size_t offset;  // key bytes, then value bytes, in arena_
+    size_t key_size;
+    size_t value_size;
+  };
+  std::string from_;
+  const std::string to_;
+  const std::string what_;
+  std::string arena_;
+  std::vector<Item> items_;
+  size_t at_ = 0;
+  bool last_chunk_ = false;
+};
+
 // Builds output batches of at most batch_size rows.
 class RowSink {
  public:
@@ -482,12 +624,6 @@ class RowSink {
   OutputBatcher batch_;
 };
 
-std::string ordered_key(int64_t v) {
-  std::string k;
-  state::append_ordered_i64(v, k);
-  return k;
-}
-
 class WindowOperator final : public runtime::Operator {
  public:
   explicit WindowOperator(std::shared_ptr<const WindowConfig> cfg)
@@ -497,8 +633,11 @@ class WindowOperator final : public runtime::Operator {
             !session_mode_ && cfg_->key_types.size() == 1 &&
             (cfg_->key_types[0] == TypeId::kInt64 || cfg_->key_types[0] == TypeId::kTimestamp)),
         lateness_(cfg_->allowed_lateness_ms),
+        assigner_(cfg_->type, cfg_->size_ms, cfg_->slide_ms),
+        pane_ms_(pane_ms(*cfg_)),
         scratch_(&cfg_->aggs),
         decode_tmp_(&cfg_->aggs),
+        merged_(&cfg_->aggs),
         session_groups_(&cfg_->aggs) {
     scratch_.add();
     decode_tmp_.add();
@@ -527,13 +666,13 @@ class WindowOperator final : public runtime::Operator {
     if (state_dir_.empty()) {
       return Status::invalid("window '" + cfg_->id + "': checkpoints need a state directory");
     }
-    // Tumbling and sliding windows with none spilled: the store holds
-    // nothing (a fired spilled window's range is removed with it), so it is
-    // not checkpointed on this thread; the I/O pool lays an empty store's
-    // image under the copy instead.
+    // Tumbling and sliding windows with no pane spilled: the store holds
+    // nothing (a spilled pane's range is removed with it), so it is not
+    // checkpointed on this thread; the I/O pool lays an empty store's image
+    // under the copy instead.
     const bool store_empty =
-        !session_mode_ && std::none_of(windows_.begin(), windows_.end(),
-                                       [](const auto& w) { return w.second->spilled; });
+        !session_mode_ &&
+        std::none_of(panes_.begin(), panes_.end(), [](const auto& p) { return p.second->spilled; });
     if (!store_empty) DF_RETURN_IF_ERROR(ensure_store());
     // On this thread: a copy of what is in memory and the store's checkpoint
     // (hard links). Writing the copy into the checkpoint is the I/O pool's.
@@ -553,7 +692,12 @@ class WindowOperator final : public runtime::Operator {
     if (watermark_ != kNoWatermark) meta.watermark = watermark_;
     meta.next_seq = seq_base_;
     meta.spill_seq = spill_seq_;
-    for (const auto& [end, w] : windows_) meta.windows.emplace_back(end, w->fired);
+    for (const auto& [end, w] : windows_) meta.windows.emplace_back(end, w.fired);
+    if (cfg_->type == WindowType::kSliding) {
+      for (const auto& [end, p] : panes_) {
+        if (p->groups.size() > 0 || p->spilled) meta.panes.push_back(end);
+      }
+    }
     if (store_empty) {
       snapshot_without_store(*ctx_, sctx, state_dir_, empty_image_,
                              meta_to_json(*cfg_, meta).dump(), std::move(build),
@@ -582,6 +726,7 @@ class WindowOperator final : public runtime::Operator {
 
     entries_.clear();
     late_.clear();
+    target_.start = target_.end = 0;  // watermarks between batches change a pane's windows
     const size_t n = batch->active_rows();
     if (int_key_) {
       assign_int_keyed(*batch, *et, n);
@@ -591,8 +736,8 @@ class WindowOperator final : public runtime::Operator {
     seq_base_ += n;
     if (session_mode_) resolve_merged_groups();
 
-    // Tumbling batches mostly fold into one window: its accumulator arrays
-    // are then looked up once per aggregate, not per row.
+    // Batches mostly fold into one pane: its accumulator arrays are then
+    // looked up once per aggregate, not per row.
     GroupStates* single = entries_.empty() ? nullptr : entries_.front().groups;
     for (const Entry& e : entries_) {
       if (e.groups != single) {
@@ -633,14 +778,18 @@ class WindowOperator final : public runtime::Operator {
       // by window, as mid-stream, instead of holding every row until the end.
       int64_t emitted = watermark_;
       for (auto& [end, w] : windows_) {
-        if (w->fired) continue;
-        DF_RETURN_IF_ERROR(fire_window(*w, out));
+        if (w.fired) continue;
+        DF_RETURN_IF_ERROR(fire_window(w, out));
         sink_->flush(out);
         if (end - 1 > emitted) {
           emitted = end - 1;
           out.emit_watermark(Watermark{emitted});
         }
       }
+      // No row comes after the end of input, so no fired window changes
+      // again: their groups go now, and a final checkpoint holds just the
+      // meta instead of writing every group once more.
+      DF_RETURN_IF_ERROR(purge_windows(kMaxTime));
     }
     DF_RETURN_IF_ERROR(fire_until(kMaxTime, out));
     sink_->flush(out);
@@ -658,15 +807,15 @@ class WindowOperator final : public runtime::Operator {
     return store_->remove_range("", "");
   }
 
-  // A copy of the in-memory groups of every window, their partials numbered
+  // A copy of the in-memory groups of every pane, their partials numbered
   // spill_seq_ (then taken); nullptr when memory holds none.
   std::shared_ptr<const WindowImage> window_image() {
     auto image = std::make_shared<WindowImage>();
     image->spill_seq = spill_seq_;
-    for (const auto& [end, w] : windows_) {
-      if (w->groups.size() == 0) continue;
-      WindowImage::Part part{end, {}, {}, w->groups.clone()};
-      w->index.copy_keys(part.keys, part.offsets);
+    for (const auto& [end, p] : panes_) {
+      if (p->groups.size() == 0) continue;
+      WindowImage::Part part{end, {}, {}, p->groups.clone()};
+      p->index.copy_keys(part.keys, part.offsets);
       image->windows.push_back(std::move(part));
     }
     if (image->windows.empty()) return nullptr;
@@ -704,11 +853,14 @@ class WindowOperator final : public runtime::Operator {
     seq_base_ = meta->next_seq;
     spill_seq_ = meta->spill_seq;
     for (const auto& [end, fired] : meta->windows) {
-      auto w = std::make_unique<Window>(end, &cfg_->aggs);
-      w->fired = fired;
-      w->spilled = true;  // a snapshot spills every group
-      windows_.emplace(end, std::move(w));
+      WindowState& w = windows_[end];
+      w.end = end;
+      w.fired = fired;
+      // A tumbling window is its one pane.
+      if (cfg_->type == WindowType::kTumbling) pane_for(end)->spilled = true;
     }
+    // A snapshot spills every group.
+    for (int64_t end : meta->panes) pane_for(end)->spilled = true;
     store_has_sessions_ = session_mode_;
     return Status::OK();
   }
@@ -759,29 +911,19 @@ class WindowOperator final : public runtime::Operator {
 
   // Tumbling and sliding windows keyed by one int64/timestamp field: the key
   // is looked up by value (no encoding, no byte compare) and rows of one
-  // window skip the window search.
+  // pane skip the window search.
   void assign_int_keyed(const Batch& batch, const Column& et, size_t n) {
     const Column& kc = *batch.column(cfg_->key_fields[0]);
     const int64_t* kv = kc.int64_data();
     const int64_t* ts = et.int64_data();
     const bool maybe_null = kc.has_nulls() || et.has_nulls();
-    const bool tumbling = cfg_->type == WindowType::kTumbling;
     if (entries_.capacity() < n) entries_.reserve(n);
-    if (tumbling && !maybe_null) {
+    if (!maybe_null) {
       if (const Selection* sel = batch.selection()) {
         const uint32_t* rows = sel->data();
-        assign_tumbling_i64(kv, ts, n, [rows](size_t k) { return size_t{rows[k]}; });
+        assign_i64(kv, ts, n, [rows](size_t k) { return size_t{rows[k]}; });
       } else {
-        assign_tumbling_i64(kv, ts, n, [](size_t k) { return k; });
-      }
-      return;
-    }
-    if (!tumbling && !maybe_null && cfg_->size_ms % cfg_->slide_ms == 0) {
-      if (const Selection* sel = batch.selection()) {
-        const uint32_t* rows = sel->data();
-        assign_sliding_i64(kv, ts, n, [rows](size_t k) { return size_t{rows[k]}; });
-      } else {
-        assign_sliding_i64(kv, ts, n, [](size_t k) { return k; });
+        assign_i64(kv, ts, n, [](size_t k) { return k; });
       }
       return;
     }
@@ -789,13 +931,11 @@ class WindowOperator final : public runtime::Operator {
     for (size_t k = 0; k < n; ++k) {
       const size_t r = batch.row_at(k);
       const uint64_t seq = seq_base_ + k;
-      if (maybe_null) {
-        if (et.is_null(r)) {
-          ctx_->report_data_error("window '" + cfg_->id + "': row without event time dropped");
-          continue;
-        }
-        key_null_ = kc.is_null(r);
+      if (et.is_null(r)) {
+        ctx_->report_data_error("window '" + cfg_->id + "': row without event time dropped");
+        continue;
       }
+      key_null_ = kc.is_null(r);
       if (!key_null_) {
         key_int_ = kv[r];
         key_hash_ = runtime::hash_int64(key_int_);
@@ -804,190 +944,164 @@ class WindowOperator final : public runtime::Operator {
     }
   }
 
-  // The common case of assign_int_keyed: tumbling, no null keys or event
-  // times. The same steps as assign_windows + add_to, in one loop.
+  // The common case of assign_int_keyed: no null keys or event times. The
+  // same steps as assign_windows + add_to, in one loop.
   template <typename RowAt>
-  void assign_tumbling_i64(const int64_t* kv, const int64_t* ts, size_t n, RowAt row_at) {
-    // The current window's parts in locals: stores into entries_ could
-    // alias its members, which would then be reloaded per row.
-    Window* w = nullptr;
+  void assign_i64(const int64_t* kv, const int64_t* ts, size_t n, RowAt row_at) {
+    // The current pane's parts in locals: stores into entries_ could alias
+    // its members, which would then be reloaded per row.
+    Pane* pane = nullptr;
     KeyTable::Probe probe{};
     bool fired = false;
-    int64_t start = tumbling_start_;
-    int64_t end = tumbling_end_;
-    bool late = false;
+    int64_t start = 0;  // the current row's pane, looked up at the first row
+    int64_t end = 0;
     entries_.resize(n);
     Entry* out = entries_.data();
     size_t m = 0;
     for (size_t k = 0; k < n; ++k) {
       const size_t r = row_at(k);
       const int64_t t = ts[r];
-      if (t < start || t >= end || w == nullptr) {
-        if (t < start || t >= end) {
-          end = floor_div(t, cfg_->size_ms) * cfg_->size_ms + cfg_->size_ms;
-          start = end - cfg_->size_ms;
-        }
-        late = end - 1 + lateness_ <= watermark_;
-        if (!late) {
-          w = window_for(end);
-          w->index.ensure_slots();
-          probe = w->index.probe();
-          fired = w->fired;
+      if (t < start || t >= end) {
+        target_pane(t);
+        start = target_.start;
+        end = target_.end;
+        pane = target_.pane;
+        fired = !target_.fired.empty();
+        if (pane != nullptr) {
+          pane->index.ensure_slots();
+          probe = pane->index.probe();
         }
       }
-      if (late) {
-        late_.push_back(static_cast<uint32_t>(r));
+      if (pane == nullptr) {
+        if (target_.late) late_.push_back(static_cast<uint32_t>(r));
         continue;
       }
       const int64_t v = kv[r];
       const uint64_t h = runtime::hash_int64(v);
       uint32_t g = KeyTable::find_slot(probe, h)->group;
       if (g == KeyTable::kNoGroup) {
-        g = w->index.insert_i64(v, h);
-        probe = w->index.probe();
-        count_new_group(*w, g);
+        g = pane->index.insert_i64(v, h);
+        probe = pane->index.probe();
+        count_new_group(*pane, g);
       }
-      out[m++] = Entry{static_cast<uint32_t>(r), g, &w->groups, seq_base_ + k};
-      if (fired) mark_dirty(*w, g);
+      out[m++] = Entry{static_cast<uint32_t>(r), g, &pane->groups, seq_base_ + k};
+      if (fired) {
+        for (WindowState* w : target_.fired) mark_dirty(*w, *pane, g, h);
+      }
     }
     entries_.resize(m);
-    tumbling_start_ = start;
-    tumbling_end_ = end;
-  }
-
-  // Sliding windows keyed by one int64/timestamp field whose size is a
-  // multiple of the slide, no null keys or event times: every row of one
-  // slide [start, start + slide) has the same windows, so they are looked up
-  // once per slide, not per row and window. Rows go to their windows in
-  // assign_windows' order (newest window first).
-  template <typename RowAt>
-  void assign_sliding_i64(const int64_t* kv, const int64_t* ts, size_t n, RowAt row_at) {
-    const int64_t size = cfg_->size_ms;
-    const int64_t slide = cfg_->slide_ms;
-    std::vector<Window*>& windows = slide_windows_;  // the current slide's kept windows
-    windows.clear();
-    int64_t slide_start = 0;
-    bool have_slide = false;
-    entries_.reserve(entries_.size() + n * static_cast<size_t>(size / slide));
-    for (size_t k = 0; k < n; ++k) {
-      const size_t r = row_at(k);
-      const int64_t t = ts[r];
-      if (!have_slide || t < slide_start || t - slide_start >= slide) {
-        have_slide = true;
-        slide_start = floor_div(t, slide) * slide;
-        windows.clear();
-        for (int64_t start = slide_start; start > t - size; start -= slide) {
-          const int64_t end = start + size;
-          if (end - 1 + lateness_ <= watermark_) continue;
-          windows.push_back(window_for(end));
-        }
-      }
-      if (windows.empty()) {
-        late_.push_back(static_cast<uint32_t>(r));
-        continue;
-      }
-      const int64_t v = kv[r];
-      const uint64_t h = runtime::hash_int64(v);
-      const uint64_t seq = seq_base_ + k;
-      for (Window* w : windows) {
-        bool added = false;
-        const uint32_t g = w->index.find_or_add_i64(v, h, added);
-        if (added) count_new_group(*w, g);
-        entries_.push_back(Entry{static_cast<uint32_t>(r), g, &w->groups, seq});
-        if (w->fired) mark_dirty(*w, g);
-      }
-    }
   }
 
   // ---- tumbling and sliding ------------------------------------------------
 
-  // Adds the row to each of its windows that is still kept; false when it
-  // has windows and all of them are gone (a late row).
-  bool assign_windows(int64_t t, size_t row, uint64_t seq) {
-    if (cfg_->type == WindowType::kTumbling) {
-      // Consecutive rows mostly fall into the same window: skip the division.
-      if (t < tumbling_start_ || t >= tumbling_end_) {
-        tumbling_end_ = floor_div(t, cfg_->size_ms) * cfg_->size_ms + cfg_->size_ms;
-        tumbling_start_ = tumbling_end_ - cfg_->size_ms;
-      }
-      const int64_t end = tumbling_end_;
-      if (end - 1 + lateness_ <= watermark_) return false;
-      add_to_window(end, row, seq);
-      return true;
-    }
-    bool any = false;
-    bool placed = false;
-    const int64_t last_start = floor_div(t, cfg_->slide_ms) * cfg_->slide_ms;
-    for (int64_t start = last_start; start > t - cfg_->size_ms; start -= cfg_->slide_ms) {
-      any = true;
-      const int64_t end = start + cfg_->size_ms;
-      if (end - 1 + lateness_ <= watermark_) continue;
-      add_to_window(end, row, seq);
-      placed = true;
-    }
-    return placed || !any;
+  // Looks up the pane of event time t and its windows into target_: the
+  // pane when any of its windows is still kept (windows first seen then
+  // are added, fired at once when their end passed), which of those fired
+  // already, and whether the row is late (it has windows, all gone). Every
+  // row of a pane has the same windows: window bounds are multiples of the
+  // pane.
+  void target_pane(int64_t t) {
+    PaneTarget& p = target_;
+    p.start = floor_div(t, pane_ms_) * pane_ms_;
+    p.end = p.start + pane_ms_;
+    p.pane = nullptr;
+    p.fired.clear();
+    bool kept = false;
+    p.late = !assigner_.for_each_kept(t, lateness_, watermark_, [&](int64_t end) {
+      WindowState& w = window_state(end);
+      if (w.fired) p.fired.push_back(&w);
+      kept = true;
+    });
+    if (kept) p.pane = pane_for(p.end);
   }
 
-  void add_to_window(int64_t end, size_t row, uint64_t seq) { add_to(*window_for(end), row, seq); }
+  // Adds the row to its pane if any of the pane's windows is still kept;
+  // false when the row has windows and all of them are gone (a late row).
+  bool assign_windows(int64_t t, size_t row, uint64_t seq) {
+    if (t < target_.start || t >= target_.end) target_pane(t);
+    if (target_.pane == nullptr) return !target_.late;
+    add_to(*target_.pane, row, seq);
+    return true;
+  }
 
-  // Adds the row (of the current key) to window w.
-  void add_to(Window& w, size_t row, uint64_t seq) {
+  // Adds the row (of the current key) to pane p, the target's.
+  void add_to(Pane& p, size_t row, uint64_t seq) {
     bool added = false;
     uint32_t g;
     if (!int_key_) {
-      g = w.index.find_or_add(key_view_, key_hash_, added);
+      g = p.index.find_or_add(key_view_, key_hash_, added);
     } else if (!key_null_) {
-      g = w.index.find_or_add_i64(key_int_, key_hash_, added);
+      g = p.index.find_or_add_i64(key_int_, key_hash_, added);
     } else {
-      g = w.index.find_or_add_null(null_key_, added);
+      g = p.index.find_or_add_null(null_key_, added);
     }
-    if (added) count_new_group(w, g);
-    entries_.push_back({static_cast<uint32_t>(row), g, &w.groups, seq});
-    if (w.fired) mark_dirty(w, g);
+    if (added) count_new_group(p, g);
+    entries_.push_back({static_cast<uint32_t>(row), g, &p.groups, seq});
+    for (WindowState* w : target_.fired) mark_dirty(*w, p, g, key_hash_);
   }
 
-  // Adds the accumulators of group g, just added to w's index.
-  void count_new_group(Window& w, uint32_t g) {
-    w.groups.add();
-    const size_t b = w.index.key(g).size() + kGroupOverhead + w.groups.fixed_bytes_per_group();
-    w.bytes += b;
+  // Adds the accumulators of group g, just added to p's index.
+  void count_new_group(Pane& p, uint32_t g) {
+    p.groups.add();
+    const size_t b = p.index.key(g).size() + kGroupOverhead + p.groups.fixed_bytes_per_group();
+    p.bytes += b;
     mem_bytes_ += b;
   }
 
-  Window* window_for(int64_t end) {
-    if (last_window_ != nullptr && last_window_->end == end) return last_window_;
-    auto it = windows_.find(end);
-    if (it == windows_.end()) {
-      std::unique_ptr<Window> w;
-      if (spare_window_) {
-        // The last purged window's memory, already sized for a window's keys.
-        w = std::move(spare_window_);
-        w->end = end;
-      } else {
-        w = std::make_unique<Window>(end, &cfg_->aggs);
-      }
-      // A window first seen after its end passed (a late row within the
-      // allowed lateness) fires at once.
-      w->fired = end - 1 <= watermark_;
-      it = windows_.emplace(end, std::move(w)).first;
+  // The window ending at `end`, added (not fired, unless its end passed:
+  // a late row within the allowed lateness fires it at once) when absent.
+  WindowState& window_state(int64_t end) {
+    auto [it, added] = windows_.try_emplace(end);
+    if (added) {
+      it->second.end = end;
+      it->second.fired = end - 1 <= watermark_;
     }
-    last_window_ = it->second.get();
-    return last_window_;
+    return it->second;
   }
 
-  void mark_dirty(Window& w, uint32_t g) {
-    if (w.dirty_flag.size() < w.groups.size()) w.dirty_flag.resize(w.groups.size(), 0);
-    if (w.dirty_flag[g]) return;
-    w.dirty_flag[g] = 1;
+  Pane* pane_for(int64_t end) {
+    auto it = panes_.find(end);
+    if (it != panes_.end()) return it->second.get();
+    std::unique_ptr<Pane> p;
+    if (spare_pane_) {
+      // The last purged pane's memory, already sized for a pane's keys.
+      p = std::move(spare_pane_);
+      p->end = end;
+    } else {
+      p = std::make_unique<Pane>(end, &cfg_->aggs);
+    }
+    return panes_.emplace(end, std::move(p)).first->second.get();
+  }
+
+  // The end of the last window that holds the pane ending at `pane_end`:
+  // the pane is kept until that window's allowed lateness has passed.
+  int64_t last_window_end(int64_t pane_end) const {
+    const int64_t slide = cfg_->type == WindowType::kTumbling ? cfg_->size_ms : cfg_->slide_ms;
+    return floor_div(pane_end - pane_ms_, slide) * slide + cfg_->size_ms;
+  }
+
+  // The panes of the window ending at `end` that hold groups, in memory or
+  // stored, oldest first, into `panes`.
+  void panes_of(int64_t end, std::vector<Pane*>& panes) {
+    panes.clear();
+    for (auto it = panes_.upper_bound(end - cfg_->size_ms); it != panes_.end() && it->first <= end;
+         ++it) {
+      if (it->second->groups.size() > 0 || it->second->spilled) panes.push_back(it->second.get());
+    }
+  }
+
+  // Group g of pane p (key hash `hash`) changed after window w fired: its
+  // row is emitted again after the batch.
+  void mark_dirty(WindowState& w, Pane& p, uint32_t g, uint64_t hash) {
+    if (!w.dirty.empty() && w.dirty.back().pane == &p && w.dirty.back().g == g) return;
     if (w.dirty.empty()) dirty_windows_.push_back(&w);
-    w.dirty.push_back(g);
+    w.dirty.push_back({&p, g, hash});
   }
 
-  // The merged accumulators of one key of a spilled window, into scratch_.
-  Status gather_spilled(const Window& w, std::string_view key, const GroupStates* mem, uint32_t g) {
-    scratch_.reset(0);
-    if (mem != nullptr) scratch_.merge_from(0, *mem, g);
-    std::string lo = ordered_key(w.end);
+  // Merges the stored partials of `key` in the pane ending at `pane_end`
+  // into scratch_'s group.
+  Status merge_stored(int64_t pane_end, std::string_view key) {
+    std::string lo = ordered_key(pane_end);
     lo.append(key);
     std::string hi = lo;
     hi.append(9, '\xff');  // past every u64 spill number
@@ -999,70 +1113,124 @@ class WindowOperator final : public runtime::Operator {
     return st;
   }
 
-  Status emit_window_group(Window& w, uint32_t g, runtime::Output& out) {
-    const std::string_view key = w.index.key(g);
+  // Emits window w's row of the key of dirty group d: that group alone when
+  // it is the window's only pane and in memory only, else merged with the
+  // key's groups and stored partials in the window's other panes.
+  Status emit_window_group(const WindowState& w, const DirtyGroup& d, runtime::Output& out) {
+    const std::string_view key = d.pane->index.key(d.g);
     const int64_t start = w.end - cfg_->size_ms;
-    if (!w.spilled) return sink_->append(key, start, w.end, w.groups, g, out);
-    DF_RETURN_IF_ERROR(gather_spilled(w, key, &w.groups, g));
+    if (pane_ms_ == cfg_->size_ms && !d.pane->spilled) {
+      return sink_->append(key, start, w.end, d.pane->groups, d.g, out);
+    }
+    scratch_.reset(0);
+    panes_of(w.end, fire_panes_);
+    for (Pane* p : fire_panes_) {
+      const uint32_t g = p == d.pane ? d.g : p->index.find(key, d.hash);
+      if (g != KeyTable::kNoGroup) scratch_.merge_from(0, p->groups, g);
+      if (p->spilled) DF_RETURN_IF_ERROR(merge_stored(p->end, key));
+    }
     return sink_->append(key, start, w.end, scratch_, 0, out);
   }
 
-  // Emits every group of `w` in key order, merging stored partials.
-  Status fire_window(Window& w, runtime::Output& out) {
+  // Emits every key of window w. A window of one pane in memory emits the
+  // pane's groups in first-arrival order; several panes in memory are
+  // merged per key (oldest pane's keys first); with a spilled pane every
+  // pane's groups and stored partials are merged in key order.
+  Status fire_window(WindowState& w, runtime::Output& out) {
     w.fired = true;
-    order_.resize(w.groups.size());
-    for (uint32_t g = 0; g < order_.size(); ++g) order_[g] = g;
-    // Unspilled windows emit in first-arrival order; spilled ones merge with
-    // the store's key order, so memory goes in key order too.
-    if (w.spilled) {
-      std::sort(order_.begin(), order_.end(),
-                [&](uint32_t a, uint32_t b) { return w.index.key(a) < w.index.key(b); });
-    }
+    panes_of(w.end, fire_panes_);
+    if (fire_panes_.empty()) return Status::OK();
     const int64_t start = w.end - cfg_->size_ms;
-    size_t mi = 0;
-    auto emit_memory_below = [&](std::string_view bound, bool all) -> Status {
-      while (mi < order_.size() && (all || w.index.key(order_[mi]) < bound)) {
-        DF_RETURN_IF_ERROR(
-            sink_->append(w.index.key(order_[mi]), start, w.end, w.groups, order_[mi], out));
-        ++mi;
+    if (std::any_of(fire_panes_.begin(), fire_panes_.end(), [](Pane* p) { return p->spilled; })) {
+      return fire_spilled(w, out);
+    }
+    if (fire_panes_.size() == 1) {
+      const Pane& p = *fire_panes_[0];
+      for (uint32_t g = 0; g < p.groups.size(); ++g) {
+        DF_RETURN_IF_ERROR(sink_->append(p.index.key(g), start, w.end, p.groups, g, out));
       }
       return Status::OK();
-    };
-    if (w.spilled) {
-      std::string current;
-      bool have = false;
-      Status st;
-      auto flush_current = [&]() -> Status {
-        DF_RETURN_IF_ERROR(emit_memory_below(current, false));
-        if (mi < order_.size() && w.index.key(order_[mi]) == current) {
-          scratch_.merge_from(0, w.groups, order_[mi]);
-          ++mi;
-        }
-        DF_RETURN_IF_ERROR(sink_->append(current, start, w.end, scratch_, 0, out));
-        scratch_.reset(0);
-        return Status::OK();
-      };
-      scratch_.reset(0);
-      DF_RETURN_IF_ERROR(store_->scan(ordered_key(w.end), ordered_key(w.end + 1),
-                                      [&](std::string_view k, std::string_view v) {
-                                        if (k.size() < 16) {
-                                          st = Status::internal("window state: corrupt key");
-                                          return false;
-                                        }
-                                        std::string_view key = k.substr(8, k.size() - 16);
-                                        if (have && key != current) {
-                                          st = flush_current();
-                                          if (!st.ok()) return false;
-                                        }
-                                        if (!have || key != current) current.assign(key);
-                                        have = true;
-                                        st = scratch_.decode_merge(0, v, decode_tmp_);
-                                        return st.ok();
-                                      }));
-      DF_RETURN_IF_ERROR(st);
-      if (have) DF_RETURN_IF_ERROR(flush_current());
     }
-    return emit_memory_below({}, true);
+    merged_index_.reset();
+    merged_.reset_all();
+    for (const Pane* p : fire_panes_) {
+      p->index.group_hashes(group_hashes_);
+      for (uint32_t g = 0; g < p->groups.size(); ++g) {
+        bool added = false;
+        const uint32_t mg = merged_index_.find_or_add(p->index.key(g), group_hashes_[g], added);
+        if (added) merged_.add();
+        merged_.merge_from(mg, p->groups, g);
+      }
+    }
+    for (uint32_t g = 0; g < merged_.size(); ++g) {
+      DF_RETURN_IF_ERROR(sink_->append(merged_index_.key(g), start, w.end, merged_, g, out));
+    }
+    // Keep the capacity of a usual window, not of an unusually large one.
+    if (merged_.size() > kMergedKeep) {
+      merged_index_.clear();
+      merged_.clear();
+    }
+    return Status::OK();
+  }
+
+  // fire_window for a window with a spilled pane (fire_panes_): one sorted
+  // run per pane's memory and per pane's store, merged per key.
+  Status fire_spilled(const WindowState& w, runtime::Output& out) {
+    const int64_t start = w.end - cfg_->size_ms;
+    struct MemoryRun {
+      const Pane* pane;
+      std::vector<uint32_t> order;  // its groups in key order
+      size_t at = 0;
+      std::string_view key() const { return pane->index.key(order[at]); }
+      bool done() const { return at == order.size(); }
+    };
+    std::vector<MemoryRun> memory;
+    std::vector<StoredPartials> stored;
+    for (const Pane* p : fire_panes_) {
+      if (p->groups.size() > 0) {
+        MemoryRun run{p, std::vector<uint32_t>(p->groups.size())};
+        for (uint32_t g = 0; g < run.order.size(); ++g) run.order[g] = g;
+        sort_by_key(run.order, [p](uint32_t g) { return p->index.key(g); });
+        memory.push_back(std::move(run));
+      }
+      if (p->spilled) {
+        stored.emplace_back(p->end, "window '" + cfg_->id + "'");
+        DF_RETURN_IF_ERROR(stored.back().load(*store_));
+      }
+    }
+    std::string current;
+    while (true) {
+      // The least key at the head of any run.
+      bool have = false;
+      std::string_view least;
+      const auto consider = [&](std::string_view k) {
+        if (!have || k < least) least = k;
+        have = true;
+      };
+      for (const MemoryRun& m : memory) {
+        if (!m.done()) consider(m.key());
+      }
+      for (const StoredPartials& s : stored) {
+        if (!s.done()) consider(s.key());
+      }
+      if (!have) break;
+      current.assign(least);
+      scratch_.reset(0);
+      for (MemoryRun& m : memory) {
+        if (!m.done() && m.key() == current) {
+          scratch_.merge_from(0, m.pane->groups, m.order[m.at]);
+          ++m.at;
+        }
+      }
+      for (StoredPartials& s : stored) {
+        while (!s.done() && s.key() == current) {
+          DF_RETURN_IF_ERROR(scratch_.decode_merge(0, s.value(), decode_tmp_));
+          DF_RETURN_IF_ERROR(s.next(*store_));
+        }
+      }
+      DF_RETURN_IF_ERROR(sink_->append(current, start, w.end, scratch_, 0, out));
+    }
+    return Status::OK();
   }
 
   Status spill() {
@@ -1070,30 +1238,29 @@ class WindowOperator final : public runtime::Operator {
     state::WriteBatch wb;
     std::string k;
     std::string v;
-    for (auto& [end, w] : windows_) {
-      if (w->groups.size() == 0) continue;
+    for (auto& [end, p] : panes_) {
+      if (p->groups.size() == 0) continue;
       // In key order: RocksDB inserts a sorted batch far faster.
-      order_.resize(w->groups.size());
+      order_.resize(p->groups.size());
       for (uint32_t g = 0; g < order_.size(); ++g) order_[g] = g;
-      sort_by_key(order_, [&w = w](uint32_t g) { return w->index.key(g); });
+      sort_by_key(order_, [&p = p](uint32_t g) { return p->index.key(g); });
       for (uint32_t g : order_) {
         k.clear();
         state::append_ordered_i64(end, k);
-        k += w->index.key(g);
+        k += p->index.key(g);
         state::append_u64(spill_seq_, k);
         v.clear();
-        w->groups.encode(g, v);
+        p->groups.encode(g, v);
         wb.put(k, v);
         if (wb.size() >= kSpillWriteBatch) {
           DF_RETURN_IF_ERROR(store_->write(wb));
           wb.clear();
         }
       }
-      w->groups.clear();
-      w->index.clear();
-      w->dirty_flag = {};
-      w->spilled = true;
-      w->bytes = 0;
+      p->groups.clear();
+      p->index.clear();
+      p->spilled = true;
+      p->bytes = 0;
     }
     if (!wb.empty()) DF_RETURN_IF_ERROR(store_->write(wb));
     ++spill_seq_;
@@ -1244,7 +1411,7 @@ class WindowOperator final : public runtime::Operator {
   Status fire_until(int64_t limit, runtime::Output& out) {
     for (auto& [end, w] : windows_) {
       if (end - 1 > limit) break;
-      if (!w->fired) DF_RETURN_IF_ERROR(fire_window(*w, out));
+      if (!w.fired) DF_RETURN_IF_ERROR(fire_window(w, out));
     }
     if (!session_mode_) return Status::OK();
     if (!store_has_sessions_) {
@@ -1529,31 +1696,9 @@ class WindowOperator final : public runtime::Operator {
     return Status::OK();
   }
 
-  // Drops windows and sessions whose allowed lateness has passed.
+  // Drops windows, panes and sessions whose allowed lateness has passed.
   Status purge() {
-    while (!windows_.empty()) {
-      auto it = windows_.begin();
-      Window& w = *it->second;
-      if (w.end - 1 + lateness_ > watermark_) break;
-      if (w.spilled) {
-        DF_RETURN_IF_ERROR(store_->remove_range(ordered_key(w.end), ordered_key(w.end + 1)));
-      }
-      mem_bytes_ -= std::min(mem_bytes_, w.bytes);
-      if (last_window_ == &w) last_window_ = nullptr;
-      if (!w.spilled) {
-        // Keep its capacity for the next window (consecutive windows see
-        // similar keys); a spilled window's memory was released already.
-        std::unique_ptr<Window> spare = std::move(it->second);
-        spare->index.reset();
-        spare->groups.reset_all();
-        spare->fired = false;
-        spare->bytes = 0;
-        spare->dirty.clear();
-        spare->dirty_flag.clear();
-        spare_window_ = std::move(spare);
-      }
-      windows_.erase(it);
-    }
+    DF_RETURN_IF_ERROR(purge_windows(watermark_));
     while (!purge_timers_.empty() && purge_timers_.begin()->first - 1 + lateness_ <= watermark_) {
       auto node = purge_timers_.extract(purge_timers_.begin());
       remove_session(node.value().second, node.value().first);
@@ -1562,12 +1707,43 @@ class WindowOperator final : public runtime::Operator {
     return Status::OK();
   }
 
+  // Drops the windows and panes whose allowed lateness has passed at
+  // watermark `limit` (kMaxTime: all of them).
+  Status purge_windows(int64_t limit) {
+    while (!windows_.empty() && windows_.begin()->first - 1 + lateness_ <= limit) {
+      windows_.erase(windows_.begin());
+    }
+    // Panes in end order have their last windows in end order too.
+    while (!panes_.empty()) {
+      auto it = panes_.begin();
+      Pane& p = *it->second;
+      if (last_window_end(p.end) - 1 + lateness_ > limit) break;
+      if (p.spilled) {
+        DF_RETURN_IF_ERROR(store_->remove_range(ordered_key(p.end), ordered_key(p.end + 1)));
+      }
+      mem_bytes_ -= std::min(mem_bytes_, p.bytes);
+      if (!p.spilled) {
+        // Keep its capacity for the next pane (consecutive panes see
+        // similar keys); a spilled pane's memory was released already.
+        std::unique_ptr<Pane> spare = std::move(it->second);
+        spare->index.reset();
+        spare->groups.reset_all();
+        spare->bytes = 0;
+        spare_pane_ = std::move(spare);
+      }
+      panes_.erase(it);
+    }
+    return Status::OK();
+  }
+
   // Re-emits fired windows and sessions that rows of this batch updated.
   Status emit_dirty(runtime::Output& out) {
-    for (Window* w : dirty_windows_) {
-      for (uint32_t g : w->dirty) {
-        DF_RETURN_IF_ERROR(emit_window_group(*w, g, out));
-        w->dirty_flag[g] = 0;
+    for (WindowState* w : dirty_windows_) {
+      // Once per key: rows of one key may have changed several of its panes.
+      emitted_keys_.clear();
+      for (const DirtyGroup& d : w->dirty) {
+        if (!emitted_keys_.insert(d.pane->index.key(d.g)).second) continue;
+        DF_RETURN_IF_ERROR(emit_window_group(*w, d, out));
       }
       w->dirty.clear();
     }
@@ -1611,23 +1787,38 @@ class WindowOperator final : public runtime::Operator {
   std::string key_;                  // sessions: the current row's key
   std::string_view key_view_;        // windows: the current row's key
   uint64_t key_hash_ = 0;
-  int64_t key_int_ = 0;         // int_key_: the current row's key value
-  bool key_null_ = false;       // int_key_: the current row's key is null
-  std::string null_key_;        // the encoded null key
-  int64_t tumbling_start_ = 0;  // the last row's tumbling window
-  int64_t tumbling_end_ = 0;
+  int64_t key_int_ = 0;    // int_key_: the current row's key value
+  bool key_null_ = false;  // int_key_: the current row's key is null
+  std::string null_key_;   // the encoded null key
+  WindowAssigner assigner_;
+  const int64_t pane_ms_;  // tumbling, sliding: pane_ms(*cfg_)
   std::vector<uint64_t> hashes_;
   std::string buf_;
   std::vector<uint32_t> order_;
-  GroupStates scratch_;     // one group: merge target when firing spilled windows
+  GroupStates scratch_;     // one group: merge target for one key's groups and partials
   GroupStates decode_tmp_;  // one group: decoding scratch
 
   // Tumbling and sliding.
-  std::map<int64_t, std::unique_ptr<Window>> windows_;
-  Window* last_window_ = nullptr;
-  std::unique_ptr<Window> spare_window_;  // a purged window kept for its capacity
-  std::vector<Window*> dirty_windows_;
-  std::vector<Window*> slide_windows_;  // assign_sliding_i64's scratch
+  std::map<int64_t, WindowState> windows_;          // by end: the kept windows
+  std::map<int64_t, std::unique_ptr<Pane>> panes_;  // by end
+  std::unique_ptr<Pane> spare_pane_;                // a purged pane kept for its capacity
+  std::vector<WindowState*> dirty_windows_;
+  // The pane of the rows being assigned and its kept windows, looked up
+  // once per run of rows in one pane (target_pane); forgotten after each
+  // batch, as watermarks fire and purge windows between batches.
+  struct PaneTarget {
+    int64_t start = 0;  // [start, end): start == end before the first lookup
+    int64_t end = 0;
+    Pane* pane = nullptr;  // nullptr: every window gone (late) or none (a gap)
+    bool late = false;
+    std::vector<WindowState*> fired;  // its kept windows that fired already
+  };
+  PaneTarget target_;
+  std::vector<Pane*> fire_panes_;  // the panes of the window being emitted
+  KeyTable merged_index_;          // fire_window: several panes' keys ...
+  GroupStates merged_;             // ... and their merged groups
+  std::vector<uint64_t> group_hashes_;
+  std::unordered_set<std::string_view, StringHash, std::equal_to<>> emitted_keys_;
 
   // Sessions.
   std::unordered_map<std::string, SessionList, StringHash, std::equal_to<>> sessions_;
@@ -1727,13 +1918,27 @@ const char* type_word(WindowType t) {
   return "?";
 }
 
-constexpr int kMetaFormat = 1;
+// Sliding windows keep their state per pane since format 2; a format 1
+// checkpoint holds whole sliding windows, which panes cannot be split from.
+int meta_format(WindowType t) { return t == WindowType::kSliding ? 2 : 1; }
 
 }  // namespace
 
+int64_t pane_ms(const WindowConfig& cfg) {
+  switch (cfg.type) {
+    case WindowType::kTumbling:
+      return cfg.size_ms;
+    case WindowType::kSliding:
+      return std::gcd(cfg.size_ms, cfg.slide_ms);
+    case WindowType::kSession:
+      break;
+  }
+  return 0;
+}
+
 nlohmann::json meta_to_json(const WindowConfig& cfg, const WindowMeta& meta) {
   nlohmann::json j = {
-      {"format", kMetaFormat},
+      {"format", meta_format(cfg.type)},
       {"window", type_word(cfg.type)},
       {"watermark_ms", meta.watermark ? nlohmann::json(*meta.watermark) : nlohmann::json(nullptr)},
       {"next_seq", meta.next_seq}};
@@ -1745,6 +1950,7 @@ nlohmann::json meta_to_json(const WindowConfig& cfg, const WindowMeta& meta) {
     }
     j["windows"] = std::move(windows);
   }
+  if (cfg.type == WindowType::kSliding) j["panes_end_ms"] = meta.panes;
   return j;
 }
 
@@ -1757,6 +1963,7 @@ Result<WindowMeta> meta_from_json(const WindowConfig& cfg, const nlohmann::json&
     fields.push_back("spill_seq");
     fields.push_back("windows");
   }
+  if (cfg.type == WindowType::kSliding) fields.push_back("panes_end_ms");
   for (const auto& [k, v] : j.items()) {
     if (std::find(fields.begin(), fields.end(), k) == fields.end()) {
       return Status::invalid("the window meta has an unknown field '" + k + "'");
@@ -1766,12 +1973,22 @@ Result<WindowMeta> meta_from_json(const WindowConfig& cfg, const nlohmann::json&
     if (!j.contains(f)) return Status::invalid("the window meta lacks the field '" + f + "'");
   }
   const auto is_int = [](const json& v) { return v.is_number_integer(); };
+  // An integer that fits int64 (the parser reads large positive ones as unsigned).
+  const auto is_int64 = [](const json& v) {
+    return v.is_number_integer() &&
+           (!v.is_number_unsigned() || v.get<uint64_t>() <= uint64_t{INT64_MAX});
+  };
   const auto is_uint = [](const json& v) {
     return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
   };
-  if (!is_int(j["format"]) || j["format"].get<int64_t>() != kMetaFormat) {
+  const int format = meta_format(cfg.type);
+  if (!is_int(j["format"]) || j["format"].get<int64_t>() != format) {
+    std::string why;
+    if (cfg.type == WindowType::kSliding && j["format"] == 1) {
+      why = " (sliding windows keep their state per pane since format 2)";
+    }
     return Status::invalid("the window meta has format " + j["format"].dump() + ", expected " +
-                           std::to_string(kMetaFormat));
+                           std::to_string(format) + why);
   }
   if (!j["window"].is_string() || j["window"].get<std::string>() != type_word(cfg.type)) {
     return Status::invalid("the window meta is for a " + j["window"].dump() +
@@ -1817,6 +2034,19 @@ Result<WindowMeta> meta_from_json(const WindowConfig& cfg, const nlohmann::json&
     }
     m.windows.emplace_back(end, w["fired"].get<bool>());
   }
+  if (cfg.type != WindowType::kSliding) return m;
+  const json& panes = j["panes_end_ms"];
+  if (!panes.is_array()) {
+    return Status::invalid("the window meta's 'panes_end_ms' must be an array");
+  }
+  for (const json& p : panes) {
+    if (!is_int64(p)) return Status::invalid("the window meta's 'panes_end_ms' must be integers");
+    const int64_t end = p.get<int64_t>();
+    if (!m.panes.empty() && end <= m.panes.back()) {
+      return Status::invalid("the window meta's 'panes_end_ms' must ascend");
+    }
+    m.panes.push_back(end);
+  }
   return m;
 }
 
@@ -1839,57 +2069,6 @@ void route_late_rows(const Batch& batch, const Selection& late, bool has_late_ou
                           " is behind watermark " + format_timestamp(watermark) +
                           " by more than the allowed lateness");
   }
-}
-
-EmptyStoreImage::EmptyStoreImage(const std::string& state_dir)
-    : dir_(state_dir + "/empty-store-image") {}
-
-Status EmptyStoreImage::copy_to(const std::string& to) {
-  namespace fs = std::filesystem;
-  if (!made_) {
-    DF_RETURN_IF_ERROR(make());
-    made_ = true;
-  }
-  std::error_code ec;
-  fs::create_directories(to, ec);
-  if (ec) return Status::io_error("cannot create " + to + ": " + ec.message());
-  for (const fs::directory_entry& e : fs::directory_iterator(dir_, ec)) {
-    fs::copy_file(e.path(), fs::path(to) / e.path().filename(), ec);
-    if (ec) return Status::io_error("cannot copy " + e.path().string() + ": " + ec.message());
-  }
-  if (ec) return Status::io_error("cannot list " + dir_ + ": " + ec.message());
-  return Status::OK();
-}
-
-void snapshot_without_store(runtime::OperatorContext& ctx, runtime::SnapshotContext& sctx,
-                            const std::string& state_dir, std::shared_ptr<EmptyStoreImage>& image,
-                            std::string meta,
-                            std::function<Status(state::CheckpointEntries&)> build,
-                            std::string what) {
-  sctx.set_meta(std::move(meta));
-  if (!build) return;  // no files: a resumed run starts with an empty store
-  if (!image) image = std::make_shared<EmptyStoreImage>(state_dir);
-  add_to_snapshot_async(
-      ctx, sctx,
-      [build = std::move(build), image, dir = sctx.files_dir()](state::CheckpointEntries& out) {
-        DF_RETURN_IF_ERROR(image->copy_to(dir));
-        return build(out);
-      },
-      std::move(what));
-}
-
-Status EmptyStoreImage::make() {
-  namespace fs = std::filesystem;
-  const std::string db = dir_ + ".db";
-  std::error_code ec;
-  fs::remove_all(dir_, ec);
-  fs::remove_all(db, ec);
-  {
-    DF_ASSIGN_OR_RETURN(std::unique_ptr<state::KvStore> empty, state::open_store(db));
-    DF_RETURN_IF_ERROR(empty->checkpoint_to(dir_));
-  }
-  fs::remove_all(db, ec);
-  return Status::OK();
 }
 
 }  // namespace df::operators::window

@@ -15,6 +15,7 @@
 #include "engine/core/config_value.h"
 #include "engine/core/schema.h"
 #include "engine/core/status.h"
+#include "engine/core/time.h"
 #include "engine/runtime/node_factory.h"
 #include "engine/runtime/operator.h"
 #include "engine/state/state_backend.h"
@@ -37,6 +38,62 @@ struct WindowShape {
 // Without `sessions`, a session window is refused as one `what` cannot take.
 bool read_window_shape(const ConfigValue& node, const std::string& what, bool sessions,
                        WindowShape& shape, Diagnostics& diags);
+
+// The tumbling or sliding windows of an event time, shared by the window
+// and top_n operators. Remembers the last row's tumbling window, since
+// consecutive rows mostly fall into the same one. One per subtask (not
+// thread-safe).
+class WindowAssigner {
+ public:
+  WindowAssigner(WindowType type, int64_t size_ms, int64_t slide_ms)
+      : type_(type), size_ms_(size_ms), slide_ms_(slide_ms) {}
+
+  // Calls keep(end) for each window of event time t (newest first) whose
+  // allowed lateness has not passed at `watermark`; false when t has
+  // windows and all of them are gone (a late row).
+  template <typename Keep>
+  bool for_each_kept(int64_t t, int64_t lateness_ms, int64_t watermark, Keep&& keep) {
+    if (type_ == WindowType::kTumbling) {
+      if (t < tumbling_start_ || t >= tumbling_end_) {
+        tumbling_end_ = floor_div(t, size_ms_) * size_ms_ + size_ms_;
+        tumbling_start_ = tumbling_end_ - size_ms_;
+      }
+      if (tumbling_end_ - 1 + lateness_ms <= watermark) return false;
+      keep(tumbling_end_);
+      return true;
+    }
+    bool any = false;
+    bool placed = false;
+    const int64_t last_start = floor_div(t, slide_ms_) * slide_ms_;
+    for (int64_t start = last_start; start > t - size_ms_; start -= slide_ms_) {
+      any = true;
+      const int64_t end = start + size_ms_;
+      if (end - 1 + lateness_ms <= watermark) continue;
+      keep(end);
+      placed = true;
+    }
+    return placed || !any;
+  }
+
+ private:
+  WindowType type_;
+  int64_t size_ms_;
+  int64_t slide_ms_;
+  int64_t tumbling_start_ = 0;  // the last row's tumbling window
+  int64_t tumbling_end_ = 0;
+};
+
+// ordered_i64(v): the prefix of a window's spilled entries (state layout below).
+std::string ordered_key(int64_t v);
+
+// Reads the spilled partials of the window ending at `end` (entries
+// ordered_key(end) + encoded key + u64 spill number) in key order:
+// add_partial(key, value) for each, then group_done(key) after a key's last
+// one. kDataError naming `what` on a malformed entry.
+Status scan_spilled_groups(
+    state::KvStore& store, int64_t end, const std::string& what,
+    const std::function<Status(std::string_view key, std::string_view partial)>& add_partial,
+    const std::function<Status(const std::string& key)>& group_done);
 
 // What the prepared windowed transforms (window, top_n) answer alike: they
 // are never chained, keyed input is hash-partitioned by the key (unkeyed:
@@ -73,6 +130,11 @@ class PreparedWindowedNode : public runtime::PreparedNode {
   SourceLocation late_output_location_;
 };
 
+// The checks a windowed transform's factory starts with: one input
+// (false, reported, when not) that carries event time (reported when not).
+bool check_windowed_input(const runtime::NodeSpec& spec, const std::vector<SchemaPtr>& inputs,
+                          OptionReader& opts, const std::string& what);
+
 // Reads `allowed_lateness` (not negative) and `late_output` (a stream name)
 // of a windowed transform (window.cc); returns where late_output was given
 // (empty when it was not), for the planner's side-output checks.
@@ -103,10 +165,18 @@ struct WindowConfig {
   std::string late_output;  // empty: late rows are dropped and counted
 };
 
+// The width of a tumbling or sliding window's panes, the unit its groups
+// are kept, spilled and checkpointed in: a tumbling window's size; for a
+// sliding window the greatest common divisor of size and slide, so that
+// every window is a run of whole panes and a row updates one pane. 0 for
+// session windows.
+int64_t pane_ms(const WindowConfig& cfg);
+
 // ---- The operator's KvStore layout, shared with the StateSerde in window.cc.
 //
-// Tumbling and sliding: one entry per spilled partial group,
-//   ordered_i64(window_end) + encoded key + u64(spill number) -> accumulators
+// Tumbling and sliding: one entry per spilled partial group of a pane
+// (pane_ms; a tumbling window is one pane),
+//   ordered_i64(pane_end) + encoded key + u64(spill number) -> accumulators
 // (GroupStates::encode). Session windows: per key one record holding all of
 // its sessions, and one timer entry per session:
 //   kSessionRecord + encoded key -> session list (below)
@@ -134,15 +204,19 @@ Status read_stored_sessions(std::string_view record, std::vector<StoredSession>&
 Result<std::string_view> split_key(const WindowConfig& cfg, std::string_view& in);
 
 // The operator's meta document (SnapshotContext::set_meta):
-//   {"format": 1, "window": "tumbling"|"sliding"|"session",
+//   {"format": 1 (2 for sliding), "window": "tumbling"|"sliding"|"session",
 //    "watermark_ms": <int64>|null, "next_seq": <uint64>,
 //    "spill_seq": <uint64>,                               (tumbling, sliding)
-//    "windows": [{"end_ms": <int64>, "fired": <bool>}]}   (tumbling, sliding)
+//    "windows": [{"end_ms": <int64>, "fired": <bool>}],   (tumbling, sliding)
+//    "panes_end_ms": [<int64>, ...]}                      (sliding)
+// A sliding window's panes_end_ms lists the panes that hold state (in the
+// store after a restore), ascending; a tumbling window's pane is the window.
 struct WindowMeta {
   std::optional<int64_t> watermark;
   uint64_t next_seq = 0;
   uint64_t spill_seq = 0;
   std::vector<std::pair<int64_t, bool>> windows;  // (end, fired), ascending ends
+  std::vector<int64_t> panes;                     // sliding: pane ends, ascending
 };
 nlohmann::json meta_to_json(const WindowConfig& cfg, const WindowMeta& meta);
 // kInvalidArgument with one sentence when `j` is not this node's meta.
@@ -151,36 +225,5 @@ Result<WindowMeta> meta_from_json(const WindowConfig& cfg, const nlohmann::json&
 // One instance per subtask. Not thread-safe (the scheduler never calls it
 // concurrently).
 std::unique_ptr<runtime::Operator> make_window_operator(std::shared_ptr<const WindowConfig> config);
-
-// The checkpoint of an empty store, made once (on the I/O strand) under the
-// operator's state directory: a snapshot taken while the operator's store
-// holds nothing lays a copy of it into the snapshot's files and adds the
-// in-memory entries there (state::add_to_checkpoint), so the task thread
-// neither opens the store nor checkpoints it (a RocksDB checkpoint writes
-// and syncs a MANIFEST on the calling thread, and opening a store more).
-// Windows and top_n use it; shared by the snapshot jobs of one subtask,
-// which its I/O strand runs one at a time.
-class EmptyStoreImage {
- public:
-  explicit EmptyStoreImage(const std::string& state_dir);
-  // Copies the image into `to`, which must not exist yet. I/O strand only.
-  Status copy_to(const std::string& to);
-
- private:
-  Status make();
-
-  const std::string dir_;
-  bool made_ = false;
-};
-
-// The snapshot of an operator whose store holds nothing: sets `meta`, and
-// when `build` is set, the I/O pool lays the empty store's image (`image`,
-// made at first use under `state_dir`) into the snapshot's files and adds
-// build's entries there. Task thread.
-void snapshot_without_store(runtime::OperatorContext& ctx, runtime::SnapshotContext& sctx,
-                            const std::string& state_dir, std::shared_ptr<EmptyStoreImage>& image,
-                            std::string meta,
-                            std::function<Status(state::CheckpointEntries&)> build,
-                            std::string what);
 
 }  // namespace df::operators::window

@@ -2,6 +2,7 @@
 // librdkafka mock cluster (3 brokers on 127.0.0.1) in its own process
 // (tests/support/kafka_cluster.h); messages are produced and read back with
 // tests/support/kafka_client.h. Covers: a Kafka -> filter -> Kafka round trip;
+// librdkafka's debug lines shown when a node sets the `debug` property;
 // SIGKILL mid-stream and resume from checkpointed offsets (at-least-once
 // Kafka sink loses nothing, exactly-once file sink writes exactly the input);
 // two processes of one consumer group splitting the partitions; a blocked
@@ -242,6 +243,55 @@ sinks:
   auto committed = committed_offsets(kafka.bootstrap(), "roundtrip", "in");
   ASSERT_TRUE(ends.ok() && committed.ok());
   EXPECT_EQ(*committed, *ends);
+}
+
+// librdkafka's own log through `dataflow exec`: a node whose properties set
+// `debug` shows the lines of those contexts (logged at info by our logger,
+// component kafka, which exec writes to stderr); without `debug` none appear.
+TEST_F(Kafka, DebugPropertyShowsLibrdkafkaLogLines) {
+  KafkaCluster kafka({{"in", 2}, {"out", 2}});
+  ASSERT_TRUE(kafka.ok()) << kafka.error();
+  constexpr int64_t kRows = 200;
+  ASSERT_TRUE(produce(kafka.bootstrap(), "in", json_records(kRows, 2)).ok());
+
+  TempDir tmp;
+  // `source_debug` and `sink_debug` are property entries ("" for none). Each
+  // run has its own group: a bounded run commits its final offsets, and the
+  // next run of that group would start there and read nothing.
+  auto run = [&](const std::string& group, const std::string& source_debug,
+                 const std::string& sink_debug) {
+    tmp.write("p.yaml", "name: debug-log\nsources:\n" +
+                            json_source(kafka.bootstrap(), group, "    bounded: true\n",
+                                        "{heartbeat.interval.ms: 500" + source_debug + "}") +
+                            "sinks:\n  - {id: out, type: kafka, input: in, brokers: \"" +
+                            kafka.bootstrap() + "\", topic: out, properties: {" + sink_debug +
+                            "}}\n");
+    return run_process(exec_args("p.yaml"), tmp.str(), 60s);
+  };
+  // A librdkafka line of `client` ("consumer", "producer") and facility `fac`.
+  auto has_line = [](const std::string& log, const std::string& client, const std::string& fac) {
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find(" [kafka] ") != std::string::npos &&
+          line.find("#" + client + "-") != std::string::npos &&
+          line.find(" " + fac + ": ") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+
+  ProcessResult debug = run("debug-on", ", debug: \"broker,fetch\"", "debug: msg");
+  ASSERT_EQ(debug.exit_code, 0) << debug.err;
+  EXPECT_TRUE(has_line(debug.err, "consumer", "FETCH")) << debug.err;
+  EXPECT_TRUE(has_line(debug.err, "producer", "PRODUCE")) << debug.err;
+
+  ProcessResult quiet = run("debug-off", "", "");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_FALSE(has_line(quiet.err, "consumer", "FETCH")) << quiet.err;
+  EXPECT_FALSE(has_line(quiet.err, "producer", "PRODUCE")) << quiet.err;
+  // Both runs delivered every row.
+  EXPECT_EQ(written(kafka, "out"), 2 * kRows);
 }
 
 // At-least-once Kafka sink: SIGKILL mid-stream, then a restart resumes from

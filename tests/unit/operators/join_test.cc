@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "operators/operators.h"
 #include "tests/support/operator_harness.h"
@@ -155,6 +156,195 @@ TEST(WindowedJoin, LateRowsAreCountedAndDropped) {
   EXPECT_NE(r.ctx.data_errors()[0].find("late"), std::string::npos);
 }
 
+TEST(WindowedJoin, KeepsTheRowsOfFilteredSparseAndSmallBatches) {
+  // Rows are kept by reference into their batch; or into a dense copy of the
+  // kept rows when they are few (a filter's selection, late rows) or when
+  // the batch's columns are far larger than its rows (reserved for many);
+  // or, from batches keeping a few rows, copied into one gathering batch.
+  auto b = prepare(join_yaml("window: {type: tumbling, size: 10s}, join_type: left"));
+  ASSERT_TRUE(b->node);
+  Running r(*b->node);
+  r.watermark(9999);  // [0s, 10s) has fired: rows in it are late
+  // key k, text "<side><k>", in [10s, 20s) unless late.
+  auto make = [](const SchemaPtr& schema, const char* side, int64_t from, int64_t to,
+                 size_t reserve, bool late) {
+    BatchBuilder batch(schema, reserve);
+    ColumnBuilder ts(TypeId::kInt64, reserve);
+    for (int64_t k = from; k < to; ++k) {
+      batch.append_row({Value::int64(k), Value::string(side + std::to_string(k))});
+      ts.append_int64(late ? 5000 : 10000 + k);
+    }
+    return batch.finish()->with_event_time(ts.finish());
+  };
+  Lines expected;
+  auto expect = [&](int64_t k, bool matched) {
+    expected.push_back(std::to_string(k) + "|l" + std::to_string(k) + "|" +
+                       (matched ? "r" + std::to_string(k) : std::string("null")) + "@19999");
+  };
+  // 200 rows, 150 selected, of which the 70 of keys 0..69 are in time: a
+  // dense copy of them.
+  auto late = make(left_schema(), "l", 1000, 1130, 0, true);
+  std::vector<BatchPtr> parts = {make(left_schema(), "l", 0, 70, 0, false), late};
+  BatchBuilder filtered(left_schema());
+  ColumnBuilder filtered_ts(TypeId::kInt64);
+  Selection selection;
+  for (const auto& part : parts) {
+    for (size_t i = 0; i < part->num_rows(); ++i) {
+      filtered.append_row({part->column(0)->value_at(i), part->column(1)->value_at(i)});
+      filtered_ts.append_int64(part->event_time()->int64_at(i));
+      if (filtered.num_rows() <= 150)
+        selection.push_back(static_cast<uint32_t>(i + (part == late ? 70 : 0)));
+    }
+  }
+  ASSERT_TRUE(r.op->process(0,
+                            filtered.finish()
+                                ->with_event_time(filtered_ts.finish())
+                                ->with_selection(std::make_shared<const Selection>(selection)),
+                            r.out)
+                  .ok());
+  EXPECT_EQ(r.ctx.data_errors().size(), 80u);  // the selected late rows
+  for (int64_t k = 0; k < 70; ++k) expect(k, k % 2 == 0);
+  // 70 rows in columns reserved for 8192: a dense copy. Every row kept: the
+  // batch itself. Two rows: gathered.
+  ASSERT_TRUE(r.op->process(0, make(left_schema(), "l", 100, 170, 8192, false), r.out).ok());
+  ASSERT_TRUE(r.op->process(0, make(left_schema(), "l", 200, 300, 0, false), r.out).ok());
+  ASSERT_TRUE(r.op->process(0, make(left_schema(), "l", 300, 302, 0, false), r.out).ok());
+  for (int64_t k = 100; k < 170; ++k) expect(k, k % 2 == 0);
+  for (int64_t k = 200; k < 302; ++k) expect(k, k < 300 && k % 2 == 0);
+  EXPECT_EQ(entries(*r.op), 70u + 70u + 100u + 2u);
+  // Right rows of every even key: one-row batches (gathered), then one batch.
+  for (int64_t k = 0; k < 100; k += 2) {
+    ASSERT_TRUE(r.op->process(1, make(right_schema(), "r", k, k + 1, 0, false), r.out).ok());
+  }
+  BatchBuilder evens(right_schema());
+  ColumnBuilder evens_ts(TypeId::kInt64);
+  for (int64_t k = 100; k < 300; k += 2) {
+    evens.append_row({Value::int64(k), Value::string("r" + std::to_string(k))});
+    evens_ts.append_int64(19000);
+  }
+  ASSERT_TRUE(r.op->process(1, evens.finish()->with_event_time(evens_ts.finish()), r.out).ok());
+  r.watermark(19999);
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(take(r.out), expected);
+  EXPECT_EQ(entries(*r.op), 0u);
+}
+
+// A window's output comes in key order (null keys first), whether its rows
+// were in memory or moved to the store: integer keys by value, others by
+// their encoded bytes.
+TEST(WindowedJoin, AWindowComesOutInKeyOrderFromMemoryAndFromTheStore) {
+  const int64_t keys[] = {7, -5, 0, 3, -1};
+  // The string key of k: "a" for -5 .. "m" for 7, in the same order.
+  auto letter = [](int64_t k) { return std::string(1, static_cast<char>('a' + k + 5)); };
+  for (const bool string_keys : {false, true}) {
+    const TypeId key_type = string_keys ? TypeId::kString : TypeId::kInt64;
+    const SchemaPtr left = make_schema({{"k", key_type}, {"a", TypeId::kString}});
+    const SchemaPtr right = make_schema({{"k", key_type}, {"b", TypeId::kString}});
+    auto make = [&](const SchemaPtr& schema, const char* text, bool with_null) {
+      BatchBuilder batch(schema);
+      ColumnBuilder ts(TypeId::kInt64);
+      for (int64_t k : keys) {
+        batch.append_row({string_keys ? Value::string(letter(k)) : Value::int64(k),
+                          Value::string(text + std::to_string(k))});
+        ts.append_int64(100 + k);
+      }
+      if (with_null) {
+        batch.append_row({Value::null(key_type), Value::string("null")});
+        ts.append_int64(100);
+      }
+      return batch.finish()->with_event_time(ts.finish());
+    };
+    auto b =
+        prepare(join_yaml("window: {type: tumbling, size: 1s}, join_type: left"), {left, right});
+    ASSERT_TRUE(b->node) << b->diags.to_status().message();
+    std::vector<std::string> in_memory;
+    for (const size_t budget : {size_t{0}, size_t{1}}) {  // 1 byte: every window to the store
+      SCOPED_TRACE(std::string(string_keys ? "string" : "int64") + " keys, budget " +
+                   std::to_string(budget));
+      test::FakeContext ctx(0, 1, 1024);
+      ctx.set_state_memory_budget(budget);
+      test::CollectOutput out;
+      auto op = b->node->make_operator(0, 1);
+      ASSERT_TRUE(op->open(ctx).ok());
+      ASSERT_TRUE(op->process(0, make(left, "l", true), out).ok());
+      ASSERT_TRUE(op->process(1, make(right, "r", false), out).ok());
+      ASSERT_TRUE(op->on_watermark(Watermark{999}, out).ok());
+      std::vector<std::string> lines;
+      for (const auto& batch : out.batches) test::append_row_lines(*batch, lines);
+      auto key = [&](int64_t v) { return string_keys ? letter(v) : std::to_string(v); };
+      std::vector<std::string> expected = {"null|null|null@999"};
+      for (int64_t v : {-5, -1, 0, 3, 7}) {
+        expected.push_back(key(v) + "|l" + std::to_string(v) + "|r" + std::to_string(v) + "@999");
+      }
+      EXPECT_EQ(lines, expected);
+      if (budget == 0) {
+        in_memory = lines;
+      } else {
+        EXPECT_EQ(lines, in_memory);
+      }
+      EXPECT_TRUE(op->close().ok());
+    }
+  }
+}
+
+// Rows of {k: string, n: int64, <text>: string} for the composite-key tests:
+// k null when nullptr, event time ts.
+struct KeyedTextRow {
+  const char* k;
+  int64_t n;
+  const char* text;
+  int64_t ts;
+};
+SchemaPtr keyed_text_schema(const char* text) {
+  return make_schema({{"k", TypeId::kString}, {"n", TypeId::kInt64}, {text, TypeId::kString}});
+}
+BatchPtr keyed_text_rows(const SchemaPtr& schema, const std::vector<KeyedTextRow>& rows) {
+  BatchBuilder b(schema);
+  ColumnBuilder ts(TypeId::kInt64);
+  for (const auto& r : rows) {
+    b.append_row({r.k ? Value::string(r.k) : Value::null(TypeId::kString), Value::int64(r.n),
+                  Value::string(r.text)});
+    ts.append_int64(r.ts);
+  }
+  return b.finish()->with_event_time(ts.finish());
+}
+
+// Keys other than one int64 or timestamp field are held as encoded bytes.
+TEST(WindowedJoin, StringAndCompositeKeysMatchLikeIntegerKeys) {
+  const SchemaPtr left = keyed_text_schema("a");
+  const SchemaPtr right = keyed_text_schema("b");
+  auto make = keyed_text_rows;
+  for (const char* on : {"[k]", "[k, n]"}) {
+    SCOPED_TRACE(on);
+    auto b = prepare("{id: j, type: join, left: persons, right: auctions, on: " + std::string(on) +
+                         ", window: {type: tumbling, size: 10s}, join_type: left}",
+                     {left, right});
+    ASSERT_TRUE(b->node) << b->diags.to_status().message();
+    Running r(*b->node);
+    ASSERT_TRUE(
+        r.op->process(1, make(right, {{"x", 1, "r1", 1000}, {"y", 2, "r2", 9000}}), r.out).ok());
+    ASSERT_TRUE(r.op->process(0,
+                              make(left, {{"x", 1, "l1", 2000},
+                                          {"x", 2, "l2", 3000},
+                                          {"y", 2, "l3", 4000},
+                                          {nullptr, 1, "ln", 5000}}),
+                              r.out)
+                    .ok());
+    EXPECT_EQ(entries(*r.op), 6u);
+    r.watermark(9999);
+    const bool composite = std::string(on) == "[k, n]";
+    // On [k, n] l2 ("x", 2) has no partner; on [k] it meets r1 (and the
+    // output has the right side's n too).
+    Lines expected = composite ? Lines{"x|1|l1|r1@9999", "x|2|l2|null@9999", "y|2|l3|r2@9999",
+                                       "null|1|ln|null@9999"}
+                               : Lines{"x|1|l1|1|r1@9999", "x|2|l2|1|r1@9999", "y|2|l3|2|r2@9999",
+                                       "null|1|ln|null|null@9999"};
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(take(r.out), expected);
+    EXPECT_EQ(entries(*r.op), 0u);
+  }
+}
+
 // --- Interval join ----------------------------------------------------------
 
 // right.ts in [left.ts - 2s, left.ts + 3s]
@@ -283,26 +473,9 @@ TEST(IntervalJoin, KeepsTheRightRowsOfAFilteredOrPartlyExpiredBatch) {
 
 // Keys other than one int64 or timestamp field are compared as encoded bytes.
 TEST(IntervalJoin, StringAndCompositeKeysMatchLikeIntegerKeys) {
-  const SchemaPtr left =
-      make_schema({{"k", TypeId::kString}, {"n", TypeId::kInt64}, {"a", TypeId::kString}});
-  const SchemaPtr right =
-      make_schema({{"k", TypeId::kString}, {"n", TypeId::kInt64}, {"b", TypeId::kString}});
-  struct Row {
-    const char* k;
-    int64_t n;
-    const char* text;
-    int64_t ts;
-  };
-  auto make = [](const SchemaPtr& schema, const std::vector<Row>& rows) {
-    BatchBuilder b(schema);
-    ColumnBuilder ts(TypeId::kInt64);
-    for (const auto& r : rows) {
-      b.append_row({r.k ? Value::string(r.k) : Value::null(TypeId::kString), Value::int64(r.n),
-                    Value::string(r.text)});
-      ts.append_int64(r.ts);
-    }
-    return b.finish()->with_event_time(ts.finish());
-  };
+  const SchemaPtr left = keyed_text_schema("a");
+  const SchemaPtr right = keyed_text_schema("b");
+  auto make = keyed_text_rows;
   for (const char* on : {"[k]", "[k, n]"}) {
     SCOPED_TRACE(on);
     auto b = prepare("{id: j, type: join, left: persons, right: auctions, on: " + std::string(on) +

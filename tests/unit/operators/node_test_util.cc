@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include "config/yaml_loader.h"
 #include "engine/state/state_backend.h"
@@ -115,6 +116,96 @@ BatchPtr bids(const std::vector<Bid>& rows) {
   }
   BatchPtr batch = b.finish();
   return batch->with_event_time(batch->column(3));
+}
+
+BidsInstance::BidsInstance(const runtime::PreparedNode& node, std::string state_dir, size_t budget,
+                           std::optional<std::string> meta, size_t batch_size,
+                           CollectLines collect_lines)
+    : ctx(0, 1, batch_size), op(node.make_operator(0, 1)), collect(std::move(collect_lines)) {
+  ctx.set_state_dir(std::move(state_dir));
+  ctx.set_state_memory_budget(budget);
+  ctx.set_checkpointing(true);
+  ctx.set_restored_meta(std::move(meta));
+  open_status = op->open(ctx);
+}
+
+std::vector<std::string> BidsInstance::run(const BidStep& step) {
+  PortsOutput out;
+  Status s = step.watermark ? op->on_watermark(Watermark{*step.watermark}, out)
+                            : op->process(0, bids(step.rows), out);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return collect(out);
+}
+
+std::vector<std::string> BidsInstance::finish() {
+  PortsOutput out;
+  Status s = op->finish(out);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  return collect(out);
+}
+
+std::string BidsInstance::snapshot(const std::string& files_dir, uint64_t id) {
+  FakeSnapshotContext sc(id, files_dir);
+  Status s = op->snapshot(sc);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  EXPECT_TRUE(sc.wait().ok());
+  return sc.meta();
+}
+
+void install_snapshot(const std::string& files_dir, const std::string& state_dir) {
+  namespace fs = std::filesystem;
+  fs::remove_all(state_dir);
+  fs::create_directories(fs::path(state_dir).parent_path());
+  if (fs::exists(files_dir)) {
+    fs::copy(files_dir, state_dir, fs::copy_options::recursive);
+  } else {
+    fs::create_directories(state_dir);
+  }
+}
+
+StepOutput reference_run(const MakeInstance& make, const std::vector<BidStep>& steps,
+                         const std::string& dir) {
+  auto in = make(dir, std::nullopt);
+  StepOutput out;
+  for (const BidStep& s : steps) out.push_back(in->run(s));
+  out.push_back(in->finish());
+  return out;
+}
+
+StepOutput resumed_run(const MakeInstance& make, const std::vector<BidStep>& steps,
+                       const std::vector<size_t>& cuts, const std::string& root) {
+  StepOutput out;
+  int generation = 0;
+  auto in = make(root + "/state0", std::nullopt);
+  size_t next_cut = 0;
+  for (size_t i = 0; i <= steps.size(); ++i) {
+    if (next_cut < cuts.size() && cuts[next_cut] == i) {
+      ++next_cut;
+      const std::string files = root + "/cp" + std::to_string(generation);
+      const std::string meta = in->snapshot(files, static_cast<uint64_t>(generation + 1));
+      EXPECT_FALSE(meta.empty());
+      in.reset();
+      ++generation;
+      const std::string dir = root + "/state" + std::to_string(generation);
+      install_snapshot(files, dir);
+      in = make(dir, meta);
+      EXPECT_TRUE(in->open_status.ok()) << in->open_status.to_string();
+    }
+    if (i == steps.size()) break;
+    out.push_back(in->run(steps[i]));
+  }
+  out.push_back(in->finish());
+  return out;
+}
+
+void expect_same_steps(const StepOutput& want, const StepOutput& got) {
+  ASSERT_EQ(want.size(), got.size());
+  size_t rows = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    rows += want[i].size();
+    ASSERT_EQ(want[i], got[i]) << "at step " << i << " of " << want.size();
+  }
+  EXPECT_GT(rows, 0u);
 }
 
 }  // namespace df::test

@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "engine/core/config_value.h"
 #include "engine/runtime/node_factory.h"
 #include "engine/runtime/operator.h"
+#include "tests/support/operator_harness.h"
 
 namespace df::test {
 
@@ -104,5 +106,73 @@ struct Bid {
 
 // A batch of bids whose event time is their `ts` field.
 BatchPtr bids(const std::vector<Bid>& rows);
+
+// ---- checkpoint round trips of the windowed operators (window, top_n) ------
+
+// What an operator emits: main output, late-row side output (port 1) and
+// watermarks.
+class PortsOutput final : public runtime::Output {
+ public:
+  void emit(BatchPtr batch) override { main.push_back(std::move(batch)); }
+  void emit_watermark(Watermark wm) override { watermarks.push_back(wm.timestamp_ms); }
+  void emit_to(size_t port, BatchPtr batch) override {
+    if (port == 0) return emit(std::move(batch));
+    late.push_back(std::move(batch));
+  }
+  std::vector<BatchPtr> main;
+  std::vector<BatchPtr> late;
+  std::vector<int64_t> watermarks;
+};
+
+// One element of a bids stream.
+struct BidStep {
+  std::vector<Bid> rows;             // a batch, or
+  std::optional<int64_t> watermark;  // a watermark
+};
+
+// Each step's output lines, then finish()'s.
+using StepOutput = std::vector<std::vector<std::string>>;
+
+// How a test writes one step's output as lines.
+using CollectLines = std::function<std::vector<std::string>(PortsOutput&)>;
+
+// One operator instance on a FakeContext (a real I/O thread) fed bids step
+// by step, with a state directory when `state_dir` is not empty, resuming
+// from `meta` when given. Not thread-safe.
+struct BidsInstance {
+  BidsInstance(const runtime::PreparedNode& node, std::string state_dir, size_t budget,
+               std::optional<std::string> meta, size_t batch_size, CollectLines collect);
+  // Runs one step; returns its output lines.
+  std::vector<std::string> run(const BidStep& step);
+  std::vector<std::string> finish();
+  // Snapshots into `files_dir` and waits for its writes; returns the meta.
+  std::string snapshot(const std::string& files_dir, uint64_t id = 1);
+
+  FakeContext ctx;
+  std::unique_ptr<runtime::Operator> op;
+  Status open_status;
+  CollectLines collect;
+};
+
+// Makes an instance on `state_dir`, resuming from `meta` when given.
+using MakeInstance = std::function<std::unique_ptr<BidsInstance>(const std::string& state_dir,
+                                                                 std::optional<std::string> meta)>;
+
+// Copies a snapshot's files into a fresh state directory, as a resumed run
+// finds them (a snapshot of nothing has no files: the directory is empty).
+void install_snapshot(const std::string& files_dir, const std::string& state_dir);
+
+// The output of `steps` without checkpoints, in `dir`.
+StepOutput reference_run(const MakeInstance& make, const std::vector<BidStep>& steps,
+                         const std::string& dir);
+
+// Runs `steps` with a snapshot before each step in `cuts` (ascending); after
+// each snapshot the instance is dropped (a crash: its store closes) and a
+// fresh one resumes from the snapshot's files, under `root`.
+StepOutput resumed_run(const MakeInstance& make, const std::vector<BidStep>& steps,
+                       const std::vector<size_t>& cuts, const std::string& root);
+
+// Every step's output equal, and some rows at all.
+void expect_same_steps(const StepOutput& want, const StepOutput& got);
 
 }  // namespace df::test

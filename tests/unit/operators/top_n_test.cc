@@ -16,6 +16,7 @@
 #include "engine/checkpoint/state_serde.h"
 #include "operators/operators.h"
 #include "tests/support/operator_harness.h"
+#include "tests/support/sanitizers.h"
 #include "tests/unit/operators/node_test_util.h"
 
 namespace df::operators {
@@ -51,19 +52,7 @@ std::string top_yaml(const std::string& options) {
   return "id: top\ntype: top_n\ninput: bids\n" + options;
 }
 
-// Main and side output.
-class Out final : public runtime::Output {
- public:
-  void emit(BatchPtr batch) override { main.push_back(std::move(batch)); }
-  void emit_watermark(Watermark wm) override { watermarks.push_back(wm.timestamp_ms); }
-  void emit_to(size_t port, BatchPtr batch) override {
-    if (port == 0) return emit(std::move(batch));
-    late.push_back(std::move(batch));
-  }
-  std::vector<BatchPtr> main;
-  std::vector<BatchPtr> late;
-  std::vector<int64_t> watermarks;
-};
+using Out = test::PortsOutput;
 
 // A value as text: timestamps as their milliseconds, doubles exactly.
 std::string cell(const Value& v) {
@@ -95,55 +84,22 @@ std::vector<std::string> lines(const std::vector<BatchPtr>& batches, const char*
   return out;
 }
 
-// One element of a stream.
-struct Step {
-  std::vector<Bid> rows;             // a batch, or
-  std::optional<int64_t> watermark;  // a watermark
-};
+using Step = test::BidStep;
 
-// One operator instance on a FakeContext (a real I/O thread), with a state
-// directory when `state_dir` is not empty.
-struct Instance {
+// A top_n instance (see test::BidsInstance); its lines: the main output in
+// emission order, then late rows tagged "late|".
+struct Instance : test::BidsInstance {
   explicit Instance(const runtime::PreparedNode& node, std::string state_dir = {},
                     std::optional<std::string> meta = std::nullopt, size_t budget = 0,
                     size_t batch_size = 256)
-      : ctx(0, 1, batch_size), op(node.make_operator(0, 1)) {
-    ctx.set_state_dir(std::move(state_dir));
-    ctx.set_state_memory_budget(budget);
-    ctx.set_checkpointing(true);
-    ctx.set_restored_meta(std::move(meta));
-    open_status = op->open(ctx);
-  }
-  // Runs one step; returns its main output lines (late rows tagged "late|").
-  std::vector<std::string> run(const Step& step) {
-    Out out;
-    Status s = step.watermark ? op->on_watermark(Watermark{*step.watermark}, out)
-                              : op->process(0, bids(step.rows), out);
-    EXPECT_TRUE(s.ok()) << s.to_string();
-    auto l = lines(out.main);
-    auto late = lines(out.late, "late|");
-    l.insert(l.end(), late.begin(), late.end());
-    return l;
-  }
+      : BidsInstance(node, std::move(state_dir), budget, std::move(meta), batch_size, [](Out& out) {
+          auto l = lines(out.main);
+          auto late = lines(out.late, "late|");
+          l.insert(l.end(), late.begin(), late.end());
+          return l;
+        }) {}
   std::vector<std::string> rows(const std::vector<Bid>& rows) { return run(Step{rows, {}}); }
   std::vector<std::string> watermark(int64_t wm) { return run(Step{{}, wm}); }
-  std::vector<std::string> finish() {
-    Out out;
-    Status s = op->finish(out);
-    EXPECT_TRUE(s.ok()) << s.to_string();
-    return lines(out.main);
-  }
-  // Snapshots into `files_dir` and waits for its writes; returns the meta.
-  std::string snapshot(const std::string& files_dir, uint64_t id = 1) {
-    test::FakeSnapshotContext sc(id, files_dir);
-    Status s = op->snapshot(sc);
-    EXPECT_TRUE(s.ok()) << s.to_string();
-    EXPECT_TRUE(sc.wait().ok());
-    return sc.meta();
-  }
-  test::FakeContext ctx;
-  std::unique_ptr<runtime::Operator> op;
-  Status open_status;
 };
 
 using Lines = std::vector<std::string>;
@@ -359,66 +315,15 @@ std::vector<Step> make_stream(uint32_t seed, int n, int keys, int late_every) {
   return steps;
 }
 
-using StepOutput = std::vector<Lines>;
+using test::expect_same_steps;
+using test::install_snapshot;
+using test::StepOutput;
 
-StepOutput reference_run(const runtime::PreparedNode& node, const std::vector<Step>& steps,
-                         const std::string& dir, size_t budget = 0) {
-  Instance in(node, dir, std::nullopt, budget);
-  StepOutput out;
-  for (const Step& s : steps) out.push_back(in.run(s));
-  out.push_back(in.finish());
-  return out;
-}
-
-// Copies a snapshot's files into a fresh state directory, as a resumed run
-// finds them (a snapshot of nothing has no files: the directory is empty).
-void install(const std::string& files_dir, const std::string& state_dir) {
-  fs::remove_all(state_dir);
-  fs::create_directories(fs::path(state_dir).parent_path());
-  if (fs::exists(files_dir)) {
-    fs::copy(files_dir, state_dir, fs::copy_options::recursive);
-  } else {
-    fs::create_directories(state_dir);
-  }
-}
-
-// Runs `steps` with a snapshot before each step in `cuts` (ascending); after
-// each snapshot the instance is dropped (a crash) and a fresh one resumes
-// from the snapshot's files.
-StepOutput resumed_run(const runtime::PreparedNode& node, const std::vector<Step>& steps,
-                       const std::vector<size_t>& cuts, const std::string& root, size_t budget) {
-  StepOutput out;
-  int generation = 0;
-  auto in = std::make_unique<Instance>(node, root + "/state0", std::nullopt, budget);
-  size_t next_cut = 0;
-  for (size_t i = 0; i <= steps.size(); ++i) {
-    if (next_cut < cuts.size() && cuts[next_cut] == i) {
-      ++next_cut;
-      const std::string files = root + "/cp" + std::to_string(generation);
-      const std::string meta = in->snapshot(files, static_cast<uint64_t>(generation + 1));
-      EXPECT_FALSE(meta.empty());
-      in.reset();  // closes its store
-      ++generation;
-      const std::string dir = root + "/state" + std::to_string(generation);
-      install(files, dir);
-      in = std::make_unique<Instance>(node, dir, meta, budget);
-      EXPECT_TRUE(in->open_status.ok()) << in->open_status.to_string();
-    }
-    if (i == steps.size()) break;
-    out.push_back(in->run(steps[i]));
-  }
-  out.push_back(in->finish());
-  return out;
-}
-
-void expect_same(const StepOutput& want, const StepOutput& got) {
-  ASSERT_EQ(want.size(), got.size());
-  size_t rows = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    rows += want[i].size();
-    ASSERT_EQ(want[i], got[i]) << "at step " << i << " of " << want.size();
-  }
-  EXPECT_GT(rows, 0u);
+// Makes Instances of `node` spilling above `budget` (0: never).
+test::MakeInstance instances(const runtime::PreparedNode& node, size_t budget = 0) {
+  return [&node, budget](const std::string& dir, std::optional<std::string> meta) {
+    return std::make_unique<Instance>(node, dir, std::move(meta), budget);
+  };
 }
 
 struct Case {
@@ -467,12 +372,14 @@ TEST_P(TopNResumedRuns, EqualAnUninterruptedRun) {
   ASSERT_TRUE(b->node);
   for (uint32_t seed = 1; seed <= 2; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    const auto steps = make_stream(seed, 3000, 30, c.late_every);
+    const auto steps = make_stream(seed, test::kSanitized ? 1500 : 3000, 30, c.late_every);
     test::TempDir dir;
     // The reference never spills; the resumed runs spill with c.budget.
-    const StepOutput want = reference_run(*b->node, steps, dir.file("ref"));
-    if (c.budget > 0)
-      expect_same(want, reference_run(*b->node, steps, dir.file("spilled"), c.budget));
+    const StepOutput want = test::reference_run(instances(*b->node), steps, dir.file("ref"));
+    if (c.budget > 0) {
+      expect_same_steps(
+          want, test::reference_run(instances(*b->node, c.budget), steps, dir.file("spilled")));
+    }
     std::mt19937 rng(seed * 7919);
     for (int trial = 0; trial < 2; ++trial) {
       std::vector<size_t> cuts;
@@ -480,12 +387,13 @@ TEST_P(TopNResumedRuns, EqualAnUninterruptedRun) {
       for (int k = 0; k < n; ++k) cuts.push_back(rng() % (steps.size() + 1));
       std::sort(cuts.begin(), cuts.end());
       cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
-      expect_same(want, resumed_run(*b->node, steps, cuts, dir.file("run" + std::to_string(trial)),
-                                    c.budget));
+      expect_same_steps(want, test::resumed_run(instances(*b->node, c.budget), steps, cuts,
+                                                dir.file("run" + std::to_string(trial))));
     }
     std::vector<size_t> many;
     for (size_t i = 0; i <= steps.size(); i += 1 + steps.size() / 12) many.push_back(i);
-    expect_same(want, resumed_run(*b->node, steps, many, dir.file("many"), c.budget));
+    expect_same_steps(
+        want, test::resumed_run(instances(*b->node, c.budget), steps, many, dir.file("many")));
   }
 }
 
@@ -504,7 +412,7 @@ TEST(TopNCheckpoint, AFinalSnapshotDoesNotFireAgain) {
     rows += first.finish().size();
     EXPECT_GT(rows, 0u);
     const std::string meta = first.snapshot(dir.file("final"), runtime::kFinalCheckpoint);
-    install(dir.file("final"), dir.file("s1"));
+    install_snapshot(dir.file("final"), dir.file("s1"));
     Instance again(*b->node, dir.file("s1"), meta, c.budget);
     ASSERT_TRUE(again.open_status.ok()) << again.open_status.to_string();
     EXPECT_TRUE(again.finish().empty());

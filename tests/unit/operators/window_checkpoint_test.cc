@@ -36,6 +36,7 @@ using nlohmann::json;
 using test::Bid;
 using test::bids;
 using test::bids_schema;
+using test::kSanitized;
 
 // Prepares a window from YAML, as the planner does; it must prepare cleanly.
 std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml, SchemaPtr input = bids_schema()) {
@@ -46,18 +47,7 @@ std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml, SchemaPtr inpu
   return built;
 }
 
-// Main and side output.
-class Out final : public runtime::Output {
- public:
-  void emit(BatchPtr batch) override { main.push_back(std::move(batch)); }
-  void emit_watermark(Watermark) override {}
-  void emit_to(size_t port, BatchPtr batch) override {
-    if (port == 0) return emit(std::move(batch));
-    late.push_back(std::move(batch));
-  }
-  std::vector<BatchPtr> main;
-  std::vector<BatchPtr> late;
-};
+using Out = test::PortsOutput;
 
 std::string cell(const Value& v) {
   if (v.is_null()) return "null";
@@ -80,59 +70,25 @@ std::vector<std::string> lines(const std::vector<BatchPtr>& batches, const char*
   return out;
 }
 
-// One element of a stream.
-struct Step {
-  std::vector<Bid> rows;             // a batch, or
-  std::optional<int64_t> watermark;  // a watermark
-};
+using Step = test::BidStep;
+using test::StepOutput;
 
-// The output of each step, as sorted lines (the order of rows within one
-// firing is the key order or the arrival order depending on spilling, so
-// steps compare as multisets), plus the output of finish().
-using StepOutput = std::vector<std::vector<std::string>>;
-
-struct Instance {
+// A window instance (see test::BidsInstance) that must open; its lines: the
+// main output and the late rows, sorted (the order of rows within one firing
+// is the key order or the arrival order depending on spilling, so steps
+// compare as multisets).
+struct Instance : test::BidsInstance {
   Instance(const runtime::PreparedNode& node, std::string state_dir, size_t budget,
            std::optional<std::string> meta = std::nullopt, size_t batch_size = 256)
-      : ctx(0, 1, batch_size), op(node.make_operator(0, 1)) {
-    ctx.set_state_dir(std::move(state_dir));
-    ctx.set_state_memory_budget(budget);
-    ctx.set_checkpointing(true);
-    ctx.set_restored_meta(std::move(meta));
-    Status s = op->open(ctx);
-    EXPECT_TRUE(s.ok()) << s.to_string();
+      : BidsInstance(node, std::move(state_dir), budget, std::move(meta), batch_size, [](Out& out) {
+          auto l = lines(out.main, "out");
+          auto late = lines(out.late, "late");
+          l.insert(l.end(), late.begin(), late.end());
+          std::sort(l.begin(), l.end());
+          return l;
+        }) {
+    EXPECT_TRUE(open_status.ok()) << open_status.to_string();
   }
-  // Runs one step and returns its output lines, sorted.
-  std::vector<std::string> run(const Step& step) {
-    Out out;
-    Status s = step.watermark ? op->on_watermark(Watermark{*step.watermark}, out)
-                              : op->process(0, bids(step.rows), out);
-    EXPECT_TRUE(s.ok()) << s.to_string();
-    return collect(out);
-  }
-  std::vector<std::string> finish() {
-    Out out;
-    Status s = op->finish(out);
-    EXPECT_TRUE(s.ok()) << s.to_string();
-    return collect(out);
-  }
-  // Snapshots into `files_dir`; returns the meta.
-  std::string snapshot(const std::string& files_dir, uint64_t id = 1) {
-    test::FakeSnapshotContext sc(id, files_dir);
-    Status s = op->snapshot(sc);
-    EXPECT_TRUE(s.ok()) << s.to_string();
-    EXPECT_TRUE(sc.wait().ok());
-    return sc.meta();
-  }
-  static std::vector<std::string> collect(Out& out) {
-    auto l = lines(out.main, "out");
-    auto late = lines(out.late, "late");
-    l.insert(l.end(), late.begin(), late.end());
-    std::sort(l.begin(), l.end());
-    return l;
-  }
-  test::FakeContext ctx;
-  std::unique_ptr<runtime::Operator> op;
 };
 
 // A stream of `n` rows over `keys` keys, event time mostly ascending with
@@ -172,67 +128,14 @@ std::vector<Step> make_stream(uint32_t seed, int n, int keys, int64_t step_ms, i
   return steps;
 }
 
-// Output of every step and of finish() for a run without checkpoints.
-StepOutput reference_run(const runtime::PreparedNode& node, const std::vector<Step>& steps,
-                         size_t budget, const std::string& dir) {
-  Instance in(node, dir, budget);
-  StepOutput out;
-  for (const Step& s : steps) out.push_back(in.run(s));
-  out.push_back(in.finish());
-  return out;
-}
+using test::expect_same_steps;
+using test::install_snapshot;
 
-// Copies a snapshot's files into a fresh state directory, as a resumed run
-// finds them (a snapshot of nothing has no files: the directory is empty).
-void install(const std::string& files_dir, const std::string& state_dir) {
-  fs::remove_all(state_dir);
-  fs::create_directories(fs::path(state_dir).parent_path());
-  if (fs::exists(files_dir)) {
-    fs::copy(files_dir, state_dir, fs::copy_options::recursive);
-  } else {
-    fs::create_directories(state_dir);
-  }
-}
-
-// Runs `steps` with a snapshot before each step in `cuts` (ascending); after
-// each snapshot the running instance is dropped (a crash) and a fresh one
-// resumes from the snapshot's files. Returns the outputs; also checks that an
-// instance that snapshots and goes on gives the same as one that resumes.
-StepOutput resumed_run(const runtime::PreparedNode& node, const std::vector<Step>& steps,
-                       const std::vector<size_t>& cuts, size_t budget, const std::string& root) {
-  StepOutput out;
-  int generation = 0;
-  std::string dir = root + "/state0";
-  auto in = std::make_unique<Instance>(node, dir, budget);
-  size_t next_cut = 0;
-  for (size_t i = 0; i <= steps.size(); ++i) {
-    if (next_cut < cuts.size() && cuts[next_cut] == i) {
-      ++next_cut;
-      const std::string files = root + "/cp" + std::to_string(generation);
-      const std::string meta = in->snapshot(files, static_cast<uint64_t>(generation + 1));
-      EXPECT_FALSE(meta.empty());
-      // Drop the old instance first (its RocksDB closes), then resume.
-      in.reset();
-      ++generation;
-      dir = root + "/state" + std::to_string(generation);
-      install(files, dir);
-      in = std::make_unique<Instance>(node, dir, budget, meta);
-    }
-    if (i == steps.size()) break;
-    out.push_back(in->run(steps[i]));
-  }
-  out.push_back(in->finish());
-  return out;
-}
-
-void expect_same(const StepOutput& want, const StepOutput& got) {
-  ASSERT_EQ(want.size(), got.size());
-  size_t rows = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    rows += want[i].size();
-    ASSERT_EQ(want[i], got[i]) << "at step " << i << " of " << want.size();
-  }
-  EXPECT_GT(rows, 0u);
+// Makes Instances of `node` spilling above `budget` (0: never).
+test::MakeInstance instances(const runtime::PreparedNode& node, size_t budget) {
+  return [&node, budget](const std::string& dir, std::optional<std::string> meta) {
+    return std::make_unique<Instance>(node, dir, budget, std::move(meta));
+  };
 }
 
 std::string window_yaml(const std::string& shape, const std::string& extra = {}) {
@@ -263,6 +166,15 @@ std::vector<Case> cases() {
        window_yaml("{type: sliding, size: 10s, slide: 4s}",
                    "allowed_lateness: 6s\nlate_output: late\n"),
        0, 9},
+      // Five 2 s panes per window (q5's shape), a restore mid-window.
+      {"sliding_panes",
+       window_yaml("{type: sliding, size: 10s, slide: 2s}",
+                   "allowed_lateness: 3s\nlate_output: late\n"),
+       0, 7},
+      // Spilled panes: windows merge several panes' stored partials.
+      {"sliding_spilling",
+       window_yaml("{type: sliding, size: 10s, slide: 4s}", "allowed_lateness: 6s\n"), 16 << 10,
+       11},
       {"session",
        window_yaml("{type: session, gap: 700ms}", "allowed_lateness: 2s\nlate_output: late\n"), 0,
        13},
@@ -281,9 +193,11 @@ TEST_P(ResumedRuns, EqualAnUninterruptedRun) {
     ASSERT_TRUE(b->node);
     for (uint32_t seed = 1; seed <= 2; ++seed) {
       SCOPED_TRACE("seed " + std::to_string(seed));
-      const auto steps = make_stream(seed, 4000, 40, 60, 2000, 2500, c.late_every);
+      const auto steps =
+          make_stream(seed, kSanitized ? 2000 : 4000, 40, 60, 2000, 2500, c.late_every);
       test::TempDir dir;
-      const StepOutput want = reference_run(*b->node, steps, c.budget, dir.file("ref"));
+      const StepOutput want =
+          test::reference_run(instances(*b->node, c.budget), steps, dir.file("ref"));
       // Random cut points, one to four snapshots per run.
       std::mt19937 rng(seed * 7919);
       for (int trial = 0; trial < 2; ++trial) {
@@ -293,12 +207,14 @@ TEST_P(ResumedRuns, EqualAnUninterruptedRun) {
         std::sort(cuts.begin(), cuts.end());
         cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
         const std::string root = dir.file("run" + std::to_string(trial));
-        expect_same(want, resumed_run(*b->node, steps, cuts, c.budget, root));
+        expect_same_steps(want,
+                          test::resumed_run(instances(*b->node, c.budget), steps, cuts, root));
       }
       // A snapshot after every step.
       std::vector<size_t> all;
       for (size_t i = 0; i <= steps.size(); i += 1 + steps.size() / 12) all.push_back(i);
-      expect_same(want, resumed_run(*b->node, steps, all, c.budget, dir.file("every")));
+      expect_same_steps(
+          want, test::resumed_run(instances(*b->node, c.budget), steps, all, dir.file("every")));
     }
   }
 }
@@ -318,7 +234,13 @@ TEST(WindowCheckpoint, AFinalSnapshotDoesNotFireAgain) {
     rows += first.finish().size();
     EXPECT_GT(rows, 0u);
     const std::string meta = first.snapshot(dir.file("final"), runtime::kFinalCheckpoint);
-    install(dir.file("final"), dir.file("s1"));
+    // Tumbling and sliding windows drop their fired groups at the end of
+    // input: the final checkpoint holds no entries and no window.
+    if (std::string(c.name).find("session") == std::string::npos) {
+      EXPECT_TRUE(test::entries_of(dir.file("final")).empty());
+      EXPECT_EQ(json::parse(meta)["windows"], json::array());
+    }
+    install_snapshot(dir.file("final"), dir.file("s1"));
     Instance again(*b->node, dir.file("s1"), c.budget, meta);
     EXPECT_TRUE(again.finish().empty());
   }
@@ -335,9 +257,10 @@ TEST(WindowCheckpoint, SnapshotsWhoseWritesAreStillInFlight) {
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.name);
     auto b = prepare(c.yaml);
-    const auto steps = make_stream(3, 3000, 40, 60, 2000, 2500, c.late_every);
+    const auto steps = make_stream(3, kSanitized ? 1500 : 3000, 40, 60, 2000, 2500, c.late_every);
     test::TempDir dir;
-    const StepOutput want = reference_run(*b->node, steps, c.budget, dir.file("ref"));
+    const StepOutput want =
+        test::reference_run(instances(*b->node, c.budget), steps, dir.file("ref"));
     const size_t cuts[3] = {steps.size() / 4, steps.size() / 2, 3 * steps.size() / 4};
     // Declared before the instance: its I/O thread calls their completions.
     test::FakeSnapshotContext sc0(1, dir.file("cp0"));
@@ -362,29 +285,29 @@ TEST(WindowCheckpoint, SnapshotsWhoseWritesAreStillInFlight) {
           EXPECT_FALSE(sc2.wait(std::chrono::milliseconds(20)).ok()) << "acknowledged too early";
         }
         // A crash now: the newest complete checkpoint is cp0.
-        install(dir.file("cp0"), dir.file("crashed"));
+        install_snapshot(dir.file("cp0"), dir.file("crashed"));
         Instance resumed(*b->node, dir.file("crashed"), c.budget, sc0.meta());
         StepOutput got(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(cuts[0]));
         for (size_t k = cuts[0]; k < steps.size(); ++k) got.push_back(resumed.run(steps[k]));
         got.push_back(resumed.finish());
-        expect_same(want, got);
+        expect_same_steps(want, got);
       }
       live.push_back(in.run(steps[i]));
     }
     live.push_back(in.finish());
-    expect_same(want, live);
+    expect_same_steps(want, live);
     gate->open();
     ASSERT_TRUE(sc1.wait().ok());
     ASSERT_TRUE(sc2.wait().ok());
     // Both checkpoints, complete now, resume like an uninterrupted run.
     for (const auto& [cut, sc] : {std::pair{cuts[1], &sc1}, std::pair{cuts[2], &sc2}}) {
       const std::string state = dir.file("resumed" + std::to_string(cut));
-      install(sc->files_dir(), state);
+      install_snapshot(sc->files_dir(), state);
       Instance resumed(*b->node, state, c.budget, sc->meta());
       StepOutput got(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(cut));
       for (size_t k = cut; k < steps.size(); ++k) got.push_back(resumed.run(steps[k]));
       got.push_back(resumed.finish());
-      expect_same(want, got);
+      expect_same_steps(want, got);
     }
   }
 }
@@ -458,9 +381,49 @@ TEST(WindowCheckpoint, MetaShape) {
   EXPECT_FALSE(serde->check_meta(json::array()).ok());
 }
 
-// ---- sessions past the memory budget -----------------------------------------
+// A sliding window's state is per pane (here 2 s, the gcd of 10 s and 4 s):
+// the snapshot holds one partial per key and pane, not per key and window,
+// and the meta lists the panes beside the windows.
+TEST(WindowCheckpoint, SlidingSnapshotsHoldPanes) {
+  auto b = prepare(window_yaml("{type: sliding, size: 10s, slide: 4s}"));
+  test::TempDir dir;
+  Instance in(*b->node, dir.file("s"), 0);
+  // 5000 is in the windows ending 6000, 10000 and 14000; 13000 in 14000,
+  // 18000 and 22000; 15000 in 18000 and 22000.
+  in.run(
+      Step{{{1, 1.0, "a", 5000}, {2, 2.0, "b", 5500}, {1, 2.0, "c", 13000}, {1, 2.0, "b", 15000}},
+           std::nullopt});
+  in.run(Step{{}, 9999});  // fires and drops the windows ending 6000 and 10000
+  const json meta = json::parse(in.snapshot(dir.file("cp")));
+  EXPECT_EQ(meta, json::parse(R"({"format": 2, "window": "sliding", "watermark_ms": 9999,
+      "next_seq": 4, "spill_seq": 1,
+      "windows": [{"end_ms": 14000, "fired": false}, {"end_ms": 18000, "fired": false},
+                  {"end_ms": 22000, "fired": false}],
+      "panes_end_ms": [6000, 14000, 16000]})"));
+  // Pane 6000: keys 1 and 2; panes 14000 and 16000: key 1.
+  EXPECT_EQ(test::entries_of(dir.file("cp")).size(), 4u);
+  const auto* serde = dynamic_cast<const checkpoint::StateSerde*>(b->node.get());
+  ASSERT_NE(serde, nullptr);
+  EXPECT_TRUE(serde->check_meta(meta).ok());
+  json bad = meta;
+  bad["format"] = 1;  // whole sliding windows: not readable as panes
+  EXPECT_NE(serde->check_meta(bad).message().find("per pane since format 2"), std::string::npos)
+      << serde->check_meta(bad).message();
+  bad = meta;
+  bad.erase("panes_end_ms");
+  EXPECT_NE(serde->check_meta(bad).message().find("panes_end_ms"), std::string::npos);
+  bad = meta;
+  bad["panes_end_ms"] = json::array({16000, 6000});
+  EXPECT_NE(serde->check_meta(bad).message().find("ascend"), std::string::npos);
+  // Resumed, the window ending 14000 merges its two stored panes.
+  install_snapshot(dir.file("cp"), dir.file("s1"));
+  Instance resumed(*b->node, dir.file("s1"), 0, meta.dump());
+  EXPECT_EQ(resumed.run(Step{{}, 13999}),
+            (std::vector<std::string>{"out|1|4000|14000|2|2|3|1.5|a|2|a|2|2|2|5000",
+                                      "out|2|4000|14000|1|1|2|2|b|2|b|2|1|2|5500"}));
+}
 
-using test::kSanitized;
+// ---- sessions past the memory budget -----------------------------------------
 
 long rss_kb() {
   std::ifstream f("/proc/self/statm");
@@ -471,7 +434,7 @@ long rss_kb() {
 
 TEST(WindowSessions, SpilledSessionsGiveTheSameRowsInTheSameOrder) {
   auto b = prepare(window_yaml("{type: session, gap: 500ms}", "allowed_lateness: 1s\n"));
-  const auto steps = make_stream(11, 30000, 3000, 5, 800, 1000, 23);
+  const auto steps = make_stream(11, kSanitized ? 10000 : 30000, 3000, 5, 800, 1000, 23);
   test::TempDir dir;
   // Exact order, not just the same rows: sessions fire in (end, key) order.
   auto run = [&](size_t budget, const std::string& d) {
@@ -609,7 +572,7 @@ TEST(WindowCheckpoint, SnapshotCostOnAMillionKeys) {
         shape, static_cast<long long>(kKeys), first.sync_ms, first.sync_cpu_ms, first.total_ms,
         second.sync_ms, second.sync_cpu_ms, second.total_ms);
     // Resuming from the second snapshot gives every key once.
-    install(dir.file("cp2"), dir.file("s2"));
+    install_snapshot(dir.file("cp2"), dir.file("s2"));
     Instance resumed(*b->node, dir.file("s2"), size_t{2} << 30, meta, 4096);
     Out out;
     ASSERT_TRUE(resumed.op->finish(out).ok());
@@ -768,6 +731,35 @@ TEST(WindowSerde, ShapeOfAnEntry) {
                    "f": {"value": "zoë", "time": "2026-01-01T00:00:00.000Z", "seq": 0, "count": 2},
                    "d": ["zoë"]}})"))
       << seen[0].dump();
+}
+
+TEST(WindowSerde, ASlidingWindowsEntryIsAPanes) {
+  auto b = prepare(
+      "id: w\ntype: window\ninput: bids\nkey_by: [auction]\nwindow: {type: sliding, size: 10s, "
+      "slide: 4s}\naggregate: {n: \"count(*)\"}\n");
+  const auto* serde = dynamic_cast<const checkpoint::StateSerde*>(b->node.get());
+  test::TempDir dir;
+  Instance in(*b->node, dir.file("s"), 0);
+  in.run(Step{{{7, 2.5, "zoë", 1'767'225'601'000}}, std::nullopt});
+  in.snapshot(dir.file("cp"));
+  std::vector<json> seen;
+  EXPECT_EQ(serde->state_format_version(), 2);                     // version 1 held whole windows
+  ASSERT_EQ(check_round_trip(*serde, dir.file("cp"), &seen), 1u);  // one pane, three windows
+  EXPECT_EQ(seen[0], json::parse(R"({"key": {"auction": 7},
+    "pane_start": "2026-01-01T00:00:00.000Z", "pane_end": "2026-01-01T00:00:02.000Z",
+    "spill": 0, "aggregates": {"n": 1}})"))
+      << seen[0].dump();
+  json bad = seen[0];
+  bad["pane_start"] = "2026-01-01T00:00:01.000Z";
+  std::string k, v;
+  const Status s = serde->entry_from_json(bad, k, v);
+  EXPECT_NE(s.message().find("'pane_start' must be 'pane_end' minus the pane 2s"),
+            std::string::npos)
+      << s.message();
+  bad = seen[0];
+  bad["window_end"] = bad["pane_end"];
+  bad.erase("pane_end");
+  EXPECT_NE(serde->entry_from_json(bad, k, v).message().find("window_end"), std::string::npos);
 }
 
 TEST(WindowSerde, SessionEntryShape) {
