@@ -49,14 +49,17 @@ class Recovery : public ::testing::Test {
   // Runs the pipeline for `ms`, and longer (at most 20 s) until _CURRENT
   // names checkpoint `at_least` (a loaded machine checkpoints late), then
   // SIGTERMs it.
-  std::string run_for(std::chrono::milliseconds ms, int* exit_code = nullptr,
-                      uint64_t at_least = 0) {
+  // With `started`, it also waits (at most 20 s) until stderr holds that
+  // text, so the SIGTERM never reaches a process still starting up.
+  std::string run_for(std::chrono::milliseconds ms, int* exit_code = nullptr, uint64_t at_least = 0,
+                      const std::string& started = {}) {
     const std::string err = tmp_.file("err-" + std::to_string(runs_++) + ".log");
     Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress", "--state-dir", state()},
                 tmp_.str(), err);
     std::this_thread::sleep_for(ms);
     const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (at_least > 0 && current_or_zero() < at_least &&
+    while (((at_least > 0 && current_or_zero() < at_least) ||
+            (!started.empty() && read_file(err).find(started) == std::string::npos)) &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(50ms);
     }
@@ -169,9 +172,9 @@ TEST_F(Recovery, RollbackMovesCurrentAndTheNextRunResumesThere) {
                                  tmp_.str(), 30s);
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
   EXPECT_EQ(current(), cur - 2);
-  const std::string log = run_for(300ms);
-  EXPECT_NE(log.find("resuming rec from checkpoint " + std::to_string(cur - 2)), std::string::npos)
-      << log;
+  const std::string resumed = "resuming rec from checkpoint " + std::to_string(cur - 2);
+  const std::string log = run_for(300ms, nullptr, 0, resumed);
+  EXPECT_NE(log.find(resumed), std::string::npos) << log;
 }
 
 }  // namespace
