@@ -79,6 +79,13 @@ uint64_t source_rows(const plan::Plan& plan, const runtime::RunMetrics& metrics)
 void print_consumer_lag(const healing::SupervisedOutcome& outcome) {
   constexpr size_t kListed = 20;
   for (const auto& [node, parts] : outcome.consumer_lag) {
+    if (parts.empty()) {
+      std::fprintf(stderr,
+                   "dataflow: consumer lag of %s: unknown, it held no partition with a known "
+                   "position when the run ended\n",
+                   node.c_str());
+      continue;
+    }
     int64_t total = 0;
     std::string behind;
     size_t listed = 0;

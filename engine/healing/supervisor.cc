@@ -290,7 +290,9 @@ SupervisedOutcome RunSupervisor::run() {
       const auto* m = metrics.find(n.id);
       if (!m) continue;
       auto lag = m->kafka.lag();
-      if (!lag.empty()) out.consumer_lag[n.id] = std::move(lag);
+      // A Kafka source stopped between a rebalance's revoke and its next
+      // assignment holds nothing: still a line, so the summary says so.
+      if (!lag.empty() || n.type == "kafka") out.consumer_lag[n.id] = std::move(lag);
     }
     out.data_errors += total_errors(metrics);
     out.summary += "; " + std::to_string(out.data_errors) + " errors";

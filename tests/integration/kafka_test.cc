@@ -419,8 +419,12 @@ sources:
   // Statistics every 100 ms report the lag, exec samples it every 200 ms:
   // let both see the partitions read to their ends.
   if (all_out) std::this_thread::sleep_for(600ms);
+  // Both at once: one stopping alone leaves the group, and the rebalance
+  // revokes the other's partitions before it is stopped (its summary then
+  // says it held none).
+  a.send_signal(SIGTERM);
+  b.send_signal(SIGTERM);
   for (Child* c : {&a, &b}) {
-    c->send_signal(SIGTERM);
     ProcessResult r = c->wait(20s);
     EXPECT_FALSE(r.timed_out);
   }
@@ -453,6 +457,45 @@ sources:
                         std::back_inserter(both));
   EXPECT_TRUE(both.empty()) << "partitions read by both processes: " << both.size();
   EXPECT_EQ(expect_all_ids(all_ids, kRows), 0);
+}
+
+// Two members of a group on one partition: the one left without a partition
+// says so in its summary rather than printing no lag at all.
+TEST_F(Kafka, AMemberHoldingNoPartitionSaysSoInItsSummary) {
+  KafkaCluster kafka({{"in", 1}});
+  ASSERT_TRUE(kafka.ok()) << kafka.error();
+  ASSERT_TRUE(produce(kafka.bootstrap(), "in", json_records(10, 1)).ok());
+  TempDir tmp;
+  tmp.write("p.yaml", "name: idle\nsources:\n" + json_source(kafka.bootstrap(), "idle", "") +
+                          "sinks:\n  - {id: out, type: blackhole, input: in}\n");
+  auto log_has = [&](const std::string& log, const std::string& text) {
+    return read_file(tmp.file(log)).find(text) != std::string::npos;
+  };
+  Child a(exec_args("p.yaml"), tmp.str(), tmp.file("a.log"));
+  ASSERT_TRUE(wait_until([&] { return log_has("a.log", ": assigned in/0"); }, 20s))
+      << read_file(tmp.file("a.log"));
+  Child b(exec_args("p.yaml"), tmp.str(), tmp.file("b.log"));
+  // The rebalance that lets B in leaves one of the two without the partition.
+  std::string idle;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const std::string log : {"a.log", "b.log"}) {
+          if (log_has(log, ": assigned nothing")) idle = log;
+        }
+        return !idle.empty();
+      },
+      30s))
+      << "A: " << read_file(tmp.file("a.log")) << "\nB: " << read_file(tmp.file("b.log"));
+  a.send_signal(SIGTERM);
+  b.send_signal(SIGTERM);
+  for (Child* c : {&a, &b}) EXPECT_FALSE(c->wait(20s).timed_out);
+  const std::string holder = idle == "a.log" ? "b.log" : "a.log";
+  EXPECT_TRUE(log_has(idle,
+                      "dataflow: consumer lag of in: unknown, it held no partition with a known "
+                      "position when the run ended\n"))
+      << idle << ": " << read_file(tmp.file(idle));
+  EXPECT_TRUE(log_has(holder, "dataflow: consumer lag of in: 0 messages over 1 partitions\n"))
+      << holder << ": " << read_file(tmp.file(holder));
 }
 
 // A sink that cannot write (stdout into a pipe nobody reads) stops the
