@@ -187,4 +187,32 @@ class HeldBatches {
   size_t bytes_ = 0;
 };
 
+// Rows of one side read back from a join's store, gathered into one batch;
+// `Pending` is what the join keeps of each row besides its columns.
+template <typename Pending>
+struct LoadedRows {
+  explicit LoadedRows(SchemaPtr schema) : rows(std::move(schema)) {}
+  BatchBuilder rows;
+  std::vector<Pending> pending;
+};
+
+// Holds the rows gathered in `loading` as one batch of `held` and hands each
+// to place(pending, batch number, row, key read (false: null), key), in the
+// order they were gathered; the batch is let go if no row was kept.
+template <typename Key, typename Pending, typename Place>
+Status hold_loaded(HeldBatches& held, LoadedRows<Pending>& loading,
+                   const std::vector<size_t>& key_fields, Place&& place) {
+  if (loading.pending.empty()) return Status::OK();
+  const uint64_t id = held.hold(loading.rows.finish());
+  const Batch& batch = held.at(id);
+  typename Key::Type key{};
+  for (size_t i = 0; i < loading.pending.size(); ++i) {
+    const bool has_key = Key::read(batch, key_fields, i, key);
+    DF_RETURN_IF_ERROR(place(loading.pending[i], id, static_cast<uint32_t>(i), has_key, key));
+  }
+  held.release_if_unused(id);
+  loading.pending.clear();
+  return Status::OK();
+}
+
 }  // namespace df::operators::join

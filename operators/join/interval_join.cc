@@ -587,41 +587,32 @@ class IntervalJoin final : public JoinOperatorBase {
   }
 
   // Rows read back from the store, gathered into batches of one side.
-  struct Loading {
-    explicit Loading(SchemaPtr schema) : rows(std::move(schema)) {}
-    struct Pending {
-      int64_t ts;
-      uint64_t seq;
-      bool matched;
-    };
-    BatchBuilder rows;
-    std::vector<Pending> pending;
+  struct Pending {
+    int64_t ts;
+    uint64_t seq;
+    bool matched;
   };
+  using Loading = LoadedRows<Pending>;
 
   // Holds the rows gathered in `loading` as one batch and buffers them.
   Status load_batch(bool left, Loading& loading) {
-    if (loading.pending.empty()) return Status::OK();
-    const uint64_t id = held_.hold(loading.rows.finish());
-    const Batch& batch = held_.at(id);
-    const auto& fields = left ? config_->left_keys : config_->right_keys;
-    typename Key::Type key{};
-    for (size_t i = 0; i < loading.pending.size(); ++i) {
-      const auto& p = loading.pending[i];
-      if (!Key::read(batch, fields, i, key)) {
-        return Status::data_error(what_ + ": a buffered row in the state has a null key");
-      }
-      auto found = memory_.find(key);
-      KeyNode& node = found != memory_.end() ? *found : add_key(key);
-      // The store's order is (key, ts, seq): an append.
-      (left ? node.second.left : node.second.right)
-          .push_back(HeldRow{p.ts, p.seq, id, static_cast<uint32_t>(i), p.matched});
-      held_.add_row(id);
-      memory_bytes_ += kRowBytes;  // entries_ came with the meta
-      schedule(node, expiry(left, p.ts));
-    }
-    held_.release_if_unused(id);
-    loading.pending.clear();
-    return Status::OK();
+    return hold_loaded<Key>(
+        held_, loading, left ? config_->left_keys : config_->right_keys,
+        [&](const Pending& p, uint64_t id, uint32_t row, bool has_key,
+            const typename Key::Type& key) -> Status {
+          if (!has_key) {
+            return Status::data_error(what_ + ": a buffered row in the state has a null key");
+          }
+          auto found = memory_.find(key);
+          KeyNode& node = found != memory_.end() ? *found : add_key(key);
+          // The store's order is (key, ts, seq): an append.
+          (left ? node.second.left : node.second.right)
+              .push_back(HeldRow{p.ts, p.seq, id, row, p.matched});
+          held_.add_row(id);
+          memory_bytes_ += kRowBytes;  // entries_ came with the meta
+          schedule(node, expiry(left, p.ts));
+          return Status::OK();
+        });
   }
 
   // Reads the rows a checkpoint (or a closed run) left in the store back into

@@ -440,43 +440,34 @@ class WindowedJoin final : public JoinOperatorBase {
   }
 
   // Rows read back from the store, gathered into one batch of a side.
-  struct Loading {
-    explicit Loading(SchemaPtr schema) : rows(std::move(schema)) {}
-    struct Pending {
-      int64_t start;
-      uint64_t seq;
-    };
-    BatchBuilder rows;
-    std::vector<Pending> pending;
+  struct Pending {
+    int64_t start;
+    uint64_t seq;
   };
+  using Loading = LoadedRows<Pending>;
 
   // Holds the rows gathered in `loading` as one batch and buffers them in
   // their windows, in the store's order (the row numbers' order in a group).
   Status load_batch(bool left, Loading& loading) {
-    if (loading.pending.empty()) return Status::OK();
-    const uint64_t id = held_.hold(loading.rows.finish());
-    const Batch& batch = held_.at(id);
-    const auto& fields = left ? config_->left_keys : config_->right_keys;
-    typename Key::Type key{};
-    for (size_t i = 0; i < loading.pending.size(); ++i) {
-      const auto& p = loading.pending[i];
-      Window& window = windows_[p.start];
-      const Ref ref{p.seq, id, static_cast<uint32_t>(i)};  // entries_ came with the meta
-      if (!Key::read(batch, fields, i, key)) {
-        if (!left || !config_->left_outer) {
-          return Status::data_error(what_ + ": a buffered row in the state has a null key");
-        }
-        if (!Key::kHoldsNull) {
-          add_row(window, window.null_lefts, ref);
-          continue;
-        }
-      }
-      Group& group = window.groups[find_or_add(window, key)];
-      add_row(window, left ? group.left : group.right, ref);
-    }
-    held_.release_if_unused(id);
-    loading.pending.clear();
-    return Status::OK();
+    return hold_loaded<Key>(
+        held_, loading, left ? config_->left_keys : config_->right_keys,
+        [&](const Pending& p, uint64_t id, uint32_t row, bool has_key,
+            const typename Key::Type& key) -> Status {
+          Window& window = windows_[p.start];
+          const Ref ref{p.seq, id, row};  // entries_ came with the meta
+          if (!has_key) {
+            if (!left || !config_->left_outer) {
+              return Status::data_error(what_ + ": a buffered row in the state has a null key");
+            }
+            if (!Key::kHoldsNull) {
+              add_row(window, window.null_lefts, ref);
+              return Status::OK();
+            }
+          }
+          Group& group = window.groups[find_or_add(window, key)];
+          add_row(window, left ? group.left : group.right, ref);
+          return Status::OK();
+        });
   }
 
   // Reads the rows a checkpoint (or a closed run) left in the store back into
