@@ -412,6 +412,10 @@ TEST(TopNCheckpoint, AFinalSnapshotDoesNotFireAgain) {
     rows += first.finish().size();
     EXPECT_GT(rows, 0u);
     const std::string meta = first.snapshot(dir.file("final"), runtime::kFinalCheckpoint);
+    // The windows went at the end of input: the final checkpoint holds no
+    // entries and no window.
+    EXPECT_TRUE(test::entries_of(dir.file("final")).empty());
+    EXPECT_EQ(json::parse(meta)["windows"], json::array());
     install_snapshot(dir.file("final"), dir.file("s1"));
     Instance again(*b->node, dir.file("s1"), meta, c.budget);
     ASSERT_TRUE(again.open_status.ok()) << again.open_status.to_string();
