@@ -2,6 +2,8 @@
 // RocksDB-only behaviour (reopen, checkpoints, errors) after them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -307,6 +309,91 @@ TEST(RocksDbStoreTest, EntriesAddedToACheckpointWinAndLeaveTheStoreAlone) {
   const std::vector<std::pair<std::string, std::string>> want = {
       {"b", "2"}, {"c", "three"}, {"d", "4"}};
   EXPECT_EQ(got, want);
+}
+
+// The added-entries file is written with cheaper table options than the
+// store's (no filter, one-level index, no compression): a checkpoint whose
+// file spans many blocks still restores every entry, puts and removes win
+// over the checkpoint, lookups of absent keys miss, and the restored store
+// layers new writes on top as usual.
+TEST(RocksDbStoreTest, ManyAddedEntriesAllRestoreOverTheCheckpoint) {
+  test::TempDir dir;
+  auto store = open_rocksdb({dir.file("db")});
+  ASSERT_TRUE(store.ok());
+  const auto key = [](int i) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "k%07d", i);
+    return std::string(buf);
+  };
+  std::map<std::string, std::string> want;
+  for (int i = 0; i < 20000; i += 2) {  // even keys in the checkpoint's SSTs
+    ASSERT_TRUE((*store)->put(key(i), "checkpointed").ok());
+    want[key(i)] = "checkpointed";
+  }
+  ASSERT_TRUE((*store)->checkpoint_to(dir.file("cp")).ok());
+  // 22,500 entries (about 1 MiB: many blocks) in shuffled order: new odd
+  // keys, overwrites of even keys below 10,000, removes of even keys from
+  // 10,000 on that are multiples of 4.
+  std::vector<int> order(30000);
+  for (int i = 0; i < 30000; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(7));
+  CheckpointEntries added;
+  for (int i : order) {
+    if (i % 2 == 1) {
+      const std::string v = "added-" + std::to_string(i) + std::string(32, 'x');
+      added.put(key(i), v);
+      want[key(i)] = v;
+    } else if (i < 10000) {
+      added.put(key(i), "overwritten");
+      want[key(i)] = "overwritten";
+    } else if (i < 20000 && i % 4 == 0) {
+      added.remove(key(i));
+      want.erase(key(i));
+    }
+  }
+  ASSERT_TRUE(add_to_checkpoint(dir.file("cp"), added).ok());
+
+  auto snap = open_rocksdb({dir.file("cp")});
+  ASSERT_TRUE(snap.ok()) << snap.status().to_string();
+  std::map<std::string, std::string> got;
+  ASSERT_TRUE((*snap)
+                  ->scan("", "",
+                         [&](std::string_view k, std::string_view v) {
+                           got.emplace(k, v);
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want);
+  for (int i = 0; i < 30000; ++i) {  // point lookups: hits and misses
+    auto v = (*snap)->get(key(i));
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    auto it = want.find(key(i));
+    ASSERT_EQ(v->has_value(), it != want.end()) << key(i);
+    if (it != want.end()) {
+      ASSERT_EQ(**v, it->second) << key(i);
+    }
+  }
+  EXPECT_EQ((*snap)->get("k9999999").value(), std::nullopt);  // past every key
+  // A bounded scan inside the file: exactly the keys in [k0012000, k0012100).
+  size_t in_range = 0;
+  ASSERT_TRUE((*snap)
+                  ->scan(key(12000), key(12100),
+                         [&](std::string_view k, std::string_view) {
+                           EXPECT_TRUE(want.count(std::string(k))) << k;
+                           ++in_range;
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(in_range, static_cast<size_t>(std::distance(want.lower_bound(key(12000)),
+                                                        want.lower_bound(key(12100)))));
+  // Writes after the restore win over the ingested entries, also once flushed.
+  ASSERT_TRUE((*snap)->put(key(1), "after").ok());
+  ASSERT_TRUE((*snap)->remove(key(3)).ok());
+  ASSERT_TRUE((*snap)->flush().ok());
+  EXPECT_EQ((*snap)->get(key(1)).value(), "after");
+  EXPECT_EQ((*snap)->get(key(3)).value(), std::nullopt);
+  EXPECT_EQ((*snap)->get(key(5)).value(), want[key(5)]);
 }
 
 TEST(RocksDbStoreTest, AddingToACheckpointRefusesDuplicatesAndNonCheckpoints) {
