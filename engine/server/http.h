@@ -1,7 +1,7 @@
 // The server's HTTP layer: plain request/response values, a router of
 // method + path patterns, and an HTTP/1.1 server (Boost.Beast on Asio) that
-// serves one router on one or more listeners. Beast stays inside http.cc;
-// handlers see only these types.
+// serves one router on one or more listeners. Beast stays inside the HTTP
+// layer's sources (http.cc, http_session.h); handlers see only these types.
 //
 // Threading: HttpServer runs its own Asio io_context on `threads` io threads
 // (accepting, reading, parsing and refusing requests, writing responses),
