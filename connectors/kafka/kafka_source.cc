@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <compare>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -31,39 +33,35 @@ constexpr TuningKey kSourceTuning[] = {
     {"session_timeout_ms", "session.timeout.ms"},
 };
 
-// The prefetch budget of one subtask, over all its partitions: librdkafka's
-// high-level consumer (also with `bounded`'s rd_kafka_assign) checks
-// queued.max.messages.kbytes and queued.min.messages against the subtask's
-// one consumer queue, which every assigned partition feeds; each broker has
-// at most one fetch in flight, of at most fetch.max.bytes. So a subtask holds
-// at most kPrefetchKiB + brokers x kFetchMaxBytes (32 + 3 x 8 MiB on three
-// brokers), however many partitions it reads.
-// Why 32 MiB: when the source is paced by its downstream (a Kafka sink), the
-// queue must cover a fetch round trip at the downstream's rate, or the
-// source idles between fetches. `kcat -C | kcat -P` with the consumer
-// properties alone shows it (bench/kafka.sh's mock, 1M messages: 8 MiB took
-// 1-4x, mostly 2x, the time of librdkafka's 64 MiB, 32 MiB about the same); the same
-// consumer into /dev/null is as fast at 8 MiB. dataflow on 2M messages
-// moved 0.46/0.68 of the kcat pipe at 8 MiB and 0.84-0.95 at 32 MiB with
-// 8 MiB fetches (connectors/kafka/README.md).
-constexpr const char* kPrefetchKiB = "32768";
+// librdkafka's consumer queue limits of one subtask, over all its
+// partitions: its high-level consumer (also with `bounded`'s rd_kafka_assign)
+// checks queued.max.messages.kbytes and queued.min.messages against the
+// subtask's one consumer queue, which every assigned partition feeds; each
+// broker has at most one fetch in flight, of at most fetch.max.bytes. The
+// source's own budget (PrefetchBudget) takes messages out of that queue up to
+// the same limits, so a subtask holds at most 2 x 16 MiB + brokers x
+// kFetchMaxBytes (56 MiB on three brokers), however many partitions it reads.
+// Why that much: when the source is paced by its downstream (a Kafka sink),
+// what it holds must cover a fetch round trip at the downstream's rate, or
+// the source idles between fetches (connectors/kafka/README.md has figures).
+constexpr const char* kPrefetchKiB = "16384";
 // librdkafka derives fetch.max.bytes from the budget (up to 50 MiB): capped
 // here so the in-flight fetches do not multiply the budget by the brokers.
 // At least message.max.bytes (librdkafka refuses less).
 constexpr const char* kFetchMaxBytes = "8388608";
 // Messages are counted too: for messages under ~330 bytes this binds before
-// the bytes (100000 of bench/kafka.sh's ~200 bytes: about 20 MB).
-constexpr const char* kPrefetchMessages = "100000";
-// When a partition finds the queue at the budget, librdkafka fetches it
-// again only after this long. Its default (500 ms in fetch.error.backoff.ms,
-// or 1000 ms in fetch.queue.backoff.ms where that exists) idles the source
-// once the queue drains in less (bench/kafka.sh moved 0.17 of kcat), so the
-// queue is refilled as soon as there is room.
+// the bytes (50000 of bench/kafka.sh's ~200 bytes: about 10 MB).
+constexpr const char* kPrefetchMessages = "50000";
+// librdkafka 2.0.2 stops fetching a partition while the consumer queue is
+// over queued.min.messages or queued.max.messages.kbytes and looks again only
+// when its broker thread wakes for another reason (up to 1 s later; it has no
+// back-off for this, so fetch.error.backoff.ms does not shorten it). Newer
+// versions back off by fetch.queue.backoff.ms (1 s by default), set to this
+// where it exists. The source's own budget (PrefetchBudget) keeps the queue
+// below those limits, so normally neither applies.
 constexpr const char* kQueueFullBackoffMs = "10";
 
-// fetch.queue.backoff.ms where librdkafka has it (the back-off after a full
-// queue only); older versions back off by fetch.error.backoff.ms, which then
-// also paces the retries of fetch errors.
+// "fetch.queue.backoff.ms" where librdkafka has it, else nullptr.
 const char* queue_backoff_property() {
   static const char* const name = [] {
     ConfPtr probe(rd_kafka_conf_new());
@@ -71,7 +69,7 @@ const char* queue_backoff_property() {
     return rd_kafka_conf_set(probe.get(), "fetch.queue.backoff.ms", kQueueFullBackoffMs, err,
                              sizeof err) == RD_KAFKA_CONF_OK
                ? "fetch.queue.backoff.ms"
-               : "fetch.error.backoff.ms";
+               : nullptr;
   }();
   return name;
 }
@@ -88,11 +86,53 @@ std::vector<std::pair<std::string, std::string>> source_defaults(
   std::vector<std::pair<std::string, std::string>> out = {
       {"queued.max.messages.kbytes", kPrefetchKiB},
       {"queued.min.messages", kPrefetchMessages},
-      {queue_backoff_property(), kQueueFullBackoffMs},
       // Brokers up and consumer lag are refreshed on the statistics callback.
       {"statistics.interval.ms", std::string(kStatsIntervalMs)}};
+  if (const char* backoff = queue_backoff_property())
+    out.emplace_back(backoff, kQueueFullBackoffMs);
   if (!has("queued.max.messages.kbytes")) out.emplace_back("fetch.max.bytes", kFetchMaxBytes);
   return out;
+}
+
+// The source's own prefetch budget over all partitions of a subtask. It
+// takes what the client fetched out of librdkafka's queue into its own
+// buffer, pauses every partition once that buffer holds `high_bytes` or
+// `high_messages`, and resumes them when it holds less than both `low_*`,
+// waking the brokers' threads so they fetch at once (librdkafka 2.0.2 would
+// fetch a resumed partition only when its broker thread wakes on its own, up
+// to 1 s later). The high marks are librdkafka's queue limits
+// (queued.max.messages.kbytes, queued.min.messages; `properties` may set
+// them); the low marks a quarter of them, so a cycle moves three quarters of
+// the budget and pause/resume does not flap. librdkafka's own limits then
+// only bind while the source is not called (its queue fills between two
+// produce() calls), and the next call pauses the partitions as above instead
+// of leaving librdkafka waiting.
+struct PrefetchBudget {
+  size_t high_bytes = 0;
+  size_t high_messages = 0;
+  size_t low_bytes = 0;
+  size_t low_messages = 0;
+};
+
+// From the client properties in force (the last value of a name wins, as in
+// make_conf, which has checked them).
+PrefetchBudget prefetch_budget(const std::vector<std::pair<std::string, std::string>>& properties) {
+  auto last = [&](std::string_view name, std::string_view fallback) {
+    std::string_view value = fallback;
+    for (const auto& [key, v] : properties) {
+      if (key == name) value = v;
+    }
+    size_t n = 0;
+    std::from_chars(value.data(), value.data() + value.size(), n);
+    return n;
+  };
+  PrefetchBudget b;
+  b.high_bytes = std::max<size_t>(1, last("queued.max.messages.kbytes", kPrefetchKiB) * 1024);
+  b.high_messages = std::max<size_t>(1, last("queued.min.messages", kPrefetchMessages));
+  // At least 1: held_ < low must hold once it is empty.
+  b.low_bytes = std::max<size_t>(1, b.high_bytes / 4);
+  b.low_messages = std::max<size_t>(1, b.high_messages / 4);
+  return b;
 }
 
 // Properties the source sets itself; `properties:` may not change them.
@@ -117,6 +157,12 @@ constexpr auto kPollInterval = std::chrono::milliseconds(100);
 // from it before it waits for the event (or kPollInterval) after all.
 constexpr int kMaxEmptyPolls = 8;
 constexpr int kQueryTimeoutMs = 10000;
+// How long wake_fetchers()' ListOffsets request may hold the I/O strand; the
+// wake is its sending, the answer is not needed.
+constexpr int kWakeTimeoutMs = 1000;
+// Reasons KafkaSource pauses its partitions.
+constexpr unsigned kBackpressurePause = 1;
+constexpr unsigned kBudgetPause = 2;
 constexpr size_t kMaxPendingSnapshots = 16;
 constexpr auto kQueryRetry = std::chrono::seconds(1);
 // bounded: how long an unknown topic is retried before it fails the run (as
@@ -153,6 +199,7 @@ struct KafkaSourceConfig {
   SchemaPtr output_schema;
   bool bounded = false;
   size_t max_poll_records = 0;  // 0: the batch size
+  PrefetchBudget budget;
   std::string pipeline_name;
 };
 
@@ -331,11 +378,26 @@ struct ClientCallbacks {
     return std::exchange(assignment, std::nullopt);
   }
 
+  // One partition of the subtask's assignment per leader broker (from the
+  // topics' metadata, read on the I/O pool after each assignment): a
+  // ListOffsets request for them wakes each of those brokers' threads.
+  void set_wake_parts(std::vector<TopicPartition> found) {
+    std::lock_guard lock(mu);
+    wake_parts_ = std::move(found);
+  }
+  std::vector<TopicPartition> wake_parts() {
+    std::lock_guard lock(mu);
+    return wake_parts_;
+  }
+  // A wake is queued on the I/O pool and has not started yet.
+  std::atomic<bool> wake_queued{false};
+
  private:
   std::mutex mu;
   runtime::OperatorContext* ctx = nullptr;     // guarded by mu
   std::vector<EndOffset> ends;                 // guarded by mu
   std::optional<StaticAssignment> assignment;  // guarded by mu
+  std::vector<TopicPartition> wake_parts_;     // guarded by mu
 };
 
 // The consumer and its queue; the queue goes first.
@@ -429,22 +491,29 @@ class KafkaSource final : public runtime::SourceOperator {
       if (!error_.ok()) return error_;
       collect_ends();
     }
-    const ssize_t n =
-        rd_kafka_consume_batch_queue(consumer_->queue.get(), 0, messages_.data(), max_poll_);
-    if (n < 0) return kafka_status(rd_kafka_last_error(), label_ + ": cannot read");
-    for (ssize_t i = 0; i < n; ++i) {
-      handle(messages_[static_cast<size_t>(i)]);
-      rd_kafka_message_destroy(messages_[static_cast<size_t>(i)]);
+    if (Status s = drain(); !s.ok()) return s;
+    if (!error_.ok()) return error_;
+    // Over the budget: stop fetching before librdkafka's queue fills (see
+    // PrefetchBudget); what was drained is kept.
+    if (!(pause_reasons_ & kBudgetPause) && over_budget()) set_paused(kBudgetPause, true);
+    const size_t n = std::min(max_poll_, held_.size());
+    for (size_t i = 0; i < n; ++i) {
+      rd_kafka_message_t* m = held_.front();
+      held_.pop_front();
+      held_bytes_ -= held_size(m);
+      handle(m);
+      rd_kafka_message_destroy(m);
     }
     if (!error_.ok()) return error_;
     emit(out);
     advance_watermark(out);
+    if ((pause_reasons_ & kBudgetPause) && under_low_mark()) set_paused(kBudgetPause, false);
     if (cfg_->bounded && bounded_done()) return runtime::SourceProgress::exhausted();
     // While messages flow, look again at once: the queue's wake-up event
     // fires only when it turns non-empty, and the client refills the queue
     // while produce() runs, so waiting for the event here idled the source
     // for up to kPollInterval per batch (it moved 0.17 of what kcat did).
-    if (n > 0) {
+    if (n > 0 || !held_.empty()) {
       empty_polls_ = 0;
       return runtime::SourceProgress::more();
     }
@@ -495,26 +564,7 @@ class KafkaSource final : public runtime::SourceOperator {
     return Status::OK();
   }
 
-  void on_backpressure(bool blocked) override {
-    if (blocked == paused_ || !consumer_) return;
-    paused_ = blocked;
-    PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())));
-    for (const PartitionState& p : parts_) {
-      if (!p.done)
-        rd_kafka_topic_partition_list_add(list.get(), p.tp.topic.c_str(), p.tp.partition);
-    }
-    if (list->cnt == 0) return;
-    rd_kafka_resp_err_t err = blocked ? rd_kafka_pause_partitions(consumer_->rk.get(), list.get())
-                                      : rd_kafka_resume_partitions(consumer_->rk.get(), list.get());
-    if (err) {
-      log_warn("kafka-source", label_ + ": cannot " + (blocked ? "pause" : "resume") +
-                                   " partitions: " + rd_kafka_err2str(err));
-      return;
-    }
-    log_info("kafka-source", label_ + ": " + (blocked ? "paused " : "resumed ") +
-                                 std::to_string(list->cnt) + " partitions" +
-                                 (blocked ? " (downstream full)" : ""));
-  }
+  void on_backpressure(bool blocked) override { set_paused(kBackpressurePause, blocked); }
 
   Status close() override {
     if (ctx_) {
@@ -525,6 +575,12 @@ class KafkaSource final : public runtime::SourceOperator {
                                   consumer_ ? lag_of(consumer_->rk.get(), p) : std::nullopt);
       }
       ctx_->report_brokers(-1, {});
+    }
+    if (budget_pauses_ > 0) {
+      log_info("kafka-source",
+               label_ + ": the prefetch budget (" + std::to_string(cfg_->budget.high_messages) +
+                   " messages, " + std::to_string(cfg_->budget.high_bytes >> 10) +
+                   " KiB) paused the partitions " + std::to_string(budget_pauses_) + " times");
     }
     release_consumer();
     return Status::OK();
@@ -647,14 +703,15 @@ class KafkaSource final : public runtime::SourceOperator {
                    ? kafka_status(rd_kafka_incremental_assign(rk, list), label_ + ": assign")
                    : kafka_status(rd_kafka_assign(rk, list), label_ + ": assign");
     if (!s.ok()) error_ = s;
-    // Assigned while paused by backpressure: these wait for the resume too.
-    if (s.ok() && paused_ && list->cnt > 0) {
+    // Assigned while paused: these wait for the resume too.
+    if (s.ok() && pause_reasons_ != 0 && list->cnt > 0) {
       if (rd_kafka_resp_err_t err = rd_kafka_pause_partitions(rk, list)) {
         log_warn("kafka-source", label_ + ": cannot pause partitions: " + rd_kafka_err2str(err));
       }
     }
     assigned_ = true;
     log_info("kafka-source", label_ + ": assigned" + (described.empty() ? " nothing" : described));
+    if (s.ok()) find_wake_parts();
     if (cfg_->bounded && !added.empty()) query_ends(std::move(added));
   }
 
@@ -678,6 +735,7 @@ class KafkaSource final : public runtime::SourceOperator {
     };
     Status s;
     if (coop && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+      std::set<TopicPartition> revoked;
       for (int i = 0; i < list->cnt; ++i) {
         TopicPartition tp{list->elems[i].topic, list->elems[i].partition};
         auto it = std::find_if(parts_.begin(), parts_.end(),
@@ -685,11 +743,16 @@ class KafkaSource final : public runtime::SourceOperator {
         if (it == parts_.end()) continue;
         give_up(*it);
         parts_.erase(it);
+        revoked.insert(std::move(tp));
       }
+      drop_held([&](const rd_kafka_message_t* m) {
+        return m->rkt && revoked.count({rd_kafka_topic_name(m->rkt), m->partition}) > 0;
+      });
       s = kafka_status(rd_kafka_incremental_unassign(rk, list), label_ + ": unassign");
     } else {
       for (const PartitionState& p : parts_) give_up(p);
       parts_.clear();
+      drop_held([](const rd_kafka_message_t* m) { return m->rkt != nullptr; });
       s = kafka_status(rd_kafka_assign(rk, nullptr), label_ + ": unassign");
     }
     last_ = SIZE_MAX;
@@ -753,6 +816,10 @@ class KafkaSource final : public runtime::SourceOperator {
     PartitionState* p = find(m);
     // Revoked meanwhile (its next owner reads it again), or read to its end.
     if (!p || p->done) return;
+    // Before the position: emitted already (a partition handed back to this
+    // subtask is fetched again from its position while older messages of it
+    // may still be on their way).
+    if (p->next >= 0 && m->offset < p->next) return;
     if (p->end >= 0 && m->offset >= p->end) {
       finish_partition(*p);
       return;
@@ -784,6 +851,158 @@ class KafkaSource final : public runtime::SourceOperator {
       return;
     }
     retry_log_.warn(s.message() + " (retrying)");
+  }
+
+  // --- The prefetch budget (PrefetchBudget). ---
+
+  static size_t held_size(const rd_kafka_message_t* m) { return m->len + m->key_len; }
+
+  // Takes what the client prefetched out of its queue into held_, until
+  // held_ reaches the budget's high mark (or the queue is empty, or the
+  // batch call returned early after serving a callback).
+  Status drain() {
+    const PrefetchBudget& budget = cfg_->budget;
+    while (held_.size() < budget.high_messages && held_bytes_ < budget.high_bytes) {
+      const size_t want = std::min(messages_.size(), budget.high_messages - held_.size());
+      const ssize_t n =
+          rd_kafka_consume_batch_queue(consumer_->queue.get(), 0, messages_.data(), want);
+      if (n < 0) return kafka_status(rd_kafka_last_error(), label_ + ": cannot read");
+      for (ssize_t i = 0; i < n; ++i) {
+        rd_kafka_message_t* m = messages_[static_cast<size_t>(i)];
+        held_bytes_ += held_size(m);
+        held_.push_back(m);
+      }
+      if (static_cast<size_t>(n) < want) break;
+    }
+    return Status::OK();
+  }
+
+  bool over_budget() const {
+    return held_.size() >= cfg_->budget.high_messages || held_bytes_ >= cfg_->budget.high_bytes;
+  }
+  bool under_low_mark() const {
+    return held_.size() < cfg_->budget.low_messages && held_bytes_ < cfg_->budget.low_bytes;
+  }
+
+  // Destroys the held messages `drop` selects (of revoked partitions; client
+  // errors without a partition stay).
+  template <typename Pred>
+  void drop_held(Pred drop) {
+    std::deque<rd_kafka_message_t*> kept;
+    for (rd_kafka_message_t* m : held_) {
+      if (drop(m)) {
+        held_bytes_ -= held_size(m);
+        rd_kafka_message_destroy(m);
+      } else {
+        kept.push_back(m);
+      }
+    }
+    held_ = std::move(kept);
+  }
+
+  // Pauses every partition not done when the first reason to pause appears
+  // (rd_kafka_pause_partitions; librdkafka drops what it fetched and did not
+  // hand out yet, and resumes at the position after the last message it
+  // handed out), and resumes them when the last one goes. Backpressure is
+  // logged at info, the budget's frequent pauses at debug (close() sums them
+  // up).
+  void set_paused(unsigned reason, bool on) {
+    const unsigned before = pause_reasons_;
+    pause_reasons_ = on ? (before | reason) : (before & ~reason);
+    if (reason == kBudgetPause && on && !(before & kBudgetPause)) ++budget_pauses_;
+    const bool pause = before == 0 && pause_reasons_ != 0;
+    const bool resume = before != 0 && pause_reasons_ == 0;
+    if ((!pause && !resume) || !consumer_) return;
+    PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size())));
+    for (const PartitionState& p : parts_) {
+      if (!p.done)
+        rd_kafka_topic_partition_list_add(list.get(), p.tp.topic.c_str(), p.tp.partition);
+    }
+    if (list->cnt == 0) return;
+    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(consumer_->rk.get(), list.get())
+                                    : rd_kafka_resume_partitions(consumer_->rk.get(), list.get());
+    if (err) {
+      log_warn("kafka-source", label_ + ": cannot " + (pause ? "pause" : "resume") +
+                                   " partitions: " + rd_kafka_err2str(err));
+      return;
+    }
+    if (resume) wake_fetchers();
+    std::string line = label_ + ": " + (pause ? "paused " : "resumed ") +
+                       std::to_string(list->cnt) + " partitions";
+    if (pause && reason == kBackpressurePause) line += " (downstream full)";
+    if (pause && reason == kBudgetPause) {
+      line += " (prefetch budget: " + std::to_string(held_.size()) + " messages, " +
+              std::to_string(held_bytes_ >> 10) + " KiB held)";
+    }
+    if (reason == kBackpressurePause) {
+      log_info("kafka-source", line);
+    } else {
+      log_debug("kafka-source", line);
+    }
+  }
+
+  // Wakes the threads of the brokers that lead this subtask's partitions
+  // after a resume, so they fetch at once: librdkafka 2.0.2 decides whether
+  // to fetch a partition only when a broker's thread wakes (a request to
+  // send, a response, else after up to 1 s), and a resume does not wake it.
+  // A ListOffsets request ("latest", one partition per leader: one small
+  // request per broker, whatever the partition count) is such a wake; its
+  // answer is not needed. Off the task thread; at most one queued at a time.
+  void wake_fetchers() {
+    if (callbacks_->wake_queued.exchange(true)) return;
+    auto cb = callbacks_;
+    auto consumer = consumer_;
+    ctx_->io().post(ctx_->io_strand(), [cb, consumer] {
+      cb->wake_queued.store(false);
+      std::vector<TopicPartition> parts = cb->wake_parts();
+      if (parts.empty()) return;
+      PartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(parts.size())));
+      for (const TopicPartition& tp : parts) {
+        rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
+            RD_KAFKA_OFFSET_END;
+      }
+      rd_kafka_offsets_for_times(consumer->rk.get(), list.get(), kWakeTimeoutMs);
+    });
+  }
+
+  // After an assignment: picks, on the I/O pool, one held partition per
+  // leader broker for wake_fetchers() (from the topics' metadata; a leader
+  // that moves later only delays that broker's refetch to its own wake-up).
+  void find_wake_parts() {
+    std::map<std::string, std::vector<int32_t>> held;
+    for (const PartitionState& p : parts_) held[p.tp.topic].push_back(p.tp.partition);
+    auto cb = callbacks_;
+    auto consumer = consumer_;
+    ctx_->io().post(ctx_->io_strand(), [cb, consumer, held = std::move(held)] {
+      std::map<int32_t, TopicPartition> by_leader;
+      for (const auto& [topic, partitions] : held) {
+        rd_kafka_topic_t* rkt = rd_kafka_topic_new(consumer->rk.get(), topic.c_str(), nullptr);
+        if (!rkt) continue;
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(consumer->rk.get(), 0, rkt, &md, kQueryTimeoutMs) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            md && md->topic_cnt == 1) {
+          for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+            const rd_kafka_metadata_partition_t& mp = md->topics[0].partitions[i];
+            if (mp.leader >= 0 &&
+                std::find(partitions.begin(), partitions.end(), mp.id) != partitions.end()) {
+              by_leader.emplace(mp.leader, TopicPartition{topic, mp.id});
+            }
+          }
+        }
+        if (md) rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+      }
+      std::vector<TopicPartition> found;
+      std::string described;
+      for (auto& [leader, tp] : by_leader) {
+        described += " " + tp.to_string() + " (broker " + std::to_string(leader) + ")";
+        found.push_back(std::move(tp));
+      }
+      log_debug("kafka-source", cb->label + ": a resume wakes " + std::to_string(found.size()) +
+                                    " brokers through" + (described.empty() ? " none" : described));
+      cb->set_wake_parts(std::move(found));
+    });
   }
 
   void finish_partition(PartitionState& p) {
@@ -1092,6 +1311,8 @@ class KafkaSource final : public runtime::SourceOperator {
   void release_consumer() {
     callbacks_->source.store(nullptr);
     callbacks_->attach(nullptr);
+    // librdkafka wants every message destroyed before its handle.
+    drop_held([](const rd_kafka_message_t*) { return true; });
     if (!consumer_) return;
     rd_kafka_queue_cb_event_enable(consumer_->queue.get(), nullptr, nullptr);
     // shared_ptr: the job must be copyable (std::function).
@@ -1134,13 +1355,18 @@ class KafkaSource final : public runtime::SourceOperator {
 
   std::shared_ptr<ClientCallbacks> callbacks_ = std::make_shared<ClientCallbacks>();
   std::shared_ptr<Consumer> consumer_;
-  std::vector<rd_kafka_message_t*> messages_;
+  std::vector<rd_kafka_message_t*> messages_;  // drain()'s batch buffer
+  // Drained from the client's queue, not handled yet (the prefetch budget).
+  std::deque<rd_kafka_message_t*> held_;
+  size_t held_bytes_ = 0;  // payload and key bytes of held_
 
   std::vector<PartitionState> parts_;  // what this subtask holds now
   size_t last_ = SIZE_MAX;             // parts_ index of the last message's partition
   bool assigned_ = false;              // had an assignment (possibly empty)
-  bool paused_ = false;                // backpressure
-  Status error_;                       // fails the run at the next produce()
+  // Why the partitions are paused (kBackpressurePause | kBudgetPause); 0: not.
+  unsigned pause_reasons_ = 0;
+  uint64_t budget_pauses_ = 0;  // times the budget paused them, for close()'s summary
+  Status error_;                // fails the run at the next produce()
   BackoffLog retry_log_;
   BrokerWatch broker_watch_;
   Clock::time_point now_{};
@@ -1351,6 +1577,7 @@ runtime::PreparedNodePtr KafkaSourceFactory::prepare(const runtime::NodeSpec& sp
     // Bad property names or values are configuration errors, found now.
     auto conf = make_conf(full);
     if (!conf.ok()) report_option(opts, "properties", conf.status().message());
+    cfg->budget = prefetch_budget(full.properties);
     cfg->client = std::move(full);
   }
 

@@ -9,8 +9,9 @@
 // topic/partition@offset.
 //
 // Never blocks a worker: produce() takes what the client has prefetched
-// (rd_kafka_consume_batch_queue with timeout 0, at most `max_poll_records`)
-// and otherwise waits for the queue's wake-up event (or 100 ms). Rebalance
+// (rd_kafka_consume_batch_queue with timeout 0) into the source's buffer,
+// emits at most `max_poll_records` of it, and otherwise waits for the
+// queue's wake-up event (or 100 ms). Rebalance
 // callbacks run inside produce(), on the task thread. Blocking client calls
 // (end-offset queries of `bounded`, closing the consumer) run on ctx.io().
 //
@@ -31,11 +32,17 @@
 // commit for `group_id` too, without being members (brokers accept that
 // while the group has no active members).
 //
-// Backpressure: on_backpressure(true) pauses the assigned partitions
-// (rd_kafka_pause_partitions), false resumes them, both logged at info; the
-// prefetch is bounded per subtask over all its partitions (the consumer
-// queue's queued.max.messages.kbytes, 32 MiB by default, plus at most one
-// fetch response per broker of fetch.max.bytes, 8 MiB by default).
+// Prefetch budget, per subtask over all its partitions: once the buffer
+// holds queued.min.messages or queued.max.messages.kbytes (50000 / 16 MiB
+// by default) the source pauses every partition (rd_kafka_pause_partitions)
+// and resumes them below a quarter of both, then wakes the threads of the
+// brokers leading them (a ListOffsets request per leader, on ctx.io()), as
+// librdkafka 2.0.2 would fetch again only when they wake on their own (up to
+// 1 s later). With librdkafka's queue (the same limits) and one fetch per
+// broker of fetch.max.bytes (8 MiB) in flight, a subtask holds at most
+// 2 x 16 MiB + brokers x 8 MiB.
+// Backpressure: on_backpressure(true) pauses the assigned partitions too,
+// false resumes them (unless the budget holds them), both logged at info.
 //
 // Event time: per-partition watermarks (emits_watermarks()): each partition
 // tracks its highest event time; the source's watermark is the minimum of

@@ -60,12 +60,13 @@ std::string substitute(std::string text, const std::map<std::string, std::string
 // The `in` source of every pipeline here: JSON rows of topic `in`, a 3 s
 // session and a 500 ms heartbeat so group changes take seconds, not 45 s;
 // `extra` adds option lines (default: a bounded source).
-// Properties that pace the source for the kill tests: a small prefetch that
-// librdkafka refills only after 500 ms (the source's defaults refill at once),
-// so a run over 150k messages lasts seconds and a kill lands mid-stream.
-const char* const kPacedProperties =
-    "{heartbeat.interval.ms: 500, queued.max.messages.kbytes: 2048, queued.min.messages: 10000, "
-    "fetch.error.backoff.ms: 500}";
+// Options of a Kafka sink that paces the kill tests' runs: it holds at most
+// 2000 unacknowledged messages (half of the producer queue) and librdkafka
+// sends each partition's batch only after 100 ms, so the sink takes some
+// 10-20k rows/s, a run over 150k messages lasts seconds and a kill lands
+// mid-stream. (The source refills its prefetch at once, so it cannot pace.)
+const char* const kPacingSinkOptions =
+    "linger_ms: 100, properties: {queue.buffering.max.messages: 4000}";
 
 std::string json_source(const std::string& brokers, const std::string& group,
                         const std::string& extra = "    bounded: true\n",
@@ -310,11 +311,11 @@ name: kafka-alo
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: at_least_once}
 sources:
-)yaml" + json_source(kafka.bootstrap(), "kafka-alo", "    bounded: true\n", kPacedProperties) +
+)yaml" + json_source(kafka.bootstrap(), "kafka-alo") +
                                      R"yaml(sinks:
-  - {id: out, type: kafka, input: in, brokers: "BROKERS", topic: out, key: id, format: json}
+  - {id: out, type: kafka, input: in, brokers: "BROKERS", topic: out, key: id, format: json, PACING}
 )yaml",
-                                 {{"BROKERS", kafka.bootstrap()}}));
+                                 {{"BROKERS", kafka.bootstrap()}, {"PACING", kPacingSinkOptions}}));
   const std::string state = tmp.file("state");
   // A fifth of the input written plus a checkpoint interval: some checkpoint
   // with positions past the start has completed.
@@ -340,21 +341,24 @@ sources:
 // the final run is exactly the input, each row once.
 TEST_F(Kafka, SigkillAndRestartWritesExactlyTheInputExactlyOnce) {
   constexpr int64_t kRows = 150000;
-  KafkaCluster kafka({{"in", 8}});
+  KafkaCluster kafka({{"in", 8}, {"pace", 8}});
   ASSERT_TRUE(kafka.ok()) << kafka.error();
   ASSERT_TRUE(produce(kafka.bootstrap(), "in", json_records(kRows, 8), 60s).ok());
 
   TempDir tmp;
+  // The Kafka sink `pace` only paces the run (kPacingSinkOptions).
   tmp.write("p.yaml", substitute(R"yaml(
 name: kafka-eos
 parallelism: 2
 checkpoint: {interval: 200ms, delivery: exactly_once}
 sources:
-)yaml" + json_source(kafka.bootstrap(), "kafka-eos", "    bounded: true\n", kPacedProperties) +
+)yaml" + json_source(kafka.bootstrap(), "kafka-eos") +
                                      R"yaml(sinks:
   - {id: out, type: file, input: in, path: out, format: json}
+  - {id: pace, type: kafka, input: in, brokers: "BROKERS", topic: pace, format: json,
+     delivery: at_least_once, PACING}
 )yaml",
-                                 {{"BROKERS", kafka.bootstrap()}}));
+                                 {{"BROKERS", kafka.bootstrap()}, {"PACING", kPacingSinkOptions}}));
   const std::string state = tmp.file("state");
   const fs::path out = tmp.path() / "out";
   // First kill after the first commit, the second once more is committed.

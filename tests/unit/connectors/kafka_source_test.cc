@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 #include <string>
 #include <thread>
@@ -17,6 +19,7 @@
 #include "connectors/connectors.h"
 #include "connectors/kafka/client.h"
 #include "connectors/kafka/kafka_source.h"
+#include "engine/core/log.h"
 #include "engine/runtime/scheduler.h"
 #include "tests/support/kafka_client.h"
 #include "tests/support/operator_harness.h"
@@ -524,6 +527,94 @@ TEST_F(KafkaSourceTest, BackpressurePausesAndResumesThePartitions) {
   ASSERT_OK(src->close());
 }
 
+// The source's own prefetch budget (queued.min.messages: 200 here): it
+// pauses every partition once it holds 200 messages and resumes them below
+// 50, waking one partition's leader per broker (not every partition), and
+// still emits every message exactly once, in offset order per partition.
+TEST_F(KafkaSourceTest, ASmallPrefetchBudgetPausesAndResumesAndLosesNothing) {
+  constexpr int32_t kPartitions = 6;
+  constexpr int kPerPartition = 1500;
+  ASSERT_OK(kafka_.create_topic(topic_, kPartitions));
+  for (int32_t p = 0; p < kPartitions; ++p) produce_json(p * 10000, kPerPartition, p);
+  auto node = prepare_ok(config(
+      {{"schema", json_schema()},
+       {"bounded", test::scalar("true")},
+       {"max_poll_records", test::scalar("40")},
+       {"metadata", test::map({{"partition", test::scalar("p")}, {"offset", test::scalar("o")}})},
+       {"properties", test::map({{"queued.min.messages", test::scalar("200")}})}}));
+  ASSERT_NE(node, nullptr);
+
+  // The budget's pauses are logged at debug: this test reads them.
+  test::TempDir dir;
+  const std::string log_path = (dir.path() / "log.txt").string();
+  ASSERT_OK(configure_logging(
+      LogSettings{.level = LogLevel::kDebug, .format = LogFormat::kText, .output = log_path}));
+  struct RestoreLogging {
+    ~RestoreLogging() {
+      configure_logging(LogSettings{.format = LogFormat::kText, .output = "stderr"}).ignore();
+    }
+  } restore;
+
+  FakeContext ctx;
+  auto src = node->make_source(0, 1);
+  Driver d(*src, ctx);
+  ASSERT_OK(d.open());
+  ASSERT_OK(d.run_to_end(60s));
+  ASSERT_OK(src->close());
+
+  // Every message once, in offset order per partition.
+  std::map<int64_t, std::vector<int64_t>> offsets;  // partition -> offsets in emitted order
+  for (const auto& row : test::rows_of(d.out.batches)) {
+    const int64_t partition = row[2].as_int64();
+    const int64_t offset = row[3].as_int64();
+    EXPECT_EQ(row[0].as_int64(), partition * 10000 + offset);
+    offsets[partition].push_back(offset);
+  }
+  ASSERT_EQ(offsets.size(), static_cast<size_t>(kPartitions));
+  for (const auto& [partition, got] : offsets) {
+    std::vector<int64_t> expected(kPerPartition);
+    std::iota(expected.begin(), expected.end(), 0);
+    EXPECT_EQ(got, expected) << "partition " << partition;
+  }
+
+  // The pauses and resumes, each pause holding at most the budget.
+  std::ifstream in(log_path);
+  int pauses = 0;
+  int resumes = 0;
+  std::string wakes;
+  std::string summary;
+  for (std::string line; std::getline(in, line);) {
+    const size_t budget = line.find("partitions (prefetch budget: ");
+    if (budget != std::string::npos) {
+      ++pauses;
+      EXPECT_LE(std::stoi(line.substr(budget + 29)), 200) << line;
+    }
+    // (Fewer than 6 once some partitions are read to their ends.)
+    if (line.find(": resumed ") != std::string::npos) ++resumes;
+    if (line.find("a resume wakes") != std::string::npos) wakes = line;
+    if (line.find("paused the partitions") != std::string::npos) summary = line;
+  }
+  // 9000 messages, 150 or more per cycle.
+  EXPECT_GE(pauses, 2);
+  EXPECT_GE(resumes, pauses - 1);
+  EXPECT_LE(pauses, kPartitions * kPerPartition / 150 + 1);
+  EXPECT_NE(summary.find("(200 messages, "), std::string::npos) << summary;
+  EXPECT_NE(summary.find(" " + std::to_string(pauses) + " times"), std::string::npos) << summary;
+  // One partition per leader broker, not every partition: the mock's 3
+  // brokers lead the 6 partitions (the mock picks the leaders).
+  const size_t at = wakes.find("a resume wakes ");
+  ASSERT_NE(at, std::string::npos) << "no wake line";
+  const int brokers = std::stoi(wakes.substr(at + 15));
+  std::set<std::string> named;
+  for (size_t b = wakes.find("(broker "); b != std::string::npos;
+       b = wakes.find("(broker ", b + 1)) {
+    named.insert(wakes.substr(b, wakes.find(')', b) - b));
+  }
+  EXPECT_GE(brokers, 1) << wakes;
+  EXPECT_LE(brokers, 3) << wakes;
+  EXPECT_EQ(named.size(), static_cast<size_t>(brokers)) << wakes;
+}
+
 TEST_F(KafkaSourceTest, WatermarkIsTheMinimumOverPartitions) {
   ASSERT_OK(kafka_.create_topic(topic_, 2));
   auto node = prepare_ok(config(
@@ -800,12 +891,15 @@ TEST_F(KafkaSourceTest, ReportsTheLagOfEachPartitionItHolds) {
   produce_json(0, 30, 0);
   produce_json(100, 20, 1);
   const std::map<int32_t, int64_t> produced = {{0, 30}, {1, 20}};
-  auto node = prepare_ok(
-      config({{"schema", json_schema()},
-              {"max_poll_records", test::scalar("5")},
-              {"properties", test::map({{"session.timeout.ms", test::scalar("3000")},
-                                        {"heartbeat.interval.ms", test::scalar("500")},
-                                        {"statistics.interval.ms", test::scalar("100")}})}}));
+  // A budget of 4 messages: what the source drained before the pause (and
+  // still emits) cannot be the whole input.
+  auto node =
+      prepare_ok(config({{"schema", json_schema()},
+                         {"max_poll_records", test::scalar("5")},
+                         {"properties", test::map({{"session.timeout.ms", test::scalar("3000")},
+                                                   {"heartbeat.interval.ms", test::scalar("500")},
+                                                   {"statistics.interval.ms", test::scalar("100")},
+                                                   {"queued.min.messages", test::scalar("4")}})}}));
   FakeContext fake;
   ReportingContext ctx(fake);
   auto src = node->make_source(0, 1);
@@ -817,7 +911,8 @@ TEST_F(KafkaSourceTest, ReportsTheLagOfEachPartitionItHolds) {
     for (int64_t id : ids(d.out)) ++n[static_cast<int32_t>(id / 100)];
     return n;
   };
-  // Part of each partition, then no more: paused as under backpressure.
+  // Part of each partition, then no more (what it drained already, at most
+  // the budget): paused as under backpressure.
   ASSERT_OK(d.run([&] { return d.rows() >= 10 && emitted().size() == 2; }));
   src->on_backpressure(true);
   std::map<int32_t, int64_t> want;
