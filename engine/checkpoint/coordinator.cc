@@ -16,6 +16,7 @@
 
 #include "engine/checkpoint/files_internal.h"
 #include "engine/core/log.h"
+#include "engine/runtime/fault_injection.h"
 
 namespace df::checkpoint {
 namespace fs = std::filesystem;
@@ -424,6 +425,7 @@ Status CheckpointCoordinator::Impl::publish(Manifest& m, Clock::time_point trigg
     stats_.last_incremental_bytes = m.incremental_bytes;
   }
   if (settings_.duration_seconds) settings_.duration_seconds->observe(m.duration_ms / 1000.0);
+  runtime::faults().checkpoint_completed();
   log_info(kLog, "checkpoint " + std::to_string(m.id) + " of pipeline " + m.pipeline + " (" +
                      m.kind + ") complete: " + std::to_string(files) + " files, " +
                      format_bytes(m.size_bytes) + ", " + format_bytes(m.incremental_bytes) +

@@ -63,6 +63,8 @@ Result<std::vector<FaultSpec>> parse_faults(std::string_view text) {
       bool ok = false;
       if (key == "after") {
         ok = parse_u64(value, f.after);
+      } else if (key == "checkpoints") {
+        ok = parse_u64(value, f.checkpoints);
       } else if (key == "times") {
         ok = parse_u64(value, f.times);
       } else if (key == "seed") {
@@ -98,6 +100,7 @@ Status FaultInjector::check(std::string_view node, std::string_view call) {
     for (Armed& a : armed_) {
       if (a.spec.node != node || a.spec.call != call) continue;
       if (a.spec.times != 0 && a.fired >= a.spec.times) continue;
+      if (completed_.load(std::memory_order_relaxed) < a.spec.checkpoints) continue;
       if (a.seen++ < a.spec.after) continue;
       if (a.spec.rate < 1.0 && std::uniform_real_distribution<double>(0, 1)(a.rng) >= a.spec.rate) {
         continue;

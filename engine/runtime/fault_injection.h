@@ -11,6 +11,9 @@
 //           Internal, Unavailable, IoError, ResourceExhausted, DataError or
 //           InvalidArgument) | kill (SIGKILLs the process, a crash)
 //   after=N skip the first N matching calls (default 0)
+//   checkpoints=K  calls count only once K checkpoints have completed in
+//           this process (default 0), so a fault lands after a checkpoint
+//           however slow the machine is
 //   times=M fire at most M times in this process (default 1; 0 = unlimited)
 //   rate=P  fire with probability P per eligible call (default 1), from a
 //           fixed seed (seed=S, default 1) so runs repeat
@@ -40,6 +43,7 @@ struct FaultSpec {
   std::string call;
   std::string error;
   uint64_t after = 0;
+  uint64_t checkpoints = 0;
   uint64_t times = 1;
   double rate = 1.0;
   uint64_t seed = 1;
@@ -54,6 +58,8 @@ class FaultInjector {
   // Before `call` of `node`: OK, or the injected error (or a throw, or a kill).
   Status check(std::string_view node, std::string_view call);
   bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
+  // A checkpoint completed (the coordinator calls it): `checkpoints=K` counts them.
+  void checkpoint_completed() { completed_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
   struct Armed {
@@ -63,6 +69,7 @@ class FaultInjector {
     std::mt19937_64 rng;
   };
   std::atomic<bool> enabled_{false};
+  std::atomic<uint64_t> completed_{0};  // checkpoints
   std::mutex mu_;
   std::vector<Armed> armed_;
 };

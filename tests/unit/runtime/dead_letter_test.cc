@@ -79,6 +79,22 @@ TEST(FaultInjectionTest, FiresAfterSkippingAndStopsAfterItsTimes) {
   EXPECT_TRUE(none.check("agg", "process").ok());
 }
 
+TEST(FaultInjectionTest, CheckpointsHoldAFaultBackUntilThatManyCompleted) {
+  auto specs = parse_faults("agg:process:internal:checkpoints=2:after=1");
+  ASSERT_TRUE(specs.ok()) << specs.status().to_string();
+  EXPECT_EQ((*specs)[0].checkpoints, 2u);
+  FaultInjector f(std::move(*specs));
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(f.check("agg", "process").ok());
+  f.checkpoint_completed();
+  EXPECT_TRUE(f.check("agg", "process").ok());
+  f.checkpoint_completed();
+  // Calls count from here: `after=1` skips one, then it fires.
+  EXPECT_TRUE(f.check("agg", "process").ok());
+  EXPECT_EQ(f.check("agg", "process").code(), StatusCode::kInternal);
+  EXPECT_TRUE(f.check("agg", "process").ok());  // times=1 used up
+  EXPECT_FALSE(parse_faults("agg:process:internal:checkpoints=-1").ok());
+}
+
 TEST(FaultInjectionTest, ARateFiresAboutThatOftenAndRepeatsWithTheSeed) {
   auto run = [] {
     auto specs = parse_faults("n:process:internal:rate=0.1:times=0:seed=4");
