@@ -201,7 +201,13 @@ TEST(DisasterRecovery, KilledServerIsRestoredFromS3AndResumesExactlyOnce) {
         << server.log();
     backup_id = oldest["id"].get<std::string>();
     backed_up = oldest["checkpoints"]["orders"].get<uint64_t>();
-    EXPECT_GE(metric(server.metrics_port(), "dataflow_backups_total{result=\"success\"}"), 1);
+    // The backup is listed once its files are in S3; the server counts it
+    // a moment later, when its upload call returns.
+    EXPECT_TRUE(eventually(
+        [&] {
+          return metric(server.metrics_port(), "dataflow_backups_total{result=\"success\"}") >= 1;
+        },
+        10s));
     EXPECT_GT(metric(server.metrics_port(), "dataflow_backup_last_success_timestamp_seconds"),
               1.7e9);
     // S3 gets a newer checkpoint than that backup.
