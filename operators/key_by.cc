@@ -3,6 +3,8 @@
 // The node is never chained: its input edge is a hash exchange on `fields`,
 // so every row of one key reaches the same subtask (e.g. before a custom
 // sink). Other keyed operators take `key_by:` themselves.
+#include <cstring>
+
 #include "engine/state/codec.h"
 #include "operators/stateful.h"
 #include "operators/stateless.h"
@@ -114,6 +116,34 @@ bool encode_row_key(const Batch& batch, const std::vector<size_t>& fields, size_
     }
   }
   return all_valid;
+}
+
+bool same_key_cells(const Batch& batch, const std::vector<size_t>& fields, size_t a, size_t b) {
+  for (size_t f : fields) {
+    const Column& c = *batch.column(f);
+    const bool null_a = c.is_null(a);
+    if (null_a != c.is_null(b)) return false;
+    if (null_a) continue;
+    switch (c.type()) {
+      case TypeId::kBool:
+        if (c.bool_at(a) != c.bool_at(b)) return false;
+        break;
+      case TypeId::kInt64:
+      case TypeId::kTimestamp:
+        if (c.int64_at(a) != c.int64_at(b)) return false;
+        break;
+      case TypeId::kDouble:
+        // Bit-equal: then the encodings are equal too.
+        if (std::memcmp(c.double_data() + a, c.double_data() + b, sizeof(double)) != 0) {
+          return false;
+        }
+        break;
+      case TypeId::kString:
+        if (c.string_at(a) != c.string_at(b)) return false;
+        break;
+    }
+  }
+  return true;
 }
 
 }  // namespace df::operators

@@ -45,6 +45,15 @@ class OutputBatcher {
     event_time_.append_int64(event_time);
     if (++rows_ >= batch_size_) flush(out);
   }
+  // Rows that still fit the batch being built.
+  size_t room() const { return batch_size_ - rows_; }
+  // Ends `count` rows (at most room()) whose cells were appended column by
+  // column, all with `event_time`; emits the batch when it is full.
+  void end_rows(size_t count, int64_t event_time, runtime::Output& out) {
+    for (size_t i = 0; i < count; ++i) event_time_.append_int64(event_time);
+    rows_ += count;
+    if (rows_ >= batch_size_) flush(out);
+  }
   // Emits the rows gathered so far, if any.
   void flush(runtime::Output& out) {
     if (rows_ == 0) return;
@@ -88,6 +97,13 @@ std::optional<std::vector<size_t>> resolve_key_fields(const ConfigValue& node, c
 // null is encoded all the same.
 bool encode_row_key(const Batch& batch, const std::vector<size_t>& fields, size_t row,
                     std::string& out);
+
+// Whether physical rows a and b of `batch` hold equal cells in `fields`
+// (nulls equal nulls), so that their encode_row_key bytes are equal too: a
+// keyed operator skips encoding and looking up a row whose key repeats the
+// row before (consecutive rows often share a key). May say false for equal
+// keys (-0.0 against 0.0, NaNs of other bits), never true for different ones.
+bool same_key_cells(const Batch& batch, const std::vector<size_t>& fields, size_t a, size_t b);
 
 // Keyed operators implement this next to runtime::Operator so that metrics
 // and tests can observe how much state they hold. Called from the thread

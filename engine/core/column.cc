@@ -162,37 +162,10 @@ void ColumnBuilder::append_null() {
   ++c.size_;
 }
 
-#define DF_MARK_VALID(c) \
-  if (!(c).validity_.empty()) (c).validity_.push_back(1)
-
-void ColumnBuilder::append_bool(bool v) {
-  Column& c = *col_;
-  assert(c.type_ == TypeId::kBool);
-  DF_MARK_VALID(c);
-  c.bools_.push_back(v ? 1 : 0);
-  ++c.size_;
-}
-
-void ColumnBuilder::append_int64(int64_t v) {
-  Column& c = *col_;
-  assert(c.type_ == TypeId::kInt64 || c.type_ == TypeId::kTimestamp);
-  DF_MARK_VALID(c);
-  c.ints_.push_back(v);
-  ++c.size_;
-}
-
-void ColumnBuilder::append_double(double v) {
-  Column& c = *col_;
-  assert(c.type_ == TypeId::kDouble);
-  DF_MARK_VALID(c);
-  c.doubles_.push_back(v);
-  ++c.size_;
-}
-
 void ColumnBuilder::append_string(std::string_view v) {
   Column& c = *col_;
   assert(c.type_ == TypeId::kString);
-  DF_MARK_VALID(c);
+  mark_valid(c);
   if (c.chars_.capacity() - c.chars_.size() < v.size() && c.chars_.capacity() < kMinRecycledArena)
       [[unlikely]] {
     // The first time a small arena would grow, it is sized for the rows the
@@ -238,8 +211,6 @@ void ColumnBuilder::append_string(std::string_view v) {
   c.offsets_.push_back(static_cast<uint32_t>(c.chars_.size()));
   ++c.size_;
 }
-
-#undef DF_MARK_VALID
 
 void ColumnBuilder::append_value(const Value& v) {
   if (v.is_null()) return append_null();

@@ -17,6 +17,7 @@
 // and a zero-fill.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -102,9 +103,28 @@ class ColumnBuilder {
   size_t size() const { return col_->size_; }
 
   void append_null();
-  void append_bool(bool v);
-  void append_int64(int64_t v);  // int64 and timestamp
-  void append_double(double v);
+  // Inline: a window's or join's output appends cell by cell.
+  void append_bool(bool v) {
+    Column& c = *col_;
+    assert(c.type_ == TypeId::kBool);
+    mark_valid(c);
+    c.bools_.push_back(v ? 1 : 0);
+    ++c.size_;
+  }
+  void append_int64(int64_t v) {  // int64 and timestamp
+    Column& c = *col_;
+    assert(c.type_ == TypeId::kInt64 || c.type_ == TypeId::kTimestamp);
+    mark_valid(c);
+    c.ints_.push_back(v);
+    ++c.size_;
+  }
+  void append_double(double v) {
+    Column& c = *col_;
+    assert(c.type_ == TypeId::kDouble);
+    mark_valid(c);
+    c.doubles_.push_back(v);
+    ++c.size_;
+  }
   void append_string(std::string_view v);
   // Appends v, which must be null or of the builder's type.
   void append_value(const Value& v);
@@ -114,6 +134,11 @@ class ColumnBuilder {
   ColumnPtr finish();
 
  private:
+  // A column with a null so far keeps validity for every slot.
+  static void mark_valid(Column& c) {
+    if (!c.validity_.empty()) c.validity_.push_back(1);
+  }
+
   std::shared_ptr<Column> col_;
 };
 

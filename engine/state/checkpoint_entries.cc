@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/state/key_sort.h"
 #include "engine/state/state_backend.h"
 
 namespace df::state {
@@ -25,23 +26,39 @@ void CheckpointEntries::add(std::string_view key, std::string_view value, bool i
   arena_.append(value);
 }
 
+void CheckpointEntries::reserve(size_t count, size_t bytes) {
+  entries_.reserve(entries_.size() + count);
+  arena_.reserve(arena_.size() + bytes);
+}
+
+Result<std::vector<uint32_t>> CheckpointEntries::sorted_order() const {
+  // 32-bit indexes: a checkpoint's entries are far fewer than 4 G.
+  if (entries_.size() > std::numeric_limits<uint32_t>::max()) {
+    throw std::length_error("CheckpointEntries: 4 G entries or more");
+  }
+  std::vector<uint32_t> order(entries_.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  const auto key = [this](uint32_t i) {
+    const Slot& s = entries_[i];
+    return std::string_view(arena_.data() + s.offset, s.key_size);
+  };
+  sort_by_key(order, key);
+  for (size_t i = 1; i < order.size(); ++i) {
+    if (key(order[i]) == key(order[i - 1])) {
+      return Status::invalid("checkpoint entries: a key of " +
+                             std::to_string(key(order[i]).size()) + " bytes appears twice");
+    }
+  }
+  return order;
+}
+
 Result<std::vector<CheckpointEntries::Entry>> CheckpointEntries::sorted() const {
   std::vector<Entry> out;
   out.reserve(entries_.size());
-  for (const Slot& s : entries_) {
-    const char* p = arena_.data() + s.offset;
-    out.push_back({std::string_view(p, s.key_size), std::string_view(p + s.key_size, s.value_size),
-                   s.is_remove});
-  }
-  if (in_order_) return out;
-  const auto less = [](const Entry& a, const Entry& b) { return a.key < b.key; };
-  std::sort(out.begin(), out.end(), less);
-  for (size_t i = 1; i < out.size(); ++i) {
-    if (out[i].key == out[i - 1].key) {
-      return Status::invalid("checkpoint entries: a key of " + std::to_string(out[i].key.size()) +
-                             " bytes appears twice");
-    }
-  }
+  DF_RETURN_IF_ERROR(for_each_sorted([&out](const Entry& e) {
+    out.push_back(e);
+    return Status::OK();
+  }));
   return out;
 }
 

@@ -283,7 +283,6 @@ class RocksDbStore final : public KvStore {
 
 Status add_to_checkpoint(const std::string& dir, const CheckpointEntries& entries) {
   if (entries.empty()) return Status::OK();
-  DF_ASSIGN_OR_RETURN(std::vector<CheckpointEntries::Entry> sorted, entries.sorted());
   std::error_code ec;
   if (!std::filesystem::exists(dir + "/CURRENT", ec)) {
     return Status::invalid("cannot add entries to " + dir + ": it is not a store checkpoint");
@@ -296,14 +295,17 @@ Status add_to_checkpoint(const std::string& dir, const CheckpointEntries& entrie
   // The page cache keeps the file: the checkpoint's upload reads it next.
   rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), added_entries_options(),
                                 /*column_family=*/nullptr, /*invalidate_page_cache=*/false);
-  rocksdb::Status written = writer.Open(tmp);
-  for (size_t i = 0; written.ok() && i < sorted.size(); ++i) {
-    const CheckpointEntries::Entry& e = sorted[i];
-    written = e.is_remove ? writer.Delete(slice(e.key)) : writer.Put(slice(e.key), slice(e.value));
+  const std::string what = "checkpoint entries file " + tmp;
+  Status st = from_rocks(writer.Open(tmp), what);
+  if (st.ok()) {
+    // Walked in place (no sorted copy) when the entries were added in order.
+    st = entries.for_each_sorted([&](const CheckpointEntries::Entry& e) {
+      const rocksdb::Status put =
+          e.is_remove ? writer.Delete(slice(e.key)) : writer.Put(slice(e.key), slice(e.value));
+      return put.ok() ? Status::OK() : from_rocks(put, what);
+    });
   }
-  if (written.ok()) written = writer.Finish();
-  // Converted once: a message built per entry cost a string per entry.
-  Status st = from_rocks(written, "checkpoint entries file " + tmp);
+  if (st.ok()) st = from_rocks(writer.Finish(), what);
   if (st.ok()) {
     std::filesystem::rename(tmp, file, ec);
     if (ec) st = Status::io_error("cannot rename " + tmp + ": " + ec.message());

@@ -91,6 +91,10 @@ class CheckpointEntries {
  public:
   void put(std::string_view key, std::string_view value) { add(key, value, false); }
   void remove(std::string_view key) { add(key, {}, true); }
+  // Room for `count` more entries of `bytes` more key and value bytes in
+  // all, so that adding them grows the arena once. A hint: adding more is
+  // fine, only slower.
+  void reserve(size_t count, size_t bytes);
   bool empty() const { return entries_.empty(); }
   size_t size() const { return entries_.size(); }
   // Key and value bytes held.
@@ -101,8 +105,13 @@ class CheckpointEntries {
     std::string_view value;
     bool is_remove;
   };
-  // The entries in ascending key order (sorts once, unless added in order).
-  // kInvalidArgument naming the key when one appears twice.
+  // Calls fn(entry) -> Status for each entry in ascending key order and
+  // returns the first error fn returns. Entries added in order are walked
+  // where they are; otherwise an index of them is sorted first. A key that
+  // appears twice is kInvalidArgument (naming its size) before fn is called.
+  template <typename Fn>
+  Status for_each_sorted(Fn&& fn) const;
+  // The entries in ascending key order, as for_each_sorted walks them.
   Result<std::vector<Entry>> sorted() const;
 
  private:
@@ -113,11 +122,30 @@ class CheckpointEntries {
     bool is_remove;
   };
   void add(std::string_view key, std::string_view value, bool is_remove);
+  Entry entry(const Slot& s) const {
+    const char* p = arena_.data() + s.offset;
+    return {std::string_view(p, s.key_size), std::string_view(p + s.key_size, s.value_size),
+            s.is_remove};
+  }
+  // The slots' indexes in ascending key order (entries not added in order);
+  // kInvalidArgument when a key appears twice.
+  Result<std::vector<uint32_t>> sorted_order() const;
 
   std::string arena_;
   std::vector<Slot> entries_;
   bool in_order_ = true;  // every key so far was greater than the one before
 };
+
+template <typename Fn>
+Status CheckpointEntries::for_each_sorted(Fn&& fn) const {
+  if (in_order_) {
+    for (const Slot& s : entries_) DF_RETURN_IF_ERROR(fn(entry(s)));
+    return Status::OK();
+  }
+  DF_ASSIGN_OR_RETURN(std::vector<uint32_t> order, sorted_order());
+  for (uint32_t i : order) DF_RETURN_IF_ERROR(fn(entry(entries_[i])));
+  return Status::OK();
+}
 
 // Adds `entries` to the store checkpoint in `dir` (made by
 // KvStore::checkpoint_to) as if they had been written after everything in

@@ -105,16 +105,15 @@ class HeldBatches {
     if (h.rows == 0) release(h);
   }
 
-  // Holds the rows of `batch` that keep(physical row) selects: the batch
+  // Holds the rows `kept` (physical rows, in order) of `batch`: the batch
   // itself, or a dense copy of them when they are less than half of its
   // physical rows (a narrow filter's selection, rows dropped on arrival) or
   // when the batch's buffers are much larger than its rows need (a source's
   // batch of a few rows in columns reserved for many), so that what is held
   // is mostly live rows and the memory budget counts what they take.
-  template <typename Keep>
-  Holding hold_kept(const BatchPtr& batch, const Keep& keep) {
+  Holding hold_rows(const BatchPtr& batch, const std::vector<uint32_t>& kept) {
     Holding h;
-    for (size_t k = 0; k < batch->active_rows(); ++k) h.kept += keep(batch->row_at(k)) ? 1 : 0;
+    h.kept = kept.size();
     if (h.kept == 0) return h;
     h.dense = h.kept * 2 < batch->num_rows() || batch->memory_bytes() > h.kept * kSparseRowBytes;
     if (!h.dense) {
@@ -122,13 +121,19 @@ class HeldBatches {
       return h;
     }
     auto selection = make_selection(h.kept);
-    size_t n = 0;
-    for (size_t k = 0; k < batch->active_rows(); ++k) {
-      const size_t row = batch->row_at(k);
-      if (keep(row)) (*selection)[n++] = static_cast<uint32_t>(row);
-    }
+    std::copy(kept.begin(), kept.end(), selection->begin());
     h.id = hold(Batch::narrow(batch, std::move(selection))->compact());
     return h;
+  }
+  // hold_rows of the rows of `batch` that keep(physical row) selects.
+  template <typename Keep>
+  Holding hold_kept(const BatchPtr& batch, const Keep& keep) {
+    kept_.clear();
+    for (size_t k = 0; k < batch->active_rows(); ++k) {
+      const size_t row = batch->row_at(k);
+      if (keep(row)) kept_.push_back(static_cast<uint32_t>(row));
+    }
+    return hold_rows(batch, kept_);
   }
 
   const Batch& at(uint64_t id) const { return *held_[id - first_].batch; }
@@ -185,6 +190,7 @@ class HeldBatches {
   std::deque<Held> held_;
   uint64_t first_ = 0;  // the number of held_.front()
   size_t bytes_ = 0;
+  std::vector<uint32_t> kept_;  // hold_kept's rows, reused
 };
 
 // Rows of one side read back from a join's store, gathered into one batch;

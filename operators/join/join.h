@@ -196,6 +196,17 @@ class JoinOutput {
   // Adds left ⋈ right (right == nullptr: the right fields are null) with
   // event time `ts`; emits a full batch.
   void add(const RowRef& left, const RowRef* right, int64_t ts, runtime::Output& out);
+  // One output row from rows of held batches: left row `left_row` of `left`
+  // with right row `right_row` of `right` (nullptr: the right fields are null).
+  struct HeldPair {
+    const Batch* left;
+    const Batch* right;
+    uint32_t left_row;
+    uint32_t right_row;
+  };
+  // Adds the rows of `pairs` in order, all with event time `ts`, copying
+  // column by column (a window's matches in one pass per output column).
+  void add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runtime::Output& out);
   // Emits the rows gathered so far, if any.
   void flush(runtime::Output& out);
   size_t rows_emitted() const { return batch_.rows_emitted(); }

@@ -1,4 +1,7 @@
 // JoinOutput and the row codec the join operators share.
+#include <algorithm>
+#include <utility>
+
 #include "engine/state/codec.h"
 #include "operators/join/join.h"
 
@@ -18,6 +21,59 @@ void JoinOutput::add(const RowRef& left, const RowRef* right, int64_t ts, runtim
     }
   }
   batch_.end_row(ts, out);
+}
+
+namespace {
+
+// Appends the cell cell_of(pairs[i]) (a column and a row; no column: null)
+// for each i < n to `to`, dispatching on the type once.
+template <typename CellOf>
+void gather_cells(const JoinOutput::HeldPair* pairs, size_t n, ColumnBuilder& to, CellOf cell_of) {
+  const auto each = [&](auto append) {
+    for (size_t i = 0; i < n; ++i) {
+      const auto [column, row] = cell_of(pairs[i]);
+      if (column == nullptr || column->is_null(row)) {
+        to.append_null();
+      } else {
+        append(*column, row);
+      }
+    }
+  };
+  switch (to.type()) {
+    case TypeId::kBool:
+      return each([&](const Column& c, uint32_t r) { to.append_bool(c.bool_at(r)); });
+    case TypeId::kInt64:
+    case TypeId::kTimestamp:
+      return each([&](const Column& c, uint32_t r) { to.append_int64(c.int64_at(r)); });
+    case TypeId::kDouble:
+      return each([&](const Column& c, uint32_t r) { to.append_double(c.double_at(r)); });
+    case TypeId::kString:
+      return each([&](const Column& c, uint32_t r) { to.append_string(c.string_at(r)); });
+  }
+}
+
+}  // namespace
+
+void JoinOutput::add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runtime::Output& out) {
+  const size_t nl = config_->left->size();
+  for (size_t at = 0; at < pairs.size();) {
+    const size_t n = std::min(batch_.room(), pairs.size() - at);
+    const HeldPair* chunk = pairs.data() + at;
+    for (size_t f = 0; f < nl; ++f) {
+      gather_cells(chunk, n, batch_.column(f), [f](const HeldPair& p) {
+        return std::pair<const Column*, uint32_t>(p.left->column(f).get(), p.left_row);
+      });
+    }
+    for (size_t j = 0; j < config_->right_out.size(); ++j) {
+      const size_t f = config_->right_out[j];
+      gather_cells(chunk, n, batch_.column(nl + j), [f](const HeldPair& p) {
+        return std::pair<const Column*, uint32_t>(p.right ? p.right->column(f).get() : nullptr,
+                                                  p.right_row);
+      });
+    }
+    batch_.end_rows(n, ts, out);
+    at += n;
+  }
 }
 
 void JoinOutput::flush(runtime::Output& out) { batch_.flush(out); }

@@ -44,6 +44,7 @@ constexpr int64_t kFirstStart = std::numeric_limits<int64_t>::min();
 constexpr size_t kDefaultBudget = 64u << 20;
 constexpr size_t kWriteSlice = 8192;
 constexpr size_t kLoadSlice = 4096;
+constexpr size_t kPairSlice = 4096;  // output rows of held rows gathered at a time
 
 // 'W' start: the prefix of one window's rows in the store.
 std::string window_prefix(int64_t start) {
@@ -84,8 +85,19 @@ class WindowedJoin final : public JoinOperatorBase {
       }
       return true;
     };
-    size_t kept = 0;
-    for (size_t k = 0; k < batch->active_rows(); ++k) kept += keep(batch->row_at(k)) ? 1 : 0;
+    // The rows to keep, found once; the others are reported.
+    kept_rows_.clear();
+    for (size_t k = 0; k < batch->active_rows(); ++k) {
+      const size_t row = batch->row_at(k);
+      if (keep(row)) {
+        kept_rows_.push_back(static_cast<uint32_t>(row));
+      } else if (times->is_null(row)) {
+        ctx_->report_data_error("join: row without event time skipped");
+      } else if (late(row)) {
+        ctx_->report_data_error("join: late row dropped (its window was already emitted)");
+      }
+    }
+    const size_t kept = kept_rows_.size();
     // A few rows are copied into the side's gathering batch, else the batch
     // (or a dense copy of its kept rows) is held.
     Gathering* gathering = nullptr;
@@ -102,22 +114,15 @@ class WindowedJoin final : public JoinOperatorBase {
       held = {gathering->id, kept, true};
       dense_row = static_cast<uint32_t>(gathering->rows->num_rows());
     } else {
-      held = held_.hold_kept(batch, keep);
+      held = held_.hold_rows(batch, kept_rows_);
     }
     typename Key::Type key{};
     Window* window = nullptr;  // of the previous row: most rows share it
     int64_t window_start = kFirstStart;
     uint32_t group = kNone;  // of the previous row
-    for (size_t k = 0; k < batch->active_rows(); ++k) {
-      const size_t row = batch->row_at(k);
-      if (!keep(row)) {
-        if (times->is_null(row)) {
-          ctx_->report_data_error("join: row without event time skipped");
-        } else if (late(row)) {
-          ctx_->report_data_error("join: late row dropped (its window was already emitted)");
-        }
-        continue;
-      }
+    size_t group_row = 0;    // a row of `group`
+    constexpr bool kEncodes = std::is_same_v<typename Key::Type, std::string>;
+    for (const uint32_t row : kept_rows_) {
       if (gathering) {
         BatchBuilder& rows = *gathering->rows;
         for (size_t f = 0; f < batch->num_columns(); ++f) {
@@ -133,12 +138,18 @@ class WindowedJoin final : public JoinOperatorBase {
         window_start = start;
         group = kNone;
       }
-      const bool has_key = Key::read(*batch, keys, row, key);
-      if (!has_key && !Key::kHoldsNull) {
-        add_row(*window, window->null_lefts, ref);
-        continue;
+      // An encoded key is not encoded again for a row whose key cells repeat
+      // the previous row's (of the same window).
+      if (!kEncodes || group == kNone || !same_key_cells(*batch, keys, row, group_row)) {
+        const bool has_key = Key::read(*batch, keys, row, key);
+        if (!has_key && !Key::kHoldsNull) {
+          add_row(*window, window->null_lefts, ref);
+          continue;
+        }
+        if (group == kNone || !(window->groups[group].key == key))
+          group = find_or_add(*window, key);
+        group_row = row;
       }
-      if (group == kNone || !(window->groups[group].key == key)) group = find_or_add(*window, key);
       Group& g = window->groups[group];
       add_row(*window, is_left ? g.left : g.right, ref);
     }
@@ -576,12 +587,12 @@ class WindowedJoin final : public JoinOperatorBase {
       }
       std::sort(joined_.begin(), joined_.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
+      pairs_.clear();
       if (config_->left_outer) {
-        for_each(window, window.null_lefts, [&](const Ref& l) {
-          output_->add(RowRef::of(held_.at(l.batch), l.row), nullptr, ts, out);
-        });
+        for_each(window, window.null_lefts, [&](const Ref& l) { add_pair(l, nullptr, ts, out); });
       }
       for (const auto& [key, group] : joined_) join_held_group(window, *group, ts, out);
+      output_->add_pairs(pairs_, ts, out);
       entries_ -= std::min(entries_, window.rows.size());
       drop_rows(window);
     }
@@ -589,16 +600,24 @@ class WindowedJoin final : public JoinOperatorBase {
     return Status::OK();
   }
 
-  // Emits left x right of one (window, key) group in memory.
+  // Adds left x right of one (window, key) group in memory to pairs_.
   void join_held_group(const Window& window, const Group& group, int64_t ts, runtime::Output& out) {
     for_each(window, group.left, [&](const Ref& l) {
-      const RowRef left = RowRef::of(held_.at(l.batch), l.row);
-      for_each(window, group.right, [&](const Ref& r) {
-        const RowRef right = RowRef::of(held_.at(r.batch), r.row);
-        output_->add(left, &right, ts, out);
-      });
-      if (group.right.head == kNone) output_->add(left, nullptr, ts, out);
+      for_each(window, group.right, [&](const Ref& r) { add_pair(l, &r, ts, out); });
+      if (group.right.head == kNone) add_pair(l, nullptr, ts, out);
     });
+  }
+
+  // Adds the output row of left row l and right row r (nullptr: none) to
+  // pairs_, which go out column by column a batch-sized slice at a time
+  // (a key's rows may match many times over).
+  void add_pair(const Ref& l, const Ref* r, int64_t ts, runtime::Output& out) {
+    pairs_.push_back(
+        {&held_.at(l.batch), r ? &held_.at(r->batch) : nullptr, l.row, r ? r->row : 0});
+    if (pairs_.size() >= kPairSlice) {
+      output_->add_pairs(pairs_, ts, out);
+      pairs_.clear();
+    }
   }
 
   // Emits left x right of one (window, key) group read from the store.
@@ -674,7 +693,9 @@ class WindowedJoin final : public JoinOperatorBase {
   using KeyView = std::conditional_t<std::is_same_v<typename Key::Type, std::string>,
                                      std::string_view, typename Key::Type>;
   std::vector<std::pair<KeyView, const Group*>> joined_;
-  state::Row left_row_;  // decode buffers
+  std::vector<JoinOutput::HeldPair> pairs_;  // fire()'s output rows not yet added
+  std::vector<uint32_t> kept_rows_;          // process(): the batch's rows to keep
+  state::Row left_row_;                      // decode buffers
   state::Row right_row_;
   std::vector<state::Row> right_rows_;
 };

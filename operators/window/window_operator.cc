@@ -76,6 +76,7 @@
 #include "engine/core/time.h"
 #include "engine/runtime/hashing.h"
 #include "engine/state/codec.h"
+#include "engine/state/key_sort.h"
 #include "engine/state/state_backend.h"
 #include "operators/expr_options.h"
 #include "operators/stateful.h"
@@ -127,6 +128,12 @@ constexpr size_t kSpillWriteBatch = 4096;
 constexpr size_t kTimerChunk = 4096;  // stored timers handled per scan
 // Groups of a merged window whose table fire_window keeps for the next one.
 constexpr size_t kMergedKeep = size_t{1} << 20;
+// Groups a sliding window merges ahead per batch (WindowOperator::merge_ahead):
+// as many as the batch has rows, at least this many. So a batch is held up
+// about as long again at most (the rows of a window just fired are still
+// on their way downstream on the same workers), and the merge is done long
+// before the next window fires.
+constexpr size_t kMergeAheadSlice = 512;
 constexpr int64_t kNoWatermark = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
 constexpr char kKeyPresentMarker = 0x01;  // a non-null key cell's first byte (state/codec)
@@ -149,39 +156,9 @@ std::string timer_bound(char tag, int64_t max_end) {
   return k;
 }
 
-// Sorts `items` by their keys' bytes (`key_of(item)`), comparing two
-// big-endian 8-byte words of each key first: most comparisons then need no
-// memcmp and no access to the key bytes.
-template <typename T, typename KeyOf>
-void sort_by_key(std::vector<T>& items, KeyOf key_of) {
-  struct Sortable {
-    uint64_t w0;
-    uint64_t w1;
-    T item;
-  };
-  static_assert(std::endian::native == std::endian::little);
-  const auto word = [](std::string_view k, size_t at) {
-    uint64_t w = 0;
-    if (at < k.size()) std::memcpy(&w, k.data() + at, std::min<size_t>(8, k.size() - at));
-    return __builtin_bswap64(w);
-  };
-  std::vector<Sortable> tmp;
-  tmp.reserve(items.size());
-  for (const T& it : items) {
-    const std::string_view k = key_of(it);
-    tmp.push_back({word(k, 0), word(k, 8), it});
-  }
-  const auto less = [&](const Sortable& a, const Sortable& b) {
-    if (a.w0 != b.w0) return a.w0 < b.w0;
-    if (a.w1 != b.w1) return a.w1 < b.w1;
-    // Equal zero-padded first 16 bytes: the bytes decide.
-    return key_of(a.item) < key_of(b.item);
-  };
-  // Keys often arrive in order (sequential ids): then there is nothing to do.
-  if (std::is_sorted(tmp.begin(), tmp.end(), less)) return;
-  std::sort(tmp.begin(), tmp.end(), less);
-  for (size_t i = 0; i < items.size(); ++i) items[i] = tmp[i].item;
-}
+// Sorts `items` by their keys' bytes (`key_of(item)`): a radix sort on the
+// keys' first 16 bytes (engine/state/key_sort.h).
+using state::sort_by_key;
 
 // Open-addressing index from encoded key to group number (linear probing,
 // load factor <= 1/2). Keys live in one arena, so a group costs no
@@ -236,6 +213,21 @@ class KeyTable {
       }
     }
   }
+  // find_or_add_i64 for a key already encoded (another table's): equal
+  // hashes are equal keys.
+  uint32_t find_or_add_i64_encoded(std::string_view key, uint64_t hash, bool& added) {
+    if (size_ >= grow_at_) grow();
+    Slot& s = *find_slot(probe(), hash);
+    added = s.group == kEmpty;
+    if (!added) return s.group;
+    s.hash = hash;
+    s.group = size_;
+    arena_.append(key);
+    offsets_.push_back(arena_.size());
+    return size_++;
+  }
+  // An int64-keyed table's null key group, or kNoGroup.
+  uint32_t null_group() const { return null_group_; }
   // A lookup view of the slots, valid until the next insertion.
   struct Probe {
     Slot* slots;
@@ -379,6 +371,9 @@ struct Pane {
   KeyTable index;        // encoded key -> group
   bool spilled = false;  // has partials in the store
   size_t bytes = 0;      // estimated memory of its groups
+  // Counts the times its groups may have changed (rows assigned to it, a
+  // spill, a purge), so a merge of it done ahead can tell it is stale.
+  uint64_t version = 0;
 };
 
 // A group that changed after a window holding its pane fired.
@@ -458,6 +453,21 @@ std::string_view key_in(const std::string& arena, const std::vector<size_t>& off
 Status window_image_entries(const WindowImage& image, state::CheckpointEntries& out) {
   std::string k;
   std::string v;
+  // Room for every entry at once (the arena of a pane of 300 K groups grew
+  // by doubling, a copy and fresh pages each time): each key is its pane's
+  // end, the group key and the spill number; each value is taken to be as
+  // long as the pane's first group's (exact for fixed-width accumulators).
+  size_t count = 0;
+  size_t bytes = 0;
+  for (const WindowImage::Part& part : image.windows) {
+    const size_t n = part.groups.size();
+    if (n == 0) continue;
+    v.clear();
+    part.groups.encode(0, v);
+    count += n;
+    bytes += part.keys.size() + n * (8 + 8 + v.size());
+  }
+  out.reserve(count, bytes);
   std::vector<uint32_t> order;
   for (const WindowImage::Part& part : image.windows) {
     const auto key = [&](uint32_t g) { return key_in(part.keys, part.offsets, g); };
@@ -727,6 +737,7 @@ class WindowOperator final : public runtime::Operator {
     entries_.clear();
     late_.clear();
     target_.start = target_.end = 0;  // watermarks between batches change a pane's windows
+    last_pane_ = nullptr;             // panes may be purged between batches
     const size_t n = batch->active_rows();
     if (int_key_) {
       assign_int_keyed(*batch, *et, n);
@@ -758,6 +769,7 @@ class WindowOperator final : public runtime::Operator {
     if (spill_enabled_ && mem_bytes_ > budget_) {
       DF_RETURN_IF_ERROR(session_mode_ ? spill_sessions() : spill());
     }
+    if (merge_ahead_) merge_ahead(std::max(n, kMergeAheadSlice));
     return Status::OK();
   }
 
@@ -767,6 +779,8 @@ class WindowOperator final : public runtime::Operator {
     DF_RETURN_IF_ERROR(purge());
     sink_->flush(out);
     out.emit_watermark(wm);
+    // Panes the watermark passed now are merged ahead with the next batches.
+    merge_ahead_ = cfg_->type == WindowType::kSliding;
     return Status::OK();
   }
 
@@ -1012,7 +1026,10 @@ class WindowOperator final : public runtime::Operator {
       if (w.fired) p.fired.push_back(&w);
       kept = true;
     });
-    if (kept) p.pane = pane_for(p.end);
+    if (kept) {
+      p.pane = pane_for(p.end);
+      ++p.pane->version;  // rows come to it
+    }
   }
 
   // Adds the row to its pane if any of the pane's windows is still kept;
@@ -1029,7 +1046,15 @@ class WindowOperator final : public runtime::Operator {
     bool added = false;
     uint32_t g;
     if (!int_key_) {
-      g = p.index.find_or_add(key_view_, key_hash_, added);
+      // Consecutive rows often share a key: then the group is the last one.
+      if (&p == last_pane_ && key_view_ == last_key_) {
+        g = last_group_;
+      } else {
+        g = p.index.find_or_add(key_view_, key_hash_, added);
+        last_pane_ = &p;
+        last_key_ = key_view_;
+        last_group_ = g;
+      }
     } else if (!key_null_) {
       g = p.index.find_or_add_i64(key_int_, key_hash_, added);
     } else {
@@ -1151,26 +1176,99 @@ class WindowOperator final : public runtime::Operator {
       }
       return Status::OK();
     }
-    merged_index_.reset();
-    merged_.reset_all();
-    for (const Pane* p : fire_panes_) {
-      p->index.group_hashes(group_hashes_);
-      for (uint32_t g = 0; g < p->groups.size(); ++g) {
-        bool added = false;
-        const uint32_t mg = merged_index_.find_or_add(p->index.key(g), group_hashes_[g], added);
-        if (added) merged_.add();
-        merged_.merge_from(mg, p->groups, g);
-      }
-    }
+    // Several panes in memory: merged per key, oldest pane's keys first.
+    // Most of it was merged ahead (merge_ahead) once the watermark passed
+    // those panes; what is left (mostly the newest pane) is merged now.
+    if (!merge_valid(w.end)) start_merge(w.end);
+    merge_panes(SIZE_MAX, /*passed_only=*/false);
     for (uint32_t g = 0; g < merged_.size(); ++g) {
       DF_RETURN_IF_ERROR(sink_->append(merged_index_.key(g), start, w.end, merged_, g, out));
     }
+    merge_end_ = kNoMerge;
+    merged_panes_.clear();
     // Keep the capacity of a usual window, not of an unusually large one.
     if (merged_.size() > kMergedKeep) {
       merged_index_.clear();
       merged_.clear();
     }
     return Status::OK();
+  }
+
+  // ---- merging a sliding window's panes ahead of its firing ------------------
+
+  // Starts merged_ over for the window ending at `end`.
+  void start_merge(int64_t end) {
+    merged_index_.reset();
+    merged_.reset_all();
+    merged_panes_.clear();
+    merge_end_ = end;
+  }
+
+  // Whether merged_ holds the groups of a prefix of fire_panes_, the panes
+  // of the window ending at `end`, as they are now.
+  bool merge_valid(int64_t end) const {
+    if (merge_end_ != end || merged_panes_.size() > fire_panes_.size()) return false;
+    for (size_t i = 0; i < merged_panes_.size(); ++i) {
+      const MergedPane& m = merged_panes_[i];
+      if (m.pane != fire_panes_[i] || m.version != m.pane->version) return false;
+    }
+    return true;
+  }
+
+  // Merges the groups of fire_panes_ into merged_, going on where
+  // merged_panes_ ends, at most `budget` groups; with `passed_only` it stops
+  // at the first pane the watermark has not passed (rows still come to it).
+  // True when it stopped for want of groups, not of budget.
+  bool merge_panes(size_t budget, bool passed_only) {
+    for (size_t i = merged_panes_.empty() ? 0 : merged_panes_.size() - 1; i < fire_panes_.size();
+         ++i) {
+      const Pane& p = *fire_panes_[i];
+      if (passed_only && p.end - 1 > watermark_) return true;
+      if (i == merged_panes_.size()) {
+        merged_panes_.push_back({&p, p.version, 0});
+        p.index.group_hashes(merge_hashes_);
+      }
+      MergedPane& m = merged_panes_[i];
+      const uint32_t null_group = int_key_ ? p.index.null_group() : KeyTable::kNoGroup;
+      for (; m.groups < p.groups.size(); ++m.groups) {
+        if (budget == 0) return false;
+        --budget;
+        const uint32_t g = m.groups;
+        const std::string_view key = p.index.key(g);
+        bool added = false;
+        uint32_t mg;
+        if (!int_key_) {
+          mg = merged_index_.find_or_add(key, merge_hashes_[g], added);
+        } else if (g != null_group) {
+          mg = merged_index_.find_or_add_i64_encoded(key, merge_hashes_[g], added);
+        } else {
+          mg = merged_index_.find_or_add_null(key, added);
+        }
+        if (added) merged_.add();
+        merged_.merge_from(mg, p.groups, g);
+      }
+    }
+    return true;
+  }
+
+  // A slice of `budget` groups of the merge of the next sliding window to fire: the panes the
+  // watermark has passed, which usually get no more rows. Firing that
+  // window then merges little more than its newest pane, which shortens a
+  // window close (its latency); the work is the same, done earlier. A pane
+  // that changes after all (a row behind the watermark, a spill) makes the
+  // firing merge again from the start (merge_valid).
+  void merge_ahead(size_t budget) {
+    merge_ahead_ = false;
+    auto next = std::find_if(windows_.begin(), windows_.end(),
+                             [](const auto& e) { return !e.second.fired; });
+    if (next == windows_.end()) return;
+    panes_of(next->first, fire_panes_);
+    if (fire_panes_.size() < 2 ||
+        std::any_of(fire_panes_.begin(), fire_panes_.end(), [](Pane* p) { return p->spilled; })) {
+      return;
+    }
+    if (!merge_valid(next->first)) start_merge(next->first);
+    merge_ahead_ = !merge_panes(budget, /*passed_only=*/true);
   }
 
   // fire_window for a window with a spilled pane (fire_panes_): one sorted
@@ -1261,7 +1359,13 @@ class WindowOperator final : public runtime::Operator {
       p->index.clear();
       p->spilled = true;
       p->bytes = 0;
+      ++p->version;
     }
+    // Memory is short: a merge done ahead goes too (firing reads the store).
+    merge_end_ = kNoMerge;
+    merged_panes_.clear();
+    merged_index_.clear();
+    merged_.clear();
     if (!wb.empty()) DF_RETURN_IF_ERROR(store_->write(wb));
     ++spill_seq_;
     mem_bytes_ = 0;
@@ -1729,6 +1833,7 @@ class WindowOperator final : public runtime::Operator {
         spare->index.reset();
         spare->groups.reset_all();
         spare->bytes = 0;
+        ++spare->version;
         spare_pane_ = std::move(spare);
       }
       panes_.erase(it);
@@ -1787,6 +1892,10 @@ class WindowOperator final : public runtime::Operator {
   std::string key_;                  // sessions: the current row's key
   std::string_view key_view_;        // windows: the current row's key
   uint64_t key_hash_ = 0;
+  // add_to: the pane, key and group of the row before (in this batch).
+  const Pane* last_pane_ = nullptr;
+  std::string_view last_key_;
+  uint32_t last_group_ = 0;
   int64_t key_int_ = 0;    // int_key_: the current row's key value
   bool key_null_ = false;  // int_key_: the current row's key is null
   std::string null_key_;   // the encoded null key
@@ -1817,7 +1926,18 @@ class WindowOperator final : public runtime::Operator {
   std::vector<Pane*> fire_panes_;  // the panes of the window being emitted
   KeyTable merged_index_;          // fire_window: several panes' keys ...
   GroupStates merged_;             // ... and their merged groups
-  std::vector<uint64_t> group_hashes_;
+  // What merged_ holds (merge_panes): the groups of window merge_end_'s
+  // panes merged so far, oldest pane first, the last one maybe in part.
+  struct MergedPane {
+    const Pane* pane;
+    uint64_t version;  // the pane's when its merge began
+    uint32_t groups;   // its groups merged so far
+  };
+  static constexpr int64_t kNoMerge = std::numeric_limits<int64_t>::min();
+  int64_t merge_end_ = kNoMerge;
+  std::vector<MergedPane> merged_panes_;
+  std::vector<uint64_t> merge_hashes_;  // the row hashes of merged_panes_.back()'s groups
+  bool merge_ahead_ = false;            // passed panes may wait to be merged ahead
   std::unordered_set<std::string_view, StringHash, std::equal_to<>> emitted_keys_;
 
   // Sessions.

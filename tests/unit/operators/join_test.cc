@@ -345,6 +345,77 @@ TEST(WindowedJoin, StringAndCompositeKeysMatchLikeIntegerKeys) {
   }
 }
 
+// Rows whose key cells repeat the row before skip the key's encoding; a
+// window's matches go out column by column, 4096 at a time, in batches of
+// batch_size. Runs of repeated composite keys (null key cells among them,
+// keys coming back after others, a key changing only in its second cell),
+// 9,000 output rows in batches of 1000: every row and column as a direct
+// model gives, in key order.
+TEST(WindowedJoin, RunsOfRepeatedKeysAndManyMatchesComeOutWhole) {
+  const SchemaPtr left = keyed_text_schema("a");
+  const SchemaPtr right = keyed_text_schema("b");
+  auto b = prepare(
+      "{id: j, type: join, left: persons, right: auctions, on: [k, n], window: {type: tumbling, "
+      "size: 10s}, join_type: left}",
+      {left, right});
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  Running r(*b->node, /*batch_size=*/1000);
+  const char* ks[] = {"x", "y", nullptr};
+  std::vector<std::string> texts;  // stable storage for the rows' text
+  texts.reserve(8000);
+  std::vector<KeyedTextRow> lefts;
+  std::vector<KeyedTextRow> rights;
+  Lines want;
+  for (int i = 0; i < 6000; ++i) {
+    // Runs of 50 rows per key; (k, n) comes back every 12 runs.
+    const int run = i / 50;
+    const char* k = ks[run % 3];
+    const int64_t n = (run / 3) % 4;
+    texts.push_back("l" + std::to_string(i));
+    lefts.push_back({k, n, texts.back().c_str(), 1000 + i});
+  }
+  for (int k = 0; k < 2; ++k) {
+    for (int64_t n = 0; n < 3; ++n) {  // no right row for n == 3
+      for (int j = 0; j < 2; ++j) {
+        texts.push_back("r" + std::to_string(k) + std::to_string(n) + std::to_string(j));
+        rights.push_back({ks[k], n, texts.back().c_str(), 9000});
+      }
+    }
+  }
+  for (const KeyedTextRow& l : lefts) {
+    bool matched = false;
+    for (const KeyedTextRow& rr : rights) {
+      if (l.k && std::string(l.k) == rr.k && l.n == rr.n) {
+        want.push_back(std::string(l.k) + "|" + std::to_string(l.n) + "|" + l.text + "|" + rr.text +
+                       "@9999");
+        matched = true;
+      }
+    }
+    if (!matched) {
+      want.push_back(std::string(l.k ? l.k : "null") + "|" + std::to_string(l.n) + "|" + l.text +
+                     "|null@9999");
+    }
+  }
+  std::sort(want.begin(), want.end());
+  for (size_t at = 0; at < lefts.size(); at += 700) {  // batches cutting through runs
+    const std::vector<KeyedTextRow> slice(
+        lefts.begin() + static_cast<std::ptrdiff_t>(at),
+        lefts.begin() + static_cast<std::ptrdiff_t>(std::min(lefts.size(), at + 700)));
+    ASSERT_TRUE(r.op->process(0, keyed_text_rows(left, slice), r.out).ok());
+  }
+  ASSERT_TRUE(r.op->process(1, keyed_text_rows(right, rights), r.out).ok());
+  r.watermark(9999);
+  size_t rows = 0;
+  for (const auto& out : r.out.batches) {
+    EXPECT_LE(out->num_rows(), 1000u);
+    rows += out->num_rows();
+  }
+  EXPECT_EQ(rows, want.size());
+  EXPECT_EQ(rows, 9'000u);  // 6,000 matches, 3,000 left rows without a partner
+  EXPECT_EQ(take(r.out), want);
+  EXPECT_EQ(entries(*r.op), 0u);
+}
+
 // --- Interval join ----------------------------------------------------------
 
 // right.ts in [left.ts - 2s, left.ts + 3s]

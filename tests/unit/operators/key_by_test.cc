@@ -1,7 +1,11 @@
 // key_by: declares a hash exchange on its fields and passes rows through.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "operators/operators.h"
+#include "operators/stateful.h"
 #include "tests/support/operator_harness.h"
 #include "tests/unit/operators/node_test_util.h"
 
@@ -76,6 +80,59 @@ TEST(KeyBy, RequiresFields) {
   EXPECT_FALSE(empty->node);
   ASSERT_EQ(empty->diags.size(), 1u);
   EXPECT_NE(empty->diags.items()[0].message.find("non-empty list"), std::string::npos);
+}
+
+// same_key_cells says true only when the rows' key encodings are equal:
+// equal cells of every type, null against null; never for a null against a
+// value, -0.0 against 0.0 or an equal prefix of another field.
+TEST(SameKeyCells, TrueOnlyForEqualCellsOfEveryKeyField) {
+  const SchemaPtr schema = make_schema({{"s", TypeId::kString},
+                                        {"i", TypeId::kInt64},
+                                        {"d", TypeId::kDouble},
+                                        {"b", TypeId::kBool},
+                                        {"t", TypeId::kTimestamp}});
+  BatchBuilder bb(schema);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const auto row = [&](Value s, Value i, Value d, Value b, Value t) {
+    bb.append_row({std::move(s), std::move(i), std::move(d), std::move(b), std::move(t)});
+  };
+  row(Value::string("ab"), Value::int64(1), Value::float64(0.0), Value::boolean(true),
+      Value::timestamp(5));  // 0
+  row(Value::string("ab"), Value::int64(1), Value::float64(0.0), Value::boolean(true),
+      Value::timestamp(5));  // 1: = 0
+  row(Value::string("a"), Value::int64(2), Value::float64(-0.0), Value::boolean(false),
+      Value::timestamp(6));  // 2: every cell differs from 0
+  row(Value::null(TypeId::kString), Value::null(TypeId::kInt64), Value::float64(nan),
+      Value::null(TypeId::kBool), Value::null(TypeId::kTimestamp));  // 3
+  row(Value::null(TypeId::kString), Value::null(TypeId::kInt64), Value::float64(nan),
+      Value::null(TypeId::kBool), Value::null(TypeId::kTimestamp));  // 4: = 3
+  row(Value::string("ab"), Value::int64(1), Value::float64(0.0), Value::boolean(true),
+      Value::timestamp(9));  // 5: 0 but for t
+  const BatchPtr batch = bb.finish();
+  const std::vector<size_t> all = {0, 1, 2, 3, 4};
+  EXPECT_TRUE(same_key_cells(*batch, all, 0, 1));
+  EXPECT_TRUE(same_key_cells(*batch, all, 3, 4));  // nulls, and a NaN of the same bits
+  EXPECT_FALSE(same_key_cells(*batch, all, 0, 3));
+  for (size_t f = 0; f < 5; ++f) {
+    SCOPED_TRACE(f);
+    EXPECT_FALSE(same_key_cells(*batch, {f}, 0, 2));  // -0.0 too: a false "different" is safe
+    EXPECT_FALSE(same_key_cells(*batch, {f}, 0, 3));  // a value against a null
+    EXPECT_FALSE(same_key_cells(*batch, {f}, 3, 0));
+  }
+  EXPECT_TRUE(same_key_cells(*batch, {0, 1, 2, 3}, 0, 5));  // only the fields asked
+  EXPECT_FALSE(same_key_cells(*batch, all, 0, 5));
+  // Whenever it says true, the encodings are equal.
+  for (size_t a = 0; a < 6; ++a) {
+    for (size_t c = 0; c < 6; ++c) {
+      std::string ka;
+      std::string kc;
+      encode_row_key(*batch, all, a, ka);
+      encode_row_key(*batch, all, c, kc);
+      if (same_key_cells(*batch, all, a, c)) {
+        EXPECT_EQ(ka, kc) << a << " " << c;
+      }
+    }
+  }
 }
 
 }  // namespace

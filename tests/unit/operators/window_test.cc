@@ -572,6 +572,128 @@ TEST(Window, SlidingPanesGiveEachWindowsRowsStepByStep) {
   }
 }
 
+// A sliding window merges the panes the watermark has passed ahead of the
+// window's firing, a slice per batch (as many groups as the batch has rows,
+// at least 512). With thousands of keys per pane the merge spans many
+// batches and is still partial when the window fires; rows behind the
+// watermark change panes already merged, which makes the firing merge
+// again. Every window's rows must equal a direct model's, in the order of
+// a merge at the firing: the oldest pane's keys first, each pane's in their
+// first arrival. Also spilled now and then (a merge ahead goes with a
+// spill; a spilled window comes out in key order, so only its rows count).
+TEST(Window, SlidingWindowsMergedAheadGiveEveryRowInFiringOrder) {
+  struct Acc {
+    int64_t n = 0;
+    double sum = 0;
+  };
+  struct ModelPane {
+    std::vector<std::string> order;  // keys, first arrival first
+    std::map<std::string, Acc> keys;
+  };
+  constexpr int64_t kSize = 40, kSlide = 10;
+  for (const char* key_by : {"auction", "name"}) {
+    for (const bool spill : {false, true}) {
+      SCOPED_TRACE(std::string(key_by) + (spill ? ", spilled now and then" : ", in memory"));
+      auto b = prepare_ok("id: hot\ntype: window\ninput: bids\nkey_by: [" + std::string(key_by) +
+                          "]\nwindow: {type: sliding, size: " + std::to_string(kSize) +
+                          "ms, slide: " + std::to_string(kSlide) +
+                          "ms}\naggregate: {n: \"count(*)\", s: \"sum(price)\"}\n");
+      ASSERT_TRUE(b->node);
+      test::TempDir dir;
+      Driver d(*b->node, spill ? dir.str() : std::string(), spill ? size_t{600} << 10 : 0);
+      std::map<int64_t, ModelPane> panes;  // by end
+      std::set<int64_t> open;              // ends of windows that got rows and have not fired
+      int64_t watermark = std::numeric_limits<int64_t>::min();
+      uint64_t x = 7;
+      const auto rnd = [&x](uint64_t m) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (x >> 33) % m;
+      };
+      const auto key_of = [&](const Bid& r) {
+        if (std::string(key_by) == "name") return cell(Value::string(*r.name));
+        return r.auction ? cell(Value::int64(*r.auction)) : cell(Value::null(TypeId::kInt64));
+      };
+      size_t late = 0;
+      size_t windows_checked = 0;
+      size_t rows_checked = 0;
+      for (int64_t clock = 1000; clock < 1200; ++clock) {
+        std::vector<Bid> rows;
+        const size_t count = 150 + rnd(150);
+        for (size_t i = 0; i < count; ++i) {
+          Bid r;
+          const uint64_t k = rnd(5000);
+          if (rnd(50) != 0) r.auction = static_cast<int64_t>(k);
+          r.name = "k" + std::to_string(k);
+          r.price = static_cast<double>(rnd(40)) / 4.0;
+          r.ts = clock - static_cast<int64_t>(rnd(4));
+          // Now and then behind the watermark, into a pane merged ahead or
+          // past every window of it (late).
+          if (clock > 1010 && rnd(200) == 0) r.ts = watermark - static_cast<int64_t>(rnd(60));
+          const int64_t pane_end = r.ts / kSlide * kSlide + kSlide;
+          // Kept when the pane's last window is still open.
+          if (pane_end - kSlide + kSize - 1 <= watermark) {
+            ++late;
+          } else {
+            ModelPane& p = panes[pane_end];
+            const std::string key = key_of(r);
+            auto [it, added] = p.keys.try_emplace(key);
+            if (added) p.order.push_back(key);
+            ++it->second.n;
+            it->second.sum += *r.price;
+            for (int64_t end = pane_end - kSlide + kSize; end > r.ts; end -= kSlide) {
+              if (end - 1 > watermark) open.insert(end);
+            }
+          }
+          rows.push_back(std::move(r));
+        }
+        d.batch(rows);
+        ASSERT_TRUE(d.take().empty());
+        const int64_t next_watermark = clock - 4;
+        if (next_watermark <= watermark) continue;
+        watermark = next_watermark;
+        d.watermark(watermark);
+        Lines want;
+        while (!open.empty() && *open.begin() - 1 <= watermark) {
+          const int64_t end = *open.begin();
+          open.erase(open.begin());
+          std::vector<std::string> order;
+          std::map<std::string, Acc> merged;
+          for (auto it = panes.upper_bound(end - kSize); it != panes.end() && it->first <= end;
+               ++it) {
+            for (const std::string& key : it->second.order) {
+              Acc& a = merged[key];
+              if (a.n == 0) order.push_back(key);
+              a.n += it->second.keys.at(key).n;
+              a.sum += it->second.keys.at(key).sum;
+            }
+          }
+          for (const std::string& key : order) {
+            want.push_back(key + "|" + std::to_string(end - kSize) + "|" + std::to_string(end) +
+                           "|" + std::to_string(merged[key].n) + "|" +
+                           Value::float64(merged[key].sum).to_string());
+          }
+          ++windows_checked;
+        }
+        // Panes whose last window fired are gone.
+        while (!panes.empty() && panes.begin()->first - kSlide + kSize - 1 <= watermark) {
+          panes.erase(panes.begin());
+        }
+        Lines got = d.take();
+        rows_checked += got.size();
+        if (spill) {
+          std::sort(want.begin(), want.end());
+          std::sort(got.begin(), got.end());
+        }
+        ASSERT_EQ(got, want) << "at watermark " << watermark;
+      }
+      EXPECT_GT(windows_checked, 15u);
+      EXPECT_GT(rows_checked, 40'000u);
+      EXPECT_GT(late, 0u);
+      EXPECT_EQ(d.ctx.errors.size(), late);  // late rows, reported
+    }
+  }
+}
+
 TEST(Window, SessionsCloseAfterTheGap) {
   auto b = prepare_ok(kSession);
   ASSERT_TRUE(b->node);
