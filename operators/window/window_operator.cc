@@ -180,12 +180,9 @@ class KeyTable {
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
       Slot& s = slots_[i];
       if (s.group == kEmpty) {
-        s.hash = hash;
-        s.group = size_;
         arena_.append(key);
-        offsets_.push_back(arena_.size());
         added = true;
-        return size_++;
+        return claim(s, hash);
       }
       if (s.hash == hash && equal(this->key(s.group), key)) {
         added = false;
@@ -220,11 +217,8 @@ class KeyTable {
     Slot& s = *find_slot(probe(), hash);
     added = s.group == kEmpty;
     if (!added) return s.group;
-    s.hash = hash;
-    s.group = size_;
     arena_.append(key);
-    offsets_.push_back(arena_.size());
-    return size_++;
+    return claim(s, hash);
   }
   // An int64-keyed table's null key group, or kNoGroup.
   uint32_t null_group() const { return null_group_; }
@@ -328,9 +322,15 @@ class KeyTable {
   }
 
   __attribute__((noinline)) uint32_t insert_i64(Slot& s, int64_t v, uint64_t hash) {
+    state::append_key_i64(v, arena_);
+    return claim(s, hash);
+  }
+
+  // Gives the empty slot s to a new group whose key was just appended to
+  // the arena.
+  uint32_t claim(Slot& s, uint64_t hash) {
     s.hash = hash;
     s.group = size_;
-    state::append_key_i64(v, arena_);
     offsets_.push_back(arena_.size());
     return size_++;
   }
