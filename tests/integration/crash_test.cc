@@ -236,7 +236,14 @@ sinks:
   ASSERT_EQ(expected.size(), 400u);
 
   Child child(exec_args("run.yaml", tmp.file("state")), tmp.str(), tmp.file("err1.log"));
-  std::this_thread::sleep_for(700ms);
+  // The state directory appears once the process handles SIGTERM itself; a
+  // slow start (a cold page cache) must not meet the signal's default action.
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!std::filesystem::exists(tmp.file("state")) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  std::this_thread::sleep_for(500ms);
   child.send_signal(SIGTERM);
   ProcessResult r1 = child.wait(30s);
   const std::string log1 = read_file(tmp.file("err1.log"));
