@@ -578,47 +578,61 @@ Status GroupStates::decode_merge(uint32_t g, std::string_view in, GroupStates& t
 }
 
 void GroupStates::append_result(size_t j, uint32_t g, ColumnBuilder& out) const {
+  append_results(j, g, 1, out);
+}
+
+void GroupStates::append_results(size_t j, uint32_t first, uint32_t count,
+                                 ColumnBuilder& out) const {
   const AggSpec& a = (*specs_)[j];
   const AggStates& st = aggs[j];
+  const uint32_t last = first + count;
   switch (a.kind) {
     case AggKind::kCountStar:
     case AggKind::kCount:
-      out.append_int64(st.n[g]);
+      for (uint32_t g = first; g < last; ++g) out.append_int64(st.n[g]);
       return;
     case AggKind::kCountDistinct:
-      out.append_int64(st.set[g] ? static_cast<int64_t>(st.set[g]->size()) : 0);
+      for (uint32_t g = first; g < last; ++g) {
+        out.append_int64(st.set[g] ? static_cast<int64_t>(st.set[g]->size()) : 0);
+      }
       return;
     case AggKind::kSum:
-      if (st.n[g] == 0) {
-        out.append_null();
-      } else if (a.uses_i) {
-        out.append_int64(st.i[g]);
-      } else {
-        out.append_double(st.d[g]);
+      for (uint32_t g = first; g < last; ++g) {
+        if (st.n[g] == 0) {
+          out.append_null();
+        } else if (a.uses_i) {
+          out.append_int64(st.i[g]);
+        } else {
+          out.append_double(st.d[g]);
+        }
       }
       return;
     case AggKind::kAvg:
-      if (st.n[g] == 0) {
-        out.append_null();
-      } else {
-        const double sum = a.uses_i ? static_cast<double>(st.i[g]) : st.d[g];
-        out.append_double(sum / static_cast<double>(st.n[g]));
+      for (uint32_t g = first; g < last; ++g) {
+        if (st.n[g] == 0) {
+          out.append_null();
+        } else {
+          const double sum = a.uses_i ? static_cast<double>(st.i[g]) : st.d[g];
+          out.append_double(sum / static_cast<double>(st.n[g]));
+        }
       }
       return;
     case AggKind::kMin:
     case AggKind::kMax:
     case AggKind::kFirst:
     case AggKind::kLast:
-      if (st.n[g] == 0) {
-        out.append_null();
-      } else if (a.uses_d) {
-        out.append_double(st.d[g]);
-      } else if (a.uses_s) {
-        out.append_string(st.s[g]);
-      } else if (a.arg_type == TypeId::kBool) {
-        out.append_bool(st.i[g] != 0);
-      } else {
-        out.append_int64(st.i[g]);
+      for (uint32_t g = first; g < last; ++g) {
+        if (st.n[g] == 0) {
+          out.append_null();
+        } else if (a.uses_d) {
+          out.append_double(st.d[g]);
+        } else if (a.uses_s) {
+          out.append_string(st.s[g]);
+        } else if (a.arg_type == TypeId::kBool) {
+          out.append_bool(st.i[g] != 0);
+        } else {
+          out.append_int64(st.i[g]);
+        }
       }
       return;
   }

@@ -125,6 +125,8 @@ class GroupStates {
   Status decode_merge(uint32_t g, std::string_view in, GroupStates& tmp);
   // Appends the result of aggregate j for group g to `out` (of its out_type).
   void append_result(size_t j, uint32_t g, ColumnBuilder& out) const;
+  // append_result for groups [first, first + count), in order.
+  void append_results(size_t j, uint32_t first, uint32_t count, ColumnBuilder& out) const;
 
   std::vector<AggStates> aggs;
 

@@ -121,8 +121,9 @@ namespace {
 
 constexpr size_t kDefaultMemoryBudget = size_t{256} << 20;
 // Per group besides its accumulators and key bytes: for a window, two hash
-// slots and an arena offset; for a session, its hash node, list entry and timer.
-constexpr size_t kGroupOverhead = 48;
+// slots, an arena offset and its hash; for a session, its hash node, list
+// entry and timer.
+constexpr size_t kGroupOverhead = 56;
 constexpr size_t kSessionOverhead = 160;
 constexpr size_t kSpillWriteBatch = 4096;
 constexpr size_t kTimerChunk = 4096;  // stored timers handled per scan
@@ -252,6 +253,7 @@ class KeyTable {
     if (added) {
       arena_.append(key);
       offsets_.push_back(arena_.size());
+      hashes_.push_back(0);
       null_group_ = size_++;
     }
     return null_group_;
@@ -271,14 +273,9 @@ class KeyTable {
       if (s.hash == hash && equal(this->key(s.group), key)) return s.group;
     }
   }
-  // hashes[g]: the row hash group g was added with (0 for the null key of
-  // an int64-keyed table, which has no slot).
-  void group_hashes(std::vector<uint64_t>& hashes) const {
-    hashes.assign(size_, 0);
-    for (const Slot& s : slots_) {
-      if (s.group != kEmpty) hashes[s.group] = s.hash;
-    }
-  }
+  // The row hash group g was added with (0 for the null key of an
+  // int64-keyed table, which has no slot).
+  uint64_t hash(uint32_t g) const { return hashes_[g]; }
   // Copies of the key bytes and their offsets: group g's key is
   // [offsets[g], offsets[g + 1]).
   void copy_keys(std::string& arena, std::vector<size_t>& offsets) const {
@@ -290,6 +287,7 @@ class KeyTable {
     slots_ = {};
     arena_ = {};
     offsets_ = {0};
+    hashes_ = {};
     size_ = 0;
     null_group_ = kEmpty;
     grow_at_ = 0;
@@ -300,6 +298,7 @@ class KeyTable {
     std::fill(slots_.begin(), slots_.end(), Slot{});
     arena_.clear();
     offsets_.assign(1, 0);
+    hashes_.clear();
     size_ = 0;
     null_group_ = kEmpty;
   }
@@ -332,6 +331,7 @@ class KeyTable {
     s.hash = hash;
     s.group = size_;
     offsets_.push_back(arena_.size());
+    hashes_.push_back(hash);
     return size_++;
   }
 
@@ -356,6 +356,7 @@ class KeyTable {
   std::vector<Slot> slots_;
   std::string arena_;
   std::vector<size_t> offsets_{0};
+  std::vector<uint64_t> hashes_;  // per group: the row hash it was added with
   uint32_t size_ = 0;
   uint32_t null_group_ = kEmpty;  // int64-keyed tables: the null key's group
   size_t grow_at_ = 0;            // grow before adding past this many groups
@@ -602,8 +603,42 @@ class RowSink {
   RowSink(const WindowConfig& cfg, size_t batch_size)
       : cfg_(cfg), batch_(cfg.output_schema, batch_size, TypeId::kTimestamp) {}
 
+  // One row: group g of `gs`, whose key is `key`, of window [start, end).
   Status append(std::string_view key, int64_t start, int64_t end, const GroupStates& gs, uint32_t g,
                 runtime::Output& out) {
+    DF_RETURN_IF_ERROR(append_key(key));
+    const size_t nk = cfg_.key_types.size();
+    batch_.column(nk).append_int64(start);
+    batch_.column(nk + 1).append_int64(end);
+    for (size_t j = 0; j < cfg_.aggs.size(); ++j) gs.append_result(j, g, batch_.column(nk + 2 + j));
+    batch_.end_row(end - 1, out);
+    return Status::OK();
+  }
+
+  // The rows of all groups of `gs` (keys in `keys`), in group order, of
+  // window [start, end): column by column, a batch at a time.
+  Status append_all(const KeyTable& keys, const GroupStates& gs, int64_t start, int64_t end,
+                    runtime::Output& out) {
+    const size_t nk = cfg_.key_types.size();
+    for (uint32_t first = 0; first < gs.size();) {
+      const auto count = static_cast<uint32_t>(std::min<size_t>(gs.size() - first, batch_.room()));
+      for (uint32_t g = first; g < first + count; ++g) DF_RETURN_IF_ERROR(append_key(keys.key(g)));
+      for (uint32_t g = 0; g < count; ++g) batch_.column(nk).append_int64(start);
+      for (uint32_t g = 0; g < count; ++g) batch_.column(nk + 1).append_int64(end);
+      for (size_t j = 0; j < cfg_.aggs.size(); ++j) {
+        gs.append_results(j, first, count, batch_.column(nk + 2 + j));
+      }
+      batch_.end_rows(count, end - 1, out);
+      first += count;
+    }
+    return Status::OK();
+  }
+
+  void flush(runtime::Output& out) { batch_.flush(out); }
+
+ private:
+  // Decodes the key cells of one row into the key columns.
+  Status append_key(std::string_view key) {
     const size_t nk = cfg_.key_types.size();
     for (size_t i = 0; i < nk; ++i) {
       const TypeId t = cfg_.key_types[i];
@@ -620,16 +655,9 @@ class RowSink {
       DF_ASSIGN_OR_RETURN(Value v, state::decode_key_value(key, t));
       batch_.column(i).append_value(v);
     }
-    batch_.column(nk).append_int64(start);
-    batch_.column(nk + 1).append_int64(end);
-    for (size_t j = 0; j < cfg_.aggs.size(); ++j) gs.append_result(j, g, batch_.column(nk + 2 + j));
-    batch_.end_row(end - 1, out);
     return Status::OK();
   }
 
-  void flush(runtime::Output& out) { batch_.flush(out); }
-
- private:
   const WindowConfig& cfg_;
   OutputBatcher batch_;
 };
@@ -738,6 +766,8 @@ class WindowOperator final : public runtime::Operator {
     late_.clear();
     target_.start = target_.end = 0;  // watermarks between batches change a pane's windows
     last_pane_ = nullptr;             // panes may be purged between batches
+    // The version of the pane merged last before this batch's rows.
+    const uint64_t live_version = merged_panes_.empty() ? 0 : merged_panes_.back().pane->version;
     const size_t n = batch->active_rows();
     if (int_key_) {
       assign_int_keyed(*batch, *et, n);
@@ -762,6 +792,7 @@ class WindowOperator final : public runtime::Operator {
     }
     mem_bytes_ += bytes;
     if (session_mode_) release_merged_groups();
+    merge_live_rows(*et, live_version);
 
     DF_RETURN_IF_ERROR(emit_dirty(out));
     sink_->flush(out);
@@ -895,7 +926,15 @@ class WindowOperator final : public runtime::Operator {
     key_offsets_[0] = 0;
     for (size_t k = 0; k < n; ++k) {
       const size_t r = batch.row_at(k);
-      for (size_t f : cfg_->key_fields) state::encode_key_cell(*batch.column(f), r, key_arena_);
+      if (k > 0 && same_key_cells(batch, cfg_->key_fields, batch.row_at(k - 1), r)) {
+        // Consecutive rows often share a key: its bytes again, not encoded.
+        const size_t from = key_offsets_[k - 1];
+        const size_t size = key_offsets_[k] - from;
+        key_arena_.resize(key_arena_.size() + size);
+        std::memcpy(key_arena_.data() + key_offsets_[k], key_arena_.data() + from, size);
+      } else {
+        for (size_t f : cfg_->key_fields) state::encode_key_cell(*batch.column(f), r, key_arena_);
+      }
       key_offsets_[k + 1] = key_arena_.size();
     }
     if (!session_mode_) runtime::hash_rows(batch, cfg_->key_fields, hashes_);
@@ -1171,19 +1210,14 @@ class WindowOperator final : public runtime::Operator {
     }
     if (fire_panes_.size() == 1) {
       const Pane& p = *fire_panes_[0];
-      for (uint32_t g = 0; g < p.groups.size(); ++g) {
-        DF_RETURN_IF_ERROR(sink_->append(p.index.key(g), start, w.end, p.groups, g, out));
-      }
-      return Status::OK();
+      return sink_->append_all(p.index, p.groups, start, w.end, out);
     }
     // Several panes in memory: merged per key, oldest pane's keys first.
     // Most of it was merged ahead (merge_ahead) once the watermark passed
     // those panes; what is left (mostly the newest pane) is merged now.
     if (!merge_valid(w.end)) start_merge(w.end);
     merge_panes(SIZE_MAX, /*passed_only=*/false);
-    for (uint32_t g = 0; g < merged_.size(); ++g) {
-      DF_RETURN_IF_ERROR(sink_->append(merged_index_.key(g), start, w.end, merged_, g, out));
-    }
+    DF_RETURN_IF_ERROR(sink_->append_all(merged_index_, merged_, start, w.end, out));
     merge_end_ = kNoMerge;
     merged_panes_.clear();
     // Keep the capacity of a usual window, not of an unusually large one.
@@ -1217,16 +1251,18 @@ class WindowOperator final : public runtime::Operator {
 
   // Merges the groups of fire_panes_ into merged_, going on where
   // merged_panes_ ends, at most `budget` groups; with `passed_only` it stops
-  // at the first pane the watermark has not passed (rows still come to it).
+  // at the first pane the watermark has not passed (rows still come to it)
+  // unless that is the window's newest: rows to its groups merged already
+  // are then added to merged_ as they come (merge_live_rows).
   // True when it stopped for want of groups, not of budget.
   bool merge_panes(size_t budget, bool passed_only) {
     for (size_t i = merged_panes_.empty() ? 0 : merged_panes_.size() - 1; i < fire_panes_.size();
          ++i) {
       const Pane& p = *fire_panes_[i];
-      if (passed_only && p.end - 1 > watermark_) return true;
+      if (passed_only && p.end - 1 > watermark_ && i + 1 < fire_panes_.size()) return true;
       if (i == merged_panes_.size()) {
         merged_panes_.push_back({&p, p.version, 0});
-        p.index.group_hashes(merge_hashes_);
+        merged_groups_.clear();
       }
       MergedPane& m = merged_panes_[i];
       const uint32_t null_group = int_key_ ? p.index.null_group() : KeyTable::kNoGroup;
@@ -1238,17 +1274,42 @@ class WindowOperator final : public runtime::Operator {
         bool added = false;
         uint32_t mg;
         if (!int_key_) {
-          mg = merged_index_.find_or_add(key, merge_hashes_[g], added);
+          mg = merged_index_.find_or_add(key, p.index.hash(g), added);
         } else if (g != null_group) {
-          mg = merged_index_.find_or_add_i64_encoded(key, merge_hashes_[g], added);
+          mg = merged_index_.find_or_add_i64_encoded(key, p.index.hash(g), added);
         } else {
           mg = merged_index_.find_or_add_null(key, added);
         }
         if (added) merged_.add();
         merged_.merge_from(mg, p.groups, g);
+        merged_groups_.push_back(mg);
       }
     }
     return true;
+  }
+
+  // After a batch's rows were added to their panes: those that went to a
+  // group of the pane merged last (merged_panes_.back()) that merged_
+  // holds already are added to merged_ too, so that the merge stays valid
+  // while rows still come to the newest pane. Rows to groups not merged
+  // yet are merged with them later; a row to another merged pane
+  // invalidates the merge (its version moves, merge_valid).
+  void merge_live_rows(const Column& et, uint64_t live_version) {
+    if (merged_panes_.empty()) return;
+    MergedPane& m = merged_panes_.back();
+    if (m.version != live_version || m.version == m.pane->version) return;
+    live_entries_.clear();
+    for (const Entry& e : entries_) {
+      if (e.groups == &m.pane->groups && e.g < m.groups) {
+        live_entries_.push_back(Entry{e.row, merged_groups_[e.g], &merged_, e.seq});
+      }
+    }
+    for (size_t j = 0; j < cfg_->aggs.size(); ++j) {
+      update_aggregate(cfg_->aggs[j], j, args_[j].get(), et, live_entries_, &merged_, buf_);
+    }
+    m.version = m.pane->version;
+    // Groups that arrived since are merged with the next batches.
+    if (m.groups < m.pane->groups.size()) merge_ahead_ = true;
   }
 
   // A slice of `budget` groups of the merge of the next sliding window to fire: the panes the
@@ -1930,14 +1991,15 @@ class WindowOperator final : public runtime::Operator {
   // panes merged so far, oldest pane first, the last one maybe in part.
   struct MergedPane {
     const Pane* pane;
-    uint64_t version;  // the pane's when its merge began
+    uint64_t version;  // the pane's that merged_ reflects
     uint32_t groups;   // its groups merged so far
   };
   static constexpr int64_t kNoMerge = std::numeric_limits<int64_t>::min();
   int64_t merge_end_ = kNoMerge;
   std::vector<MergedPane> merged_panes_;
-  std::vector<uint64_t> merge_hashes_;  // the row hashes of merged_panes_.back()'s groups
-  bool merge_ahead_ = false;            // passed panes may wait to be merged ahead
+  std::vector<uint32_t> merged_groups_;  // merged_panes_.back()'s groups' in merged_
+  std::vector<Entry> live_entries_;      // merge_live_rows: a batch's rows for merged_
+  bool merge_ahead_ = false;             // passed panes may wait to be merged ahead
   std::unordered_set<std::string_view, StringHash, std::equal_to<>> emitted_keys_;
 
   // Sessions.

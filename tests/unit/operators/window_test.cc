@@ -575,12 +575,14 @@ TEST(Window, SlidingPanesGiveEachWindowsRowsStepByStep) {
 // A sliding window merges the panes the watermark has passed ahead of the
 // window's firing, a slice per batch (as many groups as the batch has rows,
 // at least 512). With thousands of keys per pane the merge spans many
-// batches and is still partial when the window fires; rows behind the
-// watermark change panes already merged, which makes the firing merge
-// again. Every window's rows must equal a direct model's, in the order of
-// a merge at the firing: the oldest pane's keys first, each pane's in their
-// first arrival. Also spilled now and then (a merge ahead goes with a
-// spill; a spilled window comes out in key order, so only its rows count).
+// batches and is still partial when the window fires. The newest pane is
+// merged while rows still come to it (those to its merged groups are added
+// to the merge as well); rows behind the watermark change older panes
+// already merged, which makes the firing merge again. Every window's
+// rows must equal a direct model's, in the order of a merge at the
+// firing: the oldest pane's keys first, each pane's in their first
+// arrival. Also spilled now and then (a merge ahead goes with a spill; a
+// spilled window comes out in key order, so only its rows count).
 TEST(Window, SlidingWindowsMergedAheadGiveEveryRowInFiringOrder) {
   struct Acc {
     int64_t n = 0;
