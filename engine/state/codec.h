@@ -7,6 +7,7 @@
 // Value encodings are compact and not ordered. All functions are pure.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,6 +35,15 @@ Result<uint64_t> read_u64(std::string_view& in);
 // A signed int64 (e.g. a timestamp) as 8 ordered bytes.
 void append_ordered_i64(int64_t v, std::string& out);
 Result<int64_t> read_ordered_i64(std::string_view& in);
+// Those 8 bytes as a native word to copy out or in (std::memcpy), for hot
+// paths that neither build a string nor check a length.
+inline uint64_t ordered_i64_word(int64_t v) {
+  static_assert(std::endian::native == std::endian::little);
+  return __builtin_bswap64(static_cast<uint64_t>(v) ^ (uint64_t{1} << 63));
+}
+inline int64_t from_ordered_i64_word(uint64_t word) {
+  return static_cast<int64_t>(__builtin_bswap64(word) ^ (uint64_t{1} << 63));
+}
 
 // LEB128 unsigned varint (1..10 bytes); used for lengths in value encodings.
 void append_varint(uint64_t v, std::string& out);

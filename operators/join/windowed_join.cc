@@ -22,6 +22,8 @@
 // is late: it is counted as a data error and dropped. Checkpoints: join.h;
 // the rows in memory are encoded for the checkpoint on the I/O pool.
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
@@ -31,6 +33,7 @@
 #include <utility>
 
 #include "engine/state/codec.h"
+#include "engine/state/key_sort.h"
 #include "operators/join/held_rows.h"
 #include "operators/join/join.h"
 #include "operators/stateful.h"
@@ -135,6 +138,7 @@ class WindowedJoin final : public JoinOperatorBase {
       const int64_t start = floor_div(times->int64_at(row), size) * size;
       if (window == nullptr || start != window_start) {
         window = &windows_[start];
+        if (window->groups.capacity() == 0) presize(*window);
         window_start = start;
         group = kNone;
       }
@@ -358,6 +362,17 @@ class WindowedJoin final : public JoinOperatorBase {
     return g;
   }
 
+  // A new window gets room for as many keys as the last fired one had, so
+  // that a burst of new keys (an upstream window's firing) neither regrows
+  // nor re-indexes the groups. Only while at most one other window is open
+  // (in-order input): the room is not counted against the memory budget,
+  // and far out-of-order input keeps many windows open.
+  void presize(Window& window) const {
+    if (last_fired_groups_ == 0 || windows_.size() > 2) return;
+    window.groups.reserve(last_fired_groups_);
+    window.index.assign(std::bit_ceil(std::max<size_t>(64, last_fired_groups_ * 2)), kNone);
+  }
+
   static void index_group(Window& window, uint32_t g) {
     const size_t mask = window.index.size() - 1;
     size_t i = window.groups[g].hash & mask;
@@ -578,22 +593,23 @@ class WindowedJoin final : public JoinOperatorBase {
         DF_RETURN_IF_ERROR(fire_from_store(it->first, ts, out));
         continue;
       }
-      // Groups with output, in key order as from the store: the output
-      // order does not depend on where the rows were.
+      // Groups with output (left rows, and right rows or a left outer
+      // join), in key order as from the store: the output order does not
+      // depend on where the rows were.
       joined_.clear();
       for (const Group& group : window.groups) {
-        if (group.right.head != kNone || config_->left_outer)
-          joined_.emplace_back(group.key, &group);
+        if (group.left.head != kNone && (group.right.head != kNone || config_->left_outer))
+          joined_.push_back(Joined::of(group));
       }
-      std::sort(joined_.begin(), joined_.end(),
-                [](const auto& a, const auto& b) { return a.first < b.first; });
+      state::sort_by_key(joined_, [](const Joined& j) { return j.key(); });
       pairs_.clear();
       if (config_->left_outer) {
         for_each(window, window.null_lefts, [&](const Ref& l) { add_pair(l, nullptr, ts, out); });
       }
-      for (const auto& [key, group] : joined_) join_held_group(window, *group, ts, out);
+      for (const Joined& j : joined_) join_held_group(window, *j.group, ts, out);
       output_->add_pairs(pairs_, ts, out);
       entries_ -= std::min(entries_, window.rows.size());
+      last_fired_groups_ = window.groups.size();
       drop_rows(window);
     }
     output_->flush(out);
@@ -688,11 +704,30 @@ class WindowedJoin final : public JoinOperatorBase {
   Gathering gathering_[2];   // left, right
   size_t memory_bytes_ = 0;  // keys and row places; the held batches count apart
   size_t budget_ = kDefaultBudget;
-  // fire()'s groups with output, by key (a string key by view), sorted in a
-  // contiguous array rather than through the map's nodes.
-  using KeyView = std::conditional_t<std::is_same_v<typename Key::Type, std::string>,
-                                     std::string_view, typename Key::Type>;
-  std::vector<std::pair<KeyView, const Group*>> joined_;
+  // fire()'s groups with output, sorted by their keys' bytes in the store
+  // layout: an encoded key's own, an int64's ordered bytes (what the
+  // store's marker byte is followed by).
+  struct Joined {
+    char ordered[8];
+    const Group* group;
+    static Joined of(const Group& g) {
+      Joined j{{}, &g};
+      if constexpr (std::is_same_v<typename Key::Type, int64_t>) {
+        const uint64_t word = state::ordered_i64_word(g.key);
+        std::memcpy(j.ordered, &word, 8);
+      }
+      return j;
+    }
+    std::string_view key() const {
+      if constexpr (std::is_same_v<typename Key::Type, int64_t>) {
+        return std::string_view(ordered, 8);
+      } else {
+        return std::string_view(group->key);
+      }
+    }
+  };
+  std::vector<Joined> joined_;
+  size_t last_fired_groups_ = 0;             // keys of the window fired last in memory (presize)
   std::vector<JoinOutput::HeldPair> pairs_;  // fire()'s output rows not yet added
   std::vector<uint32_t> kept_rows_;          // process(): the batch's rows to keep
   state::Row left_row_;                      // decode buffers

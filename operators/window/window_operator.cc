@@ -647,8 +647,7 @@ class RowSink {
         // What state::decode_key_value reads, without boxing a Value.
         uint64_t be;
         std::memcpy(&be, key.data() + 1, 8);
-        batch_.column(i).append_int64(
-            static_cast<int64_t>(__builtin_bswap64(be) ^ (uint64_t{1} << 63)));
+        batch_.column(i).append_int64(state::from_ordered_i64_word(be));
         key.remove_prefix(9);
         continue;
       }
