@@ -362,15 +362,16 @@ class WindowedJoin final : public JoinOperatorBase {
     return g;
   }
 
-  // A new window gets room for as many keys as the last fired one had, so
-  // that a burst of new keys (an upstream window's firing) neither regrows
-  // nor re-indexes the groups. Only while at most one other window is open
-  // (in-order input): the room is not counted against the memory budget,
-  // and far out-of-order input keeps many windows open.
+  // A new window gets room for as many keys and rows as the last fired one
+  // had, so that a burst of them (an upstream window's firing) neither
+  // regrows nor re-indexes its arrays. Only while at most one other window
+  // is open (in-order input): the room is not counted against the memory
+  // budget, and far out-of-order input keeps many windows open.
   void presize(Window& window) const {
-    if (last_fired_groups_ == 0 || windows_.size() > 2) return;
-    window.groups.reserve(last_fired_groups_);
-    window.index.assign(std::bit_ceil(std::max<size_t>(64, last_fired_groups_ * 2)), kNone);
+    if (last_fired_.rows == 0 || windows_.size() > 2) return;
+    window.rows.reserve(last_fired_.rows);
+    window.groups.reserve(last_fired_.groups);
+    window.index.assign(std::bit_ceil(std::max<size_t>(64, last_fired_.groups * 2)), kNone);
   }
 
   static void index_group(Window& window, uint32_t g) {
@@ -609,7 +610,7 @@ class WindowedJoin final : public JoinOperatorBase {
       for (const Joined& j : joined_) join_held_group(window, *j.group, ts, out);
       output_->add_pairs(pairs_, ts, out);
       entries_ -= std::min(entries_, window.rows.size());
-      last_fired_groups_ = window.groups.size();
+      last_fired_ = {window.rows.size(), window.groups.size()};
       drop_rows(window);
     }
     output_->flush(out);
@@ -727,7 +728,10 @@ class WindowedJoin final : public JoinOperatorBase {
     }
   };
   std::vector<Joined> joined_;
-  size_t last_fired_groups_ = 0;             // keys of the window fired last in memory (presize)
+  struct {
+    size_t rows = 0;
+    size_t groups = 0;
+  } last_fired_;                             // the window fired last in memory (presize)
   std::vector<JoinOutput::HeldPair> pairs_;  // fire()'s output rows not yet added
   std::vector<uint32_t> kept_rows_;          // process(): the batch's rows to keep
   state::Row left_row_;                      // decode buffers
