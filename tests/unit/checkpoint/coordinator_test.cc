@@ -401,7 +401,9 @@ TEST_F(CoordinatorTest, TimedOutCheckpointIsAbortedAndLateAcksAreDiscarded) {
   Subtask w("w", 0, tmp_.file("state/w/0"));
   w.put(0, 100);
   CheckpointSettings s = settings();
-  s.timeout = Millis(300);
+  // Long enough for the next, acknowledged checkpoint to complete in time on
+  // a loaded sanitizer build (300 ms was not).
+  s.timeout = Millis(2000);
   CheckpointCoordinator c(*storage_, s);
   RecordingTarget target(2);
   c.start(target);

@@ -137,7 +137,10 @@ TEST_F(PipelineManagerTest, BoundedRunSucceedsAndIsRecorded) {
 TEST_F(PipelineManagerTest, StopTakesAFinalCheckpointAndStartResumesExactly) {
   auto m = open_manager();
   ASSERT_TRUE(m);
-  auto created = m->create(counting_pipeline("resume", out(), 30000, 20000), "yaml", true);
+  // 6 s at 20000 rows/s: the stop after the first checkpoint comes before
+  // the end, also when a loaded (sanitizer) machine checkpoints late.
+  constexpr size_t kRows = 120000;
+  auto created = m->create(counting_pipeline("resume", out(), kRows, 20000), "yaml", true);
   ASSERT_TRUE(created.ok()) << created.status().to_string();
   const std::string first = created->current_run->id;
   wait_for_checkpoints(*m, first, 1);
@@ -152,7 +155,7 @@ TEST_F(PipelineManagerTest, StopTakesAFinalCheckpointAndStartResumesExactly) {
   ASSERT_TRUE(stopped->last_checkpoint);
   EXPECT_EQ(m->get("resume")->status, "stopped");
   const size_t partial = df::test::committed_rows(out()).size();
-  EXPECT_LT(partial, 30000u);
+  EXPECT_LT(partial, kRows);
 
   auto second = m->start("resume");
   ASSERT_TRUE(second.ok()) << second.status().to_string();
@@ -160,7 +163,7 @@ TEST_F(PipelineManagerTest, StopTakesAFinalCheckpointAndStartResumesExactly) {
   auto done = m->wait_for_run(second->id, 30000ms);
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->status, RunStatus::kSucceeded) << done->error;
-  expect_exact_rows(out(), 30000);
+  expect_exact_rows(out(), kRows);
   auto runs = m->runs("resume");
   ASSERT_EQ(runs->size(), 2u);
   EXPECT_EQ((*runs)[0].id, second->id);  // newest first
