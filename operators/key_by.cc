@@ -146,4 +146,25 @@ bool same_key_cells(const Batch& batch, const std::vector<size_t>& fields, size_
   return true;
 }
 
+void mark_repeated_keys(const Batch& batch, const std::vector<size_t>& fields, const uint32_t* rows,
+                        size_t n, std::vector<uint8_t>& repeats) {
+  repeats.assign(n, 1);
+  if (n == 0) return;
+  repeats[0] = 0;
+  auto row = [rows](size_t k) -> size_t { return rows ? rows[k] : k; };
+  for (size_t f : fields) {
+    const Column& c = *batch.column(f);
+    const bool int_like = c.type() == TypeId::kInt64 || c.type() == TypeId::kTimestamp;
+    if (int_like && !c.has_nulls()) {  // the common case, without a call per cell
+      const int64_t* v = c.int64_data();
+      for (size_t k = 1; k < n; ++k) repeats[k] &= v[row(k)] == v[row(k - 1)] ? 1 : 0;
+      continue;
+    }
+    const std::vector<size_t> field{f};
+    for (size_t k = 1; k < n; ++k) {
+      if (repeats[k]) repeats[k] = same_key_cells(batch, field, row(k - 1), row(k)) ? 1 : 0;
+    }
+  }
+}
+
 }  // namespace df::operators

@@ -105,6 +105,13 @@ bool encode_row_key(const Batch& batch, const std::vector<size_t>& fields, size_
 // keys (-0.0 against 0.0, NaNs of other bits), never true for different ones.
 bool same_key_cells(const Batch& batch, const std::vector<size_t>& fields, size_t a, size_t b);
 
+// same_key_cells for every row against the one before, a column at a time:
+// repeats[k] = 1 when physical row rows[k] (rows == nullptr: row k) holds
+// the same cells in `fields` as row rows[k - 1]; repeats[0] = 0. A batch's
+// run of one key costs a compare per cell instead of a call per row.
+void mark_repeated_keys(const Batch& batch, const std::vector<size_t>& fields, const uint32_t* rows,
+                        size_t n, std::vector<uint8_t>& repeats);
+
 // Keyed operators implement this next to runtime::Operator so that metrics
 // and tests can observe how much state they hold. Called from the thread
 // that drives the operator.

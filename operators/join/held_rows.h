@@ -138,11 +138,12 @@ class HeldBatches {
 
   const Batch& at(uint64_t id) const { return *held_[id - first_].batch; }
   const BatchPtr& ptr(uint64_t id) const { return held_[id - first_].batch; }
-  void add_row(uint64_t id) { ++held_[id - first_].rows; }
-  // A row of batch `id` is no longer buffered.
-  void drop_row(uint64_t id) {
+  void add_row(uint64_t id, size_t rows = 1) { held_[id - first_].rows += rows; }
+  // `rows` rows of batch `id` are no longer buffered.
+  void drop_row(uint64_t id, size_t rows = 1) {
     Held& h = held_[id - first_];
-    if (--h.rows == 0) release(h);
+    h.rows -= rows;
+    if (h.rows == 0) release(h);
   }
   // Lets batch `id` go if none of its rows is buffered.
   void release_if_unused(uint64_t id) {

@@ -223,8 +223,8 @@ class IntervalJoin final : public JoinOperatorBase {
                                                                : rts.status();
                                       if (!decode_status.ok()) return false;
                                       const RowRef right = RowRef::of(right_row_);
-                                      output_->add(left, &right, std::max(ts, *rts), out);
-                                      matched = true;
+                                      if (output_->add_match(left, right, std::max(ts, *rts), out))
+                                        matched = true;
                                       return true;
                                     }));
     DF_RETURN_IF_ERROR(decode_status);
@@ -245,25 +245,26 @@ class IntervalJoin final : public JoinOperatorBase {
     std::string prefix(1, kLeft);
     prefix += key;
     Status decode_status;
-    DF_RETURN_IF_ERROR(
-        store_->scan(at_time(prefix, add_sat(ts, -config_->upper_ms), false),
-                     at_time(prefix, add_sat(ts, -config_->lower_ms), true),
-                     [&](std::string_view k, std::string_view v) {
-                       auto lts = buffer_key_time(k);
-                       if (!lts.ok() || v.empty()) {
-                         decode_status = Status::internal("join state: bad left row");
-                         return false;
-                       }
-                       decode_status = left_codec_.decode(v.substr(1), left_row_);
-                       if (!decode_status.ok()) return false;
-                       output_->add(RowRef::of(left_row_), &right, std::max(ts, *lts), out);
-                       if (config_->left_outer && v[0] == '\0') {
-                         std::string flagged(v);
-                         flagged[0] = '\1';
-                         writes.put(k, flagged);
-                       }
-                       return true;
-                     }));
+    DF_RETURN_IF_ERROR(store_->scan(at_time(prefix, add_sat(ts, -config_->upper_ms), false),
+                                    at_time(prefix, add_sat(ts, -config_->lower_ms), true),
+                                    [&](std::string_view k, std::string_view v) {
+                                      auto lts = buffer_key_time(k);
+                                      if (!lts.ok() || v.empty()) {
+                                        decode_status =
+                                            Status::internal("join state: bad left row");
+                                        return false;
+                                      }
+                                      decode_status = left_codec_.decode(v.substr(1), left_row_);
+                                      if (!decode_status.ok()) return false;
+                                      const bool matched = output_->add_match(
+                                          RowRef::of(left_row_), right, std::max(ts, *lts), out);
+                                      if (matched && config_->left_outer && v[0] == '\0') {
+                                        std::string flagged(v);
+                                        flagged[0] = '\1';
+                                        writes.put(k, flagged);
+                                      }
+                                      return true;
+                                    }));
     DF_RETURN_IF_ERROR(decode_status);
     const int64_t expiry = add_sat(ts, -config_->lower_ms);
     if (wm_ > expiry) return Status::OK();
@@ -391,8 +392,7 @@ class IntervalJoin final : public JoinOperatorBase {
       const auto& rights = found->second.right;
       for (auto r = first_at(rights, lo); r != rights.end() && r->ts <= hi; ++r) {
         const RowRef right = RowRef::of(held_.at(r->batch), r->row);
-        output_->add(left, &right, std::max(ts, r->ts), out);
-        matched = true;
+        if (output_->add_match(left, right, std::max(ts, r->ts), out)) matched = true;
       }
     }
     if (!at.keep) {  // already expired: nothing still to come can match it
@@ -412,8 +412,9 @@ class IntervalJoin final : public JoinOperatorBase {
       const int64_t hi = add_sat(ts, -config_->lower_ms);
       auto& lefts = found->second.left;
       for (auto l = first_at(lefts, lo); l != lefts.end() && l->ts <= hi; ++l) {
-        output_->add(RowRef::of(held_.at(l->batch), l->row), &right, std::max(ts, l->ts), out);
-        l->matched = true;
+        if (output_->add_match(RowRef::of(held_.at(l->batch), l->row), right, std::max(ts, l->ts),
+                               out))
+          l->matched = true;
       }
     }
     if (!at.keep) return;

@@ -7,16 +7,24 @@
 //     window: {type: tumbling, size: 10s}  # rows of both sides in the same window, or
 //     between: {lower: -5s, upper: 5s}     # right.ts in [left.ts + lower, left.ts + upper]
 //     join_type: inner                     # or left (unmatched left rows, right fields null)
+//     where: "num >= maxn"                 # optional: a pair joins only when it holds
 // Output: every left field, then every right field except a right key field
 // named like its left partner; a right field whose name a left field already
 // has becomes `<right node id>_<field>`. Output event time: window_end - 1
 // (windowed) or max(left ts, right ts) (interval; an unmatched left row keeps
 // its own). Null keys never match. Both inputs are hash-partitioned on their
 // key fields, so any parallelism gives the same result.
+// `where` is a condition over the output row, SQL's ON beyond the key
+// equalities: a pair of rows joins only when it is true (null or an error
+// counts as false), and in a left join a left row with no such pair comes out
+// once with null right fields. Unlike a filter after the join, the pairs it
+// rejects are never built.
+#include <algorithm>
 #include <set>
 
 #include "engine/checkpoint/state_serde.h"
 #include "engine/core/time.h"
+#include "operators/expr_options.h"
 #include "operators/join/join.h"
 #include "operators/stateful.h"
 
@@ -56,6 +64,7 @@ class PreparedJoin final : public runtime::PreparedNode, public checkpoint::Stat
       d += ", right.ts in [left.ts" + offset(config_->lower_ms) + ", left.ts" +
            offset(config_->upper_ms) + "]";
     }
+    if (config_->where) d += ", where " + config_->where->to_string();
     return d;
   }
 
@@ -125,6 +134,8 @@ class JoinFactory final : public runtime::NodeFactory {
       }
     }
 
+    const ConfigValue* where = opts.get("where");  // read once the output row is known
+
     // window / between: exactly one.
     const ConfigValue* window = opts.get("window");
     const ConfigValue* between = opts.get("between");
@@ -148,6 +159,7 @@ class JoinFactory final : public runtime::NodeFactory {
     if (!read_keys(*on, what, side_name(0), side_name(1), diags, *config)) return nullptr;
     if (!ok) return nullptr;
     build_output_schema(side_name(1), *config);
+    if (where && !read_where(*where, what, diags, *config)) return nullptr;
     return std::make_shared<PreparedJoin>(std::move(config));
   }
 
@@ -244,6 +256,30 @@ class JoinFactory final : public runtime::NodeFactory {
     config.left_keys = std::move(*l);
     config.right_keys = std::move(*r);
     return true;
+  }
+
+  // `where`, bound to the output row, then again to the output fields it
+  // reads (JoinConfig::where_schema).
+  static bool read_where(const ConfigValue& where, const std::string& what, Diagnostics& diags,
+                         JoinConfig& config) {
+    auto condition = compile_option(where, *config.output, what + " 'where'", diags);
+    if (!condition) return false;
+    if (condition->result_type() != TypeId::kBool) {
+      diags.error(where.location(), what + ": 'where' must be a condition (bool), got " +
+                                        std::string(type_name(condition->result_type())));
+      return false;
+    }
+    std::vector<Field> fields;
+    for (size_t f = 0; f < config.output->size(); ++f) {
+      const Field& field = config.output->field(f);
+      const auto& read = condition->referenced_fields();
+      if (std::find(read.begin(), read.end(), field.name) == read.end()) continue;
+      fields.push_back(field);
+      config.where_fields.push_back(f);
+    }
+    config.where_schema = make_schema(std::move(fields));
+    config.where = compile_option(where, *config.where_schema, what + " 'where'", diags);
+    return config.where != nullptr;
   }
 
   static void build_output_schema(const std::string& right_id, JoinConfig& config) {

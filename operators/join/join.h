@@ -59,6 +59,7 @@
 #include "engine/runtime/operator.h"
 #include "engine/state/keyed_state.h"
 #include "engine/state/state_backend.h"
+#include "operators/expr/expr.h"
 #include "operators/stateful.h"
 
 namespace df::operators::join {
@@ -83,6 +84,13 @@ struct JoinConfig {
   std::vector<size_t> left_keys;   // field indexes in `left`
   std::vector<size_t> right_keys;  // field indexes in `right`, pairwise with left_keys
   std::vector<size_t> right_out;   // right fields copied to the output, in order
+  // `where`: a condition on the output row that a pair of rows must meet to
+  // join (SQL's ON beyond the key equalities); null when there is none. It is
+  // bound to `where_schema`, the output fields it reads, which are output
+  // fields `where_fields` (so a pair is tested without building its row).
+  expr::CompiledExprPtr where;
+  SchemaPtr where_schema;
+  std::vector<size_t> where_fields;
 };
 using JoinConfigPtr = std::shared_ptr<const JoinConfig>;
 
@@ -189,13 +197,18 @@ struct RowRef {
 };
 
 // Builds output batches of about batch_size rows column by column and emits
-// them when full and on flush(). One per operator instance; not thread-safe.
+// them when full and on flush(), and tests pairs against the join's `where`
+// (its data errors, such as a division by zero, count as no match and are
+// reported to `ctx`). One per operator instance; not thread-safe.
 class JoinOutput {
  public:
-  JoinOutput(JoinConfigPtr config, size_t batch_size);
+  JoinOutput(JoinConfigPtr config, runtime::OperatorContext& ctx);
   // Adds left ⋈ right (right == nullptr: the right fields are null) with
-  // event time `ts`; emits a full batch.
+  // event time `ts`, whatever `where` says; emits a full batch.
   void add(const RowRef& left, const RowRef* right, int64_t ts, runtime::Output& out);
+  // Adds left ⋈ right when they match: the join's `where` holds for them, or
+  // there is none. Returns whether it did.
+  bool add_match(const RowRef& left, const RowRef& right, int64_t ts, runtime::Output& out);
   // One output row from rows of held batches: left row `left_row` of `left`
   // with right row `right_row` of `right` (nullptr: the right fields are null).
   struct HeldPair {
@@ -206,14 +219,26 @@ class JoinOutput {
   };
   // Adds the rows of `pairs` in order, all with event time `ts`, copying
   // column by column (a window's matches in one pass per output column).
+  // With a `where`, only the pairs it holds for (tested column by column
+  // first, on the fields it reads), and pairs without a right row; a left
+  // outer join adds a left row none of whose pairs held once with null right
+  // fields. So a left row's pairs must be adjacent and in one call.
   void add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runtime::Output& out);
   // Emits the rows gathered so far, if any.
   void flush(runtime::Output& out);
   size_t rows_emitted() const { return batch_.rows_emitted(); }
 
  private:
+  void append_pairs(const HeldPair* pairs, size_t n, int64_t ts, runtime::Output& out);
+  // Evaluates `where` over `condition` and reports its data errors; the
+  // result column (null counts as false).
+  ColumnPtr evaluate_where(const Batch& condition);
+
   JoinConfigPtr config_;
+  runtime::OperatorContext* ctx_;
   OutputBatcher batch_;
+  expr::EvalContext eval_;
+  std::vector<HeldPair> kept_;  // add_pairs(): the pairs that go out
 };
 
 // Appends every field of physical row `row` in the bytes of

@@ -3,27 +3,46 @@
 #include <utility>
 
 #include "engine/state/codec.h"
+#include "operators/expr_options.h"
 #include "operators/join/join.h"
 
 namespace df::operators::join {
 
-JoinOutput::JoinOutput(JoinConfigPtr config, size_t batch_size)
-    : config_(std::move(config)), batch_(config_->output, batch_size == 0 ? 1024 : batch_size) {}
-
-void JoinOutput::add(const RowRef& left, const RowRef* right, int64_t ts, runtime::Output& out) {
-  const size_t nl = config_->left->size();
-  for (size_t f = 0; f < nl; ++f) left.append(f, batch_.column(f));
-  for (size_t j = 0; j < config_->right_out.size(); ++j) {
-    if (right) {
-      right->append(config_->right_out[j], batch_.column(nl + j));
-    } else {
-      batch_.column(nl + j).append_null();
-    }
-  }
-  batch_.end_row(ts, out);
-}
+JoinOutput::JoinOutput(JoinConfigPtr config, runtime::OperatorContext& ctx)
+    : config_(std::move(config)),
+      ctx_(&ctx),
+      batch_(config_->output, ctx.batch_size() == 0 ? 1024 : ctx.batch_size()) {}
 
 namespace {
+
+// Where output field `f` comes from: a left field, or a right field copied
+// to the output.
+struct FieldSource {
+  bool left;
+  size_t field;  // in its side's schema
+};
+FieldSource source_of(const JoinConfig& config, size_t f) {
+  const size_t nl = config.left->size();
+  return f < nl ? FieldSource{true, f} : FieldSource{false, config.right_out[f - nl]};
+}
+
+// The output cell of a row pair (no right row: null).
+void append_output_cell(FieldSource source, const RowRef& left, const RowRef* right,
+                        ColumnBuilder& to) {
+  if (source.left) {
+    left.append(source.field, to);
+  } else if (right) {
+    right->append(source.field, to);
+  } else {
+    to.append_null();
+  }
+}
+
+// The same for a held pair: the column and row of the cell (no column: null).
+std::pair<const Column*, uint32_t> output_cell(FieldSource source, const JoinOutput::HeldPair& p) {
+  if (source.left) return {p.left->column(source.field).get(), p.left_row};
+  return {p.right ? p.right->column(source.field).get() : nullptr, p.right_row};
+}
 
 // Appends the cell cell_of(pairs[i]) (a column and a row; no column: null)
 // for each i < n to `to`, dispatching on the type once.
@@ -52,24 +71,88 @@ void gather_cells(const JoinOutput::HeldPair* pairs, size_t n, ColumnBuilder& to
   }
 }
 
+bool same_left(const JoinOutput::HeldPair& a, const JoinOutput::HeldPair& b) {
+  return a.left == b.left && a.left_row == b.left_row;
+}
+
 }  // namespace
 
-void JoinOutput::add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runtime::Output& out) {
-  const size_t nl = config_->left->size();
-  for (size_t at = 0; at < pairs.size();) {
-    const size_t n = std::min(batch_.room(), pairs.size() - at);
-    const HeldPair* chunk = pairs.data() + at;
-    for (size_t f = 0; f < nl; ++f) {
-      gather_cells(chunk, n, batch_.column(f), [f](const HeldPair& p) {
-        return std::pair<const Column*, uint32_t>(p.left->column(f).get(), p.left_row);
-      });
+void JoinOutput::add(const RowRef& left, const RowRef* right, int64_t ts, runtime::Output& out) {
+  for (size_t f = 0; f < config_->output->size(); ++f) {
+    append_output_cell(source_of(*config_, f), left, right, batch_.column(f));
+  }
+  batch_.end_row(ts, out);
+}
+
+bool JoinOutput::add_match(const RowRef& left, const RowRef& right, int64_t ts,
+                           runtime::Output& out) {
+  if (config_->where) {
+    // One row of the fields `where` reads: the row-at-a-time paths (the
+    // interval join, windows read back from the store) test each pair.
+    const auto& fields = config_->where_fields;
+    std::vector<ColumnPtr> columns;
+    columns.reserve(fields.size());
+    for (size_t c = 0; c < fields.size(); ++c) {
+      ColumnBuilder cell(config_->where_schema->field(c).type, 1);
+      append_output_cell(source_of(*config_, fields[c]), left, &right, cell);
+      columns.push_back(cell.finish());
     }
-    for (size_t j = 0; j < config_->right_out.size(); ++j) {
-      const size_t f = config_->right_out[j];
-      gather_cells(chunk, n, batch_.column(nl + j), [f](const HeldPair& p) {
-        return std::pair<const Column*, uint32_t>(p.right ? p.right->column(f).get() : nullptr,
-                                                  p.right_row);
-      });
+    const ColumnPtr holds =
+        evaluate_where(*Batch::make(config_->where_schema, std::move(columns), 1));
+    if (holds->is_null(0) || !holds->bool_at(0)) return false;
+  }
+  add(left, &right, ts, out);
+  return true;
+}
+
+void JoinOutput::add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runtime::Output& out) {
+  if (!config_->where || pairs.empty()) return append_pairs(pairs.data(), pairs.size(), ts, out);
+  const size_t n = pairs.size();
+  const auto& fields = config_->where_fields;
+  std::vector<ColumnPtr> columns;
+  columns.reserve(fields.size());
+  for (size_t c = 0; c < fields.size(); ++c) {
+    ColumnBuilder cells(config_->where_schema->field(c).type, n);
+    const FieldSource source = source_of(*config_, fields[c]);
+    gather_cells(pairs.data(), n, cells,
+                 [source](const HeldPair& p) { return output_cell(source, p); });
+    columns.push_back(cells.finish());
+  }
+  const ColumnPtr holds =
+      evaluate_where(*Batch::make(config_->where_schema, std::move(columns), n));
+  kept_.clear();
+  bool left_matched = false;  // some pair of the current left row went out
+  for (size_t i = 0; i < n; ++i) {
+    const HeldPair& p = pairs[i];
+    if (i == 0 || !same_left(p, pairs[i - 1])) left_matched = false;
+    if (!p.right || (!holds->is_null(i) && holds->bool_at(i))) {
+      kept_.push_back(p);
+      left_matched = true;
+    }
+    const bool last_of_left = i + 1 == n || !same_left(p, pairs[i + 1]);
+    if (last_of_left && !left_matched && config_->left_outer) {
+      kept_.push_back({p.left, nullptr, p.left_row, 0});
+    }
+  }
+  append_pairs(kept_.data(), kept_.size(), ts, out);
+}
+
+ColumnPtr JoinOutput::evaluate_where(const Batch& condition) {
+  ColumnPtr holds = config_->where->evaluate(condition, eval_);
+  report_eval_errors(eval_, *ctx_);
+  return holds;
+}
+
+void JoinOutput::append_pairs(const HeldPair* pairs, size_t count, int64_t ts,
+                              runtime::Output& out) {
+  const size_t num_fields = config_->output->size();
+  for (size_t at = 0; at < count;) {
+    const size_t n = std::min(batch_.room(), count - at);
+    const HeldPair* chunk = pairs + at;
+    for (size_t f = 0; f < num_fields; ++f) {
+      const FieldSource source = source_of(*config_, f);
+      gather_cells(chunk, n, batch_.column(f),
+                   [source](const HeldPair& p) { return output_cell(source, p); });
     }
     batch_.end_rows(n, ts, out);
     at += n;
@@ -133,7 +216,7 @@ Result<nlohmann::json> JoinOperatorBase::open_join(runtime::OperatorContext& ctx
     DF_ASSIGN_OR_RETURN(uint64_t entries, count_from_meta(meta, "entries", what_));
     entries_ = static_cast<size_t>(entries);
   }
-  output_ = std::make_unique<JoinOutput>(config_, ctx.batch_size());
+  output_ = std::make_unique<JoinOutput>(config_, ctx);
   DF_ASSIGN_OR_RETURN(store_, state::open_store(ctx.state_dir()));
   DF_RETURN_IF_ERROR(seq_.load(*store_));
   return meta;

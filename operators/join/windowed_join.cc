@@ -77,9 +77,9 @@ class WindowedJoin final : public JoinOperatorBase {
     // A null key never matches: right rows are not kept, left rows only to
     // come out unmatched from a left outer join.
     const bool keep_null_keys = is_left && config_->left_outer;
-    auto late = [&](size_t row) {
-      return floor_div(times->int64_at(row), size) * size + (size - 1) <= wm_;
-    };
+    // Found once, not a division per row: rows before it are late.
+    const int64_t open_from = first_open_start();
+    auto late = [&](size_t row) { return times->int64_at(row) < open_from; };
     auto keep = [&](size_t row) {
       if (times->is_null(row) || late(row)) return false;
       if (keep_null_keys) return true;
@@ -123,9 +123,10 @@ class WindowedJoin final : public JoinOperatorBase {
     Window* window = nullptr;  // of the previous row: most rows share it
     int64_t window_start = kFirstStart;
     uint32_t group = kNone;  // of the previous row
-    size_t group_row = 0;    // a row of `group`
     constexpr bool kEncodes = std::is_same_v<typename Key::Type, std::string>;
-    for (const uint32_t row : kept_rows_) {
+    if (kEncodes) mark_repeated_keys(*batch, keys, kept_rows_.data(), kept, repeated_keys_);
+    for (size_t k = 0; k < kept; ++k) {
+      const uint32_t row = kept_rows_[k];
       if (gathering) {
         BatchBuilder& rows = *gathering->rows;
         for (size_t f = 0; f < batch->num_columns(); ++f) {
@@ -135,28 +136,33 @@ class WindowedJoin final : public JoinOperatorBase {
       }
       const Ref ref{seq_.next(), held.id, held.dense ? dense_row++ : static_cast<uint32_t>(row)};
       ++entries_;
-      const int64_t start = floor_div(times->int64_at(row), size) * size;
-      if (window == nullptr || start != window_start) {
-        window = &windows_[start];
+      const int64_t t = times->int64_at(row);
+      // In [window_start, window_start + size), without overflow.
+      const bool same_window =
+          window != nullptr && static_cast<uint64_t>(t) - static_cast<uint64_t>(window_start) <
+                                   static_cast<uint64_t>(size);
+      if (!same_window) {
+        window_start = floor_div(t, size) * size;
+        window = &windows_[window_start];
         if (window->groups.capacity() == 0) presize(*window);
-        window_start = start;
         group = kNone;
       }
       // An encoded key is not encoded again for a row whose key cells repeat
       // the previous row's (of the same window).
-      if (!kEncodes || group == kNone || !same_key_cells(*batch, keys, row, group_row)) {
+      if (!kEncodes || group == kNone || !repeated_keys_[k]) {
         const bool has_key = Key::read(*batch, keys, row, key);
         if (!has_key && !Key::kHoldsNull) {
           add_row(*window, window->null_lefts, ref);
+          group = kNone;
           continue;
         }
         if (group == kNone || !(window->groups[group].key == key))
           group = find_or_add(*window, key);
-        group_row = row;
       }
       Group& g = window->groups[group];
       add_row(*window, is_left ? g.left : g.right, ref);
     }
+    if (kept > 0) held_.add_row(held.id, kept);
     if (gathering) {
       if (gathering->rows->num_rows() >= kGatherRows) seal(*gathering);
     } else if (held.kept > 0) {
@@ -332,6 +338,15 @@ class WindowedJoin final : public JoinOperatorBase {
 
   size_t memory_bytes() const { return memory_bytes_ + held_.bytes(); }
 
+  // The start of the first window that has not fired (the watermark has not
+  // reached its last millisecond start + size - 1).
+  int64_t first_open_start() const {
+    const int64_t size = config_->window_size_ms;
+    if (wm_ < kFirstStart + size) return kFirstStart;
+    if (wm_ == kLastStart) return kLastStart;
+    return floor_div(wm_ + 1, size) * size;
+  }
+
   void add_bytes(Window& window, size_t bytes) {
     window.bytes += bytes;
     memory_bytes_ += bytes;
@@ -381,7 +396,8 @@ class WindowedJoin final : public JoinOperatorBase {
     window.index[i] = g;
   }
 
-  // Buffers `ref` in `window` at the end of `chain`.
+  // Buffers `ref` in `window` at the end of `chain`; the caller counts it in
+  // held_ (process() once per batch).
   void add_row(Window& window, Chain& chain, const Ref& ref) {
     const auto n = static_cast<uint32_t>(window.rows.size());
     window.rows.push_back(ref);
@@ -391,7 +407,6 @@ class WindowedJoin final : public JoinOperatorBase {
       window.rows[chain.tail].next = n;
     }
     chain.tail = n;
-    held_.add_row(ref.batch);
     add_bytes(window, kRefBytes);
   }
 
@@ -403,7 +418,14 @@ class WindowedJoin final : public JoinOperatorBase {
 
   // Lets go of a window's rows in memory (not of the window).
   void drop_rows(Window& window) {
-    for (const Ref& r : window.rows) held_.drop_row(r.batch);
+    // A batch's rows mostly lie together: held_ is told once per run.
+    for (size_t i = 0; i < window.rows.size();) {
+      const uint64_t batch = window.rows[i].batch;
+      size_t end = i + 1;
+      while (end < window.rows.size() && window.rows[end].batch == batch) ++end;
+      held_.drop_row(batch, end - i);
+      i = end;
+    }
     memory_bytes_ -= std::min(memory_bytes_, window.bytes);
     window.rows = {};
     window.groups = {};
@@ -482,6 +504,7 @@ class WindowedJoin final : public JoinOperatorBase {
             const typename Key::Type& key) -> Status {
           Window& window = windows_[p.start];
           const Ref ref{p.seq, id, row};  // entries_ came with the meta
+          held_.add_row(id);
           if (!has_key) {
             if (!left || !config_->left_outer) {
               return Status::data_error(what_ + ": a buffered row in the state has a null key");
@@ -605,10 +628,13 @@ class WindowedJoin final : public JoinOperatorBase {
       state::sort_by_key(joined_, [](const Joined& j) { return j.key(); });
       pairs_.clear();
       if (config_->left_outer) {
-        for_each(window, window.null_lefts, [&](const Ref& l) { add_pair(l, nullptr, ts, out); });
+        for_each(window, window.null_lefts, [&](const Ref& l) {
+          add_pair(l, nullptr);
+          if (pairs_.size() >= kPairSlice) flush_pairs(ts, out);
+        });
       }
       for (const Joined& j : joined_) join_held_group(window, *j.group, ts, out);
-      output_->add_pairs(pairs_, ts, out);
+      flush_pairs(ts, out);
       entries_ -= std::min(entries_, window.rows.size());
       last_fired_ = {window.rows.size(), window.groups.size()};
       drop_rows(window);
@@ -617,24 +643,25 @@ class WindowedJoin final : public JoinOperatorBase {
     return Status::OK();
   }
 
-  // Adds left x right of one (window, key) group in memory to pairs_.
+  // Adds left x right of one (window, key) group in memory to pairs_, which
+  // go out column by column about a slice at a time (a key's rows may match
+  // many times over), never parting a left row's pairs (JoinOutput::add_pairs).
   void join_held_group(const Window& window, const Group& group, int64_t ts, runtime::Output& out) {
     for_each(window, group.left, [&](const Ref& l) {
-      for_each(window, group.right, [&](const Ref& r) { add_pair(l, &r, ts, out); });
-      if (group.right.head == kNone) add_pair(l, nullptr, ts, out);
+      for_each(window, group.right, [&](const Ref& r) { add_pair(l, &r); });
+      if (group.right.head == kNone) add_pair(l, nullptr);
+      if (pairs_.size() >= kPairSlice) flush_pairs(ts, out);
     });
   }
 
-  // Adds the output row of left row l and right row r (nullptr: none) to
-  // pairs_, which go out column by column a batch-sized slice at a time
-  // (a key's rows may match many times over).
-  void add_pair(const Ref& l, const Ref* r, int64_t ts, runtime::Output& out) {
+  // Adds the output row of left row l and right row r (nullptr: none) to pairs_.
+  void add_pair(const Ref& l, const Ref* r) {
     pairs_.push_back(
         {&held_.at(l.batch), r ? &held_.at(r->batch) : nullptr, l.row, r ? r->row : 0});
-    if (pairs_.size() >= kPairSlice) {
-      output_->add_pairs(pairs_, ts, out);
-      pairs_.clear();
-    }
+  }
+  void flush_pairs(int64_t ts, runtime::Output& out) {
+    output_->add_pairs(pairs_, ts, out);
+    pairs_.clear();
   }
 
   // Emits left x right of one (window, key) group read from the store.
@@ -649,11 +676,11 @@ class WindowedJoin final : public JoinOperatorBase {
     for (const std::string& l : lefts) {
       DF_RETURN_IF_ERROR(left_codec_.decode(l, left_row_));
       const RowRef left = RowRef::of(left_row_);
+      bool matched = false;
       for (size_t i = 0; i < rights.size(); ++i) {
-        const RowRef right = RowRef::of(right_rows_[i]);
-        output_->add(left, &right, ts, out);
+        if (output_->add_match(left, RowRef::of(right_rows_[i]), ts, out)) matched = true;
       }
-      if (rights.empty()) output_->add(left, nullptr, ts, out);
+      if (!matched && config_->left_outer) output_->add(left, nullptr, ts, out);
     }
     return Status::OK();
   }
@@ -734,6 +761,7 @@ class WindowedJoin final : public JoinOperatorBase {
   } last_fired_;                             // the window fired last in memory (presize)
   std::vector<JoinOutput::HeldPair> pairs_;  // fire()'s output rows not yet added
   std::vector<uint32_t> kept_rows_;          // process(): the batch's rows to keep
+  std::vector<uint8_t> repeated_keys_;       // process(): kept row k's key repeats k - 1's
   state::Row left_row_;                      // decode buffers
   state::Row right_row_;
   std::vector<state::Row> right_rows_;

@@ -923,9 +923,12 @@ class WindowOperator final : public runtime::Operator {
     key_arena_.reserve(n * 9 * cfg_->key_fields.size());
     key_offsets_.resize(n + 1);
     key_offsets_[0] = 0;
+    const Selection* selection = batch.selection();
+    mark_repeated_keys(batch, cfg_->key_fields, selection ? selection->data() : nullptr, n,
+                       repeated_keys_);
     for (size_t k = 0; k < n; ++k) {
       const size_t r = batch.row_at(k);
-      if (k > 0 && same_key_cells(batch, cfg_->key_fields, batch.row_at(k - 1), r)) {
+      if (repeated_keys_[k]) {
         // Consecutive rows often share a key: its bytes again, not encoded.
         const size_t from = key_offsets_[k - 1];
         const size_t size = key_offsets_[k] - from;
@@ -952,6 +955,7 @@ class WindowOperator final : public runtime::Operator {
       } else {
         key_view_ = key;
         key_hash_ = hashes_[k];
+        key_repeats_ = repeated_keys_[k] != 0;
       }
       const uint64_t seq = seq_base_ + k;
       const bool placed =
@@ -1084,8 +1088,10 @@ class WindowOperator final : public runtime::Operator {
     bool added = false;
     uint32_t g;
     if (!int_key_) {
-      // Consecutive rows often share a key: then the group is the last one.
-      if (&p == last_pane_ && key_view_ == last_key_) {
+      // Consecutive rows often share a key: then the group is the last one
+      // (known without comparing when the row before was the last added).
+      const bool repeats = key_repeats_ && seq == last_seq_ + 1;
+      if (&p == last_pane_ && (repeats || key_view_ == last_key_)) {
         g = last_group_;
       } else {
         g = p.index.find_or_add(key_view_, key_hash_, added);
@@ -1093,6 +1099,7 @@ class WindowOperator final : public runtime::Operator {
         last_key_ = key_view_;
         last_group_ = g;
       }
+      last_seq_ = seq;
     } else if (!key_null_) {
       g = p.index.find_or_add_i64(key_int_, key_hash_, added);
     } else {
@@ -1947,18 +1954,21 @@ class WindowOperator final : public runtime::Operator {
   std::vector<ColumnPtr> args_;
   std::vector<Entry> entries_;
   Selection late_;
-  std::string key_arena_;            // encoded keys of the batch's alive rows
-  std::vector<size_t> key_offsets_;  // row k's key: [offsets[k], offsets[k+1])
-  std::string key_;                  // sessions: the current row's key
-  std::string_view key_view_;        // windows: the current row's key
+  std::string key_arena_;               // encoded keys of the batch's alive rows
+  std::vector<size_t> key_offsets_;     // row k's key: [offsets[k], offsets[k+1])
+  std::vector<uint8_t> repeated_keys_;  // row k's key cells repeat row k - 1's
+  std::string key_;                     // sessions: the current row's key
+  std::string_view key_view_;           // windows: the current row's key
   uint64_t key_hash_ = 0;
   // add_to: the pane, key and group of the row before (in this batch).
   const Pane* last_pane_ = nullptr;
   std::string_view last_key_;
   uint32_t last_group_ = 0;
-  int64_t key_int_ = 0;    // int_key_: the current row's key value
-  bool key_null_ = false;  // int_key_: the current row's key is null
-  std::string null_key_;   // the encoded null key
+  uint64_t last_seq_ = 0;     // of the row add_to placed last
+  bool key_repeats_ = false;  // the row's key cells repeat the row before's
+  int64_t key_int_ = 0;       // int_key_: the current row's key value
+  bool key_null_ = false;     // int_key_: the current row's key is null
+  std::string null_key_;      // the encoded null key
   WindowAssigner assigner_;
   const int64_t pane_ms_;  // tumbling, sliding: pane_ms(*cfg_)
   std::vector<uint64_t> hashes_;

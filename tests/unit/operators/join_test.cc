@@ -74,8 +74,10 @@ struct Running {
   test::FakeContext ctx;
   test::CollectOutput out;
   std::unique_ptr<runtime::Operator> op;
-  explicit Running(const runtime::PreparedNode& node, size_t batch_size = 1024)
+  // budget: the state memory budget (0: the default; 1 byte: rows go to the store).
+  explicit Running(const runtime::PreparedNode& node, size_t batch_size = 1024, size_t budget = 0)
       : ctx(0, 1, batch_size), op(node.make_operator(0, 1)) {
+    ctx.set_state_memory_budget(budget);
     EXPECT_TRUE(op->open(ctx).ok());
   }
   void left(const std::vector<In>& rows) { ASSERT_TRUE(op->process(0, lefts(rows), out).ok()); }
@@ -416,6 +418,62 @@ TEST(WindowedJoin, RunsOfRepeatedKeysAndManyMatchesComeOutWhole) {
   EXPECT_EQ(entries(*r.op), 0u);
 }
 
+// `where`: the digits of a and b, "l12" -> 12; a pair holds when a's are at
+// least b's, and b's may not be 2 (a division by zero: a data error, no match).
+const char* kWhere =
+    "where: \"cast(substr(a, 2) as int64) >= 12 / (cast(substr(b, 2) as int64) - 2) * 0 + "
+    "cast(substr(b, 2) as int64)\"";
+
+TEST(WindowedJoin, WhereJoinsOnlyThePairsItHoldsForInMemoryAndInTheStore) {
+  for (const bool left_join : {false, true}) {
+    auto b = prepare(join_yaml(std::string("window: {type: tumbling, size: 10s}, ") + kWhere +
+                               (left_join ? ", join_type: left" : "")));
+    ASSERT_TRUE(b->node) << b->diags.to_status().message();
+    for (const size_t budget : {size_t{0}, size_t{1}}) {  // 1 byte: every window to the store
+      SCOPED_TRACE(std::string(left_join ? "left" : "inner") + " join, budget " +
+                   std::to_string(budget));
+      Running r(*b->node, 1024, budget);
+      // k1: l1 meets r1 only, l5 meets r1 and r3, r2 fails to evaluate for
+      // both; k2: l1 meets nothing (r9 is too high); k3: no right row.
+      r.left({{&k1, "l1", 1000}, {&k1, "l5", 2000}, {&k2, "l1", 3000}, {&k3, "l7", 4000}});
+      r.right({{&k1, "r1", 5000}, {&k1, "r3", 6000}, {&k1, "r2", 6500}, {&k2, "r9", 7000}});
+      r.watermark(9999);
+      Lines want = {"1|l1|r1@9999", "1|l5|r1@9999", "1|l5|r3@9999"};
+      if (left_join) want.insert(want.end(), {"2|l1|null@9999", "3|l7|null@9999"});
+      std::sort(want.begin(), want.end());
+      EXPECT_EQ(take(r.out), want);
+      EXPECT_EQ(r.ctx.data_errors().size(), 2u);  // r2 with l1 and with l5
+      EXPECT_TRUE(r.op->close().ok());
+    }
+  }
+}
+
+TEST(WindowedJoin, WhereDecidesALeftRowsMatchOverAllItsPairs) {
+  // One left row meets 5,000 right rows (more than one slice of pairs):
+  // with `where` holding for the last one only, a left join emits that pair
+  // and no null row; holding for none, one null row.
+  for (const bool any_holds : {false, true}) {
+    SCOPED_TRACE(any_holds ? "the last pair holds" : "no pair holds");
+    auto b =
+        prepare(join_yaml("window: {type: tumbling, size: 10s}, join_type: left, where: \"b = " +
+                          std::string(any_holds ? "'r4999'" : "'none'") + "\""));
+    ASSERT_TRUE(b->node) << b->diags.to_status().message();
+    Running r(*b->node);
+    std::vector<std::string> texts;
+    texts.reserve(5000);
+    std::vector<In> many;
+    for (int i = 0; i < 5000; ++i) {
+      texts.push_back("r" + std::to_string(i));
+      many.push_back({&k1, texts.back().c_str(), 5000});
+    }
+    r.left({{&k1, "l0", 1000}, {&k2, "l1", 1000}});
+    r.right(many);
+    r.watermark(9999);
+    EXPECT_EQ(take(r.out), any_holds ? (Lines{"1|l0|r4999@9999", "2|l1|null@9999"})
+                                     : (Lines{"1|l0|null@9999", "2|l1|null@9999"}));
+  }
+}
+
 // --- Interval join ----------------------------------------------------------
 
 // right.ts in [left.ts - 2s, left.ts + 3s]
@@ -577,6 +635,34 @@ TEST(IntervalJoin, StringAndCompositeKeysMatchLikeIntegerKeys) {
   }
 }
 
+TEST(IntervalJoin, WhereDecidesWhichPairsMatchInMemoryAndInTheStore) {
+  for (const size_t budget : {size_t{0}, size_t{1}}) {  // 1 byte: the rows go to the store
+    SCOPED_TRACE("budget " + std::to_string(budget));
+    auto b = prepare(join_yaml(std::string(kInterval) + ", join_type: left, " + kWhere));
+    ASSERT_TRUE(b->node) << b->diags.to_status().message();
+    Running r(*b->node, 1024, budget);
+    // l5 probes r3 (holds); r9 arrives after l5 and l2 (holds for neither; l2 does not hold with
+    // r3), r2 fails to evaluate; r1 then matches l2 when it comes.
+    r.right({{&k1, "r3", 10000}});
+    r.left({{&k1, "l5", 10000}, {&k1, "l2", 10000}});
+    EXPECT_EQ(take(r.out), (Lines{"1|l5|r3@10000"}));
+    r.right({{&k1, "r9", 11000}, {&k1, "r2", 11000}});
+    EXPECT_TRUE(take(r.out).empty());
+    EXPECT_EQ(r.ctx.data_errors().size(), 2u);  // r2 with l5 and with l2
+    r.left({{&k2, "l8", 10000}});
+    r.right({{&k2, "r9", 11000}});
+    EXPECT_TRUE(take(r.out).empty());
+    r.right({{&k1, "r1", 12000}});
+    EXPECT_EQ(take(r.out), (Lines{"1|l2|r1@12000", "1|l5|r1@12000"}));
+    // At expiry only l8 is unmatched: r9 was its only partner and did not hold.
+    r.watermark(13001);
+    EXPECT_EQ(take(r.out), (Lines{"2|l8|null@10000"}));
+    r.finish();
+    EXPECT_TRUE(take(r.out).empty());
+    EXPECT_TRUE(r.op->close().ok());
+  }
+}
+
 // --- Validation and the prepared node --------------------------------------
 
 TEST(JoinPrepare, OutputSchemaRenamesCollidingRightFields) {
@@ -694,6 +780,20 @@ TEST(JoinPrepare, BadWindowBetweenAndJoinType) {
   EXPECT_NE(unknown.message.find("uper"), std::string::npos) << unknown.message;
   auto type = only_error(join_yaml("between: {lower: 0s, upper: 1s}, join_type: outer"));
   EXPECT_NE(type.message.find("'inner' or 'left'"), std::string::npos) << type.message;
+}
+
+TEST(JoinPrepare, WhereIsAConditionOverTheOutputRow) {
+  auto b = prepare(join_yaml("window: {type: tumbling, size: 1s}, where: \"a < b\""));
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  EXPECT_EQ(b->node->describe(), "inner join on k = k, tumbling window 1s, where (a < b)");
+  auto unknown = only_error(join_yaml("window: {type: tumbling, size: 1s}, where: \"c > 1\""));
+  // Bound to the output row: its fields are both sides'.
+  EXPECT_NE(unknown.message.find("unknown field 'c' (fields: k, a, b)"), std::string::npos)
+      << unknown.message;
+  auto not_bool = only_error(join_yaml("window: {type: tumbling, size: 1s}, where: \"k + 1\""));
+  EXPECT_NE(not_bool.message.find("'where' must be a condition (bool), got int64"),
+            std::string::npos)
+      << not_bool.message;
 }
 
 }  // namespace
