@@ -291,19 +291,26 @@ class NexmarkGenerator {
   // 3 to max_length - 1 lowercase letters with occasional spaces.
   static void append_string(EventRandom& rnd, size_t max_length, std::string& out) {
     const size_t len = 3 + rnd.below(max_length - 3);
+    // Written in place: appending a char at a time costs a capacity check each.
+    const size_t at = out.size();
+    out.resize(at + len);
+    char* to = out.data() + at;
     uint64_t bits = 0;
     for (size_t i = 0; i < len; ++i, bits >>= 5) {
       if (i % 12 == 0) bits = rnd.next();
       const unsigned c = bits & 31;
-      out += c < 26 ? static_cast<char>('a' + c) : ' ';
+      to[i] = c < 26 ? static_cast<char>('a' + c) : ' ';
     }
   }
   // Exactly `len` lowercase letters.
   static void append_exact_string(EventRandom& rnd, size_t len, std::string& out) {
+    const size_t at = out.size();
+    out.resize(at + len);
+    char* to = out.data() + at;
     uint64_t bits = 0;
     for (size_t i = 0; i < len; ++i, bits >>= 5) {
       if (i % 12 == 0) bits = rnd.next();
-      out += static_cast<char>('a' + (bits & 31) % 26);
+      to[i] = static_cast<char>('a' + (bits & 31) % 26);
     }
   }
   // Pads an event of `current` bytes to about `average` bytes (+-20 %).
