@@ -291,26 +291,24 @@ class NexmarkGenerator {
   // 3 to max_length - 1 lowercase letters with occasional spaces.
   static void append_string(EventRandom& rnd, size_t max_length, std::string& out) {
     const size_t len = 3 + rnd.below(max_length - 3);
-    // Written in place: appending a char at a time costs a capacity check each.
-    const size_t at = out.size();
-    out.resize(at + len);
-    char* to = out.data() + at;
-    uint64_t bits = 0;
-    for (size_t i = 0; i < len; ++i, bits >>= 5) {
-      if (i % 12 == 0) bits = rnd.next();
-      const unsigned c = bits & 31;
-      to[i] = c < 26 ? static_cast<char>('a' + c) : ' ';
-    }
+    append_chars(rnd, len, "abcdefghijklmnopqrstuvwxyz      ", out);
   }
   // Exactly `len` lowercase letters.
   static void append_exact_string(EventRandom& rnd, size_t len, std::string& out) {
+    append_chars(rnd, len, "abcdefghijklmnopqrstuvwxyzabcdef", out);  // 'a' + c % 26
+  }
+  // Appends `len` characters, each chars[c] for the next 5 bits c of a
+  // random word (12 per word), written in place: appending a char at a
+  // time cost a capacity check each.
+  static void append_chars(EventRandom& rnd, size_t len, const char (&chars)[33],
+                           std::string& out) {
     const size_t at = out.size();
     out.resize(at + len);
     char* to = out.data() + at;
-    uint64_t bits = 0;
-    for (size_t i = 0; i < len; ++i, bits >>= 5) {
-      if (i % 12 == 0) bits = rnd.next();
-      to[i] = static_cast<char>('a' + (bits & 31) % 26);
+    for (size_t i = 0; i < len; i += 12) {
+      uint64_t bits = rnd.next();
+      const size_t word_end = std::min(len, i + 12);
+      for (size_t j = i; j < word_end; ++j, bits >>= 5) to[j] = chars[bits & 31];
     }
   }
   // Pads an event of `current` bytes to about `average` bytes (+-20 %).
