@@ -127,9 +127,15 @@ void crash_and_compare(int kills_wanted, int resumes_wanted, int kill_from, int 
 
   const uint32_t seed = std::random_device{}();
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> kill_after_ms(
-      static_cast<int>(std::max<int64_t>(150, ref_ms * kill_from / 100)),
-      static_cast<int>(std::max<int64_t>(400, ref_ms * kill_to / 100)));
+  // Kill times are drawn from [kill_from, kill_to] percent of the fastest
+  // whole run seen: the reference, or a later fresh run that finished before
+  // its kill (the reference may have run slower, beside other tests).
+  int64_t run_ms = ref_ms;
+  auto kill_after_ms = [&] {
+    return std::uniform_int_distribution<int>(
+        static_cast<int>(std::max<int64_t>(150, run_ms * kill_from / 100)),
+        static_cast<int>(std::max<int64_t>(400, run_ms * kill_to / 100)))(rng);
+  };
   std::cerr << "uninterrupted run: " << ref_ms << " ms; seed " << seed << "\n";
   int kills = 0;
   int resumed = 0;
@@ -143,8 +149,9 @@ void crash_and_compare(int kills_wanted, int resumes_wanted, int kill_from, int 
     for (int attempt = 0; attempt < 4 * kills_wanted && kills < kills_wanted; ++attempt) {
       const std::string err =
           tmp.file("err-" + std::to_string(round) + "-" + std::to_string(attempt) + ".log");
+      const auto started = std::chrono::steady_clock::now();
       Child child(exec_args(pipeline, state, flags), tmp.str(), err);
-      const int wait_ms = kill_after_ms(rng);
+      const int wait_ms = kill_after_ms();
       ProcessResult r = child.wait(std::chrono::milliseconds(wait_ms));
       const std::string log = read_file(err);
       if (log.find("resuming crash from checkpoint") != std::string::npos) ++resumed;
@@ -156,6 +163,13 @@ void crash_and_compare(int kills_wanted, int resumes_wanted, int kill_from, int 
         continue;
       }
       ASSERT_EQ(r.exit_code, 0) << log;
+      if (attempt == 0) {  // a whole run, faster than the kill
+        run_ms = std::min<int64_t>(run_ms, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::steady_clock::now() - started)
+                                               .count());
+        std::cerr << "round " << round << ": finished before the kill; runs take " << run_ms
+                  << " ms\n";
+      }
       break;  // it finished before the kill: the run below has nothing left
     }
 
