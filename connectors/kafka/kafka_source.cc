@@ -1,6 +1,7 @@
 #include "connectors/kafka/kafka_source.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -165,6 +166,12 @@ constexpr unsigned kBackpressurePause = 1;
 constexpr unsigned kBudgetPause = 2;
 constexpr size_t kMaxPendingSnapshots = 16;
 constexpr auto kQueryRetry = std::chrono::seconds(1);
+// How long close() may spend looking up the positions and ends its final lag
+// needs (brokers down must not hold a stopping run up for long).
+constexpr auto kFinalLagLookup = std::chrono::seconds(2);
+// How long a closing source waits for its partitions to be revoked after it
+// left the group (leave_group()).
+constexpr auto kLeaveGroupTimeout = std::chrono::seconds(10);
 // bounded: how long an unknown topic is retried before it fails the run (as
 // librdkafka's topic.metadata.propagation.max.ms does for subscriptions).
 constexpr auto kMissingTopicGrace = std::chrono::seconds(30);
@@ -200,6 +207,12 @@ struct KafkaSourceConfig {
   bool bounded = false;
   size_t max_poll_records = 0;  // 0: the batch size
   PrefetchBudget budget;
+  // The group's rebalance protocol is COOPERATIVE (partition.assignment.
+  // strategy cooperative-sticky, which librdkafka does not let mix with the
+  // eager assignors), else EAGER. Known from the configuration because
+  // rd_kafka_rebalance_protocol() can block forever in a rebalance callback
+  // served by rd_kafka_consumer_close() (librdkafka #4041).
+  bool cooperative = false;
   std::string pipeline_name;
 };
 
@@ -337,6 +350,7 @@ class KafkaSource;
 struct ClientCallbacks {
   std::atomic<KafkaSource*> source{nullptr};
   std::string label;
+  bool cooperative = false;  // KafkaSourceConfig::cooperative; set before the client exists
 
   // End offsets of `bounded` queried on the I/O pool.
   struct EndOffset {
@@ -428,6 +442,7 @@ class KafkaSource final : public runtime::SourceOperator {
     }
     label_ = cfg_->label + " subtask " + std::to_string(subtask_);
     callbacks_->label = label_;
+    callbacks_->cooperative = cfg_->cooperative;
   }
 
   ~KafkaSource() override { release_consumer(); }
@@ -570,9 +585,9 @@ class KafkaSource final : public runtime::SourceOperator {
     if (ctx_) {
       // The final lag stays in the run's metrics (dataflow exec's summary
       // prints it); they end with the run.
-      for (const PartitionState& p : parts_) {
-        ctx_->report_consumer_lag(p.tp.topic, p.tp.partition,
-                                  consumer_ ? lag_of(consumer_->rk.get(), p) : std::nullopt);
+      const std::vector<std::optional<int64_t>> lags = final_lags();
+      for (size_t i = 0; i < parts_.size(); ++i) {
+        ctx_->report_consumer_lag(parts_[i].tp.topic, parts_[i].tp.partition, lags[i]);
       }
       ctx_->report_brokers(-1, {});
     }
@@ -599,10 +614,13 @@ class KafkaSource final : public runtime::SourceOperator {
       source->rebalance(rk, err, parts);
       return;
     }
-    // Closing: give everything up.
-    if (cooperative(rk)) {
+    // Closing: give everything up. (A cooperative assignment must be taken
+    // before it can be revoked; the group's leave revokes it next.)
+    if (cb->cooperative) {
       if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         kafka_status(rd_kafka_incremental_unassign(rk, parts), "").ignore();
+      } else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        kafka_status(rd_kafka_incremental_assign(rk, parts), "").ignore();
       }
     } else {
       rd_kafka_assign(rk, nullptr);
@@ -643,10 +661,6 @@ class KafkaSource final : public runtime::SourceOperator {
     int64_t max_event_time = INT64_MIN;
     Clock::time_point last_active{};  // assignment or last message, for idleness
   };
-
-  static bool cooperative(rd_kafka_t* rk) {
-    return std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-  }
 
   PartitionState* find(const TopicPartition& tp) {
     for (PartitionState& p : parts_) {
@@ -716,7 +730,7 @@ class KafkaSource final : public runtime::SourceOperator {
   }
 
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* list) {
-    const bool coop = cooperative(rk);
+    const bool coop = cfg_->cooperative;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       assign(rk, list, coop);
       return;
@@ -786,6 +800,61 @@ class KafkaSource final : public runtime::SourceOperator {
       return std::nullopt;
     }
     return std::max<int64_t>(0, high - p.next);
+  }
+
+  // Each held partition's lag as the run ends (lag_of). A partition assigned
+  // just before the stop may have had no fetch yet: its position is then the
+  // group's committed offset, or `start`'s end of the partition without one,
+  // and its end is not cached. Those are asked of the brokers (one committed
+  // offsets request, a watermark query per partition, all within
+  // kFinalLagLookup), so the summary says what is left rather than "unknown".
+  std::vector<std::optional<int64_t>> final_lags() {
+    std::vector<std::optional<int64_t>> lags(parts_.size());
+    if (!consumer_) return lags;
+    rd_kafka_t* rk = consumer_->rk.get();
+    std::vector<size_t> missing;
+    PartitionListPtr uncommitted(rd_kafka_topic_partition_list_new(0));
+    for (size_t i = 0; i < parts_.size(); ++i) {
+      lags[i] = lag_of(rk, parts_[i]);
+      if (lags[i]) continue;
+      missing.push_back(i);
+      if (parts_[i].next < 0) {
+        rd_kafka_topic_partition_list_add(uncommitted.get(), parts_[i].tp.topic.c_str(),
+                                          parts_[i].tp.partition);
+      }
+    }
+    if (missing.empty()) return lags;
+    const Clock::time_point deadline = Clock::now() + kFinalLagLookup;
+    auto left_ms = [&] {
+      return static_cast<int>(std::max<int64_t>(
+          0,
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
+    };
+    const bool committed_known =
+        uncommitted->cnt == 0 || rd_kafka_committed(rk, uncommitted.get(), left_ms()) == 0;
+    for (size_t i : missing) {
+      const PartitionState& p = parts_[i];
+      int64_t committed = RD_KAFKA_OFFSET_INVALID;
+      if (p.next < 0) {
+        const rd_kafka_topic_partition_t* e = rd_kafka_topic_partition_list_find(
+            uncommitted.get(), p.tp.topic.c_str(), p.tp.partition);
+        if (!committed_known || !e || e->err) continue;
+        committed = e->offset;
+      }
+      int64_t low = 0;
+      int64_t high = -1;
+      const int timeout_ms = left_ms();
+      if (timeout_ms == 0 ||
+          rd_kafka_query_watermark_offsets(rk, p.tp.topic.c_str(), p.tp.partition, &low, &high,
+                                           timeout_ms) != 0 ||
+          high < 0) {
+        continue;
+      }
+      int64_t position = p.next;
+      if (position < 0) position = committed >= 0 ? committed : cfg_->start_latest ? high : low;
+      lags[i] = std::max<int64_t>(0, (p.end >= 0 ? p.end : high) - position);
+    }
+    return lags;
   }
 
   void client_error(rd_kafka_t* rk, rd_kafka_resp_err_t err, const char* reason) {
@@ -1326,13 +1395,15 @@ class KafkaSource final : public runtime::SourceOperator {
             ->offset = p.next;
       }
     }
-    auto job = [consumer = std::move(consumer_), cb = callbacks_, commit]() mutable {
+    auto job = [consumer = std::move(consumer_), cb = callbacks_, commit,
+                subscribed = !cfg_->bounded]() mutable {
       if (commit && commit->cnt > 0) {
         if (rd_kafka_resp_err_t err = rd_kafka_commit(consumer->rk.get(), commit.get(), 0)) {
           log_warn("kafka-source",
                    cb->label + ": cannot commit the final offsets: " + rd_kafka_err2str(err));
         }
       }
+      if (subscribed) leave_group(*consumer, cb->label);
       rd_kafka_consumer_close(consumer->rk.get());
       consumer.reset();
     };
@@ -1341,6 +1412,36 @@ class KafkaSource final : public runtime::SourceOperator {
     } else {
       job();
     }
+  }
+
+  // Leaves the group before rd_kafka_consumer_close(), which in librdkafka
+  // 2.0 can block for good on the assign call of a rebalance under way or
+  // still queued as it starts (librdkafka #4527, #4884; seen when every
+  // member of a group stops at once). Unsubscribing serves those rebalances
+  // (on_rebalance's closing branch) before the close, until nothing is
+  // assigned or kLeaveGroupTimeout passes. On the I/O pool.
+  static void leave_group(Consumer& consumer, const std::string& label) {
+    rd_kafka_t* rk = consumer.rk.get();
+    if (rd_kafka_resp_err_t err = rd_kafka_unsubscribe(rk)) {
+      log_warn("kafka-source", label + ": cannot leave the group: " + rd_kafka_err2str(err));
+      return;
+    }
+    const Clock::time_point deadline = Clock::now() + kLeaveGroupTimeout;
+    std::array<rd_kafka_message_t*, 64> messages;
+    while (Clock::now() < deadline) {
+      rd_kafka_topic_partition_list_t* assigned = nullptr;
+      if (rd_kafka_assignment(rk, &assigned) != 0) return;
+      const int held = assigned->cnt;
+      rd_kafka_topic_partition_list_destroy(assigned);
+      if (held == 0) return;
+      // Serves the rebalance callbacks; what it fetched meanwhile is dropped.
+      const ssize_t n =
+          rd_kafka_consume_batch_queue(consumer.queue.get(), 100, messages.data(), messages.size());
+      for (ssize_t i = 0; i < n; ++i) rd_kafka_message_destroy(messages[i]);
+    }
+    log_warn("kafka-source", label + ": still assigned partitions " +
+                                 std::to_string(kLeaveGroupTimeout.count()) +
+                                 " s after leaving the group; closing anyway");
   }
 
   std::shared_ptr<const KafkaSourceConfig> cfg_;
@@ -1578,6 +1679,11 @@ runtime::PreparedNodePtr KafkaSourceFactory::prepare(const runtime::NodeSpec& sp
     auto conf = make_conf(full);
     if (!conf.ok()) report_option(opts, "properties", conf.status().message());
     cfg->budget = prefetch_budget(full.properties);
+    for (const auto& [name, value] : full.properties) {
+      if (name == "partition.assignment.strategy") {
+        cfg->cooperative = value.find("cooperative-sticky") != std::string::npos;
+      }
+    }
     cfg->client = std::move(full);
   }
 

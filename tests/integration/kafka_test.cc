@@ -508,13 +508,11 @@ TEST_F(Kafka, AMemberHoldingNoPartitionSaysSoInItsSummary) {
       30s))
       << "A: " << read_file(tmp.file("a.log")) << "\nB: " << read_file(tmp.file("b.log"));
   const std::string holder = idle == "a.log" ? "b.log" : "a.log";
-  // The holder may be B, assigned the partition by this rebalance: its
-  // position is known only after its first fetch reaches the partition's end
-  // (an empty fetch waits up to fetch.wait.max.ms, 500 ms), which nothing
-  // outside the process shows. So it gets that long a few times over.
+  // Stopped as soon as the holder has the partition, before or after its
+  // first fetch: the summary knows its position either way (looked up at
+  // close when no fetch came yet).
   ASSERT_TRUE(wait_until([&] { return log_has(holder, ": assigned in/0"); }, 30s))
       << holder << ": " << read_file(tmp.file(holder));
-  std::this_thread::sleep_for(3s);
   a.send_signal(SIGTERM);
   b.send_signal(SIGTERM);
   for (Child* c : {&a, &b}) EXPECT_FALSE(c->wait(20s).timed_out);
@@ -522,7 +520,10 @@ TEST_F(Kafka, AMemberHoldingNoPartitionSaysSoInItsSummary) {
                       "dataflow: consumer lag of in: unknown, it held no partition with a known "
                       "position when the run ended\n"))
       << idle << ": " << read_file(tmp.file(idle));
-  EXPECT_TRUE(log_has(holder, "dataflow: consumer lag of in: 0 messages over 1 partitions\n"))
+  // 0 when it read the partition; 10 when B got it and stopped before its
+  // first fetch (nothing committed, so it starts at the earliest offset).
+  const std::regex held("dataflow: consumer lag of in: (0|10) messages over 1 partitions\n");
+  EXPECT_TRUE(std::regex_search(read_file(tmp.file(holder)), held))
       << holder << ": " << read_file(tmp.file(holder));
 }
 

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -941,6 +942,59 @@ TEST_F(KafkaSourceTest, ReportsTheLagOfEachPartitionItHolds) {
   ASSERT_OK(src->close());
   EXPECT_EQ(ctx.lag(), none);
   EXPECT_EQ(ctx.status.brokers().up, -1);
+}
+
+// A partition assigned while the source is paused has no fetched position:
+// its final lag is looked up at close, from the group's committed offset to
+// the partition's end (10 here; from the earliest offset it would be 40).
+TEST_F(KafkaSourceTest, TheFinalLagOfAPartitionNotFetchedYetStartsAtTheCommittedOffset) {
+  ASSERT_OK(kafka_.create_topic(topic_, 1));
+  produce_json(0, 30, 0);
+  auto node = prepare_ok(config({{"schema", json_schema()}}));
+  {
+    // Without checkpoints a closing source commits what it emitted.
+    FakeContext ctx;
+    auto first = node->make_source(0, 1);
+    Driver d(*first, ctx);
+    ASSERT_OK(d.open());
+    ASSERT_OK(d.run([&] { return d.rows() == 30; }, 20s));
+    ASSERT_OK(first->close());
+  }
+  const std::map<int32_t, int64_t> thirty = {{0, 30}};
+  std::map<int32_t, int64_t> committed;
+  for (int i = 0; i < 100 && committed != thirty; ++i) {
+    if (i > 0) std::this_thread::sleep_for(100ms);
+    auto c = test::committed_offsets(kafka_.bootstrap(), group_, topic_);
+    ASSERT_TRUE(c.ok()) << c.status().to_string();
+    committed = *c;
+  }
+  ASSERT_EQ(committed, thirty);
+  produce_json(30, 10, 0);
+
+  test::TempDir dir;
+  const std::string log_path = (dir.path() / "log.txt").string();
+  ASSERT_OK(configure_logging(LogSettings{.format = LogFormat::kText, .output = log_path}));
+  struct RestoreLogging {
+    ~RestoreLogging() {
+      configure_logging(LogSettings{.format = LogFormat::kText, .output = "stderr"}).ignore();
+    }
+  } restore;
+  FakeContext fake;
+  ReportingContext ctx(fake);
+  auto second = node->make_source(0, 1);
+  Driver d(*second, fake);
+  d.open_ctx = &ctx;
+  ASSERT_OK(d.open());
+  second->on_backpressure(true);
+  auto assigned = [&] {
+    std::ifstream in(log_path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return text.find(": assigned " + topic_ + "/0") != std::string::npos;
+  };
+  ASSERT_OK(d.run(assigned, 20s));
+  ASSERT_OK(second->close());
+  // (A fetch that raced the pause would have emitted rows, all 10 of them.)
+  EXPECT_EQ(ctx.lag(), (std::map<int32_t, int64_t>{{0, 10 - static_cast<int64_t>(d.rows())}}));
 }
 
 TEST_F(KafkaSourceTest, ReportsBrokersDownWithTheReasonUntilTheyAreBack) {
