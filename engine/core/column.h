@@ -118,6 +118,14 @@ class ColumnBuilder {
     c.ints_.push_back(v);
     ++c.size_;
   }
+  // n copies of v (a window's start and end, the same on all its rows).
+  void append_int64_repeated(int64_t v, size_t n) {
+    Column& c = *col_;
+    assert(c.type_ == TypeId::kInt64 || c.type_ == TypeId::kTimestamp);
+    if (!c.validity_.empty()) c.validity_.insert(c.validity_.end(), n, 1);
+    c.ints_.insert(c.ints_.end(), n, v);
+    c.size_ += n;
+  }
   void append_double(double v) {
     Column& c = *col_;
     assert(c.type_ == TypeId::kDouble);

@@ -622,9 +622,23 @@ class RowSink {
     const size_t nk = cfg_.key_types.size();
     for (uint32_t first = 0; first < gs.size();) {
       const auto count = static_cast<uint32_t>(std::min<size_t>(gs.size() - first, batch_.room()));
-      for (uint32_t g = first; g < first + count; ++g) DF_RETURN_IF_ERROR(append_key(keys.key(g)));
-      for (uint32_t g = 0; g < count; ++g) batch_.column(nk).append_int64(start);
-      for (uint32_t g = 0; g < count; ++g) batch_.column(nk + 1).append_int64(end);
+      if (single_int_key_) {
+        ColumnBuilder& column = batch_.column(0);
+        for (uint32_t g = first; g < first + count; ++g) {
+          std::string_view key = keys.key(g);
+          if (std::optional<int64_t> v = take_int_cell(key); v && key.empty()) {
+            column.append_int64(*v);
+          } else {
+            DF_RETURN_IF_ERROR(append_key(keys.key(g)));
+          }
+        }
+      } else {
+        for (uint32_t g = first; g < first + count; ++g) {
+          DF_RETURN_IF_ERROR(append_key(keys.key(g)));
+        }
+      }
+      batch_.column(nk).append_int64_repeated(start, count);
+      batch_.column(nk + 1).append_int64_repeated(end, count);
       for (size_t j = 0; j < cfg_.aggs.size(); ++j) {
         gs.append_results(j, first, count, batch_.column(nk + 2 + j));
       }
@@ -637,19 +651,29 @@ class RowSink {
   void flush(runtime::Output& out) { batch_.flush(out); }
 
  private:
+  static bool is_int(TypeId t) { return t == TypeId::kInt64 || t == TypeId::kTimestamp; }
+
+  // An int64 or timestamp key cell at the front of `key` that is not null:
+  // its value, and `key` moves past it (what state::decode_key_value reads,
+  // without boxing a Value); else nullopt and `key` is left alone.
+  static std::optional<int64_t> take_int_cell(std::string_view& key) {
+    if (key.size() < 9 || key[0] != kKeyPresentMarker) return std::nullopt;
+    uint64_t be;
+    std::memcpy(&be, key.data() + 1, 8);
+    key.remove_prefix(9);
+    return state::from_ordered_i64_word(be);
+  }
+
   // Decodes the key cells of one row into the key columns.
   Status append_key(std::string_view key) {
     const size_t nk = cfg_.key_types.size();
     for (size_t i = 0; i < nk; ++i) {
       const TypeId t = cfg_.key_types[i];
-      if ((t == TypeId::kInt64 || t == TypeId::kTimestamp) && key.size() >= 9 &&
-          key[0] == kKeyPresentMarker) {
-        // What state::decode_key_value reads, without boxing a Value.
-        uint64_t be;
-        std::memcpy(&be, key.data() + 1, 8);
-        batch_.column(i).append_int64(state::from_ordered_i64_word(be));
-        key.remove_prefix(9);
-        continue;
+      if (is_int(t)) {
+        if (std::optional<int64_t> v = take_int_cell(key)) {
+          batch_.column(i).append_int64(*v);
+          continue;
+        }
       }
       DF_ASSIGN_OR_RETURN(Value v, state::decode_key_value(key, t));
       batch_.column(i).append_value(v);
@@ -658,6 +682,8 @@ class RowSink {
   }
 
   const WindowConfig& cfg_;
+  // One int64 or timestamp key: append_all decodes it in a tight loop.
+  const bool single_int_key_ = cfg_.key_types.size() == 1 && is_int(cfg_.key_types[0]);
   OutputBatcher batch_;
 };
 
