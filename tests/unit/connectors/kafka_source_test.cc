@@ -212,6 +212,30 @@ std::vector<int64_t> ids(const CollectOutput& out) {
   return v;
 }
 
+// Sends the log to a file of its own while alive, for tests that read log
+// lines; then back to stderr.
+class LogToFile {
+ public:
+  explicit LogToFile(LogLevel level)
+      : path_((dir_.path() / "log.txt").string()),
+        configured_(configure_logging(
+            LogSettings{.level = level, .format = LogFormat::kText, .output = path_})) {}
+  ~LogToFile() {
+    configure_logging(LogSettings{.format = LogFormat::kText, .output = "stderr"}).ignore();
+  }
+  const Status& status() const { return configured_; }
+  const std::string& path() const { return path_; }
+  std::string text() const {
+    std::ifstream in(path_);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+ private:
+  test::TempDir dir_;
+  const std::string path_;
+  const Status configured_;
+};
+
 TEST_F(KafkaSourceTest, ReportsBadOptions) {
   Diagnostics diags;
   auto node = prepare(test::map({{"id", test::scalar("in")},
@@ -546,15 +570,8 @@ TEST_F(KafkaSourceTest, ASmallPrefetchBudgetPausesAndResumesAndLosesNothing) {
   ASSERT_NE(node, nullptr);
 
   // The budget's pauses are logged at debug: this test reads them.
-  test::TempDir dir;
-  const std::string log_path = (dir.path() / "log.txt").string();
-  ASSERT_OK(configure_logging(
-      LogSettings{.level = LogLevel::kDebug, .format = LogFormat::kText, .output = log_path}));
-  struct RestoreLogging {
-    ~RestoreLogging() {
-      configure_logging(LogSettings{.format = LogFormat::kText, .output = "stderr"}).ignore();
-    }
-  } restore;
+  LogToFile log(LogLevel::kDebug);
+  ASSERT_OK(log.status());
 
   FakeContext ctx;
   auto src = node->make_source(0, 1);
@@ -579,7 +596,7 @@ TEST_F(KafkaSourceTest, ASmallPrefetchBudgetPausesAndResumesAndLosesNothing) {
   }
 
   // The pauses and resumes, each pause holding at most the budget.
-  std::ifstream in(log_path);
+  std::ifstream in(log.path());
   int pauses = 0;
   int resumes = 0;
   std::string wakes;
@@ -971,14 +988,8 @@ TEST_F(KafkaSourceTest, TheFinalLagOfAPartitionNotFetchedYetStartsAtTheCommitted
   ASSERT_EQ(committed, thirty);
   produce_json(30, 10, 0);
 
-  test::TempDir dir;
-  const std::string log_path = (dir.path() / "log.txt").string();
-  ASSERT_OK(configure_logging(LogSettings{.format = LogFormat::kText, .output = log_path}));
-  struct RestoreLogging {
-    ~RestoreLogging() {
-      configure_logging(LogSettings{.format = LogFormat::kText, .output = "stderr"}).ignore();
-    }
-  } restore;
+  LogToFile log(LogLevel::kInfo);
+  ASSERT_OK(log.status());
   FakeContext fake;
   ReportingContext ctx(fake);
   auto second = node->make_source(0, 1);
@@ -987,9 +998,7 @@ TEST_F(KafkaSourceTest, TheFinalLagOfAPartitionNotFetchedYetStartsAtTheCommitted
   ASSERT_OK(d.open());
   second->on_backpressure(true);
   auto assigned = [&] {
-    std::ifstream in(log_path);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    return text.find(": assigned " + topic_ + "/0") != std::string::npos;
+    return log.text().find(": assigned " + topic_ + "/0") != std::string::npos;
   };
   ASSERT_OK(d.run(assigned, 20s));
   ASSERT_OK(second->close());
