@@ -224,6 +224,21 @@ class JoinOutput {
   // outer join adds a left row none of whose pairs held once with null right
   // fields. So a left row's pairs must be adjacent and in one call.
   void add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runtime::Output& out);
+  // A row of a held batch.
+  struct HeldRow {
+    const Batch* batch;
+    uint32_t row;
+  };
+  // The most right rows add_group() takes.
+  static constexpr size_t kMaxGroupRights = 64;
+  // With a `where`: adds the pairs of one key's left rows x right rows (at
+  // least one, at most kMaxGroupRights) that add_pairs() would, in the same
+  // order, without building a pair per left row and right row. The
+  // condition is tested one right row at a time over a slice of left rows,
+  // on the left fields it reads (gathered once per slice) and the right
+  // row's (repeated), so only the pairs that hold are built.
+  void add_group(const std::vector<HeldRow>& lefts, const std::vector<HeldRow>& rights, int64_t ts,
+                 runtime::Output& out);
   // Emits the rows gathered so far, if any.
   void flush(runtime::Output& out);
   size_t rows_emitted() const { return batch_.rows_emitted(); }
@@ -238,7 +253,9 @@ class JoinOutput {
   runtime::OperatorContext* ctx_;
   OutputBatcher batch_;
   expr::EvalContext eval_;
-  std::vector<HeldPair> kept_;  // add_pairs(): the pairs that go out
+  std::vector<HeldPair> kept_;       // add_pairs(), add_group(): the pairs that go out
+  std::vector<HeldPair> slice_;      // add_group(): a slice's left rows
+  std::vector<uint64_t> holds_for_;  // add_group(): per left row, the right rows `where` holds for
 };
 
 // Appends every field of physical row `row` in the bytes of

@@ -1,5 +1,7 @@
 // JoinOutput and the row codec the join operators share.
 #include <algorithm>
+#include <bit>
+#include <cassert>
 #include <utility>
 
 #include "engine/state/codec.h"
@@ -71,6 +73,13 @@ void gather_cells(const JoinOutput::HeldPair* pairs, size_t n, ColumnBuilder& to
   }
 }
 
+// Appends row `row` of `column` n times.
+void repeat_cell(const Column& column, uint32_t row, size_t n, ColumnBuilder& to) {
+  const bool is_int = column.type() == TypeId::kInt64 || column.type() == TypeId::kTimestamp;
+  if (is_int && !column.is_null(row)) return to.append_int64_repeated(column.int64_at(row), n);
+  for (size_t i = 0; i < n; ++i) to.append_from(column, row);
+}
+
 bool same_left(const JoinOutput::HeldPair& a, const JoinOutput::HeldPair& b) {
   return a.left == b.left && a.left_row == b.left_row;
 }
@@ -135,6 +144,53 @@ void JoinOutput::add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runti
     }
   }
   append_pairs(kept_.data(), kept_.size(), ts, out);
+}
+
+void JoinOutput::add_group(const std::vector<HeldRow>& lefts, const std::vector<HeldRow>& rights,
+                           int64_t ts, runtime::Output& out) {
+  assert(config_->where && !rights.empty() && rights.size() <= kMaxGroupRights);
+  constexpr size_t kSlice = 4096;
+  const auto& fields = config_->where_fields;
+  std::vector<ColumnPtr> columns(fields.size());
+  for (size_t at = 0; at < lefts.size(); at += kSlice) {
+    const size_t n = std::min(kSlice, lefts.size() - at);
+    slice_.clear();
+    for (size_t i = 0; i < n; ++i)
+      slice_.push_back({lefts[at + i].batch, nullptr, lefts[at + i].row, 0});
+    for (size_t c = 0; c < fields.size(); ++c) {
+      const FieldSource source = source_of(*config_, fields[c]);
+      if (!source.left) continue;
+      ColumnBuilder cells(config_->where_schema->field(c).type, n);
+      gather_cells(slice_.data(), n, cells,
+                   [source](const HeldPair& p) { return output_cell(source, p); });
+      columns[c] = cells.finish();
+    }
+    holds_for_.assign(n, 0);
+    for (size_t r = 0; r < rights.size(); ++r) {
+      for (size_t c = 0; c < fields.size(); ++c) {
+        const FieldSource source = source_of(*config_, fields[c]);
+        if (source.left) continue;
+        ColumnBuilder cells(config_->where_schema->field(c).type, n);
+        repeat_cell(*rights[r].batch->column(source.field), rights[r].row, n, cells);
+        columns[c] = cells.finish();
+      }
+      const ColumnPtr holds = evaluate_where(*Batch::make(config_->where_schema, columns, n));
+      for (size_t i = 0; i < n; ++i) {
+        if (!holds->is_null(i) && holds->bool_at(i)) holds_for_[i] |= uint64_t{1} << r;
+      }
+    }
+    kept_.clear();
+    for (size_t i = 0; i < n; ++i) {
+      const HeldPair& left = slice_[i];
+      uint64_t held = holds_for_[i];
+      if (held == 0 && config_->left_outer) kept_.push_back(left);
+      for (; held != 0; held &= held - 1) {
+        const HeldRow& right = rights[static_cast<size_t>(std::countr_zero(held))];
+        kept_.push_back({left.left, right.batch, left.left_row, right.row});
+      }
+    }
+    append_pairs(kept_.data(), kept_.size(), ts, out);
+  }
 }
 
 ColumnPtr JoinOutput::evaluate_where(const Batch& condition) {

@@ -647,6 +647,23 @@ class WindowedJoin final : public JoinOperatorBase {
   // go out column by column about a slice at a time (a key's rows may match
   // many times over), never parting a left row's pairs (JoinOutput::add_pairs).
   void join_held_group(const Window& window, const Group& group, int64_t ts, runtime::Output& out) {
+    if (config_->where && group.right.head != kNone) {
+      // A few right rows: `where` is tested a right row at a time over the
+      // left rows (JoinOutput::add_group), after the pairs before.
+      group_rights_.clear();
+      for_each(window, group.right, [&](const Ref& r) {
+        group_rights_.push_back({&held_.at(r.batch), r.row});
+      });
+      if (group_rights_.size() <= JoinOutput::kMaxGroupRights) {
+        group_lefts_.clear();
+        for_each(window, group.left, [&](const Ref& l) {
+          group_lefts_.push_back({&held_.at(l.batch), l.row});
+        });
+        flush_pairs(ts, out);
+        output_->add_group(group_lefts_, group_rights_, ts, out);
+        return;
+      }
+    }
     for_each(window, group.left, [&](const Ref& l) {
       for_each(window, group.right, [&](const Ref& r) { add_pair(l, &r); });
       if (group.right.head == kNone) add_pair(l, nullptr);
@@ -758,11 +775,13 @@ class WindowedJoin final : public JoinOperatorBase {
   struct {
     size_t rows = 0;
     size_t groups = 0;
-  } last_fired_;                             // the window fired last in memory (presize)
-  std::vector<JoinOutput::HeldPair> pairs_;  // fire()'s output rows not yet added
-  std::vector<uint32_t> kept_rows_;          // process(): the batch's rows to keep
-  std::vector<uint8_t> repeated_keys_;       // process(): kept row k's key repeats k - 1's
-  state::Row left_row_;                      // decode buffers
+  } last_fired_;                                  // the window fired last in memory (presize)
+  std::vector<JoinOutput::HeldPair> pairs_;       // fire()'s output rows not yet added
+  std::vector<JoinOutput::HeldRow> group_lefts_;  // join_held_group()'s rows of a key
+  std::vector<JoinOutput::HeldRow> group_rights_;
+  std::vector<uint32_t> kept_rows_;     // process(): the batch's rows to keep
+  std::vector<uint8_t> repeated_keys_;  // process(): kept row k's key repeats k - 1's
+  state::Row left_row_;                 // decode buffers
   state::Row right_row_;
   std::vector<state::Row> right_rows_;
 };

@@ -474,6 +474,39 @@ TEST(WindowedJoin, WhereDecidesALeftRowsMatchOverAllItsPairs) {
   }
 }
 
+TEST(WindowedJoin, WhereOverManyLeftRowsAndAFewRightRowsKeepsTheLeftRowsOrder) {
+  // 5,000 left rows (more than a slice) x 3 right rows of one key: left row
+  // i meets right row j when i % 1000 = j; the rest come out once with
+  // nulls, all in the left rows' arrival order, each left row's pairs in
+  // the right rows' order.
+  auto b = prepare(join_yaml(
+      "window: {type: tumbling, size: 10s}, join_type: left, where: \"cast(substr(a, 2) as "
+      "int64) % 1000 = cast(substr(b, 2) as int64) or (a = 'l7' and b <> 'r1')\""));
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  Running r(*b->node);
+  std::vector<std::string> texts;
+  texts.reserve(5000);
+  std::vector<In> lefts;
+  Lines want;
+  for (int i = 0; i < 5000; ++i) {
+    texts.push_back("l" + std::to_string(i));
+    lefts.push_back({&k1, texts.back().c_str(), 1000});
+    if (i == 7) {
+      want.insert(want.end(), {"1|l7|r0@9999", "1|l7|r2@9999"});
+    } else if (i % 1000 < 3) {
+      want.push_back("1|" + texts.back() + "|r" + std::to_string(i % 1000) + "@9999");
+    } else {
+      want.push_back("1|" + texts.back() + "|null@9999");
+    }
+  }
+  r.left(lefts);
+  r.right({{&k1, "r0", 2000}, {&k1, "r1", 2000}, {&k1, "r2", 2000}});
+  r.watermark(9999);
+  Lines got;
+  for (const auto& out : r.out.batches) test::append_row_lines(*out, got);
+  EXPECT_EQ(got, want);
+}
+
 // --- Interval join ----------------------------------------------------------
 
 // right.ts in [left.ts - 2s, left.ts + 3s]
