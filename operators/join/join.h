@@ -254,7 +254,6 @@ class JoinOutput {
   OutputBatcher batch_;
   expr::EvalContext eval_;
   std::vector<HeldPair> kept_;       // add_pairs(), add_group(): the pairs that go out
-  std::vector<HeldPair> slice_;      // add_group(): a slice's left rows
   std::vector<uint64_t> holds_for_;  // add_group(): per left row, the right rows `where` holds for
 };
 

@@ -46,13 +46,13 @@ std::pair<const Column*, uint32_t> output_cell(FieldSource source, const JoinOut
   return {p.right ? p.right->column(source.field).get() : nullptr, p.right_row};
 }
 
-// Appends the cell cell_of(pairs[i]) (a column and a row; no column: null)
+// Appends the cell cell_of(items[i]) (a column and a row; no column: null)
 // for each i < n to `to`, dispatching on the type once.
-template <typename CellOf>
-void gather_cells(const JoinOutput::HeldPair* pairs, size_t n, ColumnBuilder& to, CellOf cell_of) {
+template <typename Item, typename CellOf>
+void gather_cells(const Item* items, size_t n, ColumnBuilder& to, CellOf cell_of) {
   const auto each = [&](auto append) {
     for (size_t i = 0; i < n; ++i) {
-      const auto [column, row] = cell_of(pairs[i]);
+      const auto [column, row] = cell_of(items[i]);
       if (column == nullptr || column->is_null(row)) {
         to.append_null();
       } else {
@@ -154,15 +154,14 @@ void JoinOutput::add_group(const std::vector<HeldRow>& lefts, const std::vector<
   std::vector<ColumnPtr> columns(fields.size());
   for (size_t at = 0; at < lefts.size(); at += kSlice) {
     const size_t n = std::min(kSlice, lefts.size() - at);
-    slice_.clear();
-    for (size_t i = 0; i < n; ++i)
-      slice_.push_back({lefts[at + i].batch, nullptr, lefts[at + i].row, 0});
+    const HeldRow* slice = lefts.data() + at;
     for (size_t c = 0; c < fields.size(); ++c) {
       const FieldSource source = source_of(*config_, fields[c]);
       if (!source.left) continue;
       ColumnBuilder cells(config_->where_schema->field(c).type, n);
-      gather_cells(slice_.data(), n, cells,
-                   [source](const HeldPair& p) { return output_cell(source, p); });
+      gather_cells(slice, n, cells, [field = source.field](const HeldRow& l) {
+        return std::pair<const Column*, uint32_t>{l.batch->column(field).get(), l.row};
+      });
       columns[c] = cells.finish();
     }
     holds_for_.assign(n, 0);
@@ -181,12 +180,12 @@ void JoinOutput::add_group(const std::vector<HeldRow>& lefts, const std::vector<
     }
     kept_.clear();
     for (size_t i = 0; i < n; ++i) {
-      const HeldPair& left = slice_[i];
+      const HeldRow& left = slice[i];
       uint64_t held = holds_for_[i];
-      if (held == 0 && config_->left_outer) kept_.push_back(left);
+      if (held == 0 && config_->left_outer) kept_.push_back({left.batch, nullptr, left.row, 0});
       for (; held != 0; held &= held - 1) {
         const HeldRow& right = rights[static_cast<size_t>(std::countr_zero(held))];
-        kept_.push_back({left.left, right.batch, left.left_row, right.row});
+        kept_.push_back({left.batch, right.batch, left.row, right.row});
       }
     }
     append_pairs(kept_.data(), kept_.size(), ts, out);
