@@ -589,7 +589,7 @@ void GroupStates::append_results(size_t j, uint32_t first, uint32_t count,
   switch (a.kind) {
     case AggKind::kCountStar:
     case AggKind::kCount:
-      for (uint32_t g = first; g < last; ++g) out.append_int64(st.n[g]);
+      out.append_int64s(st.n.data() + first, count);
       return;
     case AggKind::kCountDistinct:
       for (uint32_t g = first; g < last; ++g) {

@@ -110,30 +110,36 @@ void expect_strings(const Column& c, size_t rows, size_t len, bool nulls = false
   }
 }
 
-// append_int64_repeated: n copies, after cells with and without nulls.
-TEST(ColumnBuilderInts, RepeatedValuesFollowWhatWasAppended) {
+// append_int64_repeated (n copies) and append_int64s (n values), after
+// cells with and without nulls.
+TEST(ColumnBuilderInts, RepeatedAndCopiedValuesFollowWhatWasAppended) {
   ColumnBuilder plain(TypeId::kTimestamp);
   plain.append_int64(-5);
   plain.append_int64_repeated(1000, 3);
   plain.append_int64_repeated(7, 0);
+  const int64_t more[] = {3, -4};
+  plain.append_int64s(more, 2);
   ColumnPtr c = plain.finish();
-  ASSERT_EQ(c->size(), 4u);
+  ASSERT_EQ(c->size(), 6u);
   EXPECT_FALSE(c->has_nulls());
-  EXPECT_EQ(std::vector<int64_t>(c->int64_data(), c->int64_data() + 4),
-            (std::vector<int64_t>{-5, 1000, 1000, 1000}));
+  EXPECT_EQ(std::vector<int64_t>(c->int64_data(), c->int64_data() + 6),
+            (std::vector<int64_t>{-5, 1000, 1000, 1000, 3, -4}));
 
   ColumnBuilder nulls(TypeId::kInt64);
   nulls.append_null();
   nulls.append_int64_repeated(42, 2);
   nulls.append_null();
+  nulls.append_int64s(more, 1);
   ColumnPtr n = nulls.finish();
-  ASSERT_EQ(n->size(), 4u);
+  ASSERT_EQ(n->size(), 5u);
   EXPECT_TRUE(n->is_null(0));
   EXPECT_FALSE(n->is_null(1));
   EXPECT_FALSE(n->is_null(2));
   EXPECT_TRUE(n->is_null(3));
+  EXPECT_FALSE(n->is_null(4));
   EXPECT_EQ(n->int64_data()[1], 42);
   EXPECT_EQ(n->int64_data()[2], 42);
+  EXPECT_EQ(n->int64_data()[4], 3);
 }
 
 TEST(ColumnBuilderStrings, ReusesAReleasedArenaThatFitsTheExpectedRows) {
