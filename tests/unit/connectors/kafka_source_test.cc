@@ -205,6 +205,18 @@ class ReportingContext final : public runtime::OperatorContext {
   FakeContext& base_;
 };
 
+// Subtask 0 of 1 of a source node, driven with a ReportingContext.
+struct ReportingRun {
+  explicit ReportingRun(const runtime::PreparedNode& node)
+      : src(node.make_source(0, 1)), d(*src, fake) {
+    d.open_ctx = &ctx;
+  }
+  FakeContext fake;
+  ReportingContext ctx{fake};
+  std::unique_ptr<runtime::SourceOperator> src;
+  Driver d;
+};
+
 // The `id` column (0) of every row.
 std::vector<int64_t> ids(const CollectOutput& out) {
   std::vector<int64_t> v;
@@ -918,11 +930,10 @@ TEST_F(KafkaSourceTest, ReportsTheLagOfEachPartitionItHolds) {
                                                    {"heartbeat.interval.ms", test::scalar("500")},
                                                    {"statistics.interval.ms", test::scalar("100")},
                                                    {"queued.min.messages", test::scalar("4")}})}}));
-  FakeContext fake;
-  ReportingContext ctx(fake);
-  auto src = node->make_source(0, 1);
-  Driver d(*src, fake);
-  d.open_ctx = &ctx;
+  ReportingRun run(*node);
+  ReportingContext& ctx = run.ctx;
+  Driver& d = run.d;
+  runtime::SourceOperator* src = run.src.get();
   ASSERT_OK(d.open());
   auto emitted = [&] {
     std::map<int32_t, int64_t> n;
@@ -990,11 +1001,10 @@ TEST_F(KafkaSourceTest, TheFinalLagOfAPartitionNotFetchedYetStartsAtTheCommitted
 
   LogToFile log(LogLevel::kInfo);
   ASSERT_OK(log.status());
-  FakeContext fake;
-  ReportingContext ctx(fake);
-  auto second = node->make_source(0, 1);
-  Driver d(*second, fake);
-  d.open_ctx = &ctx;
+  ReportingRun run(*node);
+  ReportingContext& ctx = run.ctx;
+  Driver& d = run.d;
+  runtime::SourceOperator* second = run.src.get();
   ASSERT_OK(d.open());
   second->on_backpressure(true);
   auto assigned = [&] {
@@ -1013,11 +1023,10 @@ TEST_F(KafkaSourceTest, ReportsBrokersDownWithTheReasonUntilTheyAreBack) {
               {"properties", test::map({{"session.timeout.ms", test::scalar("6000")},
                                         {"reconnect.backoff.max.ms", test::scalar("200")},
                                         {"statistics.interval.ms", test::scalar("100")}})}}));
-  FakeContext fake;
-  ReportingContext ctx(fake);
-  auto src = node->make_source(0, 1);
-  Driver d(*src, fake);
-  d.open_ctx = &ctx;
+  ReportingRun run(*node);
+  ReportingContext& ctx = run.ctx;
+  Driver& d = run.d;
+  runtime::SourceOperator* src = run.src.get();
   ASSERT_OK(d.open());
   produce_json(0, 3, 0);
   ASSERT_OK(d.run([&] { return d.rows() == 3 && ctx.status.brokers().up >= 1; }));
