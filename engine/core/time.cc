@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cstdio>
 
+#include "engine/core/digits.h"
+
 namespace df {
 
 namespace {
@@ -166,12 +168,35 @@ void append_timestamp(int64_t epoch_ms, std::string& out) {
   int64_t y;
   unsigned m, d;
   civil_from_days(days, y, m, d);
-  char buf[40];
-  int n = std::snprintf(
-      buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(y),
-      m, d, static_cast<long long>(rem / 3'600'000), static_cast<long long>(rem / 60'000 % 60),
-      static_cast<long long>(rem / 1000 % 60), static_cast<long long>(rem % 1000));
-  out.append(buf, static_cast<size_t>(n));
+  const auto hour = static_cast<uint32_t>(rem / 3'600'000);
+  const auto minute = static_cast<uint32_t>(rem / 60'000 % 60);
+  const auto second = static_cast<uint32_t>(rem / 1000 % 60);
+  const auto milli = static_cast<uint32_t>(rem % 1000);
+  if (y < 0 || y > 9999) {
+    // Years RFC 3339 cannot spell (sign, more digits): rare, so snprintf.
+    char buf[40];
+    int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ",
+                          static_cast<long long>(y), m, d, hour, minute, second, milli);
+    out.append(buf, static_cast<size_t>(n));
+    return;
+  }
+  // Sinks format one per row and cell: digits written in place.
+  char buf[24];
+  char* p = write_fixed_digits(buf, static_cast<uint32_t>(y), 4);
+  *p++ = '-';
+  p = write_fixed_digits(p, m, 2);
+  *p++ = '-';
+  p = write_fixed_digits(p, d, 2);
+  *p++ = 'T';
+  p = write_fixed_digits(p, hour, 2);
+  *p++ = ':';
+  p = write_fixed_digits(p, minute, 2);
+  *p++ = ':';
+  p = write_fixed_digits(p, second, 2);
+  *p++ = '.';
+  p = write_fixed_digits(p, milli, 3);
+  *p++ = 'Z';
+  out.append(buf, static_cast<size_t>(p - buf));
 }
 
 std::string format_timestamp(int64_t epoch_ms) {

@@ -53,6 +53,30 @@ TEST(Timestamp, FormatsWithMillis) {
   }
 }
 
+// Every year RFC 3339 can spell (0000-9999) is written digit by digit; the
+// years around them fall back to a sign or a fifth digit.
+TEST(Timestamp, FormatsEveryFourDigitYearAndTheYearsAroundThem) {
+  EXPECT_EQ(format_timestamp(-62'167'219'200'000), "0000-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_timestamp(253'402'300'799'999), "9999-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_timestamp(253'402'300'800'000), "10000-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_timestamp(-62'167'219'200'001), "-001-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_timestamp(1'735'689'599'999), "2024-12-31T23:59:59.999Z");
+  // 100,000 instants spread over years 0000-9999 read back as themselves.
+  const uint64_t span = 253'402'300'800'000ULL + 62'167'219'200'000ULL;
+  uint64_t x = 88172645463325252ULL;
+  for (int i = 0; i < 100'000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const int64_t ms = static_cast<int64_t>(x % span) - 62'167'219'200'000;
+    const std::string text = format_timestamp(ms);
+    ASSERT_EQ(text.size(), 24u) << ms;
+    auto back = parse_timestamp(text);
+    ASSERT_TRUE(back.ok()) << text;
+    ASSERT_EQ(*back, ms) << text;
+  }
+}
+
 // The extremes of int64 are formattable (no overflow on the way; UBSan
 // checks it) even though RFC 3339 cannot spell their years.
 TEST(Timestamp, FormatsTheInt64Extremes) {

@@ -1,0 +1,20 @@
+// Fixed-width decimal digits, written straight into a buffer: the hot paths
+// that format timestamps and generated fields call this per row, where
+// snprintf costs thousands of instructions a call.
+#pragma once
+
+#include <cstdint>
+
+namespace df {
+
+// Writes the last `width` decimal digits of v, zero-padded, at out; returns
+// out + width. Digits of v above 10^width are dropped: callers pass v below it.
+inline char* write_fixed_digits(char* out, uint32_t v, int width) {
+  for (int i = width - 1; i >= 0; --i) {
+    out[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  return out + width;
+}
+
+}  // namespace df
