@@ -64,12 +64,17 @@ std::vector<std::string> FakeContext::data_errors() const {
 
 bool FakeContext::wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::unique_lock lock(mu_);
-  while (!pred()) {
+  for (;;) {
+    // pred() runs without mu_: it calls into the operator, whose I/O thread
+    // may hold the operator's own lock while it calls wake() (lock order:
+    // operator, then mu_). A wake between the check and the wait shows in
+    // wakes_.
+    const int seen = wakes_.load();
+    if (pred()) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
-    cv_.wait_for(lock, std::chrono::milliseconds(10));
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(10), [&] { return wakes_.load() != seen; });
   }
-  return true;
 }
 
 ConfigValue scalar(std::string text, int line, int col) {
