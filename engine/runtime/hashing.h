@@ -123,6 +123,19 @@ inline void hash_rows(const Batch& b, const std::vector<size_t>& fields,
   }
 }
 
+// hash_rows where repeats[k] != 0 says row k's key cells equal row k - 1's
+// (operators' mark_repeated_keys): such a row takes the hash before it
+// instead of being hashed again. A window's output fed to a keyed operator
+// is mostly runs of one key.
+inline void hash_rows(const Batch& b, const std::vector<size_t>& fields,
+                      const std::vector<uint8_t>& repeats, std::vector<uint64_t>& out) {
+  const size_t n = b.active_rows();
+  out.resize(n);
+  for (size_t k = 0; k < n; ++k) {
+    out[k] = k > 0 && repeats[k] ? out[k - 1] : hash_row(b, fields, b.row_at(k));
+  }
+}
+
 // Maps a hash to one of `n` subtasks (n > 0). Uses the high bits
 // (multiply-shift), which are well mixed, and avoids a division.
 inline size_t subtask_for_hash(uint64_t h, size_t n) {

@@ -48,6 +48,37 @@ TEST(HashingTest, EqualValuesHashAlikeAndDifferentOnesApart) {
   EXPECT_NE(hash_combine(hash_int64(1), hash_int64(2)), hash_combine(hash_int64(2), hash_int64(1)));
 }
 
+// A row marked as repeating the row before takes its hash: the same hashes
+// as hashing every row, when the marks are right (runs of one key, rows
+// picked by a selection).
+TEST(HashingTest, RowsMarkedAsRepeatsTakeTheHashBeforeThem) {
+  auto schema = make_schema({{"a", TypeId::kInt64}, {"s", TypeId::kString}});
+  BatchBuilder bb(schema);
+  for (int r = 0; r < 600; ++r) {
+    bb.append_row({Value::int64(r / 50), Value::string("k" + std::to_string(r / 120))});
+  }
+  BatchPtr b = bb.finish();
+  auto sel = std::make_shared<Selection>();
+  for (uint32_t r = 0; r < 600; r += 7) sel->push_back(r);
+  BatchPtr filtered = b->with_selection(sel);
+  const std::vector<size_t> fields = {0, 1};
+  std::vector<uint8_t> repeats(filtered->active_rows(), 0);
+  size_t repeated = 0;
+  for (size_t k = 1; k < repeats.size(); ++k) {
+    const size_t r = filtered->row_at(k);
+    const size_t before = filtered->row_at(k - 1);
+    repeats[k] = r / 50 == before / 50 && r / 120 == before / 120;
+    repeated += repeats[k];
+  }
+  ASSERT_GT(repeated, repeats.size() / 2);
+  std::vector<uint64_t> each;
+  std::vector<uint64_t> reused;
+  hash_rows(*filtered, fields, each);
+  hash_rows(*filtered, fields, repeats, reused);
+  EXPECT_EQ(reused, each);
+  EXPECT_GT(std::set<uint64_t>(reused.begin(), reused.end()).size(), 10u);
+}
+
 TEST(HashingTest, RowHashesFollowTheSelectionAndSpreadOverSubtasks) {
   BatchPtr b = testing::make_rows(0, 1000);
   auto sel = std::make_shared<Selection>();
