@@ -77,12 +77,16 @@ class WindowedJoin final : public JoinOperatorBase {
     // A null key never matches: right rows are not kept, left rows only to
     // come out unmatched from a left outer join.
     const bool keep_null_keys = is_left && config_->left_outer;
+    // Looked at per row only when a key column holds a null at all.
+    const bool check_null_keys =
+        !keep_null_keys && std::any_of(keys.begin(), keys.end(),
+                                       [&](size_t f) { return batch->column(f)->has_nulls(); });
     // Found once, not a division per row: rows before it are late.
     const int64_t open_from = first_open_start();
     auto late = [&](size_t row) { return times->int64_at(row) < open_from; };
     auto keep = [&](size_t row) {
       if (times->is_null(row) || late(row)) return false;
-      if (keep_null_keys) return true;
+      if (!check_null_keys) return true;
       for (size_t f : keys) {
         if (batch->column(f)->is_null(row)) return false;
       }
@@ -124,7 +128,12 @@ class WindowedJoin final : public JoinOperatorBase {
     int64_t window_start = kFirstStart;
     uint32_t group = kNone;  // of the previous row
     constexpr bool kEncodes = std::is_same_v<typename Key::Type, std::string>;
-    if (kEncodes) mark_repeated_keys(*batch, keys, kept_rows_.data(), kept, repeated_keys_);
+    if (kEncodes) {
+      // Every row of a batch without a selection kept: rows 0..kept-1.
+      const bool every_row = kept == batch->num_rows() && batch->selection() == nullptr;
+      mark_repeated_keys(*batch, keys, every_row ? nullptr : kept_rows_.data(), kept,
+                         repeated_keys_);
+    }
     for (size_t k = 0; k < kept; ++k) {
       const uint32_t row = kept_rows_[k];
       if (gathering) {

@@ -20,6 +20,44 @@ std::unique_ptr<test::BuiltNode> prepare(const std::string& yaml) {
   return test::prepare_operator(yaml, "key_by", {"clicks"}, {clicks_schema()});
 }
 
+// mark_repeated_keys agrees with same_key_cells row by row, over every row
+// (the contiguous loop for int64 columns) and over picked rows, with int64
+// runs, a string column and a column holding nulls.
+TEST(MarkRepeatedKeys, AgreesWithComparingEachRowToTheOneBefore) {
+  auto schema = make_schema({{"a", TypeId::kInt64},
+                             {"t", TypeId::kTimestamp},
+                             {"s", TypeId::kString},
+                             {"m", TypeId::kInt64}});
+  BatchBuilder bb(schema);
+  for (int r = 0; r < 3000; ++r) {
+    bb.append_row({Value::int64(r / 40), Value::timestamp(r / 100 * 7),
+                   Value::string("s" + std::to_string(r / 250)),
+                   r % 97 == 0 ? Value::null(TypeId::kInt64) : Value::int64(r / 60)});
+  }
+  BatchPtr b = bb.finish();
+  std::vector<uint32_t> picked;
+  for (uint32_t r = 0; r < 3000; r += r % 5 == 0 ? 3 : 1) picked.push_back(r);
+  for (const std::vector<size_t>& fields : {std::vector<size_t>{0}, std::vector<size_t>{0, 1},
+                                            std::vector<size_t>{1, 2}, std::vector<size_t>{3, 0}}) {
+    std::vector<uint8_t> every;
+    mark_repeated_keys(*b, fields, nullptr, b->num_rows(), every);
+    ASSERT_EQ(every.size(), b->num_rows());
+    size_t repeated = 0;
+    for (size_t k = 0; k < every.size(); ++k) {
+      ASSERT_EQ(every[k] != 0, k > 0 && same_key_cells(*b, fields, k - 1, k)) << k;
+      repeated += every[k];
+    }
+    EXPECT_GT(repeated, every.size() / 2);
+    EXPECT_LT(repeated, every.size());
+    std::vector<uint8_t> some;
+    mark_repeated_keys(*b, fields, picked.data(), picked.size(), some);
+    ASSERT_EQ(some.size(), picked.size());
+    for (size_t k = 0; k < some.size(); ++k) {
+      ASSERT_EQ(some[k] != 0, k > 0 && same_key_cells(*b, fields, picked[k - 1], picked[k])) << k;
+    }
+  }
+}
+
 TEST(KeyBy, DeclaresHashPartitioningOnItsFields) {
   auto b = prepare("{id: by_user, type: key_by, input: clicks, fields: [page, user]}");
   ASSERT_TRUE(b->diags.empty()) << b->diags.to_status().message();
