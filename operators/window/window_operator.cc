@@ -937,33 +937,36 @@ class WindowOperator final : public runtime::Operator {
 
   // ---- assigning rows ----------------------------------------------------------
 
+  // The encoded key of the batch's k-th alive row (assign_generic's pass 1).
+  std::string_view batch_key(size_t k) const {
+    return std::string_view(key_arena_.data() + key_spans_[k].first, key_spans_[k].second);
+  }
+
   // Any key: every alive row to its window groups or sessions (entries_),
   // late rows to late_.
   Status assign_generic(const Batch& batch, const Column& et, size_t n) {
     const int64_t* ts = et.int64_data();
-    // Pass 1: every row's encoded key into one arena, and key hashes
-    // column-wise from the values (consistent with the encoding: both fold
-    // -0.0 and NaN). Looking keys up in a second pass keeps the lookups off
-    // the bytes just written.
+    // Pass 1: every distinct run's encoded key into one arena, and key
+    // hashes from the values (consistent with the encoding: both fold -0.0
+    // and NaN). Looking keys up in a second pass keeps the lookups off the
+    // bytes just written.
     key_arena_.clear();
     key_arena_.reserve(n * 9 * cfg_->key_fields.size());
-    key_offsets_.resize(n + 1);
-    key_offsets_[0] = 0;
+    key_spans_.resize(n);
     const Selection* selection = batch.selection();
     mark_repeated_keys(batch, cfg_->key_fields, selection ? selection->data() : nullptr, n,
                        repeated_keys_);
     for (size_t k = 0; k < n; ++k) {
-      const size_t r = batch.row_at(k);
       if (repeated_keys_[k]) {
-        // Consecutive rows often share a key: its bytes again, not encoded.
-        const size_t from = key_offsets_[k - 1];
-        const size_t size = key_offsets_[k] - from;
-        key_arena_.resize(key_arena_.size() + size);
-        std::memcpy(key_arena_.data() + key_offsets_[k], key_arena_.data() + from, size);
-      } else {
-        for (size_t f : cfg_->key_fields) state::encode_key_cell(*batch.column(f), r, key_arena_);
+        // Consecutive rows often share a key: the row before's bytes.
+        key_spans_[k] = key_spans_[k - 1];
+        continue;
       }
-      key_offsets_[k + 1] = key_arena_.size();
+      const size_t begin = key_arena_.size();
+      for (size_t f : cfg_->key_fields) {
+        state::encode_key_cell(*batch.column(f), batch.row_at(k), key_arena_);
+      }
+      key_spans_[k] = {begin, key_arena_.size() - begin};
     }
     if (!session_mode_) runtime::hash_rows(batch, cfg_->key_fields, repeated_keys_, hashes_);
     if (session_mode_ && store_has_sessions_) DF_RETURN_IF_ERROR(load_sessions(n));
@@ -974,8 +977,7 @@ class WindowOperator final : public runtime::Operator {
         ctx_->report_data_error("window '" + cfg_->id + "': row without event time dropped");
         continue;
       }
-      const std::string_view key(key_arena_.data() + key_offsets_[k],
-                                 key_offsets_[k + 1] - key_offsets_[k]);
+      const std::string_view key = batch_key(k);
       if (session_mode_) {
         key_.assign(key);
       } else {
@@ -1791,8 +1793,7 @@ class WindowOperator final : public runtime::Operator {
   Status load_sessions(size_t n) {
     lookup_.clear();
     for (size_t k = 0; k < n; ++k) {
-      const std::string_view key(key_arena_.data() + key_offsets_[k],
-                                 key_offsets_[k + 1] - key_offsets_[k]);
+      const std::string_view key = batch_key(k);
       if (sessions_.find(key) != sessions_.end()) continue;
       std::string rk(1, kSessionRecord);
       rk.append(key);
@@ -1980,8 +1981,10 @@ class WindowOperator final : public runtime::Operator {
   std::vector<ColumnPtr> args_;
   std::vector<Entry> entries_;
   Selection late_;
-  std::string key_arena_;               // encoded keys of the batch's alive rows
-  std::vector<size_t> key_offsets_;     // row k's key: [offsets[k], offsets[k+1])
+  std::string key_arena_;  // encoded keys of the batch's alive rows
+  // Row k's key: key_arena_'s bytes [first, first + second); a row whose key
+  // repeats the row before's has that row's span.
+  std::vector<std::pair<size_t, size_t>> key_spans_;
   std::vector<uint8_t> repeated_keys_;  // row k's key cells repeat row k - 1's
   std::string key_;                     // sessions: the current row's key
   std::string_view key_view_;           // windows: the current row's key
