@@ -112,13 +112,20 @@ inline uint64_t hash_row(const Batch& b, const std::vector<size_t>& fields, size
 }
 
 // Key hashes of every alive row, in active-row order (out[k] belongs to
-// b.row_at(k)). Column at a time, so the type switch runs once per column.
+// b.row_at(k)). Column at a time; an int64 or timestamp column without
+// nulls (most keys) skips the per-cell null check and type switch.
 inline void hash_rows(const Batch& b, const std::vector<size_t>& fields,
                       std::vector<uint64_t>& out) {
   const size_t n = b.active_rows();
   out.assign(n, kRowHashSeed);
   for (size_t f : fields) {
     const Column& c = *b.column(f);
+    const bool int_like = c.type() == TypeId::kInt64 || c.type() == TypeId::kTimestamp;
+    if (int_like && !c.has_nulls()) {
+      const int64_t* v = c.int64_data();
+      for (size_t k = 0; k < n; ++k) out[k] = hash_combine(out[k], hash_int64(v[b.row_at(k)]));
+      continue;
+    }
     for (size_t k = 0; k < n; ++k) out[k] = hash_combine(out[k], hash_cell(c, b.row_at(k)));
   }
 }
