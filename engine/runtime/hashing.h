@@ -113,33 +113,33 @@ inline uint64_t hash_row(const Batch& b, const std::vector<size_t>& fields, size
 
 // Key hashes of every alive row, in active-row order (out[k] belongs to
 // b.row_at(k)). Column at a time; an int64 or timestamp column without
-// nulls (most keys) skips the per-cell null check and type switch.
-inline void hash_rows(const Batch& b, const std::vector<size_t>& fields,
-                      std::vector<uint64_t>& out) {
+// nulls (most keys) skips the per-cell null check and type switch. With
+// `repeats` (operators' mark_repeated_keys: repeats[k] != 0 when row k's key
+// cells equal row k - 1's), a repeated row takes the hash before it instead
+// of being hashed: a window's output fed to a keyed operator is mostly runs
+// of one key.
+inline void hash_rows(const Batch& b, const std::vector<size_t>& fields, std::vector<uint64_t>& out,
+                      const std::vector<uint8_t>* repeats = nullptr) {
   const size_t n = b.active_rows();
   out.assign(n, kRowHashSeed);
+  const uint8_t* skip = repeats ? repeats->data() : nullptr;
   for (size_t f : fields) {
     const Column& c = *b.column(f);
-    const bool int_like = c.type() == TypeId::kInt64 || c.type() == TypeId::kTimestamp;
-    if (int_like && !c.has_nulls()) {
+    if ((c.type() == TypeId::kInt64 || c.type() == TypeId::kTimestamp) && !c.has_nulls()) {
       const int64_t* v = c.int64_data();
-      for (size_t k = 0; k < n; ++k) out[k] = hash_combine(out[k], hash_int64(v[b.row_at(k)]));
+      for (size_t k = 0; k < n; ++k) {
+        if (!skip || !skip[k]) out[k] = hash_combine(out[k], hash_int64(v[b.row_at(k)]));
+      }
       continue;
     }
-    for (size_t k = 0; k < n; ++k) out[k] = hash_combine(out[k], hash_cell(c, b.row_at(k)));
+    for (size_t k = 0; k < n; ++k) {
+      if (!skip || !skip[k]) out[k] = hash_combine(out[k], hash_cell(c, b.row_at(k)));
+    }
   }
-}
-
-// hash_rows where repeats[k] != 0 says row k's key cells equal row k - 1's
-// (operators' mark_repeated_keys): such a row takes the hash before it
-// instead of being hashed again. A window's output fed to a keyed operator
-// is mostly runs of one key.
-inline void hash_rows(const Batch& b, const std::vector<size_t>& fields,
-                      const std::vector<uint8_t>& repeats, std::vector<uint64_t>& out) {
-  const size_t n = b.active_rows();
-  out.resize(n);
-  for (size_t k = 0; k < n; ++k) {
-    out[k] = k > 0 && repeats[k] ? out[k - 1] : hash_row(b, fields, b.row_at(k));
+  if (skip) {
+    for (size_t k = 1; k < n; ++k) {
+      if (skip[k]) out[k] = out[k - 1];
+    }
   }
 }
 

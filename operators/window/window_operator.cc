@@ -968,7 +968,7 @@ class WindowOperator final : public runtime::Operator {
       }
       key_spans_[k] = {begin, key_arena_.size() - begin};
     }
-    if (!session_mode_) runtime::hash_rows(batch, cfg_->key_fields, repeated_keys_, hashes_);
+    if (!session_mode_) runtime::hash_rows(batch, cfg_->key_fields, hashes_, &repeated_keys_);
     if (session_mode_ && store_has_sessions_) DF_RETURN_IF_ERROR(load_sessions(n));
     // Pass 2: assign rows to their windows' groups.
     for (size_t k = 0; k < n; ++k) {

@@ -74,7 +74,7 @@ TEST(HashingTest, RowsMarkedAsRepeatsTakeTheHashBeforeThem) {
   std::vector<uint64_t> each;
   std::vector<uint64_t> reused;
   hash_rows(*filtered, fields, each);
-  hash_rows(*filtered, fields, repeats, reused);
+  hash_rows(*filtered, fields, reused, &repeats);
   EXPECT_EQ(reused, each);
   EXPECT_GT(std::set<uint64_t>(reused.begin(), reused.end()).size(), 10u);
 }
