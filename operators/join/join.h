@@ -100,6 +100,12 @@ class RowSequence {
  public:
   Status load(state::KvStore& store);
   uint64_t next() { return next_++; }
+  // Numbers `rows` rows at once; returns the first number.
+  uint64_t take(uint64_t rows) {
+    const uint64_t first = next_;
+    next_ += rows;
+    return first;
+  }
   // Adds the next number to `writes` when rows were numbered since the last save.
   void save(state::WriteBatch& writes);
   // Adds the next number to a snapshot's entries when it differs from the

@@ -7,14 +7,15 @@
 // memory budget: the arriving batches are held (held_rows.h: a buffered row
 // is a held batch and a row of it, no per-row encoding; the rows of batches
 // keeping only a few are gathered into one batch) and each window keeps
-// flat arrays (its rows, chained per key and side; its keys, a single
-// int64/timestamp key by its value; an open-addressing index over them), so
-// an arriving row is one lookup and one append with no allocation per key or
-// row, and firing walks each key's rows once, copying matches from the held
-// batches' columns, and frees a few arrays. When memory is full, whole windows move to
-// the subtask's KvStore, newest first (they fire last), under
-// 'W' start key side seq (join.h), in key order; their later rows gather in
-// memory again and join them when the window fires.
+// flat arrays (its rows, chained per key and side, a run of one key's rows
+// in a batch as one entry; its keys, a single int64/timestamp key by its
+// value; an open-addressing index over them), so an arriving row is one
+// lookup and one append with no allocation per key or row, and firing
+// walks each key's rows once, copying matches from the held batches'
+// columns, and frees a few arrays. When memory is full, whole windows move
+// to the subtask's KvStore, newest first (they fire last), under 'W' start
+// key side seq (join.h), in key order; their later rows gather in memory
+// again and join them when the window fires.
 // A window in the store is one contiguous key range ordered by key, the left
 // rows of a key before its right rows, so firing it is one merged scan that
 // joins one (window, key) group at a time, then one range delete. Either way
@@ -134,23 +135,15 @@ class WindowedJoin final : public JoinOperatorBase {
       mark_repeated_keys(*batch, keys, every_row ? nullptr : kept_rows_.data(), kept,
                          repeated_keys_);
     }
-    for (size_t k = 0; k < kept; ++k) {
+    // In [window_start, window_start + size), without overflow.
+    auto in_window = [&](int64_t t) {
+      return static_cast<uint64_t>(t) - static_cast<uint64_t>(window_start) <
+             static_cast<uint64_t>(size);
+    };
+    for (size_t k = 0; k < kept;) {
       const uint32_t row = kept_rows_[k];
-      if (gathering) {
-        BatchBuilder& rows = *gathering->rows;
-        for (size_t f = 0; f < batch->num_columns(); ++f) {
-          rows.column(f).append_from(*batch->column(f), row);
-        }
-        rows.finish_row();
-      }
-      const Ref ref{seq_.next(), held.id, held.dense ? dense_row++ : static_cast<uint32_t>(row)};
-      ++entries_;
       const int64_t t = times->int64_at(row);
-      // In [window_start, window_start + size), without overflow.
-      const bool same_window =
-          window != nullptr && static_cast<uint64_t>(t) - static_cast<uint64_t>(window_start) <
-                                   static_cast<uint64_t>(size);
-      if (!same_window) {
+      if (window == nullptr || !in_window(t)) {
         window_start = floor_div(t, size) * size;
         window = &windows_[window_start];
         if (window->groups.capacity() == 0) presize(*window);
@@ -158,18 +151,42 @@ class WindowedJoin final : public JoinOperatorBase {
       }
       // An encoded key is not encoded again for a row whose key cells repeat
       // the previous row's (of the same window).
+      Chain* chain = &window->null_lefts;
       if (!kEncodes || group == kNone || !repeated_keys_[k]) {
         const bool has_key = Key::read(*batch, keys, row, key);
         if (!has_key && !Key::kHoldsNull) {
-          add_row(*window, window->null_lefts, ref);
           group = kNone;
-          continue;
-        }
-        if (group == kNone || !(window->groups[group].key == key))
+        } else if (group == kNone || !(window->groups[group].key == key)) {
           group = find_or_add(*window, key);
+        }
       }
-      Group& g = window->groups[group];
-      add_row(*window, is_left ? g.left : g.right, ref);
+      size_t end = k + 1;
+      if (group != kNone) {
+        Group& g = window->groups[group];
+        chain = is_left ? &g.left : &g.right;
+        // The rows right after it in the batch with the same key and window
+        // (an upstream window's output for one key) go in with it, as one entry.
+        if constexpr (kEncodes) {
+          while (end < kept && repeated_keys_[end] && kept_rows_[end] == row + (end - k) &&
+                 in_window(times->int64_at(kept_rows_[end]))) {
+            ++end;
+          }
+        }
+      }
+      const auto rows = static_cast<uint32_t>(end - k);
+      if (gathering) {
+        BatchBuilder& copy = *gathering->rows;
+        for (size_t j = k; j < end; ++j) {
+          for (size_t f = 0; f < batch->num_columns(); ++f) {
+            copy.column(f).append_from(*batch->column(f), kept_rows_[j]);
+          }
+          copy.finish_row();
+        }
+      }
+      add_rows(*window, *chain, Ref{seq_.take(rows), held.id, held.dense ? dense_row : row, rows});
+      if (held.dense) dense_row += rows;
+      entries_ += rows;
+      k = end;
     }
     if (kept > 0) held_.add_row(held.id, kept);
     if (gathering) {
@@ -228,12 +245,15 @@ class WindowedJoin final : public JoinOperatorBase {
  private:
   static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 
-  // A row in memory: its row number, where it is held, and the next row of
-  // its (key, side) in its window (kNone: the last).
+  // Rows in memory: `count` rows of held batch `batch` from `row` on, numbered
+  // from `seq` on, and the next entry of their (key, side) in their window
+  // (kNone: the last). A run of one key's rows in a batch (an upstream
+  // window's output for one key, say) is one entry, not one a row.
   struct Ref {
     uint64_t seq;
     uint64_t batch;
     uint32_t row;
+    uint32_t count = 1;
     uint32_t next = kNone;
   };
   // A (key, side)'s rows in a window: a chain through Window::rows, in
@@ -253,7 +273,8 @@ class WindowedJoin final : public JoinOperatorBase {
   // order, its keys' groups in first-arrival order, and an open-addressing
   // index from key to group number.
   struct Window {
-    std::vector<Ref> rows;
+    std::vector<Ref> rows;  // entries of one row or more
+    size_t row_count = 0;   // the rows of all its entries
     std::vector<Group> groups;
     std::vector<uint32_t> index;  // group numbers (kNone: empty), a power of 2 long
     // Left rows of a left outer join whose key is null, when Key cannot hold
@@ -386,7 +407,7 @@ class WindowedJoin final : public JoinOperatorBase {
     return g;
   }
 
-  // A new window gets room for as many keys and rows as the last fired one
+  // A new window gets room for as many keys and row entries as the last fired one
   // had, so that a burst of them (an upstream window's firing) neither
   // regrows nor re-indexes its arrays. Only while at most one other window
   // is open (in-order input): the room is not counted against the memory
@@ -405,9 +426,19 @@ class WindowedJoin final : public JoinOperatorBase {
     window.index[i] = g;
   }
 
-  // Buffers `ref` in `window` at the end of `chain`; the caller counts it in
-  // held_ (process() once per batch).
-  void add_row(Window& window, Chain& chain, const Ref& ref) {
+  // Buffers the rows of `ref` in `window` at the end of `chain`, in the
+  // chain's last entry when they follow that entry's rows; the caller counts
+  // them in held_ (process() once per batch).
+  void add_rows(Window& window, Chain& chain, const Ref& ref) {
+    window.row_count += ref.count;
+    if (chain.tail != kNone) {
+      Ref& last = window.rows[chain.tail];
+      if (last.batch == ref.batch && last.row + last.count == ref.row &&
+          last.seq + last.count == ref.seq) {
+        last.count += ref.count;
+        return;
+      }
+    }
     const auto n = static_cast<uint32_t>(window.rows.size());
     window.rows.push_back(ref);
     if (chain.tail == kNone) {
@@ -419,10 +450,29 @@ class WindowedJoin final : public JoinOperatorBase {
     add_bytes(window, kRefBytes);
   }
 
-  // fn(ref) for the rows of `chain`, in order.
+  // fn(entry) for the entries of `chain`, in order.
+  template <typename Fn>
+  static void for_each_entry(const Window& window, const Chain& chain, Fn&& fn) {
+    for (uint32_t n = chain.head; n != kNone; n = window.rows[n].next) fn(window.rows[n]);
+  }
+  // fn(ref) for the rows of `chain`, in order, a Ref of one row each.
   template <typename Fn>
   static void for_each(const Window& window, const Chain& chain, Fn&& fn) {
-    for (uint32_t n = chain.head; n != kNone; n = window.rows[n].next) fn(window.rows[n]);
+    for_each_entry(window, chain, [&](const Ref& entry) {
+      if (entry.count == 1) {
+        fn(entry);
+        return;
+      }
+      for (uint32_t i = 0; i < entry.count; ++i) fn(Ref{entry.seq + i, entry.batch, entry.row + i});
+    });
+  }
+  // The rows of `chain` as held rows, appended to `out`.
+  void append_held(const Window& window, const Chain& chain,
+                   std::vector<JoinOutput::HeldRow>& out) const {
+    for_each_entry(window, chain, [&](const Ref& entry) {
+      const Batch* batch = &held_.at(entry.batch);
+      for (uint32_t i = 0; i < entry.count; ++i) out.push_back({batch, entry.row + i});
+    });
   }
 
   // Lets go of a window's rows in memory (not of the window).
@@ -430,16 +480,18 @@ class WindowedJoin final : public JoinOperatorBase {
     // A batch's rows mostly lie together: held_ is told once per run.
     for (size_t i = 0; i < window.rows.size();) {
       const uint64_t batch = window.rows[i].batch;
-      size_t end = i + 1;
-      while (end < window.rows.size() && window.rows[end].batch == batch) ++end;
-      held_.drop_row(batch, end - i);
-      i = end;
+      size_t rows = 0;
+      for (; i < window.rows.size() && window.rows[i].batch == batch; ++i) {
+        rows += window.rows[i].count;
+      }
+      held_.drop_row(batch, rows);
     }
     memory_bytes_ -= std::min(memory_bytes_, window.bytes);
     window.rows = {};
     window.groups = {};
     window.index = {};
     window.null_lefts = {};
+    window.row_count = 0;
     window.bytes = 0;
   }
 
@@ -519,12 +571,12 @@ class WindowedJoin final : public JoinOperatorBase {
               return Status::data_error(what_ + ": a buffered row in the state has a null key");
             }
             if (!Key::kHoldsNull) {
-              add_row(window, window.null_lefts, ref);
+              add_rows(window, window.null_lefts, ref);
               return Status::OK();
             }
           }
           Group& group = window.groups[find_or_add(window, key)];
-          add_row(window, left ? group.left : group.right, ref);
+          add_rows(window, left ? group.left : group.right, ref);
           return Status::OK();
         });
   }
@@ -644,7 +696,7 @@ class WindowedJoin final : public JoinOperatorBase {
       }
       for (const Joined& j : joined_) join_held_group(window, *j.group, ts, out);
       flush_pairs(ts, out);
-      entries_ -= std::min(entries_, window.rows.size());
+      entries_ -= std::min(entries_, window.row_count);
       last_fired_ = {window.rows.size(), window.groups.size()};
       drop_rows(window);
     }
@@ -660,14 +712,10 @@ class WindowedJoin final : public JoinOperatorBase {
       // A few right rows: `where` is tested a right row at a time over the
       // left rows (JoinOutput::add_group), after the pairs before.
       group_rights_.clear();
-      for_each(window, group.right, [&](const Ref& r) {
-        group_rights_.push_back({&held_.at(r.batch), r.row});
-      });
+      append_held(window, group.right, group_rights_);
       if (group_rights_.size() <= JoinOutput::kMaxGroupRights) {
         group_lefts_.clear();
-        for_each(window, group.left, [&](const Ref& l) {
-          group_lefts_.push_back({&held_.at(l.batch), l.row});
-        });
+        append_held(window, group.left, group_lefts_);
         flush_pairs(ts, out);
         output_->add_group(group_lefts_, group_rights_, ts, out);
         return;

@@ -63,9 +63,11 @@ BatchPtr side(const SchemaPtr& schema, std::mt19937_64& rng, int64_t base, size_
               int& counter) {
   BatchBuilder b(schema);
   ColumnBuilder ts(TypeId::kInt64);
+  auto key = static_cast<int64_t>(rng() % 6);
   for (size_t i = 0; i < rows; ++i) {
     const bool null_key = rng() % 17 == 0;
-    const auto key = static_cast<int64_t>(rng() % 6);
+    // Runs of one key, as an upstream window's output has them, half the time.
+    if (rng() % 2 == 0) key = static_cast<int64_t>(rng() % 6);
     const TypeId key_type = schema->field(0).type;
     b.append_row({null_key                      ? Value::null(key_type)
                   : key_type == TypeId::kString ? Value::string("k" + std::to_string(key))
@@ -77,7 +79,8 @@ BatchPtr side(const SchemaPtr& schema, std::mt19937_64& rng, int64_t base, size_
   return b.finish()->with_event_time(ts.finish());
 }
 
-// A random script: batches of both sides with times around a front that
+// A random script: batches of both sides (mostly of a few rows, gathered; one
+// in 8 of 64 or more, held as they are) with times around a front that
 // moves forward, watermarks 3 s behind the front (so some rows are late).
 std::vector<Step> script(uint64_t seed, size_t steps, bool string_keys = false) {
   std::mt19937_64 rng(seed);
@@ -93,7 +96,7 @@ std::vector<Step> script(uint64_t seed, size_t steps, bool string_keys = false) 
       const size_t input = pick % 2;
       out.push_back({input,
                      side(input == 0 ? left_schema(string_keys) : right_schema(string_keys), rng,
-                          front, 1 + rng() % 6, counter),
+                          front, rng() % 8 == 0 ? 64 + rng() % 64 : 1 + rng() % 6, counter),
                      0});
     }
   }
@@ -368,11 +371,21 @@ TEST(JoinCheckpoint, WindowedSnapshotsWhoseWritesAreStillInFlight) {
   ASSERT_TRUE(b->node);
   for (size_t budget : {size_t{0}, size_t{2048}}) {
     SCOPED_TRACE("budget " + std::to_string(budget));
-    const auto steps = script(21, 150);
+    auto steps = script(21, 150);
+    size_t cuts[2] = {steps.size() / 3, 2 * steps.size() / 3};
+    // A row of a window far ahead just before each cut: each snapshot then
+    // has rows in memory, or at least their numbering, to write on the I/O
+    // pool, even when the step before spilled every window to the store.
+    std::mt19937_64 rng(21);
+    int counter = 1'000'000;
+    auto far_row = [&] { return Step{0, side(left_schema(), rng, 100'000'000, 1, counter), 0}; };
+    steps.insert(steps.begin() + static_cast<std::ptrdiff_t>(cuts[1]), far_row());
+    steps.insert(steps.begin() + static_cast<std::ptrdiff_t>(cuts[0]), far_row());
+    cuts[0] += 1;  // right after its row
+    cuts[1] += 2;  // after its row, which the first one moved on by one
     test::TempDir tmp;
     const auto expected = run_plain(*b->node, steps, tmp.file("plain"), budget);
     ASSERT_GT(expected.size(), 20u);
-    const size_t cuts[2] = {steps.size() / 3, 2 * steps.size() / 3};
     std::vector<Snap> snaps(2);
     test::FakeSnapshotContext sc0(1, tmp.file("ckpt0"));  // before ctx: its thread calls them
     test::FakeSnapshotContext sc1(2, tmp.file("ckpt1"));
