@@ -623,15 +623,20 @@ class RowSink {
     for (uint32_t first = 0; first < gs.size();) {
       const auto count = static_cast<uint32_t>(std::min<size_t>(gs.size() - first, batch_.room()));
       if (single_int_key_) {
+        // Decoded into int_keys_ and appended at once while no key is null.
+        int_keys_.clear();
         ColumnBuilder& column = batch_.column(0);
         for (uint32_t g = first; g < first + count; ++g) {
           std::string_view key = keys.key(g);
           if (std::optional<int64_t> v = take_int_cell(key); v && key.empty()) {
-            column.append_int64(*v);
-          } else {
-            DF_RETURN_IF_ERROR(append_key(keys.key(g)));
+            int_keys_.push_back(*v);
+            continue;
           }
+          column.append_int64s(int_keys_.data(), int_keys_.size());
+          int_keys_.clear();
+          DF_RETURN_IF_ERROR(append_key(keys.key(g)));
         }
+        column.append_int64s(int_keys_.data(), int_keys_.size());
       } else {
         for (uint32_t g = first; g < first + count; ++g) {
           DF_RETURN_IF_ERROR(append_key(keys.key(g)));
@@ -684,6 +689,7 @@ class RowSink {
   const WindowConfig& cfg_;
   // One int64 or timestamp key: append_all decodes it in a tight loop.
   const bool single_int_key_ = cfg_.key_types.size() == 1 && is_int(cfg_.key_types[0]);
+  std::vector<int64_t> int_keys_;  // append_all's decoded keys of one batch
   OutputBatcher batch_;
 };
 
