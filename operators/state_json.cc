@@ -9,6 +9,7 @@
 #include <new>
 #include <string>
 
+#include "engine/core/digits.h"
 #include "engine/core/time.h"
 #include "engine/state/codec.h"
 #include "operators/stateful.h"
@@ -66,13 +67,6 @@ std::string to_hex(std::string_view s) {
     out.push_back(kDigits[c & 0xF]);
   }
   return out;
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 Status wrong(std::string_view what, std::string_view expected, const nlohmann::json& j) {
@@ -154,8 +148,8 @@ Result<std::string> string_from_json(const nlohmann::json& j, std::string_view w
     std::string out;
     out.reserve(h.size() / 2);
     for (size_t i = 0; i < h.size(); i += 2) {
-      int hi = hex_digit(h[i]);
-      int lo = hex_digit(h[i + 1]);
+      int hi = hex_digit_value(h[i]);
+      int lo = hex_digit_value(h[i + 1]);
       if (hi < 0 || lo < 0) return wrong(what, "a string or {\"hex\": hex digits}", j);
       out.push_back(static_cast<char>((hi << 4) | lo));
     }

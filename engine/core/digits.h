@@ -1,6 +1,6 @@
-// Fixed-width decimal digits, written straight into a buffer: the hot paths
-// that format timestamps and generated fields call this per row, where
-// snprintf costs thousands of instructions a call.
+// Digits: fixed-width decimal digits written straight into a buffer (the hot
+// paths that format timestamps and generated fields call this per row, where
+// snprintf costs thousands of instructions a call), and hex digits read back.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,14 @@ inline char* write_fixed_digits(char* out, uint32_t v, int width) {
     v /= 10;
   }
   return out + width;
+}
+
+// The value of hex digit c (either case), or -1 when c is not one.
+constexpr int hex_digit_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
 }  // namespace df

@@ -36,6 +36,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 
+#include "engine/core/digits.h"
 #include "engine/core/log.h"
 #include "engine/server/http_connection.h"
 #include "engine/server/tls.h"
@@ -58,13 +59,6 @@ using internal::ServerShared;
 constexpr std::chrono::seconds kForcedCloseWait{5};
 
 const std::string kEmpty;
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // A client's X-Request-Id is echoed only when it is short visible ASCII, so
 // it cannot smuggle anything into logs or headers.
@@ -105,8 +99,8 @@ std::optional<std::string> percent_decode(std::string_view in, bool plus_is_spac
     const char c = in[i];
     if (c == '%') {
       if (i + 2 >= in.size()) return std::nullopt;
-      const int hi = hex_digit(in[i + 1]);
-      const int lo = hex_digit(in[i + 2]);
+      const int hi = hex_digit_value(in[i + 1]);
+      const int lo = hex_digit_value(in[i + 2]);
       if (hi < 0 || lo < 0) return std::nullopt;
       out.push_back(static_cast<char>(hi * 16 + lo));
       i += 2;
