@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <cassert>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -236,54 +237,78 @@ JsonRowEncoder::JsonRowEncoder(SchemaPtr schema) : schema_(std::move(schema)) {
     std::string key;
     append_json_string(f.name, key);
     key += ':';
+    row_chars_ += key.size() + 1;  // and its comma, or the closing brace
     keys_.push_back(std::move(key));
   }
+  last_timestamps_.resize(keys_.size());
 }
 
-void JsonRowEncoder::append_row(const Batch& batch, size_t row, std::string& out) const {
-  out += '{';
+void JsonRowEncoder::append_row(const Batch& batch, size_t row, std::string& out) {
+  // Written through a pointer into room made for the row's longest spelling
+  // (a sink encodes every row of every batch, and appending piece by piece
+  // cost more than the digits and escapes themselves).
+  size_t room = row_chars_;
   for (size_t c = 0; c < keys_.size(); ++c) {
-    if (c) out += ',';
-    out += keys_[c];
+    const Column& col = *batch.column(c);
+    room += col.type() == TypeId::kString && !col.is_null(row)
+                ? max_json_string_chars(col.string_at(row))
+                : kMaxScalarChars;
+  }
+  const size_t at = out.size();
+  out.resize(at + room);
+  char* p = out.data() + at;
+  auto put = [&p](std::string_view text) {
+    std::memcpy(p, text.data(), text.size());
+    p += text.size();
+  };
+  *p++ = '{';
+  for (size_t c = 0; c < keys_.size(); ++c) {
+    if (c) *p++ = ',';
+    put(keys_[c]);
     const Column& col = *batch.column(c);
     if (col.is_null(row)) {
-      out += "null";
+      put("null");
       continue;
     }
     switch (col.type()) {
       case TypeId::kBool:
-        out += col.bool_at(row) ? "true" : "false";
+        put(col.bool_at(row) ? "true" : "false");
         break;
-      case TypeId::kInt64: {
-        char buf[24];
-        auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), col.int64_at(row));
-        (void)ec;
-        out.append(buf, end);
+      case TypeId::kInt64:
+        p = std::to_chars(p, p + kMaxScalarChars, col.int64_at(row)).ptr;
         break;
-      }
       case TypeId::kDouble: {
-        double d = col.double_at(row);
+        const double d = col.double_at(row);
         if (std::isfinite(d)) {
-          append_double(d, out);
+          p = std::to_chars(p, p + kMaxScalarChars, d).ptr;  // shortest round-trip form
         } else {
-          out += "null";
+          put("null");
         }
         break;
       }
       case TypeId::kString:
-        append_json_string(col.string_at(row), out);
+        p = write_json_string(p, col.string_at(row));
         break;
-      case TypeId::kTimestamp:
-        out += '"';
-        append_timestamp(col.int64_at(row), out);
-        out += '"';
+      case TypeId::kTimestamp: {
+        LastTimestamp& last = last_timestamps_[c];
+        const int64_t ts = col.int64_at(row);
+        if (last.size == 0 || last.value != ts) {
+          last.value = ts;
+          last.size = static_cast<size_t>(write_timestamp(last.text, ts) - last.text);
+        }
+        *p++ = '"';
+        put(std::string_view(last.text, last.size));
+        *p++ = '"';
         break;
+      }
     }
   }
-  out += '}';
+  *p++ = '}';
+  assert(p <= out.data() + at + room);
+  out.resize(static_cast<size_t>(p - out.data()));
 }
 
-void JsonRowEncoder::append_batch(const Batch& batch, std::string& out) const {
+void JsonRowEncoder::append_batch(const Batch& batch, std::string& out) {
   batch.for_each_row([&](size_t r) {
     append_row(batch, r, out);
     out += '\n';

@@ -13,6 +13,7 @@
 #include "engine/core/batch.h"
 #include "engine/core/schema.h"
 #include "engine/core/status.h"
+#include "engine/core/time.h"
 
 namespace df::connectors {
 
@@ -56,19 +57,33 @@ class JsonRowDecoder {
 
 // Encodes rows as JSON objects, fields in schema order: timestamps as RFC 3339
 // UTC with milliseconds, doubles in shortest round-trip form (NaN and
-// infinities as null), strings escaped, nulls as null.
+// infinities as null), strings escaped, nulls as null. Not thread-safe (it
+// remembers each timestamp column's last text): one per sink.
 class JsonRowEncoder {
  public:
   explicit JsonRowEncoder(SchemaPtr schema);
 
   // Appends physical row `row` of `batch` as one object, without a newline.
-  void append_row(const Batch& batch, size_t row, std::string& out) const;
+  void append_row(const Batch& batch, size_t row, std::string& out);
   // Appends every alive row of `batch`, one object per line ("...}\n").
-  void append_batch(const Batch& batch, std::string& out) const;
+  void append_batch(const Batch& batch, std::string& out);
 
  private:
+  // The most bytes a non-string cell takes: a timestamp (kMaxTimestampChars,
+  // with its quotes), an int64 (20) or a double's shortest form (24).
+  static constexpr size_t kMaxScalarChars = kMaxTimestampChars + 2;
+
   SchemaPtr schema_;
   std::vector<std::string> keys_;  // `"name":` per field, pre-escaped
+  size_t row_chars_ = 1;           // '{', and per key the key and a comma or the '}'
+  // A timestamp column's last value and its text: a window's output rows
+  // share their window's start and end, so most rows repeat the row before's.
+  struct LastTimestamp {
+    int64_t value = 0;
+    size_t size = 0;  // 0: none yet
+    char text[kMaxTimestampChars];
+  };
+  std::vector<LastTimestamp> last_timestamps_;  // per field
 };
 
 // Appends `v` in the shortest form that reads back to the same double.

@@ -301,47 +301,60 @@ uint64_t add_log_listener(LogListener listener) { return listeners().add(std::mo
 void remove_log_listener(uint64_t id) { listeners().remove(id); }
 
 void append_json_string(std::string_view s, std::string& out) {
+  const size_t at = out.size();
+  out.resize(at + max_json_string_chars(s));
+  char* const end = write_json_string(out.data() + at, s);
+  out.resize(static_cast<size_t>(end - out.data()));
+}
+
+char* write_json_string(char* out, std::string_view s) {
   static const char* hex = "0123456789abcdef";
-  out.push_back('"');
-  // Copies runs of bytes that need no escape in one append (most strings
-  // are one run); per-byte appends cost 14 % of the Kafka bench's CPU.
+  *out++ = '"';
+  // Copies runs of bytes that need no escape at once (most strings are one
+  // run); per-byte appends cost 14 % of the Kafka bench's CPU.
   const char* run = s.data();
   const char* const end = s.data() + s.size();
+  auto put = [&out](const char* text, size_t n) {
+    if (n == 0) return;  // text may be null then
+    std::memcpy(out, text, n);
+    out += n;
+  };
   for (const char* p = run; p != end; ++p) {
     const auto c = static_cast<unsigned char>(*p);
     if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(run, static_cast<size_t>(p - run));
+    put(run, static_cast<size_t>(p - run));
     run = p + 1;
     switch (c) {
       case '"':
-        out += "\\\"";
+        put("\\\"", 2);
         break;
       case '\\':
-        out += "\\\\";
+        put("\\\\", 2);
         break;
       case '\n':
-        out += "\\n";
+        put("\\n", 2);
         break;
       case '\r':
-        out += "\\r";
+        put("\\r", 2);
         break;
       case '\t':
-        out += "\\t";
+        put("\\t", 2);
         break;
       case '\b':
-        out += "\\b";
+        put("\\b", 2);
         break;
       case '\f':
-        out += "\\f";
+        put("\\f", 2);
         break;
       default:
-        out += "\\u00";
-        out.push_back(hex[c >> 4]);
-        out.push_back(hex[c & 15]);
+        put("\\u00", 4);
+        *out++ = hex[c >> 4];
+        *out++ = hex[c & 15];
     }
   }
-  out.append(run, static_cast<size_t>(end - run));
-  out.push_back('"');
+  put(run, static_cast<size_t>(end - run));
+  *out++ = '"';
+  return out;
 }
 
 std::string log_record_json(const LogRecord& r) {

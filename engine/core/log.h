@@ -149,5 +149,10 @@ inline void log_debug(std::string_view c, std::string_view m) { log(LogLevel::kD
 
 // Appends s to out as a JSON string literal (with quotes), escaping as RFC 8259 requires.
 void append_json_string(std::string_view s, std::string& out);
+// The most bytes write_json_string writes for s: quotes, and \u00XX per byte.
+constexpr size_t max_json_string_chars(std::string_view s) { return 2 + 6 * s.size(); }
+// Writes what append_json_string appends at out (room for
+// max_json_string_chars(s)); returns the end.
+char* write_json_string(char* out, std::string_view s);
 
 }  // namespace df

@@ -162,6 +162,11 @@ Result<int64_t> parse_timestamp(std::string_view s) {
 }
 
 void append_timestamp(int64_t epoch_ms, std::string& out) {
+  char buf[kMaxTimestampChars];
+  out.append(buf, write_timestamp(buf, epoch_ms));
+}
+
+char* write_timestamp(char* out, int64_t epoch_ms) {
   // Floor division without negating (INT64_MIN has no negation).
   const int64_t days = floor_div(epoch_ms, 86'400'000);
   const int64_t rem = epoch_ms % 86'400'000 + (epoch_ms % 86'400'000 < 0 ? 86'400'000 : 0);
@@ -174,15 +179,12 @@ void append_timestamp(int64_t epoch_ms, std::string& out) {
   const auto milli = static_cast<uint32_t>(rem % 1000);
   if (y < 0 || y > 9999) {
     // Years RFC 3339 cannot spell (sign, more digits): rare, so snprintf.
-    char buf[40];
-    int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ",
-                          static_cast<long long>(y), m, d, hour, minute, second, milli);
-    out.append(buf, static_cast<size_t>(n));
-    return;
+    const int n = std::snprintf(out, kMaxTimestampChars, "%04lld-%02u-%02uT%02u:%02u:%02u.%03uZ",
+                                static_cast<long long>(y), m, d, hour, minute, second, milli);
+    return out + n;
   }
   // Sinks format one per row and cell: digits written in place.
-  char buf[24];
-  char* p = write_fixed_digits(buf, static_cast<uint32_t>(y), 4);
+  char* p = write_fixed_digits(out, static_cast<uint32_t>(y), 4);
   *p++ = '-';
   p = write_fixed_digits(p, m, 2);
   *p++ = '-';
@@ -196,7 +198,7 @@ void append_timestamp(int64_t epoch_ms, std::string& out) {
   *p++ = '.';
   p = write_fixed_digits(p, milli, 3);
   *p++ = 'Z';
-  out.append(buf, static_cast<size_t>(p - buf));
+  return p;
 }
 
 std::string format_timestamp(int64_t epoch_ms) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -31,6 +32,11 @@ std::string format_duration(Millis d);
 Result<int64_t> parse_timestamp(std::string_view text);
 // Appends "2026-11-21T10:00:00.000Z".
 void append_timestamp(int64_t epoch_ms, std::string& out);
+// The most bytes write_timestamp writes (years past 9999 or before 0 take more).
+inline constexpr size_t kMaxTimestampChars = 40;
+// Writes what append_timestamp appends at out (room for kMaxTimestampChars);
+// returns the end.
+char* write_timestamp(char* out, int64_t epoch_ms);
 std::string format_timestamp(int64_t epoch_ms);
 
 // Milliseconds since the epoch, wall clock.

@@ -116,6 +116,58 @@ TEST(JsonEncode, ExactTextInSchemaOrder) {
             "{\"b\":false,\"i\":0,\"d\":1e+300,\"s\":\"\",\"t\":\"1970-01-01T00:00:00.000Z\"}\n");
 }
 
+// Each cell at its longest (every byte a \u00XX escape, the first and last
+// instants, the longest int64 and double) and rows appended one after the
+// other: every row is written whole, into room made for it.
+TEST(JsonEncode, CellsAtTheirLongestFitTheirRow) {
+  auto schema = all_types();
+  BatchBuilder bb(schema);
+  const std::string controls(300, '\x01');
+  std::string escaped;
+  for (size_t i = 0; i < controls.size(); ++i) escaped += "\\u0001";
+  bb.append_row({Value::boolean(false), Value::int64(INT64_MIN),
+                 Value::float64(-2.2250738585072014e-308), Value::string(controls),
+                 Value::timestamp(INT64_MIN)});
+  bb.append_row({Value::boolean(true), Value::int64(INT64_MAX),
+                 Value::float64(-1.7976931348623157e+308), Value::string(""),
+                 Value::timestamp(INT64_MAX)});
+  std::string out = "before\n";
+  JsonRowEncoder(schema).append_batch(*bb.finish(), out);
+  EXPECT_EQ(out,
+            "before\n"
+            "{\"b\":false,\"i\":-9223372036854775808,\"d\":-2.2250738585072014e-308,\"s\":\"" +
+                escaped + "\",\"t\":\"" + format_timestamp(INT64_MIN) +
+                "\"}\n"
+                "{\"b\":true,\"i\":9223372036854775807,\"d\":-1.7976931348623157e+308,"
+                "\"s\":\"\",\"t\":\"" +
+                format_timestamp(INT64_MAX) + "\"}\n");
+  // The years outside 0000-9999 keep their sign and digits.
+  EXPECT_EQ(format_timestamp(INT64_MAX), "292278994-08-17T07:12:55.807Z");
+  EXPECT_EQ(format_timestamp(INT64_MIN), "-292275055-05-16T16:47:04.192Z");
+}
+
+// The encoder keeps each timestamp column's last text: repeats, nulls between
+// them and a second timestamp column all come out as themselves.
+TEST(JsonEncode, RepeatedTimestampsPerColumn) {
+  auto schema = make_schema({{"a", TypeId::kTimestamp}, {"b", TypeId::kTimestamp}});
+  const int64_t t = *parse_timestamp("2026-11-23T05:00:00.123Z");
+  BatchBuilder bb(schema);
+  bb.append_row({Value::timestamp(t), Value::timestamp(0)});
+  bb.append_row({Value::timestamp(t), Value::null(TypeId::kTimestamp)});
+  bb.append_row({Value::null(TypeId::kTimestamp), Value::timestamp(0)});
+  bb.append_row({Value::timestamp(t + 1), Value::timestamp(t)});
+  bb.append_row({Value::timestamp(t), Value::timestamp(t)});
+  JsonRowEncoder encoder(schema);
+  std::string out;
+  encoder.append_batch(*bb.finish(), out);
+  EXPECT_EQ(out,
+            "{\"a\":\"2026-11-23T05:00:00.123Z\",\"b\":\"1970-01-01T00:00:00.000Z\"}\n"
+            "{\"a\":\"2026-11-23T05:00:00.123Z\",\"b\":null}\n"
+            "{\"a\":null,\"b\":\"1970-01-01T00:00:00.000Z\"}\n"
+            "{\"a\":\"2026-11-23T05:00:00.124Z\",\"b\":\"2026-11-23T05:00:00.123Z\"}\n"
+            "{\"a\":\"2026-11-23T05:00:00.123Z\",\"b\":\"2026-11-23T05:00:00.123Z\"}\n");
+}
+
 TEST(JsonEncode, HonoursTheSelectionVectorAndRoundTrips) {
   auto schema = make_schema({{"x", TypeId::kDouble}, {"s", TypeId::kString}});
   BatchBuilder bb(schema);
