@@ -38,11 +38,12 @@ size_t hidden_files(const fs::path& dir) {
   return n;
 }
 
-// 4 files of 300k rows, event time rising through them (5 ms apart), 500
-// users: the window fires all along the run, not only at the end.
+// 8 files of 300k rows, event time rising through them (5 ms apart), 500
+// users: the window fires all along the run, not only at the end. A run
+// takes well over the 400 ms the kill times reach (about 0.6 s here).
 void write_input(const TempDir& tmp) {
   int64_t i = 0;
-  for (int f = 0; f < 4; ++f) {
+  for (int f = 0; f < 8; ++f) {
     std::string text;
     for (int r = 0; r < 300000; ++r, ++i) {
       text += "{\"user\":\"u" + std::to_string((i * 7919) % 500) +
