@@ -155,8 +155,7 @@ void mark_repeated_keys(const Batch& batch, const std::vector<size_t>& fields, c
   uint8_t* const rep = repeats.data();
   for (size_t f : fields) {
     const Column& c = *batch.column(f);
-    const bool int_like = c.type() == TypeId::kInt64 || c.type() == TypeId::kTimestamp;
-    if (int_like && !c.has_nulls()) {  // the common case, without a call per cell
+    if (stored_as_int64(c.type()) && !c.has_nulls()) {  // the common case, without a call per cell
       const int64_t* v = c.int64_data();
       if (rows == nullptr) {
         // Contiguous rows: a loop the compiler vectorizes.

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "connectors/format/json.h"
+#include "engine/core/digits.h"
 #include "engine/core/time.h"
 
 namespace df::connectors {

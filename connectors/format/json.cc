@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "engine/core/digits.h"
 #include "engine/core/log.h"
 #include "engine/core/time.h"
 
@@ -223,13 +224,6 @@ Status JsonRowDecoder::decode(std::string_view text, BatchBuilder& out) {
   }
   out.finish_row();
   return Status::OK();
-}
-
-void append_double(double v, std::string& out) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
-  (void)ec;  // 32 bytes always suffice for the shortest form of a double
-  out.append(buf, end);
 }
 
 JsonRowEncoder::JsonRowEncoder(SchemaPtr schema) : schema_(std::move(schema)) {

@@ -86,8 +86,4 @@ class JsonRowEncoder {
   std::vector<LastTimestamp> last_timestamps_;  // per field
 };
 
-// Appends `v` in the shortest form that reads back to the same double.
-// Non-finite values are not handled here (callers decide: JSON null, CSV empty).
-void append_double(double v, std::string& out);
-
 }  // namespace df::connectors

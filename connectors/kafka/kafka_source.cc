@@ -1217,7 +1217,7 @@ class KafkaSource final : public runtime::SourceOperator {
   // without one are dropped by the runtime and count for nothing).
   void track_event_time(const Batch& batch) {
     const Column& col = *batch.column(event_time_->field);
-    if (col.type() != TypeId::kTimestamp && col.type() != TypeId::kInt64) return;
+    if (!stored_as_int64(col.type())) return;
     const int64_t* ts = col.int64_data();
     for (size_t r = 0; r < row_parts_.size(); ++r) {
       if (col.is_null(r)) continue;

@@ -113,7 +113,7 @@ class ColumnBuilder {
   }
   void append_int64(int64_t v) {  // int64 and timestamp
     Column& c = *col_;
-    assert(c.type_ == TypeId::kInt64 || c.type_ == TypeId::kTimestamp);
+    assert(stored_as_int64(c.type_));
     mark_valid(c);
     c.ints_.push_back(v);
     ++c.size_;
@@ -121,7 +121,7 @@ class ColumnBuilder {
   // values[0..n) (a window's counts, one per group).
   void append_int64s(const int64_t* values, size_t n) {
     Column& c = *col_;
-    assert(c.type_ == TypeId::kInt64 || c.type_ == TypeId::kTimestamp);
+    assert(stored_as_int64(c.type_));
     if (!c.validity_.empty()) c.validity_.insert(c.validity_.end(), n, 1);
     c.ints_.insert(c.ints_.end(), values, values + n);
     c.size_ += n;
@@ -129,7 +129,7 @@ class ColumnBuilder {
   // n copies of v (a window's start and end, the same on all its rows).
   void append_int64_repeated(int64_t v, size_t n) {
     Column& c = *col_;
-    assert(c.type_ == TypeId::kInt64 || c.type_ == TypeId::kTimestamp);
+    assert(stored_as_int64(c.type_));
     if (!c.validity_.empty()) c.validity_.insert(c.validity_.end(), n, 1);
     c.ints_.insert(c.ints_.end(), n, v);
     c.size_ += n;

@@ -1,9 +1,12 @@
 // Digits: fixed-width decimal digits written straight into a buffer (the hot
 // paths that format timestamps and generated fields call this per row, where
-// snprintf costs thousands of instructions a call), and hex digits read back.
+// snprintf costs thousands of instructions a call), hex digits read back, and
+// the shortest text of a double.
 #pragma once
 
+#include <charconv>
 #include <cstdint>
+#include <string>
 
 namespace df {
 
@@ -23,6 +26,16 @@ constexpr int hex_digit_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
+}
+
+// Appends v in the shortest form that reads back to the same double ("4.2",
+// "1e+100"; "inf", "nan"). Sinks that spell non-finite values otherwise
+// (JSON null, CSV empty) test std::isfinite first.
+inline void append_double(double v, std::string& out) {
+  char buf[32];  // the shortest form of a double takes at most 24
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
+  out.append(buf, end);
 }
 
 }  // namespace df

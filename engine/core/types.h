@@ -21,5 +21,7 @@ std::string_view type_name(TypeId type);
 // float, float64, text, varchar). Case-insensitive.
 std::optional<TypeId> parse_type_name(std::string_view name);
 inline bool is_numeric(TypeId t) { return t == TypeId::kInt64 || t == TypeId::kDouble; }
+// Whether a column of type t holds its cells as int64s (int64 and timestamp).
+inline bool stored_as_int64(TypeId t) { return t == TypeId::kInt64 || t == TypeId::kTimestamp; }
 
 }  // namespace df

@@ -125,7 +125,7 @@ inline void hash_rows(const Batch& b, const std::vector<size_t>& fields, std::ve
   const uint8_t* skip = repeats ? repeats->data() : nullptr;
   for (size_t f : fields) {
     const Column& c = *b.column(f);
-    if ((c.type() == TypeId::kInt64 || c.type() == TypeId::kTimestamp) && !c.has_nulls()) {
+    if (stored_as_int64(c.type()) && !c.has_nulls()) {
       const int64_t* v = c.int64_data();
       for (size_t k = 0; k < n; ++k) {
         if (!skip || !skip[k]) out[k] = hash_combine(out[k], hash_int64(v[b.row_at(k)]));

@@ -854,7 +854,7 @@ Status Task::make_operators() {
     }
     if (schema) {
       const Field& f = schema->field(field);
-      if (f.type != TypeId::kTimestamp && f.type != TypeId::kInt64) {
+      if (!stored_as_int64(f.type)) {
         return Status::internal(nodes_[0].info->label + ": event-time field '" + f.name +
                                 "' is neither a timestamp nor an int64");
       }
@@ -1511,7 +1511,7 @@ BatchPtr Task::assign_event_time(BatchPtr batch) {
     return nullptr;
   }
   const ColumnPtr& col = batch->column(field);
-  if (col->type() != TypeId::kTimestamp && col->type() != TypeId::kInt64) {
+  if (!stored_as_int64(col->type())) {
     record_error(0, Status::internal("event-time field #" + std::to_string(field) +
                                      " is neither a timestamp nor an int64"));
     return nullptr;

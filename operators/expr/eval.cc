@@ -966,7 +966,7 @@ class Evaluator {
         if (to == TypeId::kBool) {
           return pure1<int64_t, bool>(to, a, rows, cheap, [](int64_t x) { return x != 0; });
         }
-        if (to == TypeId::kInt64 || to == TypeId::kTimestamp) {
+        if (stored_as_int64(to)) {
           return pure1<int64_t, int64_t>(to, a, rows, cheap, [](int64_t x) { return x; });
         }
         break;
@@ -1280,8 +1280,7 @@ class Evaluator {
   Vec rand(const Node& n, const Rows& rows) {
     Out<double> out(TypeId::kDouble, rows);
     const Column* ids = ctx_.row_ids;
-    if (ids && (ids->type() == TypeId::kInt64 || ids->type() == TypeId::kTimestamp) &&
-        ids->size() >= batch_.num_rows()) {
+    if (ids && stored_as_int64(ids->type()) && ids->size() >= batch_.num_rows()) {
       const int64_t* id = ids->int64_data();
       const uint64_t seed = ctx_.seed;
       rows.each(

@@ -7,13 +7,6 @@
 
 namespace df::expr::internal {
 
-void append_double(double v, std::string& out) {
-  char buf[64];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  if (ec != std::errc()) return;  // cannot happen with 64 bytes
-  out.append(buf, p);
-}
-
 std::string format_double(double v) {
   std::string s;
   append_double(v, s);

@@ -8,10 +8,11 @@
 #include <string>
 #include <string_view>
 
+#include "engine/core/digits.h"
+
 namespace df::expr::internal {
 
-// Shortest text that reads back as the same double ("4.2", "1e+100", "inf").
-void append_double(double v, std::string& out);
+// Shortest text that reads back as the same double (df::append_double).
 std::string format_double(double v);
 
 // Text -> value conversions of cast(); surrounding spaces are ignored.

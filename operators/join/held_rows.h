@@ -35,8 +35,7 @@ struct Int64Key {
   static constexpr bool kHoldsNull = false;
   static bool fits(const JoinConfig& config) {
     if (config.left_keys.size() != 1) return false;
-    const TypeId type = config.left->field(config.left_keys[0]).type;
-    return type == TypeId::kInt64 || type == TypeId::kTimestamp;
+    return stored_as_int64(config.left->field(config.left_keys[0]).type);
   }
   // False for a null key, which never matches.
   static bool read(const Batch& batch, const std::vector<size_t>& fields, size_t row,

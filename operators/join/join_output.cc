@@ -75,8 +75,8 @@ void gather_cells(const Item* items, size_t n, ColumnBuilder& to, CellOf cell_of
 
 // Appends row `row` of `column` n times.
 void repeat_cell(const Column& column, uint32_t row, size_t n, ColumnBuilder& to) {
-  const bool is_int = column.type() == TypeId::kInt64 || column.type() == TypeId::kTimestamp;
-  if (is_int && !column.is_null(row)) return to.append_int64_repeated(column.int64_at(row), n);
+  if (stored_as_int64(column.type()) && !column.is_null(row))
+    return to.append_int64_repeated(column.int64_at(row), n);
   for (size_t i = 0; i < n; ++i) to.append_from(column, row);
 }
 

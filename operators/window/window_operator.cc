@@ -656,8 +656,6 @@ class RowSink {
   void flush(runtime::Output& out) { batch_.flush(out); }
 
  private:
-  static bool is_int(TypeId t) { return t == TypeId::kInt64 || t == TypeId::kTimestamp; }
-
   // An int64 or timestamp key cell at the front of `key` that is not null:
   // its value, and `key` moves past it (what state::decode_key_value reads,
   // without boxing a Value); else nullopt and `key` is left alone.
@@ -674,7 +672,7 @@ class RowSink {
     const size_t nk = cfg_.key_types.size();
     for (size_t i = 0; i < nk; ++i) {
       const TypeId t = cfg_.key_types[i];
-      if (is_int(t)) {
+      if (stored_as_int64(t)) {
         if (std::optional<int64_t> v = take_int_cell(key)) {
           batch_.column(i).append_int64(*v);
           continue;
@@ -688,7 +686,7 @@ class RowSink {
 
   const WindowConfig& cfg_;
   // One int64 or timestamp key: append_all decodes it in a tight loop.
-  const bool single_int_key_ = cfg_.key_types.size() == 1 && is_int(cfg_.key_types[0]);
+  const bool single_int_key_ = cfg_.key_types.size() == 1 && stored_as_int64(cfg_.key_types[0]);
   std::vector<int64_t> int_keys_;  // append_all's decoded keys of one batch
   OutputBatcher batch_;
 };
@@ -698,9 +696,8 @@ class WindowOperator final : public runtime::Operator {
   explicit WindowOperator(std::shared_ptr<const WindowConfig> cfg)
       : cfg_(std::move(cfg)),
         session_mode_(cfg_->type == WindowType::kSession),
-        int_key_(
-            !session_mode_ && cfg_->key_types.size() == 1 &&
-            (cfg_->key_types[0] == TypeId::kInt64 || cfg_->key_types[0] == TypeId::kTimestamp)),
+        int_key_(!session_mode_ && cfg_->key_types.size() == 1 &&
+                 stored_as_int64(cfg_->key_types[0])),
         lateness_(cfg_->allowed_lateness_ms),
         assigner_(cfg_->type, cfg_->size_ms, cfg_->slide_ms),
         pane_ms_(pane_ms(*cfg_)),
