@@ -230,6 +230,11 @@ class JoinOutput {
   // outer join adds a left row none of whose pairs held once with null right
   // fields. So a left row's pairs must be adjacent and in one call.
   void add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runtime::Output& out);
+  // Adds every pair of `pairs` in order, pair i with event time times[i],
+  // column by column, whatever `where` says: the interval join gathers the
+  // matches of an arriving batch when it has no `where`.
+  void add_all_pairs(const std::vector<HeldPair>& pairs, const std::vector<int64_t>& times,
+                     runtime::Output& out);
   // A row of a held batch.
   struct HeldRow {
     const Batch* batch;
@@ -250,7 +255,9 @@ class JoinOutput {
   size_t rows_emitted() const { return batch_.rows_emitted(); }
 
  private:
-  void append_pairs(const HeldPair* pairs, size_t n, int64_t ts, runtime::Output& out);
+  // Appends pairs[0..n), pair i with event time times[i] (times == nullptr: ts).
+  void append_pairs(const HeldPair* pairs, size_t n, const int64_t* times, int64_t ts,
+                    runtime::Output& out);
   // Evaluates `where` over `condition` and reports its data errors; the
   // result column (null counts as false).
   ColumnPtr evaluate_where(const Batch& condition);

@@ -46,6 +46,41 @@ std::pair<const Column*, uint32_t> output_cell(FieldSource source, const JoinOut
   return {p.right ? p.right->column(source.field).get() : nullptr, p.right_row};
 }
 
+// Appends int64 cells like gather_cells, a run of valid cells on the next
+// rows of one column at once: held rows come in such runs (a window's output
+// for one key is one batch's rows in order: the windowed join's Ref::count).
+template <typename Item, typename CellOf>
+void gather_int64_cells(const Item* items, size_t n, ColumnBuilder& to, CellOf cell_of) {
+  const Column* run_column = nullptr;  // the run: run_length cells from run_row on
+  uint32_t run_row = 0;
+  size_t run_length = 0;
+  const auto end_run = [&] {
+    if (run_length == 1) {
+      to.append_int64(run_column->int64_at(run_row));
+    } else if (run_length > 1) {
+      to.append_int64s(run_column->int64_data() + run_row, run_length);
+    }
+    run_length = 0;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const auto [column, row] = cell_of(items[i]);
+    if (run_length > 0 && column == run_column && row == run_row + run_length &&
+        !column->is_null(row)) {
+      ++run_length;
+      continue;
+    }
+    end_run();
+    if (column == nullptr || column->is_null(row)) {
+      to.append_null();
+      continue;
+    }
+    run_column = column;
+    run_row = row;
+    run_length = 1;
+  }
+  end_run();
+}
+
 // Appends the cell cell_of(items[i]) (a column and a row; no column: null)
 // for each i < n to `to`, dispatching on the type once.
 template <typename Item, typename CellOf>
@@ -65,7 +100,7 @@ void gather_cells(const Item* items, size_t n, ColumnBuilder& to, CellOf cell_of
       return each([&](const Column& c, uint32_t r) { to.append_bool(c.bool_at(r)); });
     case TypeId::kInt64:
     case TypeId::kTimestamp:
-      return each([&](const Column& c, uint32_t r) { to.append_int64(c.int64_at(r)); });
+      return gather_int64_cells(items, n, to, cell_of);
     case TypeId::kDouble:
       return each([&](const Column& c, uint32_t r) { to.append_double(c.double_at(r)); });
     case TypeId::kString:
@@ -115,7 +150,8 @@ bool JoinOutput::add_match(const RowRef& left, const RowRef& right, int64_t ts,
 }
 
 void JoinOutput::add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runtime::Output& out) {
-  if (!config_->where || pairs.empty()) return append_pairs(pairs.data(), pairs.size(), ts, out);
+  if (!config_->where || pairs.empty())
+    return append_pairs(pairs.data(), pairs.size(), nullptr, ts, out);
   const size_t n = pairs.size();
   const auto& fields = config_->where_fields;
   std::vector<ColumnPtr> columns;
@@ -143,7 +179,7 @@ void JoinOutput::add_pairs(const std::vector<HeldPair>& pairs, int64_t ts, runti
       kept_.push_back({p.left, nullptr, p.left_row, 0});
     }
   }
-  append_pairs(kept_.data(), kept_.size(), ts, out);
+  append_pairs(kept_.data(), kept_.size(), nullptr, ts, out);
 }
 
 void JoinOutput::add_group(const std::vector<HeldRow>& lefts, const std::vector<HeldRow>& rights,
@@ -188,7 +224,7 @@ void JoinOutput::add_group(const std::vector<HeldRow>& lefts, const std::vector<
         kept_.push_back({left.batch, right.batch, left.row, right.row});
       }
     }
-    append_pairs(kept_.data(), kept_.size(), ts, out);
+    append_pairs(kept_.data(), kept_.size(), nullptr, ts, out);
   }
 }
 
@@ -198,7 +234,13 @@ ColumnPtr JoinOutput::evaluate_where(const Batch& condition) {
   return holds;
 }
 
-void JoinOutput::append_pairs(const HeldPair* pairs, size_t count, int64_t ts,
+void JoinOutput::add_all_pairs(const std::vector<HeldPair>& pairs,
+                               const std::vector<int64_t>& times, runtime::Output& out) {
+  assert(pairs.size() == times.size());
+  append_pairs(pairs.data(), pairs.size(), times.data(), 0, out);
+}
+
+void JoinOutput::append_pairs(const HeldPair* pairs, size_t count, const int64_t* times, int64_t ts,
                               runtime::Output& out) {
   const size_t num_fields = config_->output->size();
   for (size_t at = 0; at < count;) {
@@ -209,7 +251,11 @@ void JoinOutput::append_pairs(const HeldPair* pairs, size_t count, int64_t ts,
       gather_cells(chunk, n, batch_.column(f),
                    [source](const HeldPair& p) { return output_cell(source, p); });
     }
-    batch_.end_rows(n, ts, out);
+    if (times) {
+      batch_.end_rows(n, times + at, out);
+    } else {
+      batch_.end_rows(n, ts, out);
+    }
     at += n;
   }
 }

@@ -590,6 +590,39 @@ TEST(IntervalJoin, NullKeysNeverMatch) {
   EXPECT_EQ(take(o.out), (Lines{"null|ln|null@10000"}));
 }
 
+// Without a `where`, an arriving batch's matches wait and go out column by
+// column (JoinOutput::add_all_pairs): still in arrival order, each with its
+// own event time, around the left rows that can never match, and whole past
+// the most that wait at once (4096).
+TEST(IntervalJoin, AnArrivingBatchsMatchesComeOutInOrderWithTheirOwnTimes) {
+  auto b = prepare(join_yaml(std::string(kInterval) + ", join_type: left"));
+  ASSERT_TRUE(b->node) << b->diags.to_status().message();
+  Running r(*b->node);
+  const auto in_order = [&] {
+    Lines lines;
+    for (const auto& batch : r.out.batches) test::append_row_lines(*batch, lines);
+    r.out.batches.clear();
+    return lines;
+  };
+  r.right({{&k1, "r1", 12000}, {&k2, "r2", 9000}});
+  r.watermark(9500);
+  r.left({{&k1, "a", 10000},
+          {nullptr, "n", 10000},  // a null key: out at once
+          {&k2, "b", 11000},
+          {&k3, "late", 1000},  // expired on arrival, unmatched: out at once
+          {&k1, "c", 13000}});
+  EXPECT_EQ(in_order(), (Lines{"1|a|r1@12000", "null|n|null@10000", "2|b|r2@11000",
+                               "3|late|null@1000", "1|c|r1@13000"}));
+
+  std::vector<In> many(5000, In{&k2, "x", 20000});
+  r.right(many);
+  r.left({{&k2, "m", 19000}, {nullptr, "z", 19500}});
+  const Lines out = in_order();
+  ASSERT_EQ(out.size(), 5001u);
+  EXPECT_EQ(std::count(out.begin(), out.end(), "2|m|x@20000"), 5000);
+  EXPECT_EQ(out.back(), "null|z|null@19500");
+}
+
 TEST(IntervalJoin, LateLeftRowsStillProbeAndAreNotKept) {
   auto b = prepare(join_yaml(std::string(kInterval) + ", join_type: left"));
   ASSERT_TRUE(b->node);
