@@ -126,6 +126,20 @@ class ColumnBuilder {
     c.ints_.insert(c.ints_.end(), values, values + n);
     c.size_ += n;
   }
+  // Appends n valid slots of unspecified value and returns them, for the
+  // caller to write (a join gathering cells from many columns); set_null()
+  // marks one of them null.
+  int64_t* append_int64_slots(size_t n) {
+    Column& c = *col_;
+    assert(stored_as_int64(c.type_));
+    if (!c.validity_.empty()) c.validity_.insert(c.validity_.end(), n, 1);
+    const size_t at = c.ints_.size();
+    c.ints_.resize(at + n);
+    c.size_ += n;
+    return c.ints_.data() + at;
+  }
+  // Marks slot i, already appended, null.
+  void set_null(size_t i) { col_->set_null(i); }
   // n copies of v (a window's start and end, the same on all its rows).
   void append_int64_repeated(int64_t v, size_t n) {
     Column& c = *col_;

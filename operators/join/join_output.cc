@@ -46,39 +46,21 @@ std::pair<const Column*, uint32_t> output_cell(FieldSource source, const JoinOut
   return {p.right ? p.right->column(source.field).get() : nullptr, p.right_row};
 }
 
-// Appends int64 cells like gather_cells, a run of valid cells on the next
-// rows of one column at once: held rows come in such runs (a window's output
-// for one key is one batch's rows in order: the windowed join's Ref::count).
+// gather_cells for int64 and timestamp cells, written straight into the
+// builder's new slots (appending one at a time cost ~30 instructions a cell).
 template <typename Item, typename CellOf>
 void gather_int64_cells(const Item* items, size_t n, ColumnBuilder& to, CellOf cell_of) {
-  const Column* run_column = nullptr;  // the run: run_length cells from run_row on
-  uint32_t run_row = 0;
-  size_t run_length = 0;
-  const auto end_run = [&] {
-    if (run_length == 1) {
-      to.append_int64(run_column->int64_at(run_row));
-    } else if (run_length > 1) {
-      to.append_int64s(run_column->int64_data() + run_row, run_length);
-    }
-    run_length = 0;
-  };
+  const size_t first = to.size();
+  int64_t* slots = to.append_int64_slots(n);
   for (size_t i = 0; i < n; ++i) {
     const auto [column, row] = cell_of(items[i]);
-    if (run_length > 0 && column == run_column && row == run_row + run_length &&
-        !column->is_null(row)) {
-      ++run_length;
-      continue;
-    }
-    end_run();
     if (column == nullptr || column->is_null(row)) {
-      to.append_null();
-      continue;
+      slots[i] = 0;
+      to.set_null(first + i);
+    } else {
+      slots[i] = column->int64_at(row);
     }
-    run_column = column;
-    run_row = row;
-    run_length = 1;
   }
-  end_run();
 }
 
 // Appends the cell cell_of(items[i]) (a column and a row; no column: null)

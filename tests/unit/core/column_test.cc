@@ -142,6 +142,29 @@ TEST(ColumnBuilderInts, RepeatedAndCopiedValuesFollowWhatWasAppended) {
   EXPECT_EQ(n->int64_data()[4], 3);
 }
 
+// append_int64_slots: n valid slots the caller writes, any of which
+// set_null() marks null, between cells appended one at a time.
+TEST(ColumnBuilderInts, SlotsWrittenInPlaceAndMarkedNull) {
+  ColumnBuilder b(TypeId::kInt64);
+  b.append_int64(1);
+  int64_t* slots = b.append_int64_slots(3);
+  slots[0] = 10;
+  slots[1] = 0;
+  slots[2] = 30;
+  b.set_null(2);  // the middle slot
+  b.append_int64(4);
+  slots = b.append_int64_slots(2);  // after a null: valid slots all the same
+  slots[0] = 50;
+  slots[1] = 60;
+  ColumnPtr c = b.finish();
+  ASSERT_EQ(c->size(), 7u);
+  const std::vector<bool> nulls{false, false, true, false, false, false, false};
+  for (size_t i = 0; i < nulls.size(); ++i) EXPECT_EQ(c->is_null(i), nulls[i]) << "slot " << i;
+  for (size_t i : {0, 1, 3, 4, 5, 6}) {
+    EXPECT_EQ(c->int64_at(i), (std::vector<int64_t>{1, 10, 0, 30, 4, 50, 60}[i])) << "slot " << i;
+  }
+}
+
 TEST(ColumnBuilderStrings, ReusesAReleasedArenaThatFitsTheExpectedRows) {
   // On a thread of its own, so that no other test's arenas are on its list.
   std::thread t([] {
