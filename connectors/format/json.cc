@@ -241,6 +241,7 @@ void JsonRowEncoder::append_row(const Batch& batch, size_t row, std::string& out
   // Written through a pointer into room made for the row's longest spelling
   // (a sink encodes every row of every batch, and appending piece by piece
   // cost more than the digits and escapes themselves).
+  static_assert(kMaxScalarChars >= kMaxDoubleChars && kMaxScalarChars >= 20);
   size_t room = row_chars_;
   for (size_t c = 0; c < keys_.size(); ++c) {
     const Column& col = *batch.column(c);
@@ -274,7 +275,7 @@ void JsonRowEncoder::append_row(const Batch& batch, size_t row, std::string& out
       case TypeId::kDouble: {
         const double d = col.double_at(row);
         if (std::isfinite(d)) {
-          p = std::to_chars(p, p + kMaxScalarChars, d).ptr;  // shortest round-trip form
+          p = write_double(p, d);
         } else {
           put("null");
         }

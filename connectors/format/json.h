@@ -70,7 +70,7 @@ class JsonRowEncoder {
 
  private:
   // The most bytes a non-string cell takes: a timestamp (kMaxTimestampChars,
-  // with its quotes), an int64 (20) or a double's shortest form (24).
+  // with its quotes), an int64 (20) or a double (kMaxDoubleChars).
   static constexpr size_t kMaxScalarChars = kMaxTimestampChars + 2;
 
   SchemaPtr schema_;

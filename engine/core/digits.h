@@ -5,6 +5,7 @@
 #pragma once
 
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -28,14 +29,21 @@ constexpr int hex_digit_value(char c) {
   return -1;
 }
 
-// Appends v in the shortest form that reads back to the same double ("4.2",
-// "1e+100"; "inf", "nan"). Sinks that spell non-finite values otherwise
-// (JSON null, CSV empty) test std::isfinite first.
+// The most bytes write_double writes ("-2.2250738585072014e-308").
+inline constexpr size_t kMaxDoubleChars = 24;
+
+// Writes v at out (room for kMaxDoubleChars) in the shortest form that reads
+// back to the same double ("4.2", "1e+100"; "inf", "nan"); returns the end.
+// Sinks that spell non-finite values otherwise (JSON null, CSV empty) test
+// std::isfinite first.
+inline char* write_double(char* out, double v) {
+  return std::to_chars(out, out + kMaxDoubleChars, v).ptr;
+}
+
+// Appends what write_double writes.
 inline void append_double(double v, std::string& out) {
-  char buf[32];  // the shortest form of a double takes at most 24
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  (void)ec;
-  out.append(buf, end);
+  char buf[kMaxDoubleChars];
+  out.append(buf, write_double(buf, v));
 }
 
 }  // namespace df
