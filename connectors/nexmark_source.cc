@@ -26,6 +26,9 @@ struct NexmarkSourceConfig {
   double rate = 0;                 // events/s over all subtasks; 0 = unlimited
   nexmark::NexmarkConfig generator;
   SchemaPtr schema;
+  // The fields something downstream reads (PreparedNode::project); empty:
+  // all. The string fields nothing reads come out null.
+  runtime::FieldMask read;
 };
 
 SchemaPtr table_schema(EventKind table) {
@@ -81,7 +84,11 @@ class TableBatchWriter {
     std::vector<ColumnPtr> cols(fields.size());
     for (size_t f = 0; f < fields.size(); ++f) {
       if (fields[f].type == TypeId::kString) {
-        strings_[f].emplace(TypeId::kString, rows);
+        if (cfg_.read.empty() || cfg_.read[f]) {
+          strings_[f].emplace(TypeId::kString, rows);
+        } else {
+          cols[f] = null_strings(rows);
+        }
       } else {
         std::shared_ptr<Column> col = Column::make_for_overwrite(fields[f].type, rows);
         ints_[f] = col->mutable_int64_data();
@@ -126,13 +133,23 @@ class TableBatchWriter {
 
  private:
   void set(size_t field, size_t row, int64_t v) { ints_[field][row] = v; }
-  void str(size_t field, std::string_view v) { strings_[field]->append_string(v); }
+  void str(size_t field, std::string_view v) {
+    if (strings_[field]) strings_[field]->append_string(v);
+  }
+  // A column of `rows` null strings, shared by the batches of that length.
+  ColumnPtr null_strings(size_t rows) {
+    if (!null_strings_ || null_strings_->size() != rows) {
+      null_strings_ = Column::constant(Value::null(TypeId::kString), rows);
+    }
+    return null_strings_;
+  }
 
   const NexmarkSourceConfig& cfg_;
   // Per field, the one being written: the array of an integer or timestamp
   // field, the builder of a string field.
   std::vector<int64_t*> ints_;
-  std::vector<std::optional<ColumnBuilder>> strings_;
+  std::vector<std::optional<ColumnBuilder>> strings_;  // unset: not read
+  ColumnPtr null_strings_;
   nexmark::Person person_;
   nexmark::Auction auction_;
   nexmark::Bid bid_;
@@ -208,7 +225,26 @@ class PreparedNexmark final : public runtime::PreparedNode {
     d += ", event time " + std::to_string(cfg_->generator.event_rate) + " events/s from " +
          format_timestamp(cfg_->generator.base_time_ms) + ", seed " +
          std::to_string(cfg_->generator.seed);
+    if (!cfg_->read.empty()) {
+      std::string read;
+      for (size_t f = 0; f < cfg_->read.size(); ++f) {
+        if (cfg_->read[f]) read += (read.empty() ? "" : ", ") + cfg_->schema->field(f).name;
+      }
+      d += "; read downstream: " + read;
+    }
     return d;
+  }
+  // Skips the string columns nothing reads: they are most of a row's bytes.
+  runtime::PreparedNodePtr project(const runtime::FieldMask& read) const override {
+    bool skips_a_string = false;
+    for (size_t f = 0; f < read.size(); ++f) {
+      skips_a_string =
+          skips_a_string || (!read[f] && cfg_->schema->field(f).type == TypeId::kString);
+    }
+    if (!skips_a_string || read.size() != cfg_->schema->size()) return nullptr;
+    auto cfg = std::make_shared<NexmarkSourceConfig>(*cfg_);
+    cfg->read = read;
+    return std::make_shared<PreparedNexmark>(std::move(cfg));
   }
 
  private:

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "engine/core/config_value.h"
+#include "engine/runtime/node_factory.h"
 #include "engine/runtime/operator.h"
 #include "operators/expr/expr.h"
 
@@ -18,5 +19,9 @@ expr::CompiledExprPtr compile_option(const ConfigValue& value, const Schema& sch
 // Hands the per-row errors an evaluation recorded to the runtime (counted and
 // logged there), then clears them.
 void report_eval_errors(expr::EvalContext& eval, runtime::OperatorContext& ctx);
+
+// Flags in `read` the fields of `schema` (the expression's input) that `e`
+// reads.
+void mark_fields_read(const expr::CompiledExpr& e, const Schema& schema, runtime::FieldMask& read);
 
 }  // namespace df::operators

@@ -40,17 +40,27 @@ class FilterOperator final : public runtime::Operator {
 
 class PreparedFilter final : public runtime::PreparedNode {
  public:
-  PreparedFilter(SchemaPtr schema, expr::CompiledExprPtr predicate)
-      : schema_(std::move(schema)), predicate_(std::move(predicate)) {}
+  PreparedFilter(SchemaPtr schema, expr::CompiledExprPtr predicate, bool dead_letters)
+      : schema_(std::move(schema)), predicate_(std::move(predicate)), dead_letters_(dead_letters) {}
   SchemaPtr output_schema() const override { return schema_; }
   std::unique_ptr<runtime::Operator> make_operator(int, int) const override {
     return std::make_unique<FilterOperator>(predicate_);
   }
   std::string describe() const override { return "where " + predicate_->to_string(); }
+  // What is read downstream and what the condition reads; all of a row
+  // that may go to the dead-letter sink.
+  std::optional<runtime::FieldMask> input_fields_read(
+      size_t, const runtime::FieldMask& output_read) const override {
+    if (dead_letters_) return std::nullopt;
+    runtime::FieldMask read = output_read;
+    mark_fields_read(*predicate_, *schema_, read);
+    return read;
+  }
 
  private:
   SchemaPtr schema_;
   expr::CompiledExprPtr predicate_;
+  bool dead_letters_;  // the pipeline has a dead-letter sink
 };
 
 class FilterFactory final : public runtime::NodeFactory {
@@ -69,7 +79,8 @@ class FilterFactory final : public runtime::NodeFactory {
                                                 std::string(type_name(predicate->result_type())));
       return nullptr;
     }
-    return std::make_shared<PreparedFilter>(inputs[0], std::move(predicate));
+    return std::make_shared<PreparedFilter>(inputs[0], std::move(predicate),
+                                            spec.has_dead_letter_sink);
   }
 };
 

@@ -82,9 +82,31 @@ class MapOperator final : public runtime::Operator {
 
 class PreparedMap final : public runtime::PreparedNode {
  public:
-  PreparedMap(SchemaPtr schema, std::shared_ptr<const std::vector<OutputColumn>> columns)
-      : schema_(std::move(schema)), columns_(std::move(columns)) {}
+  PreparedMap(SchemaPtr input, SchemaPtr schema,
+              std::shared_ptr<const std::vector<OutputColumn>> columns, bool dead_letters)
+      : input_(std::move(input)),
+        schema_(std::move(schema)),
+        columns_(std::move(columns)),
+        dead_letters_(dead_letters) {}
   SchemaPtr output_schema() const override { return schema_; }
+  // The fields passed through to a field read downstream and those the
+  // expressions of such fields read; all of a row that may go to the
+  // dead-letter sink (when an expression may fail).
+  std::optional<runtime::FieldMask> input_fields_read(
+      size_t, const runtime::FieldMask& output_read) const override {
+    runtime::FieldMask read(input_->size(), false);
+    for (size_t j = 0; j < columns_->size(); ++j) {
+      const OutputColumn& c = (*columns_)[j];
+      if (c.expr && dead_letters_) return std::nullopt;
+      if (j < output_read.size() && !output_read[j]) continue;
+      if (c.passthrough) {
+        read[*c.passthrough] = true;
+      } else {
+        mark_fields_read(*c.expr, *input_, read);
+      }
+    }
+    return read;
+  }
   std::unique_ptr<runtime::Operator> make_operator(int, int) const override {
     return std::make_unique<MapOperator>(schema_, columns_);
   }
@@ -99,8 +121,10 @@ class PreparedMap final : public runtime::PreparedNode {
   }
 
  private:
+  SchemaPtr input_;
   SchemaPtr schema_;
   std::shared_ptr<const std::vector<OutputColumn>> columns_;
+  bool dead_letters_;  // the pipeline has a dead-letter sink
 };
 
 // A bare field name (possibly quoted) that names an input field.
@@ -190,8 +214,9 @@ class MapFactory final : public runtime::NodeFactory {
           {c.name, c.passthrough ? in.field(*c.passthrough).type : c.expr->result_type()});
     }
     return std::make_shared<PreparedMap>(
-        make_schema(std::move(fields)),
-        std::make_shared<const std::vector<OutputColumn>>(std::move(out)));
+        inputs[0], make_schema(std::move(fields)),
+        std::make_shared<const std::vector<OutputColumn>>(std::move(out)),
+        spec.has_dead_letter_sink);
   }
 };
 

@@ -286,6 +286,46 @@ std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node,
   return spec;
 }
 
+// Projection pushdown: works out, from the sinks up, which fields of each
+// stream some node reads (PreparedNode::input_fields_read, hash keys of
+// exchanges, a source's event-time field), and swaps each source that reads
+// fewer than all of its fields for one that fills only those
+// (PreparedNode::project). `nodes` are in topological order.
+void push_down_projections(std::vector<LogicalNode>& nodes) {
+  // read[i][port]: the fields of node i's output `port` that are read.
+  std::vector<std::vector<runtime::FieldMask>> read(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const LogicalNode& n = nodes[i];
+    if (!n.output_schema) continue;
+    read[i].emplace_back(n.output_schema->size(), false);
+    for (const runtime::SideOutput& side : n.prepared->side_outputs()) {
+      read[i].emplace_back(side.schema->size(), false);
+    }
+  }
+  for (size_t i = nodes.size(); i-- > 0;) {
+    const LogicalNode& n = nodes[i];
+    const runtime::FieldMask none;
+    const runtime::FieldMask& output_read = read[i].empty() ? none : read[i][0];
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      runtime::FieldMask& up = read[n.inputs[k]][n.input_ports[k]];
+      std::optional<runtime::FieldMask> used = n.prepared->input_fields_read(k, output_read);
+      if (!used || used->size() != up.size()) used = runtime::FieldMask(up.size(), true);
+      for (size_t f : n.prepared->input_partitioning(k).key_fields) (*used)[f] = true;
+      for (size_t f = 0; f < up.size(); ++f) up[f] = up[f] || (*used)[f];
+    }
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    LogicalNode& n = nodes[i];
+    if (n.role != NodeRole::kSource || read[i].empty()) continue;
+    runtime::FieldMask& used = read[i][0];
+    if (n.event_time) used[n.event_time->field] = true;
+    if (std::find(used.begin(), used.end(), false) == used.end()) continue;
+    if (runtime::PreparedNodePtr projected = n.prepared->project(used)) {
+      n.prepared = std::move(projected);
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<checkpoint::NodeView> checkpoint_node_views(const Plan& plan) {
@@ -536,6 +576,7 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     spec.batch_size = options.batch_size;
     spec.pipeline_name = plan->settings.name;
     spec.delivery = plan->settings.delivery;
+    spec.has_dead_letter_sink = !plan->settings.dead_letter_sink.empty();
     attempted[i] = true;
     n.prepared = d.factory->prepare(spec, input_schemas, *d.options);
     if (!n.prepared) continue;
@@ -572,6 +613,7 @@ Result<std::shared_ptr<const Plan>> build_plan(const ConfigValue& document,
     for (auto& in : n.inputs) in = position[in];
     plan->nodes.push_back(std::move(n));
   }
+  push_down_projections(plan->nodes);
   std::vector<size_t> consumer_count(plan->nodes.size(), 0);
   for (const auto& n : plan->nodes) {
     for (size_t in : n.inputs) ++consumer_count[in];

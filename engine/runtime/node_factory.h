@@ -38,6 +38,9 @@ struct NodeSpec {
   // The pipeline's `checkpoint.delivery`: "at_least_once" or "exactly_once".
   // A sink may override it with its own `delivery` option.
   std::string delivery = "at_least_once";
+  // Whether the pipeline has a dead-letter sink: a row that fails goes
+  // there whole, every field of it read.
+  bool has_dead_letter_sink = false;
   // Per input: whether its rows carry event time (Batch::event_time()). A
   // window or join reports a located error when it needs event time and an
   // input lacks it.
@@ -62,6 +65,12 @@ struct InputPartitioning {
   Kind kind = Kind::kAny;
   std::vector<size_t> key_fields;  // kHash: field indexes in the input schema
 };
+
+// One flag per field of a stream: whether a node downstream reads it.
+using FieldMask = std::vector<bool>;
+
+class PreparedNode;
+using PreparedNodePtr = std::shared_ptr<const PreparedNode>;
 
 class PreparedNode {
  public:
@@ -100,9 +109,25 @@ class PreparedNode {
   virtual std::optional<int> max_parallelism() const { return std::nullopt; }
   // One line for `dataflow validate`, e.g. "where price > 1000".
   virtual std::string describe() const { return {}; }
+  // The fields of input `input` the node reads (its own use, its dead
+  // letters and side outputs included), given which of its main output's
+  // fields are read downstream (`output_read`; empty for a sink): nullopt,
+  // the default, for all of them. engine/plan works this out from the sinks
+  // up so that a source fills only the columns something reads.
+  virtual std::optional<FieldMask> input_fields_read(size_t input,
+                                                     const FieldMask& output_read) const {
+    (void)input;
+    (void)output_read;
+    return std::nullopt;
+  }
+  // Sources: the same source filling only the fields flagged in `read`
+  // (the others may come out null: nothing reads them), or nullptr when it
+  // would fill every field anyway. Its output schema does not change.
+  virtual PreparedNodePtr project(const FieldMask& read) const {
+    (void)read;
+    return nullptr;
+  }
 };
-
-using PreparedNodePtr = std::shared_ptr<const PreparedNode>;
 
 class NodeFactory {
  public:

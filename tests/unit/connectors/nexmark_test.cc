@@ -215,6 +215,34 @@ TEST(Nexmark, EveryFieldIsTheGeneratorsInEventOrder) {
   }
 }
 
+TEST(Nexmark, AProjectedSourceFillsWhatIsReadAndLeavesOtherStringsNull) {
+  auto node = prepare_ok(nexmark_node("bid", {{"events", scalar("5000")}}));
+  // bid: auction, bidder, price, channel, url, date_time, extra.
+  const runtime::FieldMask read = {true, false, true, false, true, true, false};
+  auto projected = node->project(read);
+  ASSERT_NE(projected, nullptr);
+  EXPECT_EQ(projected->output_schema()->to_string(), node->output_schema()->to_string());
+  EXPECT_NE(projected->describe().find("; read downstream: auction, price, url, date_time"),
+            std::string::npos)
+      << projected->describe();
+  const auto all = generate(*node, 1, 300);
+  const auto some = generate(*projected, 1, 300);
+  ASSERT_EQ(some.size(), all.size());
+  ASSERT_GT(all.size(), 4000u);
+  for (size_t i = 0; i < all.size(); ++i) {
+    for (size_t f = 0; f < read.size(); ++f) {
+      if (read[f]) {
+        ASSERT_EQ(some[i][f].to_string(), all[i][f].to_string()) << "row " << i << " field " << f;
+      } else if (f == 3 || f == 6) {
+        ASSERT_TRUE(some[i][f].is_null()) << "row " << i << " field " << f;
+        ASSERT_FALSE(all[i][f].is_null()) << "row " << i << " field " << f;
+      }
+    }
+  }
+  // Every string read: nothing to skip, the source stays as it is.
+  EXPECT_EQ(node->project({true, false, false, true, true, false, true}), nullptr);
+}
+
 TEST(Nexmark, ParallelSubtasksGenerateDisjointCompleteSlices) {
   for (const char* table : {"person", "auction", "bid"}) {
     auto node = prepare_ok(nexmark_node(table, {{"events", scalar("20011")}}));

@@ -109,10 +109,15 @@ sinks:
   - {id: t, type: blackhole, input: s}
   - {id: u, type: blackhole}
 )");
-  EXPECT_NE(e.find("p.yaml:4:10: duplicate id 'a' (first defined at p.yaml:3:10)"), std::string::npos) << e;
-  EXPECT_NE(e.find("p.yaml:6:34: transform 'x' (filter) reads unknown input 'ghost'"), std::string::npos) << e;
+  EXPECT_NE(e.find("p.yaml:4:10: duplicate id 'a' (first defined at p.yaml:3:10)"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("p.yaml:6:34: transform 'x' (filter) reads unknown input 'ghost'"),
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("cycle: z -> y -> z"), std::string::npos) << e;
-  EXPECT_NE(e.find("unknown transform type 'fliter' (did you mean 'filter'?)"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown transform type 'fliter' (did you mean 'filter'?)"), std::string::npos)
+      << e;
   EXPECT_NE(e.find("reads 's', which is a sink and has no output"), std::string::npos) << e;
   EXPECT_NE(e.find("sink 'u' (blackhole) needs 'input'"), std::string::npos) << e;
   EXPECT_NE(e.find("sink 's' is not reachable from any source"), std::string::npos) << e;
@@ -129,7 +134,8 @@ sinks:
 )");
   EXPECT_NE(e.find("pipeline name 'Not Valid'"), std::string::npos) << e;
   EXPECT_NE(e.find("parallelism must be between 1 and 1024"), std::string::npos) << e;
-  EXPECT_NE(e.find("checkpoint option 'interval': invalid duration 'soon'"), std::string::npos) << e;
+  EXPECT_NE(e.find("checkpoint option 'interval': invalid duration 'soon'"), std::string::npos)
+      << e;
   EXPECT_NE(e.find("delivery must be at_least_once or exactly_once"), std::string::npos) << e;
   EXPECT_NE(e.find("dead_letter sink 'nowhere' is not a sink"), std::string::npos) << e;
 }
@@ -182,7 +188,8 @@ sinks:
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   const auto& nodes = (*p)->nodes;
   auto find = [&](const std::string& id) -> const LogicalNode& {
-    return *std::find_if(nodes.begin(), nodes.end(), [&](const LogicalNode& n) { return n.id == id; });
+    return *std::find_if(nodes.begin(), nodes.end(),
+                         [&](const LogicalNode& n) { return n.id == id; });
   };
   ASSERT_TRUE(find("gen").event_time.has_value());
   EXPECT_EQ(find("gen").event_time->field, 0u);
@@ -217,11 +224,122 @@ sinks:
   - {id: s, type: blackhole, input: gen}
   - {id: t, type: blackhole, input: gen2}
 )yaml");
-  EXPECT_NE(e.find("p.yaml:7:25: source 'gen' (generator) event_time field 'ts' must be a timestamp or int64 (ms), not string"),
-            std::string::npos) << e;
+  EXPECT_NE(e.find("p.yaml:7:25: source 'gen' (generator) event_time field 'ts' must be a "
+                   "timestamp or int64 (ms), not string"),
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("max_out_of_orderness must not be negative"), std::string::npos) << e;
-  EXPECT_NE(e.find("unknown option 'colour' for source 'gen' (generator) event_time"), std::string::npos) << e;
-  EXPECT_NE(e.find("event_time field 'when' is not in its schema (fields: n)"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown option 'colour' for source 'gen' (generator) event_time"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("event_time field 'when' is not in its schema (fields: n)"), std::string::npos)
+      << e;
+}
+
+}  // namespace
+}  // namespace df::plan
+
+namespace df::plan {
+namespace {
+
+// The `read downstream` part of the nexmark source's description ("" when
+// it fills every field) in the plan's logical node and in the task that
+// runs it.
+std::string source_reads(const Plan& plan, const std::string& id) {
+  std::string logical, physical;
+  for (const auto& n : plan.nodes) {
+    if (n.id == id) logical = n.prepared->describe();
+  }
+  for (const auto& v : plan.physical.vertices) {
+    if (v.chain.front().id == id) physical = v.chain.front().prepared->describe();
+  }
+  EXPECT_EQ(logical, physical);
+  const size_t at = logical.find("; read downstream: ");
+  return at == std::string::npos ? "" : logical.substr(at + 19);
+}
+
+std::string bids_pipeline(const std::string& transforms, const std::string& extra = "") {
+  return R"yaml(name: pushdown
+sources:
+  - id: bid
+    type: nexmark
+    table: bid
+    events: 1000
+    event_time: {field: date_time}
+transforms:
+)yaml" + transforms +
+         R"yaml(sinks:
+  - {id: out, type: blackhole, input: last}
+)yaml" + extra;
+}
+
+TEST(PlanProjection, ASourceFillsOnlyTheFieldsSomethingReads) {
+  // A filter reads its condition's fields and what its consumers read; a
+  // map what its read fields pass through or compute from; the event time
+  // is read by the runtime.
+  auto p =
+      build(bids_pipeline(R"yaml(  - {id: f, type: filter, input: bid, where: "channel = 'Google'"}
+  - {id: last, type: map, input: f, select: {auction: auction, p: "price * 2", u: url}}
+)yaml"));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "bid"), "auction, price, channel, url, date_time");
+
+  // Two consumers: the union of what they read.
+  p = build(R"yaml(name: two
+sources:
+  - {id: bid, type: nexmark, table: bid, events: 100}
+transforms:
+  - {id: a, type: map, input: bid, select: {auction: auction}}
+  - {id: b, type: map, input: bid, select: {e: extra}}
+sinks:
+  - {id: s, type: blackhole, input: a}
+  - {id: t, type: blackhole, input: b}
+)yaml");
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "bid"), "auction, extra");
+
+  // A map field nothing reads downstream reads nothing upstream.
+  p = build(bids_pipeline(
+      R"yaml(  - {id: m, type: map, input: bid, select: {auction: auction, u: url, d: date_time}}
+  - {id: last, type: map, input: m, select: {auction: auction}}
+)yaml"));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "bid"), "auction, date_time");
+}
+
+TEST(PlanProjection, WholeRowsReadKeepEveryField) {
+  // A sink, a window (its late rows go out whole) and a dead-letter sink
+  // (a row whose expression fails goes there whole) read every field.
+  auto p =
+      build(bids_pipeline("  - {id: last, type: filter, input: bid, where: \"price > 10\"}\n"));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "bid"), "");
+
+  p = build(bids_pipeline(R"yaml(  - id: w
+    type: window
+    input: bid
+    key_by: [auction]
+    window: {type: tumbling, size: 10s}
+    aggregate: {n: "count(*)"}
+  - {id: last, type: map, input: w, select: {auction: auction}}
+)yaml"));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "bid"), "");
+
+  const std::string dead_letters = R"yaml(  - {id: dlq, type: blackhole}
+dead_letter: {sink: dlq}
+)yaml";
+  p = build(bids_pipeline(R"yaml(  - {id: f, type: filter, input: bid, where: "price / auction > 1"}
+  - {id: last, type: map, input: f, select: {auction: auction}}
+)yaml",
+                          dead_letters));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "bid"), "");
+  // A map that only passes fields through never fails: still projected.
+  p = build(bids_pipeline("  - {id: last, type: map, input: bid, select: {auction: auction}}\n",
+                          dead_letters));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "bid"), "auction, date_time");
 }
 
 }  // namespace
