@@ -10,7 +10,7 @@ namespace {
 
 // Key encodings start with a marker: null sorts before every present value.
 constexpr char kKeyNull = 0x00;
-constexpr char kKeyPresent = 0x01;
+constexpr char kKeyPresent = kKeyPresentByte;
 // Inside an encoded key string: 0x00 is escaped as 0x00 0xFF and the string
 // ends with 0x00 0x01, so a prefix sorts before its extensions.
 constexpr char kStrEscape = static_cast<char>(0xFF);
@@ -159,8 +159,9 @@ void append_key_bool(bool v, std::string& out) {
 }
 
 void append_key_i64(int64_t v, std::string& out) {
-  out.push_back(kKeyPresent);
-  append_ordered_i64(v, out);
+  char cell[kKeyI64Bytes];
+  write_key_i64(v, cell);
+  out.append(cell, kKeyI64Bytes);
 }
 
 void append_key_double(double v, std::string& out) {

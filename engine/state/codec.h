@@ -9,6 +9,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -56,6 +57,17 @@ void append_key_bool(bool v, std::string& out);
 void append_key_i64(int64_t v, std::string& out);  // int64 and timestamp
 void append_key_double(double v, std::string& out);
 void append_key_string(std::string_view v, std::string& out);
+
+// The first byte of a non-null key cell.
+inline constexpr char kKeyPresentByte = 0x01;
+// append_key_i64's bytes written at `out`, which has room for
+// kKeyI64Bytes: for hot paths that lay out fixed-width keys themselves.
+inline constexpr size_t kKeyI64Bytes = 9;
+inline void write_key_i64(int64_t v, char* out) {
+  out[0] = kKeyPresentByte;
+  const uint64_t word = ordered_i64_word(v);
+  std::memcpy(out + 1, &word, 8);
+}
 
 // The smallest byte string greater than every string that starts with
 // `prefix`; empty when there is none (prefix empty or all 0xFF), which scans

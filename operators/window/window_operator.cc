@@ -137,7 +137,6 @@ constexpr size_t kMergedKeep = size_t{1} << 20;
 constexpr size_t kMergeAheadSlice = 512;
 constexpr int64_t kNoWatermark = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
-constexpr char kKeyPresentMarker = 0x01;  // a non-null key cell's first byte (state/codec)
 
 // a + b, clamped to the int64 range.
 int64_t sat_add(int64_t a, int64_t b) {
@@ -305,17 +304,20 @@ class KeyTable {
 
  private:
   // Byte equality without a library call for the common short keys (an
-  // int64 key encodes to 9 bytes).
+  // int64 key encodes to 9 bytes, two to 18): three words that overlap
+  // cover 8 to 24 bytes.
   static bool equal(std::string_view a, std::string_view b) {
     const size_t n = a.size();
     if (n != b.size()) return false;
-    if (n >= 8 && n <= 16) {
-      uint64_t a0, b0, a1, b1;
-      std::memcpy(&a0, a.data(), 8);
-      std::memcpy(&b0, b.data(), 8);
-      std::memcpy(&a1, a.data() + n - 8, 8);
-      std::memcpy(&b1, b.data() + n - 8, 8);
-      return a0 == b0 && a1 == b1;
+    if (n >= 8 && n <= 24) {
+      auto word = [](std::string_view s, size_t at) {
+        uint64_t w;
+        std::memcpy(&w, s.data() + at, 8);
+        return w;
+      };
+      const size_t mid = n / 2 - 4;
+      return word(a, 0) == word(b, 0) && word(a, mid) == word(b, mid) &&
+             word(a, n - 8) == word(b, n - 8);
     }
     return a == b;
   }
@@ -660,7 +662,7 @@ class RowSink {
   // its value, and `key` moves past it (what state::decode_key_value reads,
   // without boxing a Value); else nullopt and `key` is left alone.
   static std::optional<int64_t> take_int_cell(std::string_view& key) {
-    if (key.size() < 9 || key[0] != kKeyPresentMarker) return std::nullopt;
+    if (key.size() < state::kKeyI64Bytes || key[0] != state::kKeyPresentByte) return std::nullopt;
     uint64_t be;
     std::memcpy(&be, key.data() + 1, 8);
     key.remove_prefix(9);
@@ -959,17 +961,19 @@ class WindowOperator final : public runtime::Operator {
     const Selection* selection = batch.selection();
     mark_repeated_keys(batch, cfg_->key_fields, selection ? selection->data() : nullptr, n,
                        repeated_keys_);
-    for (size_t k = 0; k < n; ++k) {
-      if (repeated_keys_[k]) {
-        // Consecutive rows often share a key: the row before's bytes.
-        key_spans_[k] = key_spans_[k - 1];
-        continue;
+    if (!encode_int_keys(batch, n)) {
+      for (size_t k = 0; k < n; ++k) {
+        if (repeated_keys_[k]) {
+          // Consecutive rows often share a key: the row before's bytes.
+          key_spans_[k] = key_spans_[k - 1];
+          continue;
+        }
+        const size_t begin = key_arena_.size();
+        for (size_t f : cfg_->key_fields) {
+          state::encode_key_cell(*batch.column(f), batch.row_at(k), key_arena_);
+        }
+        key_spans_[k] = {begin, key_arena_.size() - begin};
       }
-      const size_t begin = key_arena_.size();
-      for (size_t f : cfg_->key_fields) {
-        state::encode_key_cell(*batch.column(f), batch.row_at(k), key_arena_);
-      }
-      key_spans_[k] = {begin, key_arena_.size() - begin};
     }
     if (!session_mode_) runtime::hash_rows(batch, cfg_->key_fields, hashes_, &repeated_keys_);
     if (session_mode_ && store_has_sessions_) DF_RETURN_IF_ERROR(load_sessions(n));
@@ -994,6 +998,37 @@ class WindowOperator final : public runtime::Operator {
       if (!placed) late_.push_back(static_cast<uint32_t>(r));
     }
     return Status::OK();
+  }
+
+  // assign_generic's pass 1 when every key field is an int64 or timestamp
+  // without nulls in the batch: each key is laid out at a fixed width, cell
+  // by cell (state::write_key_i64), the bytes encode_key_cell writes. False,
+  // with nothing done, for any other batch.
+  bool encode_int_keys(const Batch& batch, size_t n) {
+    int_key_columns_.clear();
+    for (size_t f : cfg_->key_fields) {
+      const Column& c = *batch.column(f);
+      if (!stored_as_int64(c.type()) || c.has_nulls()) return false;
+      int_key_columns_.push_back(c.int64_data());
+    }
+    const size_t width = state::kKeyI64Bytes * int_key_columns_.size();
+    key_arena_.resize(n * width);
+    char* const arena = key_arena_.data();
+    size_t used = 0;
+    for (size_t k = 0; k < n; ++k) {
+      if (repeated_keys_[k]) {
+        key_spans_[k] = key_spans_[k - 1];
+        continue;
+      }
+      const size_t r = batch.row_at(k);
+      for (const int64_t* values : int_key_columns_) {
+        state::write_key_i64(values[r], arena + used);
+        used += state::kKeyI64Bytes;
+      }
+      key_spans_[k] = {used - width, width};
+    }
+    key_arena_.resize(used);
+    return true;
   }
 
   // Tumbling and sliding windows keyed by one int64/timestamp field: the key
@@ -1988,9 +2023,10 @@ class WindowOperator final : public runtime::Operator {
   // Row k's key: key_arena_'s bytes [first, first + second); a row whose key
   // repeats the row before's has that row's span.
   std::vector<std::pair<size_t, size_t>> key_spans_;
-  std::vector<uint8_t> repeated_keys_;  // row k's key cells repeat row k - 1's
-  std::string key_;                     // sessions: the current row's key
-  std::string_view key_view_;           // windows: the current row's key
+  std::vector<uint8_t> repeated_keys_;           // row k's key cells repeat row k - 1's
+  std::vector<const int64_t*> int_key_columns_;  // encode_int_keys: the key fields' values
+  std::string key_;                              // sessions: the current row's key
+  std::string_view key_view_;                    // windows: the current row's key
   uint64_t key_hash_ = 0;
   // add_to: the pane, key and group of the row before (in this batch).
   const Pane* last_pane_ = nullptr;
