@@ -511,17 +511,29 @@ class IntervalJoin final : public JoinOperatorBase {
   template <typename Expired>
   void expire_prefix(const KeyNode& node, std::vector<HeldRow>& side, bool left,
                      const Expired& expired, std::vector<Unmatched>& unmatched) {
-    size_t n = 0;
-    for (; n < side.size() && expired(expiry(left, side[n].ts)); ++n) {
-      const HeldRow& r = side[n];
-      if (left && config_->left_outer && !r.matched) {
-        unmatched.push_back({r.ts, &node.first, r.seq, held_.ptr(r.batch), r.row});
+    // The rows are in ts order and expiry grows with ts: the expired ones
+    // are the prefix a binary search finds.
+    const auto end = std::partition_point(
+        side.begin(), side.end(), [&](const HeldRow& r) { return expired(expiry(left, r.ts)); });
+    const auto n = static_cast<size_t>(end - side.begin());
+    if (n == 0) return;
+    if (left && config_->left_outer) {
+      for (auto r = side.begin(); r != end; ++r) {
+        if (!r->matched)
+          unmatched.push_back({r->ts, &node.first, r->seq, held_.ptr(r->batch), r->row});
       }
-      held_.drop_row(r.batch);
-      memory_bytes_ -= std::min(memory_bytes_, kRowBytes);
-      entries_ -= std::min<size_t>(entries_, 1);
     }
-    side.erase(side.begin(), side.begin() + static_cast<ptrdiff_t>(n));
+    // Rows that arrived together are mostly neighbours: dropped a run at a time.
+    for (auto r = side.begin(); r != end;) {
+      const uint64_t batch = r->batch;
+      auto run_end =
+          std::find_if(r + 1, end, [batch](const HeldRow& x) { return x.batch != batch; });
+      held_.drop_row(batch, static_cast<size_t>(run_end - r));
+      r = run_end;
+    }
+    memory_bytes_ -= std::min(memory_bytes_, n * kRowBytes);
+    entries_ -= std::min(entries_, n);
+    side.erase(side.begin(), end);
   }
 
   // Erases a key without rows once no expiry entry names it.
