@@ -80,6 +80,18 @@ class PreparedWindow final : public window::PreparedWindowedNode, public checkpo
     if (!cfg_->late_output.empty()) d += "; late rows -> " + cfg_->late_output;
     return d;
   }
+  // Its key fields and what its aggregates read; all of a row that may go
+  // to the late-rows stream.
+  std::optional<runtime::FieldMask> input_fields_read(size_t,
+                                                      const runtime::FieldMask&) const override {
+    if (!cfg_->late_output.empty()) return std::nullopt;
+    runtime::FieldMask read(cfg_->input_schema->size(), false);
+    for (size_t f : cfg_->key_fields) read[f] = true;
+    for (const window::AggSpec& agg : cfg_->aggs) {
+      if (agg.arg) mark_fields_read(*agg.arg, *cfg_->input_schema, read);
+    }
+    return read;
+  }
 
   // ---- StateSerde ----
 

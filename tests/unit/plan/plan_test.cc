@@ -308,21 +308,27 @@ sinks:
 }
 
 TEST(PlanProjection, WholeRowsReadKeepEveryField) {
-  // A sink, a window (its late rows go out whole) and a dead-letter sink
-  // (a row whose expression fails goes there whole) read every field.
+  // A sink and a dead-letter sink (a row whose expression fails goes there
+  // whole) read every field.
   auto p =
       build(bids_pipeline("  - {id: last, type: filter, input: bid, where: \"price > 10\"}\n"));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_EQ(source_reads(**p, "bid"), "");
 
-  p = build(bids_pipeline(R"yaml(  - id: w
+  // A window reads its keys and what its aggregates read, unless its late
+  // rows go out whole.
+  const std::string window = R"yaml(  - id: w
     type: window
     input: bid
     key_by: [auction]
     window: {type: tumbling, size: 10s}
-    aggregate: {n: "count(*)"}
-  - {id: last, type: map, input: w, select: {auction: auction}}
-)yaml"));
+    aggregate: {n: "count(*)", top: "max(price * 2)"}
+)yaml";
+  const std::string after = "  - {id: last, type: map, input: w, select: {auction: auction}}\n";
+  p = build(bids_pipeline(window + after));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "bid"), "auction, price, date_time");
+  p = build(bids_pipeline(window + "    late_output: late\n" + after));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_EQ(source_reads(**p, "bid"), "");
 
