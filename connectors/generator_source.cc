@@ -34,6 +34,9 @@ struct GeneratorConfig {
   SchemaPtr output_schema;
   std::vector<std::string> names;
   std::vector<expr::CompiledExprPtr> exprs;
+  // The fields something downstream reads (PreparedNode::project); empty:
+  // all. The others are not evaluated and come out null.
+  runtime::FieldMask read;
 };
 
 class GeneratorSource final : public runtime::SourceOperator {
@@ -85,6 +88,10 @@ class GeneratorSource final : public runtime::SourceOperator {
     std::vector<ColumnPtr> cols;
     cols.reserve(cfg_->exprs.size());
     for (size_t f = 0; f < cfg_->exprs.size(); ++f) {
+      if (!cfg_->read.empty() && !cfg_->read[f]) {
+        cols.push_back(Column::constant(Value::null(cfg_->exprs[f]->result_type()), n));
+        continue;
+      }
       // Each field draws its own random stream: rand() in `price` must not
       // repeat rand() in `auction` for the same row.
       ectx.seed = field_seed(cfg_->seed, f);
@@ -128,7 +135,15 @@ class PreparedGenerator final : public runtime::PreparedNode {
       d += " at " + r + " rows/s";
     }
     d += ", seed " + std::to_string(cfg_->seed);
+    d += runtime::describe_fields_read(*cfg_->output_schema, cfg_->read);
     return d;
+  }
+  // Evaluates only the fields something reads.
+  runtime::PreparedNodePtr project(const runtime::FieldMask& read) const override {
+    if (read.size() != cfg_->exprs.size()) return nullptr;
+    auto cfg = std::make_shared<GeneratorConfig>(*cfg_);
+    cfg->read = read;
+    return std::make_shared<PreparedGenerator>(std::move(cfg));
   }
 
  private:

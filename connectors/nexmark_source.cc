@@ -225,13 +225,7 @@ class PreparedNexmark final : public runtime::PreparedNode {
     d += ", event time " + std::to_string(cfg_->generator.event_rate) + " events/s from " +
          format_timestamp(cfg_->generator.base_time_ms) + ", seed " +
          std::to_string(cfg_->generator.seed);
-    if (!cfg_->read.empty()) {
-      std::string read;
-      for (size_t f = 0; f < cfg_->read.size(); ++f) {
-        if (cfg_->read[f]) read += (read.empty() ? "" : ", ") + cfg_->schema->field(f).name;
-      }
-      d += "; read downstream: " + read;
-    }
+    d += runtime::describe_fields_read(*cfg_->schema, cfg_->read);
     return d;
   }
   // Skips the string columns nothing reads: they are most of a row's bytes.

@@ -35,4 +35,13 @@ std::vector<std::string> NodeRegistry::types(NodeRole role) const {
   return out;
 }
 
+std::string describe_fields_read(const Schema& schema, const FieldMask& read) {
+  if (read.empty()) return {};
+  std::string names;
+  for (size_t f = 0; f < read.size() && f < schema.size(); ++f) {
+    if (read[f]) names += (names.empty() ? "" : ", ") + schema.field(f).name;
+  }
+  return "; read downstream: " + names;
+}
+
 }  // namespace df::runtime

@@ -68,6 +68,9 @@ struct InputPartitioning {
 
 // One flag per field of a stream: whether a node downstream reads it.
 using FieldMask = std::vector<bool>;
+// For describe() of a projected source: "; read downstream: a, b" (the
+// flagged fields of `schema`), or "" when `read` is empty (every field).
+std::string describe_fields_read(const Schema& schema, const FieldMask& read);
 
 class PreparedNode;
 using PreparedNodePtr = std::shared_ptr<const PreparedNode>;

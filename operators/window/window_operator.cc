@@ -665,7 +665,7 @@ class RowSink {
     if (key.size() < state::kKeyI64Bytes || key[0] != state::kKeyPresentByte) return std::nullopt;
     uint64_t be;
     std::memcpy(&be, key.data() + 1, 8);
-    key.remove_prefix(9);
+    key.remove_prefix(state::kKeyI64Bytes);
     return state::from_ordered_i64_word(be);
   }
 

@@ -113,6 +113,29 @@ TEST(Generator, RandInDifferentFieldsIsIndependent) {
   EXPECT_LT(both_low, 1000u);
 }
 
+TEST(Generator, AProjectedGeneratorEvaluatesOnlyTheFieldsRead) {
+  auto node = prepare_ok(generator({{"count", scalar("3000")}, {"seed", scalar("7")}},
+                                   {{"id", scalar("i")},
+                                    {"a", scalar("rand()")},
+                                    {"b", scalar("rand() * i")},
+                                    {"c", scalar("concat('u', cast(i as string))")}}));
+  ASSERT_TRUE(node);
+  auto projected = node->project({true, false, true, false});
+  ASSERT_TRUE(projected);
+  EXPECT_EQ(projected->output_schema()->to_string(), node->output_schema()->to_string());
+  EXPECT_EQ(projected->describe(), "generator 3000 rows, seed 7; read downstream: id, b");
+  const auto all = generate(*node, 1, 256);
+  const auto some = generate(*projected, 2, 100);
+  ASSERT_EQ(some.size(), 3000u);
+  for (const auto& [i, row] : some) {
+    // b draws the same numbers as when a is evaluated before it.
+    EXPECT_EQ(row[2], all.at(i)[2]) << i;
+    EXPECT_TRUE(row[1].is_null()) << i;
+    EXPECT_TRUE(row[3].is_null()) << i;
+    EXPECT_FALSE(all.at(i)[1].is_null()) << i;
+  }
+}
+
 TEST(Generator, SubtasksBeyondCountProduceNothing) {
   auto node = prepare_ok(generator({{"count", scalar("2")}}));
   ASSERT_TRUE(node);
