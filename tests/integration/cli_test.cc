@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "tests/support/subprocess.h"
@@ -82,12 +83,46 @@ TEST(Cli, DemoExampleShowsItsRows) {
   EXPECT_NE(r.err.find("gen 1000000 out"), std::string::npos) << r.err;
 }
 
+// Projection pushdown end to end: the source evaluates only the fields that
+// the filter and the map read, `validate` says which, and the rows are those
+// of the whole computation.
+TEST(Cli, ASourceFillsOnlyWhatItsConsumersRead) {
+  TempDir tmp;
+  tmp.write("p.yaml", R"yaml(name: projected
+sources:
+  - id: gen
+    type: generator
+    count: 2000
+    fields: {id: "i", noise: "rand()", twice: "i * 2", label: "concat('x', cast(i as string))"}
+transforms:
+  - {id: f, type: filter, input: gen, where: "twice % 3 = 0"}
+  - {id: m, type: map, input: f, select: {id: id, twice: twice}}
+sinks:
+  - {id: out, type: stdout, input: m}
+)yaml");
+  auto v = dataflow({"validate", "p.yaml"}, tmp.str());
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_NE(v.out.find("seed 0; read downstream: id, twice\n"), std::string::npos) << v.out;
+  auto r = dataflow({"exec", "p.yaml", "--no-progress"}, tmp.str());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  size_t rows = 0;
+  for (size_t at = 0, end; (end = r.out.find('\n', at)) != std::string::npos; at = end + 1) {
+    long long id = -1, twice = -1;
+    const std::string line = r.out.substr(at, end - at);
+    ASSERT_EQ(std::sscanf(line.c_str(), "{\"id\":%lld,\"twice\":%lld}", &id, &twice), 2) << line;
+    EXPECT_EQ(twice, 2 * id) << line;
+    EXPECT_EQ(id % 3, 0) << line;
+    ++rows;
+  }
+  EXPECT_EQ(rows, 667u);  // 0, 3, ..., 1998
+}
+
 // An endless generator stops cleanly, with its summary, on the first signal.
 void expect_graceful_stop(int sig) {
   TempDir tmp;
   tmp.write("p.yaml",
-             "name: endless\nsources:\n  - {id: gen, type: generator, fields: {x: \"i\"}}\n"
-             "sinks:\n  - {id: sink, type: blackhole, input: gen}\n");
+            "name: endless\nsources:\n  - {id: gen, type: generator, fields: {x: \"i\"}}\n"
+            "sinks:\n  - {id: sink, type: blackhole, input: gen}\n");
   Child child({DATAFLOW_BIN, "exec", "p.yaml", "--no-progress"}, tmp.str(), tmp.file("err"));
   // Let it run a moment (bounded), then stop it.
   child.read_for(std::chrono::milliseconds(700), 1);
