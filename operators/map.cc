@@ -20,6 +20,9 @@ struct OutputColumn {
   std::string name;
   std::optional<size_t> passthrough;
   expr::CompiledExprPtr expr;
+  // False for an expression nothing downstream reads (PreparedNode::project):
+  // it is not evaluated, its column is null.
+  bool computed = true;
 };
 
 class MapOperator final : public runtime::Operator {
@@ -27,7 +30,7 @@ class MapOperator final : public runtime::Operator {
   MapOperator(SchemaPtr schema, std::shared_ptr<const std::vector<OutputColumn>> columns)
       : schema_(std::move(schema)), columns_(std::move(columns)) {
     for (const auto& c : *columns_) {
-      if (c.expr) exprs_.push_back(c.expr.get());
+      if (c.expr && c.computed) exprs_.push_back(c.expr.get());
     }
   }
 
@@ -40,8 +43,13 @@ class MapOperator final : public runtime::Operator {
     std::vector<ColumnPtr> cols;
     cols.reserve(columns_->size());
     for (const auto& c : *columns_) {
-      cols.push_back(c.passthrough ? batch->column(*c.passthrough)
-                                   : c.expr->evaluate(*batch, eval_));
+      if (c.passthrough) {
+        cols.push_back(batch->column(*c.passthrough));
+      } else if (c.computed) {
+        cols.push_back(c.expr->evaluate(*batch, eval_));
+      } else {
+        cols.push_back(Column::constant(Value::null(c.expr->result_type()), batch->num_rows()));
+      }
     }
     BatchPtr mapped = batch->with_columns(schema_, std::move(cols));
     if (eval_.data_errors > 0 && ctx_->has_dead_letter_sink()) {
@@ -117,14 +125,34 @@ class PreparedMap final : public runtime::PreparedNode {
       d += c.name;
       if (c.expr) d += " = " + c.expr->to_string();
     }
-    return d;
+    return d + runtime::describe_fields_read(*schema_, read_);
+  }
+  // Leaves the expressions of fields nothing reads unevaluated (so they
+  // cost nothing and report no errors), unless a row that fails any of them
+  // goes to the dead-letter sink.
+  runtime::PreparedNodePtr project(const runtime::FieldMask& read) const override {
+    if (dead_letters_ || read.size() != columns_->size()) return nullptr;
+    auto columns = std::make_shared<std::vector<OutputColumn>>(*columns_);
+    bool skips = false;
+    for (size_t j = 0; j < columns->size(); ++j) {
+      OutputColumn& c = (*columns)[j];
+      if (c.expr && !read[j]) {
+        c.computed = false;
+        skips = true;
+      }
+    }
+    if (!skips) return nullptr;
+    auto projected = std::make_shared<PreparedMap>(input_, schema_, std::move(columns), false);
+    projected->read_ = read;
+    return projected;
   }
 
  private:
   SchemaPtr input_;
   SchemaPtr schema_;
   std::shared_ptr<const std::vector<OutputColumn>> columns_;
-  bool dead_letters_;  // the pipeline has a dead-letter sink
+  bool dead_letters_;        // the pipeline has a dead-letter sink
+  runtime::FieldMask read_;  // project(): the fields read downstream; empty: all
 };
 
 // A bare field name (possibly quoted) that names an input field.

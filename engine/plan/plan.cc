@@ -288,9 +288,10 @@ std::optional<runtime::EventTimeSpec> read_event_time(const ConfigValue& node,
 
 // Projection pushdown: works out, from the sinks up, which fields of each
 // stream some node reads (PreparedNode::input_fields_read, hash keys of
-// exchanges, a source's event-time field), and swaps each source that reads
-// fewer than all of its fields for one that fills only those
-// (PreparedNode::project). `nodes` are in topological order.
+// exchanges, a source's event-time field), and swaps each node whose output
+// is read in part for one that fills only those fields where it can
+// (PreparedNode::project: a source, a map). `nodes` are in topological
+// order.
 void push_down_projections(std::vector<LogicalNode>& nodes) {
   // read[i][port]: the fields of node i's output `port` that are read.
   std::vector<std::vector<runtime::FieldMask>> read(nodes.size());
@@ -316,7 +317,7 @@ void push_down_projections(std::vector<LogicalNode>& nodes) {
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
     LogicalNode& n = nodes[i];
-    if (n.role != NodeRole::kSource || read[i].empty()) continue;
+    if (read[i].empty()) continue;  // a sink
     runtime::FieldMask& used = read[i][0];
     if (n.event_time) used[n.event_time->field] = true;
     if (std::find(used.begin(), used.end(), false) == used.end()) continue;

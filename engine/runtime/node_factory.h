@@ -123,9 +123,10 @@ class PreparedNode {
     (void)output_read;
     return std::nullopt;
   }
-  // Sources: the same source filling only the fields flagged in `read`
-  // (the others may come out null: nothing reads them), or nullptr when it
-  // would fill every field anyway. Its output schema does not change.
+  // The same node filling only the output fields flagged in `read` (the
+  // others may come out null: nothing reads them), or nullptr when it would
+  // fill every field anyway. Its output schema does not change. Sources skip
+  // what they would decode or generate, a map the expressions nothing reads.
   virtual PreparedNodePtr project(const FieldMask& read) const {
     (void)read;
     return nullptr;

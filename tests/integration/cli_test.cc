@@ -117,6 +117,27 @@ sinks:
   EXPECT_EQ(rows, 667u);  // 0, 3, ..., 1998
 }
 
+// A map field nothing reads is not computed: its errors are not reported.
+TEST(Cli, AFieldNothingReadsIsNotComputed) {
+  TempDir tmp;
+  const std::string head = R"yaml(name: unread
+sources:
+  - {id: gen, type: generator, count: 500, fields: {a: "i"}}
+transforms:
+  - {id: m, type: map, input: gen, select: {a: a, bad: "a / (a - a)"}}
+)yaml";
+  tmp.write("read.yaml", head + "sinks:\n  - {id: out, type: blackhole, input: m}\n");
+  tmp.write("unread.yaml", head +
+                               "  - {id: last, type: map, input: m, select: {a: a}}\n"
+                               "sinks:\n  - {id: out, type: blackhole, input: last}\n");
+  auto read = dataflow({"exec", "read.yaml", "--no-progress"}, tmp.str());
+  ASSERT_EQ(read.exit_code, 0) << read.err;
+  EXPECT_NE(read.err.find("; 500 errors"), std::string::npos) << read.err;
+  auto unread = dataflow({"exec", "unread.yaml", "--no-progress"}, tmp.str());
+  ASSERT_EQ(unread.exit_code, 0) << unread.err;
+  EXPECT_NE(unread.err.find("; 0 errors"), std::string::npos) << unread.err;
+}
+
 // An endless generator stops cleanly, with its summary, on the first signal.
 void expect_graceful_stop(int sig) {
   TempDir tmp;

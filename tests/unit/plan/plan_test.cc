@@ -242,16 +242,17 @@ sinks:
 namespace df::plan {
 namespace {
 
-// The `read downstream` part of the nexmark source's description ("" when
-// it fills every field) in the plan's logical node and in the task that
-// runs it.
+// The `read downstream` part of a node's description ("" when it fills
+// every field) in the plan's logical node and in the task that runs it.
 std::string source_reads(const Plan& plan, const std::string& id) {
   std::string logical, physical;
   for (const auto& n : plan.nodes) {
     if (n.id == id) logical = n.prepared->describe();
   }
   for (const auto& v : plan.physical.vertices) {
-    if (v.chain.front().id == id) physical = v.chain.front().prepared->describe();
+    for (const auto& node : v.chain) {
+      if (node.id == id) physical = node.prepared->describe();
+    }
   }
   EXPECT_EQ(logical, physical);
   const size_t at = logical.find("; read downstream: ");
@@ -305,6 +306,15 @@ sinks:
 )yaml"));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_EQ(source_reads(**p, "bid"), "auction, date_time");
+
+  // A map leaves the expressions of fields nothing reads unevaluated.
+  p = build(bids_pipeline(
+      R"yaml(  - {id: m, type: map, input: bid, select: {auction: auction, p: "price * 2"}}
+  - {id: last, type: map, input: m, select: {auction: auction}}
+)yaml"));
+  ASSERT_TRUE(p.ok()) << p.status().to_string();
+  EXPECT_EQ(source_reads(**p, "m"), "auction");
+  EXPECT_EQ(source_reads(**p, "last"), "");
 }
 
 TEST(PlanProjection, WholeRowsReadKeepEveryField) {
@@ -341,6 +351,7 @@ dead_letter: {sink: dlq}
                           dead_letters));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   EXPECT_EQ(source_reads(**p, "bid"), "");
+  EXPECT_EQ(source_reads(**p, "f"), "");
   // A map that only passes fields through never fails: still projected.
   p = build(bids_pipeline("  - {id: last, type: map, input: bid, select: {auction: auction}}\n",
                           dead_letters));
