@@ -317,7 +317,9 @@ void push_down_projections(std::vector<LogicalNode>& nodes) {
   }
   for (size_t i = 0; i < nodes.size(); ++i) {
     LogicalNode& n = nodes[i];
-    if (read[i].empty()) continue;  // a sink
+    // A sink has no output; project() names only a node's main output, so a
+    // node with side outputs keeps every field.
+    if (read[i].size() != 1) continue;
     runtime::FieldMask& used = read[i][0];
     if (n.event_time) used[n.event_time->field] = true;
     if (std::find(used.begin(), used.end(), false) == used.end()) continue;

@@ -68,8 +68,9 @@ struct InputPartitioning {
 
 // One flag per field of a stream: whether a node downstream reads it.
 using FieldMask = std::vector<bool>;
-// For describe() of a projected source: "; read downstream: a, b" (the
-// flagged fields of `schema`), or "" when `read` is empty (every field).
+// For describe() of a projected node (PreparedNode::project): "; read
+// downstream: a, b" (the flagged fields of `schema`), or "" when `read` is
+// empty (every field).
 std::string describe_fields_read(const Schema& schema, const FieldMask& read);
 
 class PreparedNode;
@@ -127,6 +128,7 @@ class PreparedNode {
   // others may come out null: nothing reads them), or nullptr when it would
   // fill every field anyway. Its output schema does not change. Sources skip
   // what they would decode or generate, a map the expressions nothing reads.
+  // The plan asks only nodes without side outputs: `read` is the main one's.
   virtual PreparedNodePtr project(const FieldMask& read) const {
     (void)read;
     return nullptr;

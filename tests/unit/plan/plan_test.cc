@@ -244,7 +244,7 @@ namespace {
 
 // The `read downstream` part of a node's description ("" when it fills
 // every field) in the plan's logical node and in the task that runs it.
-std::string source_reads(const Plan& plan, const std::string& id) {
+std::string fields_read(const Plan& plan, const std::string& id) {
   std::string logical, physical;
   for (const auto& n : plan.nodes) {
     if (n.id == id) logical = n.prepared->describe();
@@ -283,7 +283,7 @@ TEST(PlanProjection, ASourceFillsOnlyTheFieldsSomethingReads) {
   - {id: last, type: map, input: f, select: {auction: auction, p: "price * 2", u: url}}
 )yaml"));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "bid"), "auction, price, channel, url, date_time");
+  EXPECT_EQ(fields_read(**p, "bid"), "auction, price, channel, url, date_time");
 
   // Two consumers: the union of what they read.
   p = build(R"yaml(name: two
@@ -297,7 +297,7 @@ sinks:
   - {id: t, type: blackhole, input: b}
 )yaml");
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "bid"), "auction, extra");
+  EXPECT_EQ(fields_read(**p, "bid"), "auction, extra");
 
   // A map field nothing reads downstream reads nothing upstream.
   p = build(bids_pipeline(
@@ -305,7 +305,7 @@ sinks:
   - {id: last, type: map, input: m, select: {auction: auction}}
 )yaml"));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "bid"), "auction, date_time");
+  EXPECT_EQ(fields_read(**p, "bid"), "auction, date_time");
 
   // A map leaves the expressions of fields nothing reads unevaluated.
   p = build(bids_pipeline(
@@ -313,8 +313,8 @@ sinks:
   - {id: last, type: map, input: m, select: {auction: auction}}
 )yaml"));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "m"), "auction");
-  EXPECT_EQ(source_reads(**p, "last"), "");
+  EXPECT_EQ(fields_read(**p, "m"), "auction");
+  EXPECT_EQ(fields_read(**p, "last"), "");
 }
 
 TEST(PlanProjection, WholeRowsReadKeepEveryField) {
@@ -323,7 +323,7 @@ TEST(PlanProjection, WholeRowsReadKeepEveryField) {
   auto p =
       build(bids_pipeline("  - {id: last, type: filter, input: bid, where: \"price > 10\"}\n"));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "bid"), "");
+  EXPECT_EQ(fields_read(**p, "bid"), "");
 
   // A window reads its keys and what its aggregates read, unless its late
   // rows go out whole.
@@ -337,10 +337,10 @@ TEST(PlanProjection, WholeRowsReadKeepEveryField) {
   const std::string after = "  - {id: last, type: map, input: w, select: {auction: auction}}\n";
   p = build(bids_pipeline(window + after));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "bid"), "auction, price, date_time");
+  EXPECT_EQ(fields_read(**p, "bid"), "auction, price, date_time");
   p = build(bids_pipeline(window + "    late_output: late\n" + after));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "bid"), "");
+  EXPECT_EQ(fields_read(**p, "bid"), "");
 
   const std::string dead_letters = R"yaml(  - {id: dlq, type: blackhole}
 dead_letter: {sink: dlq}
@@ -350,13 +350,13 @@ dead_letter: {sink: dlq}
 )yaml",
                           dead_letters));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "bid"), "");
-  EXPECT_EQ(source_reads(**p, "f"), "");
+  EXPECT_EQ(fields_read(**p, "bid"), "");
+  EXPECT_EQ(fields_read(**p, "f"), "");
   // A map that only passes fields through never fails: still projected.
   p = build(bids_pipeline("  - {id: last, type: map, input: bid, select: {auction: auction}}\n",
                           dead_letters));
   ASSERT_TRUE(p.ok()) << p.status().to_string();
-  EXPECT_EQ(source_reads(**p, "bid"), "auction, date_time");
+  EXPECT_EQ(fields_read(**p, "bid"), "auction, date_time");
 }
 
 }  // namespace
